@@ -1,0 +1,4 @@
+//! microdiff numeric kernels (placeholder, being written).
+#![no_std]
+#![deny(missing_docs)]
+#![deny(unsafe_code)]

@@ -1,0 +1,1 @@
+//! Counter-based noise (placeholder, being written).

@@ -1,0 +1,1 @@
+//! microdiff conformance (placeholder, being written).
