@@ -1,0 +1,572 @@
+//! The network graph: a straight-line list of ops over numbered values.
+//!
+//! Value 0 is the network input (the sample `x`, `data_len` elements). Op `k` defines value
+//! `k + 1` and reads only values defined before it, so the graph is in SSA form, topologically
+//! ordered, and executes top to bottom. Every op record has the same 20-byte layout; the
+//! opcode says which fields it uses, and unused fields must be "none" (`0xFFFF`) or 0.
+//!
+//! v1 has the ops of a residual MLP ε-network: linear layers, activations, residual adds,
+//! concatenation, layer norm, the sinusoidal time embedding and the class embedding.
+//! Opcodes 8–15 are reserved for further MLP ops and 16–63 for a convolutional family (conv,
+//! group norm, up/down-sampling) of a later version; such a version can lengthen the op
+//! record through the `RECORD_LEN` field, so v1 blobs stay readable by later runtimes.
+
+use microdiff_kernels::Activation;
+
+use super::bytes::{f32_at, sub, u8_at, u16_at, u32_at};
+use super::meta::Meta;
+use super::tensor::{NO_TENSOR, Tensor, Tensors};
+use crate::error::{Error, Section};
+use microdiff_kernels::Dtype;
+
+/// Most values (input included) a graph may have; fixes the planner's table sizes.
+pub const MAX_VALUES: usize = 64;
+/// An operand field meaning "no value".
+pub const NO_VALUE: u16 = 0xFFFF;
+
+/// Byte ranges of the graph section header and of one op record.
+pub mod field {
+    use crate::blob::field::Field;
+    /// `u16` number of values (op count + 1).
+    pub const VALUE_COUNT: Field = 0..2;
+    /// `u16` number of ops.
+    pub const OP_COUNT: Field = 2..4;
+    /// `u16` length of one op record, 20 in v1.
+    pub const RECORD_LEN: Field = 4..6;
+    /// `u16` value that is the network output (length `data_len`).
+    pub const OUTPUT: Field = 6..8;
+    /// First op record.
+    pub const OPS: usize = 8;
+    /// v1 op record length.
+    pub const OP_LEN: usize = 20;
+
+    /// `u8` opcode.
+    pub const OPCODE: usize = 0;
+    /// `u8` op-specific small operand (activation code).
+    pub const AUX: usize = 1;
+    /// `u16` value defined by the op (= op index + 1).
+    pub const DST: Field = 2..4;
+    /// `u16` first input value.
+    pub const A: Field = 4..6;
+    /// `u16` second input value.
+    pub const B: Field = 6..8;
+    /// `u16` first tensor.
+    pub const T0: Field = 8..10;
+    /// `u16` second tensor.
+    pub const T1: Field = 10..12;
+    /// `u32` elements of the defined value.
+    pub const LEN: Field = 12..16;
+    /// `f32` op parameter (layer-norm ε, time-embedding max period).
+    pub const PARAM: Field = 16..20;
+}
+
+/// Opcodes.
+pub mod opcode {
+    /// `dst = W·a (+ bias)`; `T0` = W `(len, len(a))`, `T1` = optional f32 bias `(len, 1)`.
+    pub const LINEAR: u8 = 1;
+    /// `dst = act(a)`, `AUX` = activation code.
+    pub const ACTIVATION: u8 = 2;
+    /// `dst = a + b`.
+    pub const ADD: u8 = 3;
+    /// `dst = [a; b]`.
+    pub const CONCAT: u8 = 4;
+    /// `dst = layer_norm(a)`; `T0`/`T1` optional f32 γ/β `(len, 1)`, `PARAM` = ε.
+    pub const LAYER_NORM: u8 = 5;
+    /// `dst = sinusoidal(t)`, `PARAM` = max period; `t` is the EVAL instruction's time.
+    pub const TIME_EMBED: u8 = 6;
+    /// `dst = table[class]`; `T0` = table `(rows ≥ classes, len)`.
+    pub const CLASS_EMBED: u8 = 7;
+}
+
+/// A decoded op.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Op {
+    /// `W·a + bias`.
+    Linear {
+        /// Input value.
+        a: u16,
+        /// Weight tensor.
+        weight: u16,
+        /// Bias tensor.
+        bias: Option<u16>,
+    },
+    /// Element-wise activation.
+    Activation {
+        /// Input value.
+        a: u16,
+        /// Function.
+        act: Activation,
+    },
+    /// Element-wise sum.
+    Add {
+        /// First input.
+        a: u16,
+        /// Second input.
+        b: u16,
+    },
+    /// Concatenation `[a; b]`.
+    Concat {
+        /// First part.
+        a: u16,
+        /// Second part.
+        b: u16,
+    },
+    /// Layer norm over the whole value.
+    LayerNorm {
+        /// Input value.
+        a: u16,
+        /// Optional scale γ.
+        gamma: Option<u16>,
+        /// Optional shift β.
+        beta: Option<u16>,
+        /// ε added to the variance.
+        eps: f32,
+    },
+    /// Sinusoidal embedding of the evaluation time.
+    TimeEmbed {
+        /// Max period (10 000 in the transformer convention).
+        max_period: f32,
+    },
+    /// Row `class` of an embedding table.
+    ClassEmbed {
+        /// Table tensor.
+        table: u16,
+    },
+}
+
+const fn opt(v: u16) -> Option<u16> {
+    if v == NO_TENSOR { None } else { Some(v) }
+}
+
+impl Op {
+    /// Decodes op record `rec` (op index `k`, for messages).
+    pub fn decode(k: u16, rec: &[u8]) -> Result<Self, Error> {
+        let code = u8_at(rec, field::OPCODE).unwrap_or(0);
+        let aux = u8_at(rec, field::AUX).unwrap_or(0);
+        let a = u16_at(rec, field::A.start).unwrap_or(NO_VALUE);
+        let b = u16_at(rec, field::B.start).unwrap_or(NO_VALUE);
+        let t0 = u16_at(rec, field::T0.start).unwrap_or(NO_TENSOR);
+        let t1 = u16_at(rec, field::T1.start).unwrap_or(NO_TENSOR);
+        let param = f32_at(rec, field::PARAM.start).unwrap_or(0.0);
+        let op = match code {
+            opcode::LINEAR => Op::Linear {
+                a,
+                weight: t0,
+                bias: opt(t1),
+            },
+            opcode::ACTIVATION => Op::Activation {
+                a,
+                act: Activation::from_code(aux)
+                    .ok_or(Error::UnknownActivation { op: k, code: aux })?,
+            },
+            opcode::ADD => Op::Add { a, b },
+            opcode::CONCAT => Op::Concat { a, b },
+            opcode::LAYER_NORM => Op::LayerNorm {
+                a,
+                gamma: opt(t0),
+                beta: opt(t1),
+                eps: param,
+            },
+            opcode::TIME_EMBED => Op::TimeEmbed { max_period: param },
+            opcode::CLASS_EMBED => Op::ClassEmbed { table: t0 },
+            _ => {
+                return Err(Error::UnknownOp {
+                    op: k,
+                    opcode: code,
+                });
+            }
+        };
+        Ok(op)
+    }
+
+    /// Encodes this op as a v1 record defining value `dst` of `len` elements.
+    pub fn encode(&self, dst: u16, len: u32) -> [u8; field::OP_LEN] {
+        let (code, aux, a, b, t0, t1, param) = match *self {
+            Op::Linear { a, weight, bias } => (
+                opcode::LINEAR,
+                0,
+                a,
+                NO_VALUE,
+                weight,
+                bias.unwrap_or(NO_TENSOR),
+                0.0,
+            ),
+            Op::Activation { a, act } => (
+                opcode::ACTIVATION,
+                act.code(),
+                a,
+                NO_VALUE,
+                NO_TENSOR,
+                NO_TENSOR,
+                0.0,
+            ),
+            Op::Add { a, b } => (opcode::ADD, 0, a, b, NO_TENSOR, NO_TENSOR, 0.0),
+            Op::Concat { a, b } => (opcode::CONCAT, 0, a, b, NO_TENSOR, NO_TENSOR, 0.0),
+            Op::LayerNorm {
+                a,
+                gamma,
+                beta,
+                eps,
+            } => (
+                opcode::LAYER_NORM,
+                0,
+                a,
+                NO_VALUE,
+                gamma.unwrap_or(NO_TENSOR),
+                beta.unwrap_or(NO_TENSOR),
+                eps,
+            ),
+            Op::TimeEmbed { max_period } => (
+                opcode::TIME_EMBED,
+                0,
+                NO_VALUE,
+                NO_VALUE,
+                NO_TENSOR,
+                NO_TENSOR,
+                max_period,
+            ),
+            Op::ClassEmbed { table } => (
+                opcode::CLASS_EMBED,
+                0,
+                NO_VALUE,
+                NO_VALUE,
+                table,
+                NO_TENSOR,
+                0.0,
+            ),
+        };
+        let mut r = [0u8; field::OP_LEN];
+        r[field::OPCODE] = code;
+        r[field::AUX] = aux;
+        r[field::DST].copy_from_slice(&dst.to_le_bytes());
+        r[field::A].copy_from_slice(&a.to_le_bytes());
+        r[field::B].copy_from_slice(&b.to_le_bytes());
+        r[field::T0].copy_from_slice(&t0.to_le_bytes());
+        r[field::T1].copy_from_slice(&t1.to_le_bytes());
+        r[field::LEN].copy_from_slice(&len.to_le_bytes());
+        r[field::PARAM].copy_from_slice(&param.to_bits().to_le_bytes());
+        r
+    }
+}
+
+/// The value-level structure of a graph: what the arena planner needs, and nothing that
+/// requires the tensor table. Built by a `const fn`, so plans can be made at compile time.
+#[derive(Debug, Clone, Copy)]
+pub struct Structure {
+    /// Number of values (input included).
+    pub values: u16,
+    /// The output value.
+    pub output: u16,
+    /// Elements of each value.
+    pub len: [u32; MAX_VALUES],
+    /// Inputs of the op defining each value (`NO_VALUE` where unused); index 0 unused.
+    pub inputs: [[u16; 2]; MAX_VALUES],
+    /// Opcode defining each value; index 0 unused.
+    pub opcode: [u8; MAX_VALUES],
+}
+
+const fn bad_op(op: u16, what: &'static str) -> Error {
+    Error::BadOp { op, what }
+}
+
+/// Reads the graph header and op records and checks everything that does not need the
+/// tensor table: opcodes, SSA order, operand presence, and the length rules of the
+/// element-wise ops. `data_len` is the input's length.
+pub const fn structure(b: &[u8], data_len: u32) -> Result<Structure, Error> {
+    let (values, ops, rec_len, output) = match (
+        u16_at(b, field::VALUE_COUNT.start),
+        u16_at(b, field::OP_COUNT.start),
+        u16_at(b, field::RECORD_LEN.start),
+        u16_at(b, field::OUTPUT.start),
+    ) {
+        (Some(v), Some(o), Some(r), Some(out)) => (v, o, r as usize, out),
+        _ => {
+            return Err(Error::Truncated {
+                section: Section::Graph,
+                needed: field::OPS,
+                available: b.len(),
+            });
+        }
+    };
+    if rec_len != field::OP_LEN {
+        return Err(Error::Malformed {
+            section: Section::Graph,
+            what: "op record length is not 20",
+        });
+    }
+    if values as usize > MAX_VALUES {
+        return Err(Error::TooManyValues {
+            count: values,
+            max: MAX_VALUES as u16,
+        });
+    }
+    if values == 0 || ops as u32 + 1 != values as u32 {
+        return Err(Error::Malformed {
+            section: Section::Graph,
+            what: "value count must be op count + 1",
+        });
+    }
+    if b.len() != field::OPS + ops as usize * field::OP_LEN {
+        return Err(Error::Malformed {
+            section: Section::Graph,
+            what: "section length disagrees with the op count",
+        });
+    }
+    if output >= values {
+        return Err(Error::Malformed {
+            section: Section::Graph,
+            what: "output value does not exist",
+        });
+    }
+    let mut s = Structure {
+        values,
+        output,
+        len: [0; MAX_VALUES],
+        inputs: [[NO_VALUE; 2]; MAX_VALUES],
+        opcode: [0; MAX_VALUES],
+    };
+    s.len[0] = data_len;
+    let mut k = 0u16;
+    while k < ops {
+        let at = field::OPS + k as usize * field::OP_LEN;
+        let rec = match sub(b, at, field::OP_LEN) {
+            Some(r) => r,
+            None => {
+                return Err(Error::Truncated {
+                    section: Section::Graph,
+                    needed: at + field::OP_LEN,
+                    available: b.len(),
+                });
+            }
+        };
+        let (code, dst, a, bb, len) = match (
+            u8_at(rec, field::OPCODE),
+            u16_at(rec, field::DST.start),
+            u16_at(rec, field::A.start),
+            u16_at(rec, field::B.start),
+            u32_at(rec, field::LEN.start),
+        ) {
+            (Some(c), Some(d), Some(a), Some(bb), Some(l)) => (c, d, a, bb, l),
+            _ => return Err(bad_op(k, "record truncated")),
+        };
+        let v = k + 1;
+        if dst != v {
+            return Err(bad_op(k, "op k must define value k + 1"));
+        }
+        if len == 0 || len > super::meta::MAX_DATA_LEN {
+            return Err(bad_op(k, "value length must be 1..=2^24"));
+        }
+        // Which operands the opcode reads.
+        let (uses_a, uses_b) = match code {
+            opcode::LINEAR | opcode::ACTIVATION | opcode::LAYER_NORM => (true, false),
+            opcode::ADD | opcode::CONCAT => (true, true),
+            opcode::TIME_EMBED | opcode::CLASS_EMBED => (false, false),
+            _ => {
+                return Err(Error::UnknownOp {
+                    op: k,
+                    opcode: code,
+                });
+            }
+        };
+        if uses_a && a >= v {
+            return Err(bad_op(k, "input a is not defined before the op"));
+        }
+        if !uses_a && a != NO_VALUE {
+            return Err(bad_op(k, "unused input a must be 0xFFFF"));
+        }
+        if uses_b && bb >= v {
+            return Err(bad_op(k, "input b is not defined before the op"));
+        }
+        if !uses_b && bb != NO_VALUE {
+            return Err(bad_op(k, "unused input b must be 0xFFFF"));
+        }
+        let la = if uses_a { s.len[a as usize] } else { 0 };
+        let lb = if uses_b { s.len[bb as usize] } else { 0 };
+        let expected = match code {
+            opcode::ACTIVATION | opcode::LAYER_NORM => Some(la),
+            opcode::ADD => {
+                if la != lb {
+                    return Err(Error::ShapeMismatch {
+                        op: k,
+                        expected: la,
+                        found: lb,
+                    });
+                }
+                Some(la)
+            }
+            opcode::CONCAT => Some(la.saturating_add(lb)),
+            _ => None,
+        };
+        if let Some(e) = expected {
+            if e != len {
+                return Err(Error::ShapeMismatch {
+                    op: k,
+                    expected: e,
+                    found: len,
+                });
+            }
+        }
+        s.len[v as usize] = len;
+        s.inputs[v as usize] = [a, bb];
+        s.opcode[v as usize] = code;
+        k += 1;
+    }
+    if s.len[output as usize] != data_len {
+        return Err(Error::Malformed {
+            section: Section::Graph,
+            what: "output length differs from the data length",
+        });
+    }
+    Ok(s)
+}
+
+/// A validated graph: structure plus every op checked against its tensors.
+#[derive(Debug, Clone, Copy)]
+pub struct Graph<'a> {
+    records: &'a [u8],
+    /// Value lengths and operands.
+    pub structure: Structure,
+}
+
+fn check_vector(
+    tensors: &Tensors<'_>,
+    k: u16,
+    t: Option<u16>,
+    len: u32,
+    what: &'static str,
+) -> Result<(), Error> {
+    if let Some(t) = t {
+        let tensor = tensors.get(t)?;
+        if tensor.dtype != Dtype::F32 || tensor.cols != 1 || tensor.rows != len {
+            return Err(bad_op(k, what));
+        }
+    }
+    Ok(())
+}
+
+impl<'a> Graph<'a> {
+    /// Parses the graph section and validates every op against the tensors and metadata.
+    pub fn parse(b: &'a [u8], meta: &Meta<'_>, tensors: &Tensors<'_>) -> Result<Self, Error> {
+        let structure = structure(b, meta.data_len)?;
+        let g = Graph {
+            records: b.get(field::OPS..).unwrap_or(&[]),
+            structure,
+        };
+        for k in 0..structure.values - 1 {
+            let rec = g.record(k)?;
+            let op = Op::decode(k, rec)?;
+            let v = k as usize + 1;
+            let len = structure.len[v];
+            let aux = u8_at(rec, field::AUX).unwrap_or(0);
+            let t0 = u16_at(rec, field::T0.start).unwrap_or(NO_TENSOR);
+            let t1 = u16_at(rec, field::T1.start).unwrap_or(NO_TENSOR);
+            let param = u32_at(rec, field::PARAM.start).unwrap_or(0);
+            let (uses_aux, uses_t0, uses_t1, uses_param) = match op {
+                Op::Linear { .. } => (false, true, true, false),
+                Op::Activation { .. } => (true, false, false, false),
+                Op::Add { .. } | Op::Concat { .. } => (false, false, false, false),
+                Op::LayerNorm { .. } => (false, true, true, true),
+                Op::TimeEmbed { .. } => (false, false, false, true),
+                Op::ClassEmbed { .. } => (false, true, false, false),
+            };
+            if (!uses_aux && aux != 0)
+                || (!uses_t0 && t0 != NO_TENSOR)
+                || (!uses_t1 && t1 != NO_TENSOR)
+                || (!uses_param && param != 0)
+            {
+                return Err(bad_op(k, "unused fields must be 0xFFFF / 0"));
+            }
+            match op {
+                Op::Linear { a, weight, bias } => {
+                    let w: Tensor<'_> = tensors.get(weight)?;
+                    if w.rows != len {
+                        return Err(Error::ShapeMismatch {
+                            op: k,
+                            expected: len,
+                            found: w.rows,
+                        });
+                    }
+                    let la = structure.len[a as usize];
+                    if w.cols != la {
+                        return Err(Error::ShapeMismatch {
+                            op: k,
+                            expected: la,
+                            found: w.cols,
+                        });
+                    }
+                    check_vector(tensors, k, bias, len, "bias must be an f32 (len, 1) tensor")?;
+                }
+                Op::LayerNorm {
+                    gamma, beta, eps, ..
+                } => {
+                    if !(eps.is_finite() && eps > 0.0) {
+                        return Err(bad_op(k, "layer-norm epsilon must be finite and > 0"));
+                    }
+                    check_vector(
+                        tensors,
+                        k,
+                        gamma,
+                        len,
+                        "gamma must be an f32 (len, 1) tensor",
+                    )?;
+                    check_vector(tensors, k, beta, len, "beta must be an f32 (len, 1) tensor")?;
+                }
+                Op::TimeEmbed { max_period } => {
+                    if len % 2 != 0 {
+                        return Err(bad_op(k, "time-embedding length must be even"));
+                    }
+                    if !(max_period.is_finite() && max_period > 0.0) {
+                        return Err(bad_op(
+                            k,
+                            "time-embedding max period must be finite and > 0",
+                        ));
+                    }
+                }
+                Op::ClassEmbed { table } => {
+                    if meta.classes == 0 {
+                        return Err(bad_op(k, "class embedding in an unconditional model"));
+                    }
+                    let t = tensors.get(table)?;
+                    if t.cols != len {
+                        return Err(Error::ShapeMismatch {
+                            op: k,
+                            expected: len,
+                            found: t.cols,
+                        });
+                    }
+                    let rows_needed = match meta.null_class {
+                        Some(n) => (meta.classes as u32).max(n as u32 + 1),
+                        None => meta.classes as u32,
+                    };
+                    if t.rows < rows_needed {
+                        return Err(bad_op(k, "class table has fewer rows than class ids"));
+                    }
+                }
+                Op::Activation { .. } | Op::Add { .. } | Op::Concat { .. } => {}
+            }
+        }
+        Ok(g)
+    }
+
+    fn record(&self, k: u16) -> Result<&'a [u8], Error> {
+        sub(self.records, k as usize * field::OP_LEN, field::OP_LEN)
+            .ok_or(bad_op(k, "record truncated"))
+    }
+
+    /// Op `k` (defining value `k + 1`).
+    pub fn op(&self, k: u16) -> Result<Op, Error> {
+        Op::decode(k, self.record(k)?)
+    }
+
+    /// Number of ops.
+    pub fn op_count(&self) -> u16 {
+        self.structure.values - 1
+    }
+
+    /// True if the graph reads a class (has a class embedding).
+    pub fn uses_class(&self) -> bool {
+        self.structure.opcode[1..self.structure.values as usize]
+            .iter()
+            .any(|&c| c == opcode::CLASS_EMBED)
+    }
+}

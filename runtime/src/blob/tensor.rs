@@ -1,0 +1,199 @@
+//! The tensor table and the data section: weights viewed in place, never copied.
+//!
+//! Every tensor is a row-major `(rows, cols)` matrix (vectors have `cols = 1`) of f32, f16 or
+//! int8 elements; int8 tensors carry one f32 scale per row (per output channel, symmetric,
+//! zero-point 0). Offsets are relative to the data section and multiples of 4.
+
+use microdiff_kernels::{Dtype, Matrix};
+
+use super::bytes::{sub, u8_at, u16_at, u32_at};
+use crate::error::{Error, Section};
+
+/// Byte ranges of the tensor section and of one tensor record.
+pub mod field {
+    use crate::blob::field::Field;
+    /// `u32` number of tensor records.
+    pub const COUNT: Field = 0..4;
+    /// First record.
+    pub const RECORDS: usize = 4;
+    /// Length of one record.
+    pub const RECORD_LEN: usize = 24;
+    /// `u8` dtype code (0 f32, 1 f16, 2 i8).
+    pub const DTYPE: usize = 0;
+    /// `u8` + `u16` reserved, 0.
+    pub const RESERVED0: Field = 1..4;
+    /// `u32` rows.
+    pub const ROWS: Field = 4..8;
+    /// `u32` columns.
+    pub const COLS: Field = 8..12;
+    /// `u32` offset of the elements in the data section.
+    pub const DATA_OFFSET: Field = 12..16;
+    /// `u32` offset of the per-row f32 scales (i8 only), else `NO_SCALES`.
+    pub const SCALES_OFFSET: Field = 16..20;
+    /// `u32` reserved, 0.
+    pub const RESERVED1: Field = 20..24;
+}
+
+/// `SCALES_OFFSET` of a tensor without scales.
+pub const NO_SCALES: u32 = 0xFFFF_FFFF;
+/// A tensor index meaning "no tensor" in graph ops.
+pub const NO_TENSOR: u16 = 0xFFFF;
+
+/// One tensor, borrowed from the blob.
+#[derive(Debug, Clone, Copy)]
+pub struct Tensor<'a> {
+    /// Element type.
+    pub dtype: Dtype,
+    /// Rows (output channels).
+    pub rows: u32,
+    /// Columns.
+    pub cols: u32,
+    /// Element bytes, little-endian.
+    pub data: &'a [u8],
+    /// Per-row f32 scales (int8 only; empty otherwise).
+    pub scales: &'a [u8],
+}
+
+impl<'a> Tensor<'a> {
+    /// The tensor as a kernel matrix view.
+    pub fn matrix(&self) -> Result<Matrix<'a>, Error> {
+        Ok(Matrix::new(
+            self.dtype,
+            self.rows as usize,
+            self.cols as usize,
+            self.data,
+            self.scales,
+        )?)
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> u32 {
+        self.rows.saturating_mul(self.cols)
+    }
+
+    /// True for a tensor with no elements (never the case in a validated blob).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The validated tensor table plus the data section it points into.
+#[derive(Debug, Clone, Copy)]
+pub struct Tensors<'a> {
+    table: &'a [u8],
+    data: &'a [u8],
+    count: u16,
+}
+
+impl<'a> Tensors<'a> {
+    /// Parses the table and checks every tensor against the data section.
+    pub fn parse(table: &'a [u8], data: &'a [u8]) -> Result<Self, Error> {
+        let count = u32_at(table, field::COUNT.start).ok_or(Error::Truncated {
+            section: Section::Tensors,
+            needed: 4,
+            available: table.len(),
+        })?;
+        if count >= NO_TENSOR as u32 {
+            return Err(Error::Malformed {
+                section: Section::Tensors,
+                what: "more than 65534 tensors",
+            });
+        }
+        let needed = field::RECORDS + count as usize * field::RECORD_LEN;
+        if table.len() != needed {
+            return Err(Error::Malformed {
+                section: Section::Tensors,
+                what: "section length disagrees with the tensor count",
+            });
+        }
+        let tensors = Tensors {
+            table,
+            data,
+            count: count as u16,
+        };
+        for i in 0..tensors.count {
+            tensors.get(i)?;
+        }
+        Ok(tensors)
+    }
+
+    /// Number of tensors.
+    pub fn count(&self) -> u16 {
+        self.count
+    }
+
+    /// Tensor `i`, validated.
+    pub fn get(&self, i: u16) -> Result<Tensor<'a>, Error> {
+        let bad = |what| Error::BadTensor { tensor: i, what };
+        if i >= self.count {
+            return Err(bad("index out of range"));
+        }
+        let at = field::RECORDS + i as usize * field::RECORD_LEN;
+        let rec = sub(self.table, at, field::RECORD_LEN).ok_or(bad("record truncated"))?;
+        let code = u8_at(rec, field::DTYPE).unwrap_or(0xFF);
+        let dtype = Dtype::from_code(code).ok_or(Error::UnknownDtype { tensor: i, code })?;
+        if u8_at(rec, 1) != Some(0)
+            || u16_at(rec, 2) != Some(0)
+            || u32_at(rec, field::RESERVED1.start) != Some(0)
+        {
+            return Err(bad("reserved bytes must be 0"));
+        }
+        let rows = u32_at(rec, field::ROWS.start).unwrap_or(0);
+        let cols = u32_at(rec, field::COLS.start).unwrap_or(0);
+        if rows == 0 || cols == 0 {
+            return Err(bad("zero rows or columns"));
+        }
+        let elems = (rows as usize)
+            .checked_mul(cols as usize)
+            .and_then(|n| n.checked_mul(dtype.bytes_per_element()))
+            .ok_or(bad("size overflows"))?;
+        let off = u32_at(rec, field::DATA_OFFSET.start).unwrap_or(1);
+        if off % 4 != 0 {
+            return Err(bad("data offset is not a multiple of 4"));
+        }
+        let data =
+            sub(self.data, off as usize, elems).ok_or(bad("data outside the data section"))?;
+        let soff = u32_at(rec, field::SCALES_OFFSET.start).unwrap_or(NO_SCALES);
+        let scales: &[u8] = match dtype {
+            Dtype::I8 => {
+                if soff % 4 != 0 {
+                    return Err(bad("scales offset is not a multiple of 4"));
+                }
+                sub(self.data, soff as usize, rows as usize * 4)
+                    .ok_or(bad("scales outside the data section"))?
+            }
+            _ => {
+                if soff != NO_SCALES {
+                    return Err(bad("only int8 tensors have scales"));
+                }
+                &[]
+            }
+        };
+        Ok(Tensor {
+            dtype,
+            rows,
+            cols,
+            data,
+            scales,
+        })
+    }
+}
+
+/// Writes one tensor record (the emitter's half of the format).
+#[cfg(feature = "alloc")]
+pub(crate) fn encode_record(
+    out: &mut alloc::vec::Vec<u8>,
+    dtype: Dtype,
+    rows: u32,
+    cols: u32,
+    data_offset: u32,
+    scales_offset: Option<u32>,
+) {
+    out.push(dtype.code());
+    out.extend_from_slice(&[0, 0, 0]);
+    out.extend_from_slice(&rows.to_le_bytes());
+    out.extend_from_slice(&cols.to_le_bytes());
+    out.extend_from_slice(&data_offset.to_le_bytes());
+    out.extend_from_slice(&scales_offset.unwrap_or(NO_SCALES).to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+}

@@ -1,0 +1,152 @@
+//! The network executor: runs the graph once, from a source register to a destination
+//! register, with every intermediate value at its planned place in the arena.
+//!
+//! All arithmetic is in the kernels crate; this module only routes slices. Each op's order of
+//! operations is the kernel's documented one, so the result is bit-reproducible.
+
+use core::ops::Range;
+
+use microdiff_kernels as k;
+
+use crate::blob::graph::Op;
+use crate::error::Error;
+use crate::model::Model;
+
+/// Where the network reads its input and writes its output (slot ranges in the arena).
+pub(crate) struct Io {
+    pub src: usize,
+    pub dst: usize,
+}
+
+fn range(start: usize, len: u32) -> Range<usize> {
+    start..start + len as usize
+}
+
+fn broken(what: &'static str) -> Error {
+    // Only reachable if the plan and the arena disagree, which `Sampler::new` rules out.
+    Error::Malformed {
+        section: crate::error::Section::Graph,
+        what,
+    }
+}
+
+/// Split `slots` into a shared view of `src` and a mutable view of `dst` (disjoint ranges).
+fn read_write(
+    slots: &mut [f32],
+    src: Range<usize>,
+    dst: Range<usize>,
+) -> Result<(&[f32], &mut [f32]), Error> {
+    if src.end > slots.len() || dst.end > slots.len() {
+        return Err(broken("value outside the arena"));
+    }
+    if src.end <= dst.start {
+        let (lo, hi) = slots.split_at_mut(dst.start);
+        let d = hi.get_mut(..dst.len()).ok_or(broken("bad range"))?;
+        Ok((lo.get(src).ok_or(broken("bad range"))?, d))
+    } else if dst.end <= src.start {
+        let (lo, hi) = slots.split_at_mut(src.start);
+        let s = hi.get(..src.len()).ok_or(broken("bad range"))?;
+        Ok((s, lo.get_mut(dst).ok_or(broken("bad range"))?))
+    } else {
+        Err(broken("planned values overlap"))
+    }
+}
+
+/// Runs the network on register `io.src` at time `t` for class row `class`, writing
+/// register `io.dst`. `slots` is the whole arena (registers first).
+pub(crate) fn forward(
+    model: &Model<'_>,
+    slots: &mut [f32],
+    io: Io,
+    t: f32,
+    class: u16,
+) -> Result<(), Error> {
+    let plan = model.plan();
+    let s = &model.graph().structure;
+    let data_len = model.meta().data_len;
+    let place = |v: u16| -> Range<usize> {
+        if v == 0 {
+            range(io.src, data_len)
+        } else {
+            range(plan.value_start(v), s.len[v as usize])
+        }
+    };
+    for op_index in 0..model.graph().op_count() {
+        let v = op_index + 1;
+        let dst = place(v);
+        match model.graph().op(op_index)? {
+            Op::Linear { a, weight, bias } => {
+                let w = model.tensors().get(weight)?.matrix()?;
+                let b = match bias {
+                    Some(t) => Some(model.tensors().get(t)?.data),
+                    None => None,
+                };
+                let (x, y) = read_write(slots, place(a), dst)?;
+                k::gemv_bias_bytes(&w, x, b, y)?;
+            }
+            Op::Activation { a, act } => {
+                let src = place(a);
+                if src != dst {
+                    let (x, y) = read_write(slots, src, dst.clone())?;
+                    y.copy_from_slice(x);
+                }
+                act.apply_slice(slots.get_mut(dst).ok_or(broken("bad range"))?);
+            }
+            Op::Add { a, b } => {
+                let (ra, rb) = (place(a), place(b));
+                if ra.end > slots.len() || rb.end > slots.len() || dst.end > slots.len() {
+                    return Err(broken("value outside the arena"));
+                }
+                // In place is allowed (dst may be a's slots): each element is read before
+                // it is written.
+                for i in 0..dst.len() {
+                    slots[dst.start + i] = slots[ra.start + i] + slots[rb.start + i];
+                }
+            }
+            Op::Concat { a, b } => {
+                let (ra, rb) = (place(a), place(b));
+                let split = dst.start + ra.len();
+                let (x, y) = read_write(slots, ra, dst.start..split)?;
+                y.copy_from_slice(x);
+                let (x, y) = read_write(slots, rb, split..dst.end)?;
+                y.copy_from_slice(x);
+            }
+            Op::LayerNorm {
+                a,
+                gamma,
+                beta,
+                eps,
+            } => {
+                let g = match gamma {
+                    Some(t) => Some(model.tensors().get(t)?.data),
+                    None => None,
+                };
+                let bb = match beta {
+                    Some(t) => Some(model.tensors().get(t)?.data),
+                    None => None,
+                };
+                let (x, y) = read_write(slots, place(a), dst)?;
+                k::layer_norm_bytes(x, g, bb, eps, y)?;
+            }
+            Op::TimeEmbed { max_period } => {
+                let y = slots.get_mut(dst).ok_or(broken("bad range"))?;
+                k::time_embedding(t, max_period, y)?;
+            }
+            Op::ClassEmbed { table } => {
+                let m = model.tensors().get(table)?.matrix()?;
+                let y = slots.get_mut(dst).ok_or(broken("bad range"))?;
+                k::embedding_row(&m, class as usize, y)?;
+            }
+        }
+    }
+    // The output value into the destination register.
+    let out = place(s.output);
+    let target = range(io.dst, data_len);
+    if out != target {
+        if out.end > slots.len() || target.end > slots.len() {
+            return Err(broken("value outside the arena"));
+        }
+        slots.copy_within(out, target.start);
+    }
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! A command line to run, which can also print itself so a human can paste it.
+
+use std::fmt;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// A program with its arguments and extra environment variables.
+///
+/// Its `Display` form is a shell command line (`VAR='x y' prog arg ...`) that
+/// reproduces the run when pasted into a shell at the repository root.
+#[derive(Clone, Debug)]
+pub struct Cmd {
+    program: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Cmd {
+    pub fn new(program: impl Into<String>) -> Self {
+        Cmd {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    /// `cargo`, taken from `PATH` so that rustup's proxy picks the toolchain
+    /// (it exports `RUSTUP_TOOLCHAIN` to us, so `cargo +x xtask` carries over)
+    /// and so that the printed command is exactly what a human would type.
+    pub fn cargo() -> Self {
+        Cmd::new("cargo")
+    }
+
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    fn command(&self, dir: &Path) -> Command {
+        let mut c = Command::new(&self.program);
+        c.args(&self.args).current_dir(dir).stdin(Stdio::null());
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Runs in `dir` with stdout/stderr passed through; `Err` says why it failed.
+    pub fn run(&self, dir: &Path) -> Result<(), String> {
+        // Our own lines must land before the child's in a shared log.
+        let _ = std::io::stdout().flush();
+        let status = self
+            .command(dir)
+            .status()
+            .map_err(|e| format!("could not start `{}`: {e}", self.program))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("`{}` exited with {status}", self.program))
+        }
+    }
+
+    /// Runs in `dir` capturing stdout (stderr passes through); `Err` says why it failed.
+    pub fn read(&self, dir: &Path) -> Result<String, String> {
+        let _ = std::io::stdout().flush();
+        let out = self
+            .command(dir)
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| format!("could not start `{}`: {e}", self.program))?;
+        if out.status.success() {
+            String::from_utf8(out.stdout)
+                .map_err(|_| format!("`{self}` printed output that is not UTF-8"))
+        } else {
+            Err(format!("`{self}` exited with {}", out.status))
+        }
+    }
+}
+
+impl fmt::Display for Cmd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (k, v) in &self.env {
+            write!(f, "{k}={} ", shell_quote(v))?;
+        }
+        f.write_str(&shell_quote(&self.program))?;
+        for a in &self.args {
+            write!(f, " {}", shell_quote(a))?;
+        }
+        Ok(())
+    }
+}
+
+/// Quotes `s` for a POSIX shell when it contains anything beyond safe characters.
+fn shell_quote(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./,=:+@%".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_quotes_only_when_needed() {
+        let c = Cmd::cargo()
+            .args(["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings");
+        assert_eq!(
+            c.to_string(),
+            "RUSTDOCFLAGS='-D warnings' cargo doc --workspace --no-deps"
+        );
+        let c = Cmd::new("echo").arg("it's").arg("");
+        assert_eq!(c.to_string(), r"echo 'it'\''s' ''");
+        let c = Cmd::cargo().args(["build", "--features", "a/defmt,b/defmt"]);
+        assert_eq!(c.to_string(), "cargo build --features a/defmt,b/defmt");
+    }
+}

@@ -1,0 +1,178 @@
+//! `cargo xtask test`: the project's single test command (CI runs it via `.ci/run`).
+
+use std::process::ExitCode;
+
+use crate::cmd::Cmd;
+use crate::ensure::Tool;
+use crate::steps::{Step, run_steps};
+
+pub const USAGE: &str = "\
+Usage: cargo xtask test [--skip-install] [--quick] [-- <test-harness-args>...]
+
+Runs, stopping at the first failure:
+  ensure tools   rustup targets and components, installed when missing
+  fmt            cargo fmt --all -- --check
+  clippy         cargo clippy --workspace --all-targets -- -D warnings
+  doc            RUSTDOCFLAGS='-D warnings' cargo doc --workspace --no-deps
+  test           cargo test --workspace [-- <test-harness-args>...]
+  no_std build   cargo build -p microdiff-kernels -p microdiff-runtime --target <T>
+                 (without and with the defmt features) for each no_std target <T>:
+                 thumbv6m-none-eabi, thumbv7em-none-eabihf, riscv32imac-unknown-none-elf
+
+Options:
+  --skip-install  do not check for or install tools (the toolchain already has them)
+  --quick         skip the no_std cross builds
+  -h, --help      print this help
+  -- <args>...    passed to the test binaries, e.g. `-- --nocapture`
+
+Ends with a summary and the line `xtask: N passed, M failed`; exits non-zero on failure.";
+
+/// The bare-metal targets the device crates must build for.
+const NO_STD_TARGETS: [&str; 3] = [
+    "thumbv6m-none-eabi",
+    "thumbv7em-none-eabihf",
+    "riscv32imac-unknown-none-elf",
+];
+
+/// The crates that run on the device.
+const DEVICE_CRATES: [&str; 2] = ["microdiff-kernels", "microdiff-runtime"];
+
+struct Options {
+    skip_install: bool,
+    quick: bool,
+    harness_args: Vec<String>,
+}
+
+pub fn main(args: &[String]) -> ExitCode {
+    let opts = match parse(args) {
+        Ok(Some(opts)) => opts,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("xtask test: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    run_steps(plan(&opts), &crate::repo_root())
+}
+
+/// `Ok(None)` means help was asked for.
+fn parse(args: &[String]) -> Result<Option<Options>, String> {
+    let mut opts = Options {
+        skip_install: false,
+        quick: false,
+        harness_args: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--skip-install" => opts.skip_install = true,
+            "--quick" => opts.quick = true,
+            "-h" | "--help" => return Ok(None),
+            "--" => {
+                opts.harness_args = it.cloned().collect();
+                break;
+            }
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    Ok(Some(opts))
+}
+
+fn plan(opts: &Options) -> Vec<Step> {
+    let mut steps = Vec::new();
+
+    if opts.skip_install {
+        steps.push(Step::skipped("ensure tools", "--skip-install"));
+    } else {
+        let mut tools = vec![
+            Tool::rustup_component("rustfmt"),
+            Tool::rustup_component("clippy"),
+        ];
+        if !opts.quick {
+            tools.extend(NO_STD_TARGETS.iter().map(|t| Tool::rustup_target(t)));
+        }
+        steps.push(Step::ensure("ensure tools", tools));
+    }
+
+    steps.push(Step::run(
+        "fmt",
+        Cmd::cargo().args(["fmt", "--all", "--", "--check"]),
+    ));
+    steps.push(Step::run(
+        "clippy",
+        Cmd::cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    ));
+    steps.push(Step::run(
+        "doc",
+        Cmd::cargo()
+            .args(["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    ));
+    let mut test = Cmd::cargo().args(["test", "--workspace"]);
+    if !opts.harness_args.is_empty() {
+        test = test.arg("--").args(opts.harness_args.iter().cloned());
+    }
+    steps.push(Step::run("test", test));
+
+    for target in NO_STD_TARGETS {
+        let build = || {
+            let mut c = Cmd::cargo().arg("build");
+            for krate in DEVICE_CRATES {
+                c = c.args(["-p", krate]);
+            }
+            c.args(["--target", target])
+        };
+        let defmt = DEVICE_CRATES.map(|k| format!("{k}/defmt")).join(",");
+        let name = format!("no_std build {target}");
+        let name_defmt = format!("{name} +defmt");
+        if opts.quick {
+            steps.push(Step::skipped(name, "--quick"));
+            steps.push(Step::skipped(name_defmt, "--quick"));
+        } else {
+            steps.push(Step::run(name, build()));
+            steps.push(Step::run(name_defmt, build().args(["--features", &defmt])));
+        }
+    }
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &[&str]) -> Vec<String> {
+        s.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_flags_and_passthrough() {
+        let o = parse(&args(&["--quick", "--", "--nocapture", "--quick"]))
+            .unwrap()
+            .unwrap();
+        assert!(o.quick && !o.skip_install);
+        assert_eq!(o.harness_args, args(&["--nocapture", "--quick"]));
+        assert!(parse(&args(&["--help"])).unwrap().is_none());
+        assert!(parse(&args(&["--bogus"])).is_err());
+    }
+
+    #[test]
+    fn plan_has_every_step() {
+        let o = parse(&[]).unwrap().unwrap();
+        let steps = plan(&o);
+        // ensure, fmt, clippy, doc, test, and two builds per target.
+        assert_eq!(steps.len(), 5 + 2 * NO_STD_TARGETS.len());
+        for t in NO_STD_TARGETS {
+            assert!(USAGE.contains(t), "USAGE should list {t}");
+        }
+    }
+}
