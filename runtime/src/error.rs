@@ -162,7 +162,7 @@ pub enum Error {
     TooManyValues {
         /// Values in the graph.
         count: u16,
-        /// [`crate::arena::MAX_VALUES`].
+        /// [`crate::blob::graph::MAX_VALUES`].
         max: u16,
     },
     /// An instruction code this runtime does not execute.

@@ -197,14 +197,14 @@ impl<'m, 'b, 'a> Sampler<'m, 'b, 'a> {
                                 .get(plan.register_start(r) + i)
                                 .copied()
                                 .unwrap_or(f32::NAN);
-                            acc = acc + c * x;
+                            acc += c * x;
                         }
                         if let Some(cz) = noise {
                             if i % 4 == 0 {
                                 z = self.noise.block(draw, (i / 4) as u32);
                             }
                             let zi = crate::noise::standard_normal(z[i % 4]);
-                            acc = acc + cz * zi;
+                            acc += cz * zi;
                         }
                         self.slots[d0 + i] = acc;
                     }

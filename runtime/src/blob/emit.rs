@@ -124,7 +124,7 @@ impl BlobBuilder {
                 .for_each(|v| self.data.extend_from_slice(&v.to_le_bytes())),
             Dtype::F16 => values.iter().for_each(|&v| {
                 self.data
-                    .extend_from_slice(&half::f16::from_f32(v).to_bits().to_le_bytes())
+                    .extend_from_slice(&microdiff_kernels::encode_f16(v))
             }),
             Dtype::I8 => {
                 let mut q = alloc::vec![0i8; cols as usize];

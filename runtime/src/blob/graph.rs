@@ -565,8 +565,9 @@ impl<'a> Graph<'a> {
 
     /// True if the graph reads a class (has a class embedding).
     pub fn uses_class(&self) -> bool {
-        self.structure.opcode[1..self.structure.values as usize]
-            .iter()
-            .any(|&c| c == opcode::CLASS_EMBED)
+        self.structure
+            .opcode
+            .get(1..self.structure.values as usize)
+            .is_some_and(|ops| ops.contains(&opcode::CLASS_EMBED))
     }
 }

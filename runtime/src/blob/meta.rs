@@ -260,6 +260,7 @@ impl<'a> Meta<'a> {
 
 /// Writes a metadata section (the emitter's half of the format).
 #[cfg(feature = "alloc")]
+#[allow(clippy::too_many_arguments)] // one argument per field, in layout order
 pub(crate) fn encode(
     out: &mut alloc::vec::Vec<u8>,
     objective: Objective,

@@ -1,0 +1,170 @@
+//! Golden vectors: checked-in blobs and the SHA-256 of the bytes each (blob, program, seed,
+//! stream, class) case produces. The host asserts them here; every firmware target re-runs the
+//! same cases and must print the same digests.
+//!
+//! Files (in `tests/golden/`):
+//! * `ref-mlp-{f32,f16,i8}.mdfb` — the reference MLP ([`crate::mlp::MlpSpec::reference`]) with
+//!   the programs of [`programs`]; regenerated from their seeds and compared byte for byte,
+//!   so any change of the emitter or the generator shows up;
+//! * `cases.txt` — one case per line:
+//!   `BLOB PROGRAM SEED STREAM CLASS SHA256`, where the digest covers the output sample in data
+//!   units as little-endian f32 bytes.
+
+use std::path::{Path, PathBuf};
+
+use microdiff_kernels::Dtype;
+use microdiff_runtime::blob::ProgramBuilder;
+use microdiff_runtime::{Error, Model, SampleSpec, sample};
+use sha2::{Digest, Sha256};
+
+use crate::mlp::{Mlp, MlpSpec};
+use crate::textbook::{AncestralVariance, Schedule, ddim_program, ddpm_program};
+
+/// Seed of the reference weights.
+pub const WEIGHT_SEED: u64 = 2026;
+/// Data shape of the reference model.
+pub const SHAPE: [u16; 2] = [2, 4];
+
+/// The golden schedule: linear β over 100 steps (Ho et al.'s 1e-4..0.02 over 1000, ×10).
+pub fn schedule() -> Schedule {
+    Schedule::linear(100, 1e-3, 0.2)
+}
+
+/// The programs stored in every golden blob.
+pub fn programs(s: &Schedule) -> Vec<ProgramBuilder> {
+    vec![
+        ddpm_program("ddpm100", s, AncestralVariance::BetaTilde, None),
+        ddim_program("ddim10", s, 10, 0.0, None, None),
+        ddim_program("ddim10-cfg", s, 10, 0.5, Some(3.0), Some(2.0)),
+    ]
+}
+
+/// Per-element map back to data units.
+pub fn normalization() -> (Vec<f32>, Vec<f32>) {
+    let n = SHAPE.iter().map(|&d| d as usize).product::<usize>();
+    (
+        (0..n).map(|i| 0.5 + 0.125 * i as f32).collect(),
+        (0..n).map(|i| 0.25 * i as f32 - 1.0).collect(),
+    )
+}
+
+/// The golden weight dtypes and their file names.
+pub const BLOBS: [(Dtype, &str); 3] = [
+    (Dtype::F32, "ref-mlp-f32.mdfb"),
+    (Dtype::F16, "ref-mlp-f16.mdfb"),
+    (Dtype::I8, "ref-mlp-i8.mdfb"),
+];
+
+/// Builds the golden blob for `dtype`.
+pub fn build_blob(dtype: Dtype) -> Result<Vec<u8>, Error> {
+    let mlp = Mlp::random(MlpSpec::reference(dtype), WEIGHT_SEED);
+    let (scale, offset) = normalization();
+    let mut b = mlp.to_builder(&SHAPE, (&scale, &offset))?;
+    let s = schedule();
+    b.schedule(&s.rows());
+    for p in programs(&s) {
+        b.program(&p);
+    }
+    b.build()
+}
+
+/// One golden case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Case {
+    /// Blob file name.
+    pub blob: String,
+    /// Program name.
+    pub program: String,
+    /// What to sample.
+    pub spec: SampleSpec,
+    /// Expected SHA-256, hex.
+    pub sha256: String,
+}
+
+/// The case grid: every blob × program × two (seed, stream, class) triples.
+pub fn case_grid() -> Vec<(String, String, SampleSpec)> {
+    let specs = [
+        SampleSpec {
+            seed: 1,
+            stream: 0,
+            class: 1,
+        },
+        SampleSpec {
+            seed: 42,
+            stream: 7,
+            class: 3,
+        },
+    ];
+    let mut out = Vec::new();
+    for (_, file) in BLOBS {
+        for p in programs(&schedule()) {
+            for spec in specs {
+                out.push((file.to_string(), p.name().to_string(), spec));
+            }
+        }
+    }
+    out
+}
+
+/// The golden directory.
+pub fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("golden")
+}
+
+/// Runs one case on the host runtime; returns the output bytes (f32 LE, data units).
+pub fn run(blob: &[u8], program: &str, spec: SampleSpec) -> Result<Vec<u8>, Error> {
+    let model = Model::parse(blob)?;
+    let p = model.program(program)?;
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut out = vec![0.0f32; model.data_len()];
+    sample(&model, p, &mut arena, spec, &mut out)?;
+    Ok(out.iter().flat_map(|v| v.to_le_bytes()).collect())
+}
+
+/// SHA-256 of `bytes`, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Parses `cases.txt`.
+pub fn parse_cases(text: &str) -> Result<Vec<Case>, String> {
+    let mut cases = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let err = |what: &str| format!("cases.txt line {}: {what}: {line:?}", n + 1);
+        if f.len() != 6 {
+            return Err(err("expected 6 fields"));
+        }
+        let num = |s: &str| s.parse::<u64>().map_err(|_| err("bad number"));
+        cases.push(Case {
+            blob: f[0].into(),
+            program: f[1].into(),
+            spec: SampleSpec {
+                seed: num(f[2])?,
+                stream: num(f[3])? as u32,
+                class: num(f[4])? as u16,
+            },
+            sha256: f[5].into(),
+        });
+    }
+    Ok(cases)
+}
+
+/// Formats cases as `cases.txt`.
+pub fn format_cases(cases: &[Case]) -> String {
+    let mut s = String::from(
+        "# Golden vectors: BLOB PROGRAM SEED STREAM CLASS SHA256(output as f32 LE, data units)\n\
+         # Regenerate only on purpose: cargo xtask golden --bless\n",
+    );
+    for c in cases {
+        s += &format!(
+            "{} {} {} {} {} {}\n",
+            c.blob, c.program, c.spec.seed, c.spec.stream, c.spec.class, c.sha256
+        );
+    }
+    s
+}

@@ -1,0 +1,81 @@
+//! Acceptance: a `static` arena sized at compile time by the runtime's `const fn` from an
+//! `include_bytes!` blob — the way firmware does it.
+
+use std::sync::Mutex;
+
+use microdiff_runtime::{ArenaBuffer, Error, Model, SampleSpec, Sampler, Status, arena_bytes};
+
+static BLOB: &[u8] = include_bytes!("../golden/ref-mlp-i8.mdfb");
+
+/// Evaluated by the compiler: an invalid blob is a compile error, not a run-time panic.
+const ARENA_BYTES: usize = match arena_bytes(BLOB) {
+    Ok(n) => n,
+    Err(_) => panic!("golden blob is invalid"),
+};
+
+static ARENA: Mutex<ArenaBuffer<ARENA_BYTES>> = Mutex::new(ArenaBuffer::new());
+
+#[test]
+fn static_arena_sized_at_compile_time_runs_every_program() {
+    let model = Model::parse(BLOB).unwrap();
+    assert_eq!(
+        ARENA_BYTES,
+        model.arena_bytes(),
+        "const and run-time plans agree"
+    );
+    let mut arena = ARENA.lock().unwrap();
+    for p in model.programs().iter() {
+        let p = p.unwrap();
+        let mut s = Sampler::new(
+            &model,
+            p,
+            arena.as_mut_bytes(),
+            SampleSpec {
+                seed: 1,
+                stream: 0,
+                class: 2,
+            },
+        )
+        .unwrap();
+        let mut seen = 0;
+        while let Status::Running { step, steps } = s.step().unwrap() {
+            assert_eq!(step, seen + 1);
+            assert_eq!(steps, p.steps);
+            seen = step;
+        }
+        assert_eq!(s.steps_done(), p.steps);
+        let mut out = vec![0.0; model.data_len()];
+        s.output(&mut out).unwrap();
+        assert!(out.iter().all(|v| v.is_finite()));
+    }
+}
+
+#[test]
+fn one_byte_short_is_a_typed_error() {
+    let model = Model::parse(BLOB).unwrap();
+    let mut small = vec![0u8; ARENA_BYTES + 3];
+    // Misalign on purpose: with a 1-byte offset, 3 bytes go to alignment and 1 slot is missing.
+    let p = model.program("ddim10").unwrap();
+    let spec = SampleSpec {
+        seed: 1,
+        stream: 0,
+        class: 0,
+    };
+    let start = (4 - (small.as_ptr() as usize % 4)) % 4 + 1;
+    let err =
+        Sampler::new(&model, p, &mut small[start..start + ARENA_BYTES - 1], spec).unwrap_err();
+    assert!(
+        matches!(err, Error::ArenaTooSmall { provided, .. } if provided == ARENA_BYTES - 1),
+        "{err}"
+    );
+    let mut exact = vec![0u32; ARENA_BYTES / 4];
+    let bytes: &mut [u8] = bytemuck_free_bytes(&mut exact);
+    assert!(Sampler::new(&model, p, bytes, spec).is_ok());
+}
+
+/// A byte view of a u32 buffer without unsafe: rebuild it in an aligned ArenaBuffer.
+fn bytemuck_free_bytes(v: &mut [u32]) -> &mut [u8] {
+    let boxed: &'static mut ArenaBuffer<ARENA_BYTES> = Box::leak(Box::new(ArenaBuffer::new()));
+    let _ = v;
+    boxed.as_mut_bytes()
+}
