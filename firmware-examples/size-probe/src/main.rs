@@ -1,0 +1,67 @@
+//! Size probe: links the microdiff runtime and runs one program (`ddim10` on the int8 reference
+//! MLP), so `llvm-size` on the ELF gives the runtime's flash cost. The weight blob sits in its own
+//! `.blob` section (see `memory.x`) so it can be left out of the count. `--features baseline`
+//! builds the same `main` without the runtime calls.
+#![no_std]
+#![no_main]
+
+use core::hint::black_box;
+
+use cortex_m_rt::entry;
+use microdiff_runtime::ArenaBuffer;
+use panic_halt as _;
+
+const BLOB_LEN: usize = include_bytes!("../../../tests/golden/ref-mlp-i8.mdfb").len();
+
+#[unsafe(link_section = ".blob")]
+static BLOB_BYTES: [u8; BLOB_LEN] = *include_bytes!("../../../tests/golden/ref-mlp-i8.mdfb");
+
+/// Arena bytes, planned at compile time from the blob itself.
+const ARENA: usize = match microdiff_runtime::arena_bytes(&BLOB_BYTES) {
+    Ok(n) => n,
+    Err(_) => panic!("bad blob"),
+};
+
+/// Room for one sample; the reference MLP has `data_len` 8.
+const MAX_DATA: usize = 64;
+
+#[entry]
+fn main() -> ! {
+    let mut arena = ArenaBuffer::<ARENA>::new();
+    let mut out = [0.0f32; MAX_DATA];
+    // Read the blob through `black_box` so the compiler cannot fold the model into constants.
+    let blob: &[u8] = black_box(&BLOB_BYTES);
+    let _ = black_box(run(blob, arena.as_mut_bytes(), &mut out));
+    black_box(&out);
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+#[cfg(not(feature = "baseline"))]
+fn run(blob: &[u8], arena: &mut [u8], out: &mut [f32]) -> Result<(), microdiff_runtime::Error> {
+    use microdiff_runtime::{Model, SampleSpec, sample};
+    let model = Model::parse(blob)?;
+    let program = model.program("ddim10")?;
+    let (expected, provided) = (model.data_len(), out.len());
+    let out = out
+        .get_mut(..expected)
+        .ok_or(microdiff_runtime::Error::OutputLength { expected, provided })?;
+    sample(
+        &model,
+        program,
+        arena,
+        SampleSpec {
+            seed: 1,
+            stream: 0,
+            class: 1,
+        },
+        out,
+    )
+}
+
+#[cfg(feature = "baseline")]
+fn run(blob: &[u8], arena: &mut [u8], out: &mut [f32]) -> Result<(), ()> {
+    black_box((blob, arena, out));
+    Ok(())
+}

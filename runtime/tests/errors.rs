@@ -1,0 +1,349 @@
+//! Every class of bad input gives its own typed error (and a message naming the problem).
+
+use microdiff_kernels::{Activation, Dtype};
+use microdiff_runtime::blob::graph::{self, opcode};
+use microdiff_runtime::blob::meta::{Objective, Prediction};
+use microdiff_runtime::blob::program::{self, ClassSel};
+use microdiff_runtime::blob::{Blob, BlobBuilder, ProgramBuilder, crc::crc32, field, tensor};
+use microdiff_runtime::{Error, Model, SampleSpec, Sampler, Section, arena_bytes, sample};
+
+fn reseal(b: &mut [u8]) {
+    let crc = crc32(&b[field::CRC_START..]);
+    b[field::CRC].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn section_start(b: &[u8], s: Section) -> usize {
+    Blob::new_checked(b)
+        .unwrap()
+        .sections()
+        .unwrap()
+        .range(s)
+        .unwrap()
+        .0
+}
+
+/// A class-conditional model with a guided program.
+fn blob() -> Vec<u8> {
+    let mut b = BlobBuilder::new(&[3], Objective::Ddpm, Prediction::Epsilon);
+    b.classes(2, Some(2));
+    let w = b
+        .tensor(
+            Dtype::I8,
+            3,
+            3,
+            &[0.5, -0.25, 0.0, 0.1, 0.2, 0.3, -1.0, 0.0, 1.0],
+        )
+        .unwrap();
+    let t = b.tensor(Dtype::F16, 3, 4, &[0.1; 12]).unwrap();
+    let table = b
+        .tensor(
+            Dtype::F32,
+            3,
+            3,
+            &[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+        )
+        .unwrap();
+    let h = b.linear(b.input(), w, None);
+    let te = b.time_embed(4, 10_000.0);
+    let te = b.linear(te, t, None);
+    let ce = b.class_embed(table);
+    let h = b.add(h, te);
+    let h = b.add(h, ce);
+    let o = b.activation(h, Activation::Relu);
+    b.output(o);
+    let mut p = ProgramBuilder::new("cfg", 3);
+    p.lin(0, &[], Some(1.0)).step();
+    p.eval(1, 0, ClassSel::Caller, 5.0)
+        .eval(2, 0, ClassSel::Null, 5.0);
+    p.lin(0, &[(0, 1.0), (1, -0.5), (2, 0.25)], Some(0.1))
+        .clamp(0, -2.0, 2.0)
+        .step();
+    b.program(&p);
+    b.build().unwrap()
+}
+
+#[test]
+fn a_valid_blob_parses_and_samples() {
+    let b = blob();
+    let m = Model::parse(&b).unwrap();
+    assert_eq!(arena_bytes(&b).unwrap(), m.arena_bytes());
+    let mut arena = vec![0u8; m.arena_bytes()];
+    let mut out = [0.0; 3];
+    sample(
+        &m,
+        m.program("cfg").unwrap(),
+        &mut arena,
+        SampleSpec {
+            seed: 1,
+            stream: 0,
+            class: 1,
+        },
+        &mut out,
+    )
+    .unwrap();
+    assert!(
+        out.iter().all(|v| (-2.0..=2.0).contains(v)),
+        "CLAMP applied: {out:?}"
+    );
+}
+
+#[test]
+fn header_errors() {
+    let good = blob();
+    assert!(matches!(
+        Model::parse(&good[..10]),
+        Err(Error::Truncated {
+            section: Section::Header,
+            ..
+        })
+    ));
+    let mut b = good.clone();
+    b[0] = b'X';
+    assert_eq!(Model::parse(&b).unwrap_err(), Error::BadMagic);
+    let mut b = good.clone();
+    b[field::VERSION].copy_from_slice(&2u16.to_le_bytes());
+    assert_eq!(
+        Model::parse(&b).unwrap_err(),
+        Error::UnsupportedVersion { found: 2 }
+    );
+    let mut b = good.clone();
+    b.push(0);
+    assert!(matches!(
+        Model::parse(&b),
+        Err(Error::LengthMismatch { .. })
+    ));
+    let mut b = good.clone();
+    let last = b.len() - 1;
+    b[last] ^= 0x40;
+    assert!(matches!(
+        Model::parse(&b),
+        Err(Error::ChecksumMismatch { .. })
+    ));
+    let msg = Model::parse(&b).unwrap_err().to_string();
+    assert!(msg.contains("checksum"), "{msg}");
+}
+
+#[test]
+fn section_table_errors() {
+    let good = blob();
+    // Turn the schedule-less table's first entry (META) into an unknown required kind.
+    let mut b = good.clone();
+    let e0 = microdiff_runtime::blob::HEADER_LEN;
+    b[e0..e0 + 2].copy_from_slice(&77u16.to_le_bytes());
+    reseal(&mut b);
+    assert_eq!(
+        Model::parse(&b).unwrap_err(),
+        Error::UnknownSection { kind: 77 }
+    );
+    // The same kind, optional: skipped, and then META is missing.
+    b[e0 + 2..e0 + 4].copy_from_slice(&0u16.to_le_bytes());
+    reseal(&mut b);
+    assert_eq!(
+        Model::parse(&b).unwrap_err(),
+        Error::MissingSection {
+            section: Section::Meta
+        }
+    );
+    // Two GRAPH entries.
+    let mut b = good.clone();
+    let e1 = e0 + microdiff_runtime::blob::SECTION_ENTRY_LEN;
+    let graph_kind = b[e1..e1 + 2].to_vec();
+    b[e0..e0 + 2].copy_from_slice(&graph_kind);
+    reseal(&mut b);
+    assert_eq!(
+        Model::parse(&b).unwrap_err(),
+        Error::DuplicateSection {
+            section: Section::Graph
+        }
+    );
+}
+
+#[test]
+fn unknown_codes_are_named() {
+    let good = blob();
+    // Op 0's opcode.
+    let mut b = good.clone();
+    let g = section_start(&b, Section::Graph) + graph::field::OPS;
+    b[g + graph::field::OPCODE] = 99;
+    reseal(&mut b);
+    assert_eq!(
+        Model::parse(&b).unwrap_err(),
+        Error::UnknownOp { op: 0, opcode: 99 }
+    );
+    assert!(
+        Model::parse(&b)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown op code 99")
+    );
+    // An activation code.
+    let mut b = good.clone();
+    let last_op = g + 6 * graph::field::OP_LEN;
+    assert_eq!(b[last_op], opcode::ACTIVATION);
+    b[last_op + graph::field::AUX] = 42;
+    reseal(&mut b);
+    assert_eq!(
+        Model::parse(&b).unwrap_err(),
+        Error::UnknownActivation { op: 6, code: 42 }
+    );
+    // Tensor 0's dtype.
+    let mut b = good.clone();
+    let t = section_start(&b, Section::Tensors) + tensor::field::RECORDS;
+    b[t + tensor::field::DTYPE] = 7;
+    reseal(&mut b);
+    assert_eq!(
+        Model::parse(&b).unwrap_err(),
+        Error::UnknownDtype { tensor: 0, code: 7 }
+    );
+    // The first instruction.
+    let mut b = good.clone();
+    let p = section_start(&b, Section::Programs) + program::field::PROGRAMS + program::field::CODE;
+    b[p] = 0xEE;
+    reseal(&mut b);
+    assert_eq!(
+        Model::parse(&b).unwrap_err(),
+        Error::UnknownInstruction {
+            program: 0,
+            offset: 0,
+            opcode: 0xEE
+        }
+    );
+    // The objective.
+    let mut b = good.clone();
+    let m = section_start(&b, Section::Meta);
+    b[m] = 9;
+    reseal(&mut b);
+    assert_eq!(
+        Model::parse(&b).unwrap_err(),
+        Error::UnknownObjective { code: 9 }
+    );
+}
+
+#[test]
+fn shape_and_reference_errors() {
+    let good = blob();
+    // Op 0 (linear) claims 4 outputs against a 3-row weight.
+    let mut b = good.clone();
+    let g = section_start(&b, Section::Graph) + graph::field::OPS;
+    b[g + graph::field::LEN.start..g + graph::field::LEN.end].copy_from_slice(&4u32.to_le_bytes());
+    reseal(&mut b);
+    assert!(matches!(
+        Model::parse(&b),
+        Err(Error::ShapeMismatch { op: 0, .. }) | Err(Error::ShapeMismatch { .. })
+    ));
+    // Op 0 reads a value defined later.
+    let mut b = good.clone();
+    b[g + graph::field::A.start..g + graph::field::A.end].copy_from_slice(&3u16.to_le_bytes());
+    reseal(&mut b);
+    assert!(matches!(Model::parse(&b), Err(Error::BadOp { op: 0, .. })));
+    // A tensor's data runs past the data section.
+    let mut b = good.clone();
+    let t = section_start(&b, Section::Tensors) + tensor::field::RECORDS;
+    b[t + tensor::field::DATA_OFFSET.start..t + tensor::field::DATA_OFFSET.end]
+        .copy_from_slice(&4096u32.to_le_bytes());
+    reseal(&mut b);
+    assert!(matches!(
+        Model::parse(&b),
+        Err(Error::BadTensor { tensor: 0, .. })
+    ));
+    // A register beyond the program's register count.
+    let mut b = good.clone();
+    let p = section_start(&b, Section::Programs) + program::field::PROGRAMS + program::field::CODE;
+    b[p + 1] = 5; // LIN dst
+    reseal(&mut b);
+    assert!(matches!(
+        Model::parse(&b),
+        Err(Error::BadProgram {
+            program: 0,
+            offset: 0,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn run_time_errors() {
+    let b = blob();
+    let m = Model::parse(&b).unwrap();
+    let p = m.program("cfg").unwrap();
+    assert_eq!(m.program("nope").unwrap_err(), Error::ProgramNotFound);
+    let mut arena = vec![0u8; m.arena_bytes()];
+    let spec = SampleSpec {
+        seed: 0,
+        stream: 0,
+        class: 2,
+    };
+    assert_eq!(
+        Sampler::new(&m, p, &mut arena, spec).unwrap_err(),
+        Error::ClassOutOfRange {
+            class: 2,
+            classes: 2
+        }
+    );
+    let spec = SampleSpec { class: 0, ..spec };
+    let mut short = vec![0u8; m.arena_bytes() - 4];
+    assert!(matches!(
+        Sampler::new(&m, p, &mut short, spec),
+        Err(Error::ArenaTooSmall { .. })
+    ));
+    let mut out = [0.0; 2];
+    let mut s = Sampler::new(&m, p, &mut arena, spec).unwrap();
+    s.run().unwrap();
+    assert_eq!(
+        s.output(&mut out).unwrap_err(),
+        Error::OutputLength {
+            expected: 3,
+            provided: 2
+        }
+    );
+}
+
+#[test]
+fn overflow_is_a_typed_error_naming_the_step() {
+    let mut b = BlobBuilder::new(&[2], Objective::Flow, Prediction::Velocity);
+    let w = b.tensor(Dtype::F32, 2, 2, &[1.0, 0.0, 0.0, 1.0]).unwrap();
+    let o = b.linear(b.input(), w, None);
+    b.output(o);
+    let mut p = ProgramBuilder::new("blowup", 2);
+    p.lin(0, &[], Some(1.0)).step();
+    for _ in 0..4 {
+        p.eval(1, 0, ClassSel::Caller, 0.0)
+            .lin(0, &[(0, 3e30), (1, 3e30)], None)
+            .step();
+    }
+    b.program(&p);
+    let blob = b.build().unwrap();
+    let m = Model::parse(&blob).unwrap();
+    let mut arena = vec![0u8; m.arena_bytes()];
+    let mut s = Sampler::new(
+        &m,
+        m.program("blowup").unwrap(),
+        &mut arena,
+        SampleSpec {
+            seed: 3,
+            stream: 0,
+            class: 0,
+        },
+    )
+    .unwrap();
+    let err = s.run().unwrap_err();
+    assert!(matches!(err, Error::NonFinite { step: 2, .. }), "{err:?}");
+    // The sampler stays failed instead of continuing on garbage.
+    assert_eq!(s.step().unwrap_err(), err);
+}
+
+#[test]
+fn the_emitter_refuses_what_the_parser_would_reject() {
+    let mut b = BlobBuilder::new(&[2], Objective::Ddpm, Prediction::Epsilon);
+    let w = b.tensor(Dtype::F32, 3, 2, &[0.0; 6]).unwrap();
+    let o = b.linear(b.input(), w, None); // 3 outputs for 2-element data
+    b.output(o);
+    b.program(ProgramBuilder::new("p", 1).lin(0, &[], Some(1.0)).step());
+    assert!(matches!(
+        b.build(),
+        Err(Error::Malformed {
+            section: Section::Graph,
+            ..
+        })
+    ));
+}

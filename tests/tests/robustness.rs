@@ -1,0 +1,152 @@
+//! Acceptance: truncated, bit-flipped and length-lying blobs — 12 000 per run — each give
+//! `Ok` or a typed error from the const planner, the parser and the sampler; never a panic.
+//!
+//! Most mutations also get their length and CRC fields rewritten to match, so they reach the
+//! section parsers, the planner and the interpreter instead of stopping at the checksum.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use microdiff_conformance::mlp::{Mlp, MlpSpec};
+use microdiff_conformance::textbook::{AncestralVariance, Schedule, ddim_program, ddpm_program};
+use microdiff_kernels::{Activation, Dtype};
+use microdiff_runtime::blob::{crc::crc32, field};
+use microdiff_runtime::{Model, SampleSpec, Sampler, Status, arena_bytes};
+use proptest::prelude::*;
+
+const CASES_PER_STRATEGY: u32 = 4_000;
+
+/// A small class-conditional model whose programs use every instruction (EVAL with the caller's
+/// and the null class, LIN with and without noise, CLAMP, STEP), in each weight dtype.
+fn seeds() -> &'static [Vec<u8>] {
+    static SEEDS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    SEEDS.get_or_init(|| {
+        [Dtype::F32, Dtype::F16, Dtype::I8]
+            .into_iter()
+            .map(|dtype| {
+                let spec = MlpSpec {
+                    data_len: 4,
+                    hidden: 8,
+                    ff: 8,
+                    temb: 4,
+                    blocks: 1,
+                    classes: 3,
+                    act: Activation::GeluTanh,
+                    dtype,
+                };
+                let mlp = Mlp::random(spec, 3);
+                let mut b = mlp.to_builder(&[2, 2], (&[2.0], &[0.5])).unwrap();
+                let s = Schedule::linear(6, 0.01, 0.3);
+                b.schedule(&s.rows());
+                b.program(&ddpm_program(
+                    "ddpm",
+                    &s,
+                    AncestralVariance::Beta,
+                    Some(1.5),
+                ));
+                b.program(&ddim_program("ddim", &s, 3, 0.7, Some(1.0), Some(2.0)));
+                b.build().unwrap()
+            })
+            .collect()
+    })
+}
+
+static PARSED_OK: AtomicUsize = AtomicUsize::new(0);
+
+fn fix_len_and_crc(b: &mut [u8]) {
+    if b.len() >= field::CRC_START {
+        let len = b.len() as u32;
+        b[field::TOTAL_LEN].copy_from_slice(&len.to_le_bytes());
+        let crc = crc32(&b[field::CRC_START..]);
+        b[field::CRC].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+/// Everything a device would do with untrusted bytes; panics only on a broken contract.
+fn exercise(bytes: &[u8]) {
+    let planned = arena_bytes(bytes);
+    let Ok(model) = Model::parse(bytes) else {
+        return;
+    };
+    PARSED_OK.fetch_add(1, Ordering::Relaxed);
+    assert_eq!(
+        planned.ok(),
+        Some(model.arena_bytes()),
+        "const planner disagrees with parse"
+    );
+    let mut arena = vec![0u8; model.arena_bytes()];
+    for p in model.programs().iter() {
+        let p = p.expect("validated programs iterate");
+        for class in [0, model.meta().classes.saturating_sub(1), 9] {
+            let Ok(mut s) = Sampler::new(
+                &model,
+                p,
+                &mut arena,
+                SampleSpec {
+                    seed: 1,
+                    stream: 2,
+                    class,
+                },
+            ) else {
+                continue;
+            };
+            for _ in 0..200 {
+                match s.step() {
+                    Ok(Status::Done) | Err(_) => break,
+                    Ok(Status::Running { .. }) => {}
+                }
+            }
+            let mut out = vec![0.0; model.data_len()];
+            let _ = s.output(&mut out);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: CASES_PER_STRATEGY, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn truncated(which in 0usize..3, cut in any::<prop::sample::Index>(), fix in any::<bool>()) {
+        let seed = &seeds()[which];
+        let mut b = seed[..cut.index(seed.len())].to_vec();
+        if fix { fix_len_and_crc(&mut b); }
+        exercise(&b);
+        // An unfixed truncation is always rejected.
+        if !fix { prop_assert!(Model::parse(&b).is_err()); }
+    }
+
+    #[test]
+    fn bit_flipped(which in 0usize..3, flips in prop::collection::vec(any::<prop::sample::Index>(), 1..12), fix in any::<bool>()) {
+        let mut b = seeds()[which].clone();
+        let n = b.len() * 8;
+        for f in &flips {
+            let bit = f.index(n);
+            b[bit / 8] ^= 1 << (bit % 8);
+        }
+        if fix { fix_len_and_crc(&mut b); }
+        exercise(&b);
+    }
+
+    #[test]
+    fn length_lying(which in 0usize..3, at in any::<prop::sample::Index>(), width in prop::sample::select(vec![1usize, 2, 4]),
+                    value in prop_oneof![Just(0u32), Just(1), Just(u32::MAX), Just(0x7FFF_FFFF), Just(0xFFFF), Just(0x8000), any::<u32>()],
+                    relative in -8i64..8, use_relative in any::<bool>()) {
+        let mut b = seeds()[which].clone();
+        // Aim at 4-byte aligned positions: every length, count and offset field is aligned.
+        let pos = (at.index(b.len() - 4)) & !3;
+        let old = u32::from_le_bytes(b[pos..pos + 4].try_into().unwrap());
+        let v = if use_relative { (old as i64 + relative) as u32 } else { value };
+        b[pos..pos + width].copy_from_slice(&v.to_le_bytes()[..width]);
+        fix_len_and_crc(&mut b);
+        exercise(&b);
+    }
+}
+
+#[test]
+fn unmodified_seeds_parse_and_run() {
+    for s in seeds() {
+        let before = PARSED_OK.load(Ordering::Relaxed);
+        exercise(s);
+        assert!(PARSED_OK.load(Ordering::Relaxed) > before);
+    }
+}
