@@ -347,3 +347,86 @@ fn the_emitter_refuses_what_the_parser_would_reject() {
         })
     ));
 }
+
+#[test]
+fn layout_rules_close_every_gap() {
+    let good = blob();
+    // Trailing bytes past the last section's padding.
+    let mut b = good.clone();
+    b.extend_from_slice(&[0xAA; 4]);
+    let n = b.len() as u32;
+    b[field::TOTAL_LEN].copy_from_slice(&n.to_le_bytes());
+    reseal(&mut b);
+    assert!(matches!(
+        Model::parse(&b),
+        Err(Error::Malformed {
+            section: Section::Header,
+            ..
+        })
+    ));
+    // A section pointing into another one.
+    let mut b = good.clone();
+    let e1 = microdiff_runtime::blob::HEADER_LEN + microdiff_runtime::blob::SECTION_ENTRY_LEN;
+    let meta_off = b[e1 - 8..e1 - 4].to_vec();
+    b[e1 + 4..e1 + 8].copy_from_slice(&meta_off);
+    reseal(&mut b);
+    assert!(matches!(
+        Model::parse(&b),
+        Err(Error::Malformed {
+            section: Section::Header,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn programs_must_be_nonempty_with_unique_names() {
+    let mk = |progs: &[ProgramBuilder]| {
+        let mut b = BlobBuilder::new(&[1], Objective::Ddpm, Prediction::Epsilon);
+        let w = b.tensor(Dtype::F32, 1, 1, &[1.0]).unwrap();
+        let o = b.linear(b.input(), w, None);
+        b.output(o);
+        for p in progs {
+            b.program(p);
+        }
+        b.build()
+    };
+    let mut ok = ProgramBuilder::new("a", 1);
+    ok.lin(0, &[], Some(1.0)).step();
+    assert!(mk(&[ok.clone()]).is_ok());
+    assert!(matches!(
+        mk(&[ProgramBuilder::new("empty", 1)]),
+        Err(Error::BadProgram { .. })
+    ));
+    assert!(matches!(
+        mk(&[ok.clone(), ok.clone()]),
+        Err(Error::BadProgram { program: 1, .. })
+    ));
+    let mut long = ProgramBuilder::new("a-name-longer-than-16", 1);
+    long.lin(0, &[], Some(1.0)).step();
+    assert!(matches!(mk(&[long]), Err(Error::BadProgram { .. })));
+}
+
+#[test]
+fn non_finite_weights_and_negative_scales_are_rejected() {
+    let mut b = BlobBuilder::new(&[2], Objective::Ddpm, Prediction::Epsilon);
+    let w = b
+        .tensor(Dtype::F32, 2, 2, &[1.0, f32::NAN, 0.0, 1.0])
+        .unwrap();
+    let o = b.linear(b.input(), w, None);
+    b.output(o);
+    b.program(ProgramBuilder::new("p", 1).lin(0, &[], Some(1.0)).step());
+    assert!(matches!(b.build(), Err(Error::BadTensor { tensor: 0, .. })));
+    // A negative int8 scale, patched into a valid blob.
+    let good = blob();
+    let mut b = good.clone();
+    let t = section_start(&b, Section::Tensors) + tensor::field::RECORDS;
+    let soff = u32::from_le_bytes(b[t + 16..t + 20].try_into().unwrap()) as usize;
+    let d = section_start(&b, Section::Data) + soff;
+    b[d..d + 4].copy_from_slice(&(-1.0f32).to_le_bytes());
+    reseal(&mut b);
+    assert!(matches!(
+        Model::parse(&b),
+        Err(Error::BadTensor { tensor: 0, .. })
+    ));
+}

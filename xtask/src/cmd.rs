@@ -14,6 +14,9 @@ pub struct Cmd {
     program: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// Subdirectory of the repository root to run in (for packages outside the workspace,
+    /// whose own `.cargo/config.toml` must apply).
+    subdir: Option<String>,
 }
 
 impl Cmd {
@@ -22,7 +25,14 @@ impl Cmd {
             program: program.into(),
             args: Vec::new(),
             env: Vec::new(),
+            subdir: None,
         }
+    }
+
+    /// Runs in `subdir` (relative to the directory given to `run`/`read`).
+    pub fn in_dir(mut self, subdir: impl Into<String>) -> Self {
+        self.subdir = Some(subdir.into());
+        self
     }
 
     /// `cargo`, taken from `PATH` so that rustup's proxy picks the toolchain
@@ -53,6 +63,10 @@ impl Cmd {
 
     fn command(&self, dir: &Path) -> Command {
         let mut c = Command::new(&self.program);
+        let dir = match &self.subdir {
+            Some(sub) => dir.join(sub),
+            None => dir.to_path_buf(),
+        };
         c.args(&self.args).current_dir(dir).stdin(Stdio::null());
         for (k, v) in &self.env {
             c.env(k, v);
@@ -94,6 +108,9 @@ impl Cmd {
 
 impl fmt::Display for Cmd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(sub) = &self.subdir {
+            write!(f, "cd {} && ", shell_quote(sub))?;
+        }
         for (k, v) in &self.env {
             write!(f, "{k}={} ", shell_quote(v))?;
         }

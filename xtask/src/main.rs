@@ -25,6 +25,8 @@
 
 mod cmd;
 mod ensure;
+mod fuzz;
+mod golden;
 mod steps;
 mod test;
 
@@ -42,12 +44,26 @@ struct Subcommand {
     main: fn(&[String]) -> ExitCode,
 }
 
-const COMMANDS: &[Subcommand] = &[Subcommand {
-    name: "test",
-    about: "the project's full check: fmt, clippy, doc, tests, no_std cross builds (what CI runs)",
-    usage: test::USAGE,
-    main: test::main,
-}];
+const COMMANDS: &[Subcommand] = &[
+    Subcommand {
+        name: "test",
+        about: "the project's full check: fmt, clippy, doc, tests, no_std cross builds (what CI runs)",
+        usage: test::USAGE,
+        main: test::main,
+    },
+    Subcommand {
+        name: "golden",
+        about: "check the golden vectors; `--bless` regenerates them on purpose",
+        usage: golden::USAGE,
+        main: golden::main,
+    },
+    Subcommand {
+        name: "fuzz",
+        about: "run the blob-parser fuzz target (cargo-fuzz) for a while",
+        usage: fuzz::USAGE,
+        main: fuzz::main,
+    },
+];
 
 fn usage() -> String {
     let width = COMMANDS.iter().map(|c| c.name.len()).max().unwrap_or(0);

@@ -18,10 +18,12 @@ Runs, stopping at the first failure:
   no_std build   cargo build -p microdiff-kernels -p microdiff-runtime --target <T>
                  (without and with the defmt features) for each no_std target <T>:
                  thumbv6m-none-eabi, thumbv7em-none-eabihf, riscv32imac-unknown-none-elf
+  size probe     cd firmware-examples/size-probe && cargo build --release
+  fuzz target    cd fuzz && cargo check
 
 Options:
   --skip-install  do not check for or install tools (the toolchain already has them)
-  --quick         skip the no_std cross builds
+  --quick         skip the no_std cross builds, the size probe and the fuzz check
   -h, --help      print this help
   -- <args>...    passed to the test binaries, e.g. `-- --nocapture`
 
@@ -143,6 +145,26 @@ fn plan(opts: &Options) -> Vec<Step> {
             steps.push(Step::run(name_defmt, build().args(["--features", &defmt])));
         }
     }
+    // Packages outside the workspace, built so they cannot rot unnoticed.
+    let extra = [
+        (
+            "size probe (thumbv7em, release)",
+            Cmd::cargo()
+                .args(["build", "--release"])
+                .in_dir("firmware-examples/size-probe"),
+        ),
+        (
+            "fuzz target (check)",
+            Cmd::cargo().arg("check").in_dir("fuzz"),
+        ),
+    ];
+    for (name, cmd) in extra {
+        if opts.quick {
+            steps.push(Step::skipped(name, "--quick"));
+        } else {
+            steps.push(Step::run(name, cmd));
+        }
+    }
     steps
 }
 
@@ -169,8 +191,8 @@ mod tests {
     fn plan_has_every_step() {
         let o = parse(&[]).unwrap().unwrap();
         let steps = plan(&o);
-        // ensure, fmt, clippy, doc, test, and two builds per target.
-        assert_eq!(steps.len(), 5 + 2 * NO_STD_TARGETS.len());
+        // ensure, fmt, clippy, doc, test, two builds per target, size probe, fuzz check.
+        assert_eq!(steps.len(), 5 + 2 * NO_STD_TARGETS.len() + 2);
         for t in NO_STD_TARGETS {
             assert!(USAGE.contains(t), "USAGE should list {t}");
         }

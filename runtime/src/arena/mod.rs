@@ -6,8 +6,9 @@
 //! [ register 0 | register 1 | … | register R-1 | network values (planned) ]
 //!   data_len each, R = largest register count of any program in the blob
 //! ```
-//! The network input (value 0) is read straight from the `EVAL`'s source register and the
-//! output value is copied into its destination register, so neither needs a slot of its own.
+//! The network input (value 0) is read straight from the `EVAL`'s source register, so it has
+//! no slot of its own; the output value has a planned slot like any other and is copied into
+//! the `EVAL`'s destination register at the end (so `src` and `dst` may be the same register).
 //!
 //! # Planner
 //! Value `v` (defined by op `v − 1`) is live from its definition to its last use (the output

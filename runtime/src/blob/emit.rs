@@ -40,13 +40,19 @@ pub struct BlobBuilder {
     schedule: Vec<ScheduleRow>,
     programs: Vec<u8>,
     program_count: u32,
+    /// The first problem a chained setter found; `build` reports it.
+    error: Option<Error>,
 }
 
 impl BlobBuilder {
     /// A builder for samples of `shape` (1 to 4 dimensions) from a network trained with
     /// `objective` that predicts `prediction`. Unconditional, identity normalisation.
     pub fn new(shape: &[u16], objective: Objective, prediction: Prediction) -> Self {
-        let data_len = shape.iter().map(|&d| d as u32).product::<u32>();
+        // Saturates instead of overflowing; `build` then rejects the shape.
+        let data_len = shape
+            .iter()
+            .try_fold(1u32, |n, &d| n.checked_mul(d as u32))
+            .unwrap_or(u32::MAX);
         BlobBuilder {
             objective,
             prediction,
@@ -64,6 +70,7 @@ impl BlobBuilder {
             schedule: Vec::new(),
             programs: Vec::new(),
             program_count: 0,
+            error: None,
         }
     }
 
@@ -109,7 +116,10 @@ impl BlobBuilder {
             tensor: index,
             what,
         };
-        if rows == 0 || cols == 0 || values.len() != rows as usize * cols as usize {
+        if rows == 0
+            || cols == 0
+            || (rows as usize).checked_mul(cols as usize) != Some(values.len())
+        {
             return Err(bad("values do not match rows * cols"));
         }
         if index == tensor::NO_TENSOR - 1 {
@@ -208,7 +218,7 @@ impl BlobBuilder {
 
     /// `[a; b]`.
     pub fn concat(&mut self, a: Value, b: Value) -> Value {
-        let len = self.len_of(a) + self.len_of(b);
+        let len = self.len_of(a).saturating_add(self.len_of(b));
         self.push(Op::Concat { a: a.0, b: b.0 }, len)
     }
 
@@ -251,6 +261,16 @@ impl BlobBuilder {
 
     /// Appends a sampler program.
     pub fn program(&mut self, p: &ProgramBuilder) -> &mut Self {
+        let name_ok = !p.name.is_empty()
+            && p.name.len() <= program::NAME_LEN
+            && p.name.bytes().all(|c| (0x21..0x7F).contains(&c));
+        if !name_ok && self.error.is_none() {
+            self.error = Some(Error::BadProgram {
+                program: self.program_count as u16,
+                offset: 0,
+                what: "name must be 1 to 16 printable ASCII characters without spaces",
+            });
+        }
         program::encode_program(
             &mut self.programs,
             &p.name,
@@ -266,6 +286,9 @@ impl BlobBuilder {
 
     /// Assembles the blob, computes its CRC-32, and checks it parses.
     pub fn build(&self) -> Result<Vec<u8>, Error> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
         let mut meta_b = Vec::new();
         meta::encode(
             &mut meta_b,

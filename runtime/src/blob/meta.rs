@@ -207,8 +207,10 @@ impl<'a> Meta<'a> {
         if norm_len > 1 && norm_len != data_len {
             return Err(bad("normalisation length must be 0, 1 or the data length"));
         }
-        let norm_bytes = (norm_len as usize) * 8;
-        if b.len() != field::NORM + norm_bytes {
+        let expected = (norm_len as usize)
+            .checked_mul(8)
+            .and_then(|n| n.checked_add(field::NORM));
+        if expected != Some(b.len()) {
             return Err(bad(
                 "section length disagrees with the normalisation length",
             ));

@@ -234,6 +234,10 @@ pub const fn locate_sections(b: &[u8]) -> Result<Sections, Error> {
     let mut sections = Sections {
         ranges: [(0, 0, false); 7],
     };
+    // Sections are packed in table order: each starts at the first multiple of 4 after the
+    // previous one (or the table) ends, and the blob ends at the first multiple of 4 after the
+    // last. So sections never overlap and no byte of a blob is outside the format.
+    let mut next = round_up4(table_end);
     let mut e = 0;
     while e < count {
         let at = HEADER_LEN + e * SECTION_ENTRY_LEN;
@@ -259,14 +263,14 @@ pub const fn locate_sections(b: &[u8]) -> Result<Sections, Error> {
                 what: "unknown section flag bits",
             });
         }
-        if off < table_end || off % 4 != 0 {
+        if off != next {
             return Err(Error::Malformed {
                 section: Section::Header,
-                what: "section offset overlaps the header or is not a multiple of 4",
+                what: "section is not packed right after the previous one (at a multiple of 4)",
             });
         }
         match off.checked_add(len) {
-            Some(end) if end <= b.len() => {}
+            Some(end) if end <= b.len() => next = round_up4(end),
             _ => {
                 return Err(Error::Malformed {
                     section: Section::Header,
@@ -290,7 +294,22 @@ pub const fn locate_sections(b: &[u8]) -> Result<Sections, Error> {
         }
         e += 1;
     }
+    if next != b.len() {
+        return Err(Error::Malformed {
+            section: Section::Header,
+            what: "bytes after the last section (beyond its padding to 4)",
+        });
+    }
     Ok(sections)
+}
+
+/// `n` rounded up to a multiple of 4 (`n` is at most a `u32` length, so this cannot overflow
+/// a 64-bit `usize`; on 32-bit targets it saturates, which then fails the length checks).
+const fn round_up4(n: usize) -> usize {
+    match n.checked_add(3) {
+        Some(m) => m & !3,
+        None => usize::MAX & !3,
+    }
 }
 
 /// A view of a weight blob over any byte container (a `&[u8]` in flash, a `Vec<u8>`).

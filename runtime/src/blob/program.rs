@@ -344,7 +344,8 @@ impl<'a> Program<'a> {
         }
         let (mut steps, mut evals) = (0u32, 0u32);
         let mut at = 0;
-        let mut last_was_step = true;
+        // An empty program is rejected too: it would "sample" zeros.
+        let mut last_was_step = false;
         while at < self.code.len() {
             let (instr, next) = self.instr(at)?;
             let bad = |what| Error::BadProgram {
@@ -412,7 +413,7 @@ impl<'a> Program<'a> {
             at = next;
         }
         if !last_was_step {
-            return Err(hdr("code must end with STEP"));
+            return Err(hdr("code must be non-empty and end with STEP"));
         }
         if steps != self.steps as u32 || evals != self.evals as u32 {
             return Err(hdr("step or evaluation count disagrees with the code"));
@@ -530,8 +531,16 @@ impl<'a> Programs<'a> {
             count,
             max_regs,
         };
-        for prog in p.iter() {
-            prog?.validate(has_null_class)?;
+        for (i, prog) in p.iter().enumerate() {
+            let prog = prog?;
+            prog.validate(has_null_class)?;
+            if p.iter().take(i).flatten().any(|q| q.name() == prog.name()) {
+                return Err(Error::BadProgram {
+                    program: prog.index,
+                    offset: 0,
+                    what: "two programs have the same name",
+                });
+            }
         }
         Ok(p)
     }

@@ -159,8 +159,10 @@ impl<'a> Tensors<'a> {
                 if soff % 4 != 0 {
                     return Err(bad("scales offset is not a multiple of 4"));
                 }
-                sub(self.data, soff as usize, rows as usize * 4)
-                    .ok_or(bad("scales outside the data section"))?
+                let len = (rows as usize)
+                    .checked_mul(4)
+                    .ok_or(bad("size overflows"))?;
+                sub(self.data, soff as usize, len).ok_or(bad("scales outside the data section"))?
             }
             _ => {
                 if soff != NO_SCALES {
@@ -169,13 +171,43 @@ impl<'a> Tensors<'a> {
                 &[]
             }
         };
-        Ok(Tensor {
+        let t = Tensor {
             dtype,
             rows,
             cols,
             data,
             scales,
-        })
+        };
+        if !t.values_are_finite() {
+            return Err(bad(
+                "a weight or scale is NaN or infinite, or a scale is negative",
+            ));
+        }
+        Ok(t)
+    }
+}
+
+impl Tensor<'_> {
+    /// Every element finite and every int8 scale finite and ≥ 0 (one pass over the data, done
+    /// once at parse time so a corrupt weight is reported as such, not as a non-finite sample).
+    fn values_are_finite(&self) -> bool {
+        let scales_ok = self.scales.chunks_exact(4).all(|c| {
+            let s = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            s.is_finite() && s >= 0.0
+        });
+        let data_ok = match self.dtype {
+            Dtype::F32 => self
+                .data
+                .chunks_exact(4)
+                .all(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite()),
+            // An f16 is non-finite exactly when its exponent bits are all ones.
+            Dtype::F16 => self
+                .data
+                .chunks_exact(2)
+                .all(|c| u16::from_le_bytes([c[0], c[1]]) & 0x7C00 != 0x7C00),
+            Dtype::I8 => true,
+        };
+        scales_ok && data_ok
     }
 }
 
