@@ -36,6 +36,18 @@
 #![no_std]
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
+// The runtime never panics on input: no unwrap/expect/panic outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 #[cfg(feature = "alloc")]
 extern crate alloc;

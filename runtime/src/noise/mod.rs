@@ -5,7 +5,7 @@
 //! and [`standard_normal`] / [`uniform_open`] map one `u32` to an `f32`. There is no generator
 //! state to carry around, so a sample's noise never depends on the batch size, the thread count,
 //! the order of evaluation, or which other samples are drawn: the caller names the sample with
-//! `stream` (normally its index in the whole run, not in the batch) and the sampler step with
+//! `stream` (normally its index in the whole run, not in the batch) and the noise draw with
 //! `draw`.
 //!
 //! # Counter layout
@@ -15,7 +15,7 @@
 //! | `key[0]`    | `seed as u32`                            | low half of the user's seed       |
 //! | `key[1]`    | `(seed >> 32) as u32`                    | high half of the user's seed      |
 //! | `ctr[0]`    | `block` = `element / 4`                  | position inside one draw          |
-//! | `ctr[1]`    | `draw`                                   | sampler step / noise injection    |
+//! | `ctr[1]`    | `draw`                                   | noise draw (the sampler numbers its noisy `LIN`s) |
 //! | `ctr[2]`    | `stream`                                 | sample index chosen by the caller |
 //! | `ctr[3]`    | [`Domain`] as `u32`                      | which subsystem draws             |
 //!
