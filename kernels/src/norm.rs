@@ -16,7 +16,7 @@ use crate::weights::f32s;
 
 /// Layer norm of `x` into `y` (both length n); `gamma`, `beta` of length n if present.
 ///
-/// Errors: a length mismatch, or `eps` not finite and `>= 0`.
+/// Errors: a length mismatch, or an `eps` that is not finite or is negative.
 pub fn layer_norm(
     x: &[f32],
     gamma: Option<&[f32]>,
