@@ -48,24 +48,61 @@ pub fn normalization() -> (Vec<f32>, Vec<f32>) {
     )
 }
 
-/// The golden weight dtypes and their file names.
-pub const BLOBS: [(Dtype, &str); 3] = [
-    (Dtype::F32, "ref-mlp-f32.mdfb"),
-    (Dtype::F16, "ref-mlp-f16.mdfb"),
-    (Dtype::I8, "ref-mlp-i8.mdfb"),
+/// A golden model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Golden {
+    /// The reference MLP with weights of this dtype and the programs of [`programs`].
+    RefMlp(Dtype),
+    /// The on-device digits architecture ([`MlpSpec::digits`]) with seeded random int8 weights
+    /// and a guided DDIM program: it pins the size and the bits of the model the Cortex-M0
+    /// must run until the trainer exports a trained one.
+    Digits,
+}
+
+/// The golden blobs and their file names.
+pub const BLOBS: [(Golden, &str); 4] = [
+    (Golden::RefMlp(Dtype::F32), "ref-mlp-f32.mdfb"),
+    (Golden::RefMlp(Dtype::F16), "ref-mlp-f16.mdfb"),
+    (Golden::RefMlp(Dtype::I8), "ref-mlp-i8.mdfb"),
+    (Golden::Digits, "digits-i8.mdfb"),
 ];
 
-/// Builds the golden blob for `dtype`.
-pub fn build_blob(dtype: Dtype) -> Result<Vec<u8>, Error> {
-    let mlp = Mlp::random(MlpSpec::reference(dtype), WEIGHT_SEED);
-    let (scale, offset) = normalization();
-    let mut b = mlp.to_builder(&SHAPE, (&scale, &offset))?;
+/// The program the digits blob carries.
+pub const DIGITS_PROGRAM: &str = "ddim10-cfg";
+
+/// Builds a golden blob.
+pub fn build_blob(which: Golden) -> Result<Vec<u8>, Error> {
     let s = schedule();
+    let mut b = match which {
+        Golden::RefMlp(dtype) => {
+            let mlp = Mlp::random(MlpSpec::reference(dtype), WEIGHT_SEED);
+            let (scale, offset) = normalization();
+            let mut b = mlp.to_builder(&SHAPE, (&scale, &offset))?;
+            for p in programs(&s) {
+                b.program(&p);
+            }
+            b
+        }
+        Golden::Digits => {
+            let mlp = Mlp::random(MlpSpec::digits(), WEIGHT_SEED);
+            // Model space [-1, 1] to pixel values [0, 16] of the 8x8 digits.
+            let mut b = mlp.to_builder(&[8, 8], (&[8.0], &[8.0]))?;
+            b.program(&ddim_program(DIGITS_PROGRAM, &s, 10, 0.0, Some(1.0), Some(2.0)));
+            b
+        }
+    };
     b.schedule(&s.rows());
-    for p in programs(&s) {
-        b.program(&p);
-    }
     b.build()
+}
+
+/// The golden blob called `file`.
+pub fn build_named(file: &str) -> Result<Vec<u8>, Error> {
+    let which = BLOBS
+        .iter()
+        .find(|b| b.1 == file)
+        .map(|b| b.0)
+        .ok_or(Error::ProgramNotFound)?;
+    build_blob(which)
 }
 
 /// One golden case.
@@ -96,10 +133,14 @@ pub fn case_grid() -> Vec<(String, String, SampleSpec)> {
         },
     ];
     let mut out = Vec::new();
-    for (_, file) in BLOBS {
-        for p in programs(&schedule()) {
+    for (which, file) in BLOBS {
+        let names: Vec<String> = match which {
+            Golden::RefMlp(_) => programs(&schedule()).iter().map(|p| p.name().to_string()).collect(),
+            Golden::Digits => vec![DIGITS_PROGRAM.to_string()],
+        };
+        for name in names {
             for spec in specs {
-                out.push((file.to_string(), p.name().to_string(), spec));
+                out.push((file.to_string(), name.clone(), spec));
             }
         }
     }

@@ -45,6 +45,22 @@ pub struct MlpSpec {
 }
 
 impl MlpSpec {
+    /// The on-device digits architecture (8×8 images, 10 classes + null): sized so the int8
+    /// blob (≈ 75 KB) fits a Cortex-M0 with 256 KB flash next to the golden blobs, and its
+    /// arena in 16 KB of RAM. The trainer may retune it within that budget.
+    pub fn digits() -> Self {
+        MlpSpec {
+            data_len: 64,
+            hidden: 96,
+            ff: 128,
+            temb: 32,
+            blocks: 2,
+            classes: 10,
+            act: Activation::Silu,
+            dtype: Dtype::I8,
+        }
+    }
+
     /// The network of the conformance tests and golden vectors: small enough for a Cortex-M0.
     pub fn reference(dtype: Dtype) -> Self {
         MlpSpec {
