@@ -87,7 +87,14 @@ pub fn build_blob(which: Golden) -> Result<Vec<u8>, Error> {
             let mlp = Mlp::random(MlpSpec::digits(), WEIGHT_SEED);
             // Model space [-1, 1] to pixel values [0, 16] of the 8x8 digits.
             let mut b = mlp.to_builder(&[8, 8], (&[8.0], &[8.0]))?;
-            b.program(&ddim_program(DIGITS_PROGRAM, &s, 10, 0.0, Some(1.0), Some(2.0)));
+            b.program(&ddim_program(
+                DIGITS_PROGRAM,
+                &s,
+                10,
+                0.0,
+                Some(1.0),
+                Some(2.0),
+            ));
             b
         }
     };
@@ -135,7 +142,10 @@ pub fn case_grid() -> Vec<(String, String, SampleSpec)> {
     let mut out = Vec::new();
     for (which, file) in BLOBS {
         let names: Vec<String> = match which {
-            Golden::RefMlp(_) => programs(&schedule()).iter().map(|p| p.name().to_string()).collect(),
+            Golden::RefMlp(_) => programs(&schedule())
+                .iter()
+                .map(|p| p.name().to_string())
+                .collect(),
             Golden::Digits => vec![DIGITS_PROGRAM.to_string()],
         };
         for name in names {

@@ -8,6 +8,7 @@
 //! The tests in `tests/` use these; `cargo run -p microdiff-conformance --bin golden` checks
 //! (or, with `--bless`, regenerates) the golden files.
 
+pub mod firmware;
 pub mod golden;
 pub mod mlp;
 pub mod textbook;

@@ -25,6 +25,7 @@
 
 mod cmd;
 mod ensure;
+mod firmware;
 mod fuzz;
 mod golden;
 mod steps;
@@ -56,6 +57,18 @@ const COMMANDS: &[Subcommand] = &[
         about: "check the golden vectors; `--bless` regenerates them on purpose",
         usage: golden::USAGE,
         main: golden::main,
+    },
+    Subcommand {
+        name: "conformance",
+        about: "run every golden case on each QEMU firmware and print target x case match table",
+        usage: firmware::CONFORMANCE_USAGE,
+        main: firmware::conformance,
+    },
+    Subcommand {
+        name: "size",
+        about: "flash/RAM/stack/arena and instructions per step of each firmware; checks growth",
+        usage: firmware::SIZE_USAGE,
+        main: firmware::size,
     },
     Subcommand {
         name: "fuzz",

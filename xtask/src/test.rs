@@ -18,12 +18,16 @@ Runs, stopping at the first failure:
   no_std build   cargo build -p microdiff-kernels -p microdiff-runtime --target <T>
                  (without and with the defmt features) for each no_std target <T>:
                  thumbv6m-none-eabi, thumbv7em-none-eabihf, riscv32imac-unknown-none-elf
+  ensure QEMU    .ci/install-qemu.sh (OS packages) when qemu-system-arm/-riscv32 are missing
+  conformance    every golden case on the QEMU firmware (m0, m4f, m7, riscv32) = host = golden
+  size           firmware sizes, stack, arena, instructions/step vs expected-size.txt
+  boards         cargo build --release of firmware-examples/rp2040-pico and nrf52840-dk
   size probe     cd firmware-examples/size-probe && cargo build --release
   fuzz target    cd fuzz && cargo check
 
 Options:
   --skip-install  do not check for or install tools (the toolchain already has them)
-  --quick         skip the no_std cross builds, the size probe and the fuzz check
+  --quick         skip the no_std cross builds, the firmware and the fuzz check
   -h, --help      print this help
   -- <args>...    passed to the test binaries, e.g. `-- --nocapture`
 
@@ -95,6 +99,7 @@ fn plan(opts: &Options) -> Vec<Step> {
         ];
         if !opts.quick {
             tools.extend(NO_STD_TARGETS.iter().map(|t| Tool::rustup_target(t)));
+            tools.push(crate::firmware::qemu_tool());
         }
         steps.push(Step::ensure("ensure tools", tools));
     }
@@ -145,8 +150,28 @@ fn plan(opts: &Options) -> Vec<Step> {
             steps.push(Step::run(name_defmt, build().args(["--features", &defmt])));
         }
     }
-    // Packages outside the workspace, built so they cannot rot unnoticed.
+    // Packages outside the workspace, built (and, under QEMU, run) so they cannot rot.
     let extra = [
+        (
+            "firmware conformance (QEMU: m0, m4f, m7, riscv32)",
+            crate::firmware::firmware_cmd(["conformance"]),
+        ),
+        (
+            "firmware size (vs expected-size.txt)",
+            crate::firmware::firmware_cmd(["size", "--reuse-reports"]),
+        ),
+        (
+            "build rp2040-pico (release)",
+            Cmd::cargo()
+                .args(["build", "--release"])
+                .in_dir("firmware-examples/rp2040-pico"),
+        ),
+        (
+            "build nrf52840-dk (release)",
+            Cmd::cargo()
+                .args(["build", "--release"])
+                .in_dir("firmware-examples/nrf52840-dk"),
+        ),
         (
             "size probe (thumbv7em, release)",
             Cmd::cargo()
@@ -191,8 +216,9 @@ mod tests {
     fn plan_has_every_step() {
         let o = parse(&[]).unwrap().unwrap();
         let steps = plan(&o);
-        // ensure, fmt, clippy, doc, test, two builds per target, size probe, fuzz check.
-        assert_eq!(steps.len(), 5 + 2 * NO_STD_TARGETS.len() + 2);
+        // ensure, fmt, clippy, doc, test, two builds per target, conformance, size, two
+        // board builds, size probe, fuzz check.
+        assert_eq!(steps.len(), 5 + 2 * NO_STD_TARGETS.len() + 6);
         for t in NO_STD_TARGETS {
             assert!(USAGE.contains(t), "USAGE should list {t}");
         }

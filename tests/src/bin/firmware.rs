@@ -1,0 +1,283 @@
+//! `firmware` — cross-target conformance and size report for the QEMU firmware examples.
+//!
+//! * `firmware conformance [TARGET…]` builds each firmware, runs it under QEMU, and prints a
+//!   table target × golden case → match / MISMATCH (first differing element and both values);
+//!   exits 1 on any mismatch. Reports are kept in `target/firmware-reports/`.
+//! * `firmware size [--bless] [--reuse-reports]` builds each firmware and its `baseline` variant and prints text /
+//!   data / bss, the runtime's share, arena, stack high-water mark and instructions per denoising
+//!   step; compares with the checked-in `expected-size.txt` (fails when a build grows by more
+//!   than [`GROWTH_MARGIN`]); `--bless` rewrites those files.
+
+use std::process::ExitCode;
+
+use microdiff_conformance::firmware::{self, Report, TARGETS, Target, Verdict};
+use microdiff_conformance::golden;
+
+/// Allowed growth of flash or static RAM over `expected-size.txt` before `size` fails.
+const GROWTH_MARGIN: f64 = 0.05;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("conformance") => conformance(&args[1..]),
+        Some("size") => size(&args[1..]),
+        _ => {
+            eprintln!(
+                "usage: firmware conformance [m0|m4f|m7|riscv32 …]\n       firmware size [--bless]"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("firmware: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn pick(names: &[String]) -> Result<Vec<Target>, String> {
+    if names.is_empty() {
+        return Ok(TARGETS.to_vec());
+    }
+    names
+        .iter()
+        .map(|n| {
+            TARGETS
+                .iter()
+                .copied()
+                .find(|t| t.name == n)
+                .ok_or(format!("unknown target {n}"))
+        })
+        .collect()
+}
+
+fn reports_dir() -> std::path::PathBuf {
+    firmware::repo_root()
+        .join("target")
+        .join("firmware-reports")
+}
+
+/// Builds and runs `t`, saving its report; `Err` if it could not run at all.
+fn run_target(t: &Target) -> Result<(Report, firmware::Run), String> {
+    firmware::build(t, None)?;
+    let run = firmware::run(t)?;
+    std::fs::create_dir_all(reports_dir()).map_err(|e| e.to_string())?;
+    let _ = std::fs::write(reports_dir().join(format!("{}.txt", t.name)), &run.stdout);
+    Ok((firmware::parse_report(&run.stdout), run))
+}
+
+fn conformance(names: &[String]) -> Result<bool, String> {
+    let targets = pick(names)?;
+    let text =
+        std::fs::read_to_string(golden::dir().join("cases.txt")).map_err(|e| e.to_string())?;
+    let cases = golden::parse_cases(&text)?;
+    let host = firmware::host_outputs(&cases)?;
+    let mut all_ok = true;
+    let mut columns = Vec::new();
+    for t in &targets {
+        eprintln!(
+            "conformance: building and running {} ({}) …",
+            t.dir, t.machine
+        );
+        match run_target(t) {
+            Ok((report, run)) => {
+                let verdicts: Vec<Verdict> = cases
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| firmware::judge(c, &host[i], report.cases.get(&i)))
+                    .collect();
+                let exit_ok = run.code == Some(0);
+                all_ok &= exit_ok && verdicts.iter().all(|v| *v == Verdict::Match);
+                eprintln!(
+                    "conformance: {} finished in {:.1} s, exit code {:?}, firmware says {:?}",
+                    t.name, run.seconds, run.code, report.done
+                );
+                if !report.digit.is_empty() {
+                    println!("{} sampled a digit:", t.name);
+                    for row in &report.digit {
+                        println!("    {row}");
+                    }
+                }
+                columns.push((t.name, Some(verdicts)));
+            }
+            Err(e) => {
+                eprintln!("conformance: {}: {e}", t.name);
+                all_ok = false;
+                columns.push((t.name, None));
+            }
+        }
+    }
+    println!();
+    print!(
+        "{:<18} {:<12} {:>4} {:>4} {:>3} {:>6}",
+        "blob", "program", "seed", "strm", "cls", "host"
+    );
+    for (name, _) in &columns {
+        print!(" {name:>9}");
+    }
+    println!();
+    let mut notes = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        // The host's own digest is checked against the golden one too.
+        let host_bytes: Vec<u8> = host[i].iter().flat_map(|b| b.to_le_bytes()).collect();
+        let host_ok = golden::sha256_hex(&host_bytes) == c.sha256;
+        all_ok &= host_ok;
+        print!(
+            "{:<18} {:<12} {:>4} {:>4} {:>3} {:>6}",
+            c.blob,
+            c.program,
+            c.spec.seed,
+            c.spec.stream,
+            c.spec.class,
+            if host_ok { "match" } else { "MISMATCH" }
+        );
+        for (name, v) in &columns {
+            let cell = match v {
+                None => "no run".to_string(),
+                Some(v) => match &v[i] {
+                    Verdict::Match => "match".into(),
+                    Verdict::Mismatch(why) => {
+                        notes.push(format!(
+                            "{name}, case {i} ({} {}): {why}",
+                            c.blob, c.program
+                        ));
+                        "MISMATCH".into()
+                    }
+                },
+            };
+            print!(" {cell:>9}");
+        }
+        println!();
+    }
+    for n in &notes {
+        println!("  {n}");
+    }
+    println!(
+        "conformance: {}",
+        if all_ok {
+            "every golden case matches on every target and on the host"
+        } else {
+            "MISMATCH (see above)"
+        }
+    );
+    Ok(all_ok)
+}
+
+fn size(args: &[String]) -> Result<bool, String> {
+    let mut bless = false;
+    let mut reuse = false;
+    for a in args {
+        match a.as_str() {
+            "--bless" => bless = true,
+            // Read the reports `conformance` just saved instead of running QEMU again.
+            "--reuse-reports" => reuse = true,
+            _ => return Err("usage: firmware size [--bless] [--reuse-reports]".into()),
+        }
+    }
+    let mut ok = true;
+    println!(
+        "{:<8} {:>8} {:>6} {:>6} {:>9} {:>8} {:>7} {:>7} {:>9} {:>14} {:>14}",
+        "target",
+        "text",
+        "data",
+        "bss",
+        "runtime",
+        "flash%",
+        "arena",
+        "stack",
+        "RAM use",
+        "ref ddim10",
+        "digits cfg"
+    );
+    for t in &TARGETS {
+        firmware::build(t, Some("baseline"))?;
+        let base = firmware::elf_sizes(&firmware::elf_path(t))?;
+        let saved = reports_dir().join(format!("{}.txt", t.name));
+        let report = match std::fs::read_to_string(&saved) {
+            Ok(text) if reuse => {
+                firmware::build(t, None)?;
+                firmware::parse_report(&text)
+            }
+            _ => run_target(t)?.0,
+        };
+        let probe = firmware::elf_sizes(&firmware::elf_path(t))?;
+        let ram_use = probe.ram() + report.stack.unwrap_or(0);
+        let per_step = |blob: &str, program: &str| -> String {
+            let text = std::fs::read_to_string(golden::dir().join("cases.txt")).unwrap_or_default();
+            let cases = golden::parse_cases(&text).unwrap_or_default();
+            cases
+                .iter()
+                .position(|c| c.blob == blob && c.program == program)
+                .and_then(|i| report.cases.get(&i)?.perf)
+                // Steps include the initial-noise step, which evaluates nothing.
+                .map_or("-".into(), |(steps, _, n)| {
+                    format!("{}", n / steps.saturating_sub(1).max(1))
+                })
+        };
+        println!(
+            "{:<8} {:>8} {:>6} {:>6} {:>9} {:>7.1}% {:>7} {:>7} {:>9} {:>14} {:>14}",
+            t.name,
+            probe.text,
+            probe.data,
+            probe.bss,
+            probe.flash() as i64 - base.flash() as i64,
+            100.0 * probe.flash() as f64 / t.flash_bytes as f64,
+            report.arena.map_or("-".into(), |a| a.to_string()),
+            report.stack.map_or("-".into(), |s| s.to_string()),
+            format!("{ram_use}/{}", t.ram_bytes),
+            per_step("ref-mlp-i8.mdfb", "ddim10"),
+            per_step("digits-i8.mdfb", golden::DIGITS_PROGRAM),
+        );
+        if ram_use > t.ram_bytes || probe.flash() > t.flash_bytes {
+            println!("  {}: does not fit the modelled MCU", t.name);
+            ok = false;
+        }
+        let expected_path = firmware::package_dir(t).join("expected-size.txt");
+        let current = format!(
+            "# Release build of {} ({}), bytes. Checked by `cargo xtask size`; rewrite with `cargo xtask size --bless`.\ntext {}\ndata {}\nbss {}\n",
+            t.dir, t.triple, probe.text, probe.data, probe.bss
+        );
+        if bless {
+            std::fs::write(&expected_path, current).map_err(|e| e.to_string())?;
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        let field = |k: &str| {
+            expected
+                .lines()
+                .find_map(|l| l.strip_prefix(k)?.trim().parse::<u64>().ok())
+        };
+        match (field("text"), field("data"), field("bss")) {
+            (Some(et), Some(ed), Some(eb)) => {
+                let grew = |now: u64, was: u64| now as f64 > was as f64 * (1.0 + GROWTH_MARGIN);
+                if grew(probe.flash(), et + ed) || grew(probe.ram(), ed + eb) {
+                    println!(
+                        "  {}: grew more than {:.0}% over expected-size.txt (flash {} → {}, static RAM {} → {}); if intended: cargo xtask size --bless",
+                        t.name,
+                        GROWTH_MARGIN * 100.0,
+                        et + ed,
+                        probe.flash(),
+                        ed + eb,
+                        probe.ram()
+                    );
+                    ok = false;
+                }
+            }
+            _ => {
+                println!(
+                    "  {}: no expected-size.txt; create it with cargo xtask size --bless",
+                    t.name
+                );
+                ok = false;
+            }
+        }
+    }
+    println!(
+        "\nruntime = flash of the firmware minus its `baseline` build (same board code, no runtime, no blobs);\n\
+         instructions per denoising step = instructions counted over the program / (steps − 1), under QEMU -icount shift=0."
+    );
+    Ok(ok)
+}
