@@ -13,7 +13,11 @@ fn main() {
 
     let mut blobs: Vec<String> = Vec::new();
     let mut cases = String::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let f: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(f.len(), 6, "bad line in cases.txt: {line}");
         let blob = match blobs.iter().position(|b| b == f[0]) {
@@ -37,11 +41,21 @@ fn main() {
         )
         .unwrap();
     }
-    let mut out = String::from("/// The golden blobs, in the order cases refer to them.\npub static BLOBS: &[(&str, &[u8])] = &[\n");
+    let mut out = String::from(
+        "/// The golden blobs, in the order cases refer to them.\npub static BLOBS: &[(&str, &[u8])] = &[\n",
+    );
     for b in &blobs {
         let path = golden.join(b);
         println!("cargo:rerun-if-changed={}", path.display());
-        writeln!(out, "    ({b:?}, include_bytes!({:?})),", path.canonicalize().expect("golden blob").display().to_string()).unwrap();
+        writeln!(
+            out,
+            "    ({b:?}, include_bytes!({:?})),",
+            path.canonicalize()
+                .expect("golden blob")
+                .display()
+                .to_string()
+        )
+        .unwrap();
     }
     out += "];\n\n/// Every case of `tests/golden/cases.txt`.\npub static CASES: &[Case] = &[\n";
     out += &cases;

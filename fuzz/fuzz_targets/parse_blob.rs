@@ -26,7 +26,11 @@ fn exercise(data: &[u8]) {
     let mut arena = vec![0u8; model.arena_bytes()];
     let classes = model.meta().classes.max(1);
     for program in model.programs().iter().flatten() {
-        let spec = SampleSpec { seed: data.len() as u64, stream: 1, class: classes - 1 };
+        let spec = SampleSpec {
+            seed: data.len() as u64,
+            stream: 1,
+            class: classes - 1,
+        };
         let Ok(mut s) = Sampler::new(&model, program, &mut arena, spec) else {
             continue;
         };

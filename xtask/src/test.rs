@@ -24,6 +24,8 @@ Runs, stopping at the first failure:
   boards         cargo build --release of firmware-examples/rp2040-pico and nrf52840-dk
   size probe     cd firmware-examples/size-probe && cargo build --release
   fuzz target    cd fuzz && cargo check
+  lint <pkg>     cargo fmt --check && cargo clippy --release -- -D warnings, in each package
+                 outside the workspace (firmware-examples/*, fuzz)
 
 Options:
   --skip-install  do not check for or install tools (the toolchain already has them)
@@ -38,6 +40,19 @@ const NO_STD_TARGETS: [&str; 3] = [
     "thumbv6m-none-eabi",
     "thumbv7em-none-eabihf",
     "riscv32imac-unknown-none-elf",
+];
+
+/// Packages outside the workspace (own target, own lock file), linted one by one.
+const OUT_OF_WORKSPACE: [&str; 9] = [
+    "firmware-examples/common",
+    "firmware-examples/qemu-m0",
+    "firmware-examples/qemu-m4f",
+    "firmware-examples/qemu-m7",
+    "firmware-examples/qemu-riscv32",
+    "firmware-examples/rp2040-pico",
+    "firmware-examples/nrf52840-dk",
+    "firmware-examples/size-probe",
+    "fuzz",
 ];
 
 /// The crates that run on the device.
@@ -183,6 +198,24 @@ fn plan(opts: &Options) -> Vec<Step> {
             Cmd::cargo().arg("check").in_dir("fuzz"),
         ),
     ];
+    // Their formatting and lints, which the workspace-wide fmt and clippy steps do not reach.
+    let lint = |dir: &str| {
+        Cmd::new("bash")
+            .args([
+                "-c",
+                "cargo fmt --check && cargo clippy --release --quiet -- -D warnings",
+            ])
+            .in_dir(dir)
+    };
+    let extra: Vec<(String, Cmd)> = extra
+        .into_iter()
+        .map(|(n, c)| (n.to_string(), c))
+        .chain(
+            OUT_OF_WORKSPACE
+                .iter()
+                .map(|d| (format!("lint {d}"), lint(d))),
+        )
+        .collect();
     for (name, cmd) in extra {
         if opts.quick {
             steps.push(Step::skipped(name, "--quick"));
@@ -217,8 +250,11 @@ mod tests {
         let o = parse(&[]).unwrap().unwrap();
         let steps = plan(&o);
         // ensure, fmt, clippy, doc, test, two builds per target, conformance, size, two
-        // board builds, size probe, fuzz check.
-        assert_eq!(steps.len(), 5 + 2 * NO_STD_TARGETS.len() + 6);
+        // board builds, size probe, fuzz check, and a lint step per out-of-workspace package.
+        assert_eq!(
+            steps.len(),
+            5 + 2 * NO_STD_TARGETS.len() + 6 + OUT_OF_WORKSPACE.len()
+        );
         for t in NO_STD_TARGETS {
             assert!(USAGE.contains(t), "USAGE should list {t}");
         }

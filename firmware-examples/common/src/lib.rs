@@ -3,7 +3,9 @@
 //! runtime, and the plain-text report the host-side conformance runner parses.
 //!
 //! A board supplies a [`Board`]: a way to print a line, and optionally an instruction counter.
-//! Everything else — arena sizing, sampling, hashing, the report — is here, once.
+//! Everything else — arena sizing, sampling, hashing, the report — is here, once. The QEMU
+//! Cortex-M boards share their whole board support too (feature `qemu-cortex-m`,
+//! [`qemu_cortex_m`]), so their `main.rs` only names the board and its SysTick clock.
 //!
 //! # Report format (one record per line, space-separated)
 //! ```text
@@ -18,6 +20,9 @@
 //! ```
 #![no_std]
 #![deny(missing_docs)]
+
+#[cfg(feature = "qemu-cortex-m")]
+pub mod qemu_cortex_m;
 
 use core::fmt::Write;
 
@@ -105,7 +110,10 @@ pub struct Outcome {
 
 /// Samples one case into `arena`.
 pub fn run_case<B: Board>(board: &mut B, case: &Case, arena: &mut [u8]) -> Result<Outcome, Error> {
-    let blob = BLOBS.get(case.blob).map(|b| b.1).ok_or(Error::ProgramNotFound)?;
+    let blob = BLOBS
+        .get(case.blob)
+        .map(|b| b.1)
+        .ok_or(Error::ProgramNotFound)?;
     let model = Model::parse(blob)?;
     let program = model.program(case.program)?;
     let spec = SampleSpec {
@@ -158,7 +166,11 @@ pub fn print_digit(c: &mut impl Write, pixels: &[f32]) {
     const SHADES: &[u8] = b" .:-=+*#%@";
     for row in pixels.chunks(8) {
         for &p in row {
-            let level = if p.is_nan() { 0.0 } else { (p / 16.0).clamp(0.0, 1.0) };
+            let level = if p.is_nan() {
+                0.0
+            } else {
+                (p / 16.0).clamp(0.0, 1.0)
+            };
             let i = ((level * (SHADES.len() - 1) as f32) + 0.5) as usize;
             let ch = SHADES.get(i).copied().unwrap_or(b'?') as char;
             let _ = write!(c, "{ch}{ch}");
@@ -194,7 +206,11 @@ pub fn run_all<B: Board>(board: &mut B, target: &str, arena: &mut [u8]) -> bool 
                 }
                 let _ = writeln!(c);
                 if let Some(n) = o.instructions {
-                    let _ = writeln!(c, "perf {i} steps={} evals={} instructions={n}", o.steps, o.evals);
+                    let _ = writeln!(
+                        c,
+                        "perf {i} steps={} evals={} instructions={n}",
+                        o.steps, o.evals
+                    );
                 }
                 if o.len == 64 && !digit_shown {
                     digit_shown = true;

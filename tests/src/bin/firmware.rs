@@ -1,8 +1,10 @@
 //! `firmware` — cross-target conformance and size report for the QEMU firmware examples.
 //!
-//! * `firmware conformance [TARGET…]` builds each firmware, runs it under QEMU, and prints a
-//!   table target × golden case → match / MISMATCH (first differing element and both values);
-//!   exits 1 on any mismatch. Reports are kept in `target/firmware-reports/`.
+//! * `firmware conformance [--bless-output] [TARGET…]` builds each firmware, runs it under
+//!   QEMU, and prints a table target × golden case → match / MISMATCH (first differing element
+//!   and both values); also compares the run with the package's `expected-output.txt`
+//!   (`--bless-output` rewrites it); exits 1 on any difference. Reports are kept in
+//!   `target/firmware-reports/`.
 //! * `firmware size [--bless] [--reuse-reports]` builds each firmware and its `baseline` variant and prints text /
 //!   data / bss, the runtime's share, arena, stack high-water mark and instructions per denoising
 //!   step; compares with the checked-in `expected-size.txt` (fails when a build grows by more
@@ -69,8 +71,24 @@ fn run_target(t: &Target) -> Result<(Report, firmware::Run), String> {
     Ok((firmware::parse_report(&run.stdout), run))
 }
 
-fn conformance(names: &[String]) -> Result<bool, String> {
-    let targets = pick(names)?;
+/// The report lines that must not change unless the golden vectors do: all but the
+/// compiler-dependent `perf` and `stack` lines.
+fn stable_lines(report: &str) -> String {
+    report
+        .lines()
+        .filter(|l| !l.starts_with("perf ") && !l.starts_with("stack "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+fn conformance(args: &[String]) -> Result<bool, String> {
+    let bless_output = args.iter().any(|a| a == "--bless-output");
+    let names: Vec<String> = args
+        .iter()
+        .filter(|a| *a != "--bless-output")
+        .cloned()
+        .collect();
+    let targets = pick(&names)?;
     let text =
         std::fs::read_to_string(golden::dir().join("cases.txt")).map_err(|e| e.to_string())?;
     let cases = golden::parse_cases(&text)?;
@@ -91,6 +109,20 @@ fn conformance(names: &[String]) -> Result<bool, String> {
                     .collect();
                 let exit_ok = run.code == Some(0);
                 all_ok &= exit_ok && verdicts.iter().all(|v| *v == Verdict::Match);
+                let expected_path = firmware::package_dir(t).join("expected-output.txt");
+                let stable = stable_lines(&run.stdout);
+                if bless_output {
+                    std::fs::write(&expected_path, &stable).map_err(|e| e.to_string())?;
+                } else if std::fs::read_to_string(&expected_path).ok().as_deref()
+                    != Some(stable.as_str())
+                {
+                    eprintln!(
+                        "conformance: {}: output differs from {} (rewrite with `firmware conformance --bless-output` once the golden vectors are blessed)",
+                        t.name,
+                        expected_path.display()
+                    );
+                    all_ok = false;
+                }
                 eprintln!(
                     "conformance: {} finished in {:.1} s, exit code {:?}, firmware says {:?}",
                     t.name, run.seconds, run.code, report.done
@@ -178,12 +210,18 @@ fn size(args: &[String]) -> Result<bool, String> {
         }
     }
     let mut ok = true;
+    // Every golden blob is linked into every QEMU firmware (weights, not code).
+    let blob_bytes: u64 = golden::BLOBS
+        .iter()
+        .map(|(_, f)| std::fs::metadata(golden::dir().join(f)).map_or(0, |m| m.len()))
+        .sum();
     println!(
-        "{:<8} {:>8} {:>6} {:>6} {:>9} {:>8} {:>7} {:>7} {:>9} {:>14} {:>14}",
+        "{:<8} {:>8} {:>6} {:>6} {:>7} {:>8} {:>7} {:>7} {:>7} {:>11} {:>12} {:>12}",
         "target",
         "text",
         "data",
         "bss",
+        "blobs",
         "runtime",
         "flash%",
         "arena",
@@ -218,12 +256,13 @@ fn size(args: &[String]) -> Result<bool, String> {
                 })
         };
         println!(
-            "{:<8} {:>8} {:>6} {:>6} {:>9} {:>7.1}% {:>7} {:>7} {:>9} {:>14} {:>14}",
+            "{:<8} {:>8} {:>6} {:>6} {:>7} {:>8} {:>6.1}% {:>7} {:>7} {:>11} {:>12} {:>12}",
             t.name,
             probe.text,
             probe.data,
             probe.bss,
-            probe.flash() as i64 - base.flash() as i64,
+            blob_bytes,
+            probe.flash() as i64 - base.flash() as i64 - blob_bytes as i64,
             100.0 * probe.flash() as f64 / t.flash_bytes as f64,
             report.arena.map_or("-".into(), |a| a.to_string()),
             report.stack.map_or("-".into(), |s| s.to_string()),
@@ -276,7 +315,8 @@ fn size(args: &[String]) -> Result<bool, String> {
         }
     }
     println!(
-        "\nruntime = flash of the firmware minus its `baseline` build (same board code, no runtime, no blobs);\n\
+        "\nblobs = the golden weight blobs linked in; runtime = flash of the firmware minus its `baseline` build\n\
+         (same board code without runtime and blobs) minus the blobs: the runtime, SHA-256 and the case runner;\n\
          instructions per denoising step = instructions counted over the program / (steps − 1), under QEMU -icount shift=0."
     );
     Ok(ok)
