@@ -367,3 +367,81 @@ pub fn elf_sizes(path: &Path) -> Result<Sizes, String> {
     }
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use microdiff_runtime::SampleSpec;
+
+    const REPORT: &str = "\
+microdiff-firmware v1 target=m4f
+arena 2304
+case 0 ref.mdfb ddim10 1 0 1 aabb match
+out 0 3f800000 40000000
+perf 0 steps=11 evals=10 instructions=12345
+case 1 ref.mdfb ddim10 42 7 3 - ERROR:arena too small
+digit 3
+ 1
+ 2
+ 3
+ 4
+ 5
+ 6
+ 7
+ 8
+done 1/2
+stack 6364
+";
+
+    fn case(sha: &str) -> Case {
+        Case {
+            blob: "ref.mdfb".into(),
+            program: "ddim10".into(),
+            spec: SampleSpec {
+                seed: 1,
+                stream: 0,
+                class: 1,
+            },
+            sha256: sha.into(),
+        }
+    }
+
+    #[test]
+    fn parses_every_record() {
+        let r = parse_report(REPORT);
+        assert_eq!(r.target, "m4f");
+        assert_eq!(
+            (r.arena, r.stack, r.done),
+            (Some(2304), Some(6364), Some((1, 2)))
+        );
+        assert_eq!(r.cases[&0].out, vec![0x3f80_0000, 0x4000_0000]);
+        assert_eq!(r.cases[&0].perf, Some((11, 10, 12345)));
+        assert!(r.cases[&1].verdict.starts_with("ERROR"));
+        assert_eq!(r.digit.len(), 8);
+    }
+
+    #[test]
+    fn judges_and_names_the_first_difference() {
+        let r = parse_report(REPORT);
+        let host = [0x3f80_0000, 0x4000_0000];
+        assert_eq!(judge(&case("aabb"), &host, r.cases.get(&0)), Verdict::Match);
+        let v = judge(&case("aabb"), &[0x3f80_0000, 0x4000_0001], r.cases.get(&0));
+        assert!(
+            matches!(&v, Verdict::Mismatch(m) if m.contains("element 1")),
+            "{v:?}"
+        );
+        let v = judge(&case("ffff"), &host, r.cases.get(&0));
+        assert!(
+            matches!(&v, Verdict::Mismatch(m) if m.contains("not the golden")),
+            "{v:?}"
+        );
+        assert!(matches!(
+            judge(&case("aabb"), &host, r.cases.get(&1)),
+            Verdict::Mismatch(_)
+        ));
+        assert!(matches!(
+            judge(&case("aabb"), &host, None),
+            Verdict::Mismatch(_)
+        ));
+    }
+}
