@@ -1,5 +1,18 @@
-//! microdiff host trainer. Training, sampler builders, export and evaluation arrive with the
-//! CPU-trainer issue; until then this crate only re-exports the runtime it will build on.
+//! microdiff host side: data, noise processes, sampler builders, evaluation, pictures; training,
+//! export and the `microdiff` CLI build on these.
+//!
+//! * [`schedule`] — the noise processes (DDPM β schedules, VP and VE SDEs, the flow path) as
+//!   Gaussian paths `x_t = α_t·x₀ + σ_t·ε`, and the time value the network sees.
+//! * [`sampler`] — sampler builders: f64 mathematics → runtime programs.
+//! * [`data`] — built-in 2-D sets, the 8×8 digits, CSV / NPY / PNG-folder loaders.
+//! * [`eval`] — sample-quality metrics with their noise floors, the digits classifier, Fréchet distance.
+//! * [`viz`] — PNG pictures: 2-D scatter plots, digit grids, loss curves.
 #![deny(missing_docs)]
 
 pub use microdiff_runtime as runtime;
+
+pub mod data;
+pub mod eval;
+pub mod sampler;
+pub mod schedule;
+pub mod viz;
