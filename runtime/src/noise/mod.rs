@@ -61,6 +61,8 @@ pub enum Domain {
     TrainTime = 2,
     /// Trainer: dropout masks (e.g. classifier-free-guidance label dropout).
     TrainDropout = 3,
+    /// Trainer: which training example fills each row of a batch.
+    TrainData = 4,
 }
 
 /// Key + stream: everything that identifies one sample's noise.
