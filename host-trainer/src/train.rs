@@ -1,0 +1,364 @@
+//! The training loop, written once over [`Backend`].
+//!
+//! Every random choice of step `s` — which example fills row `r`, its time, its noise, whether
+//! its label is dropped for guidance — is a pure function of `(seed, s, r)` through the
+//! runtime's counter-based noise ([`Domain::TrainData`], [`Domain::TrainTime`],
+//! [`Domain::TrainNoise`], [`Domain::TrainDropout`]). Nothing else carries state between
+//! steps except the parameters, the EMA and Adam's moments, which the checkpoint stores; so a
+//! run interrupted and resumed from a checkpoint ends with bit-identical weights.
+
+use serde::{Deserialize, Serialize};
+
+use microdiff_runtime::noise::{Domain, NoiseStream};
+
+use crate::backend::Backend;
+use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::model::{Activations, Mlp, MlpConfig};
+use crate::objective;
+use crate::optim::OptimConfig;
+use crate::schedule::Process;
+
+/// A training run's configuration (also the checkpoint header's identity).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Network shape.
+    pub model: MlpConfig,
+    /// Noise process (and so the objective).
+    pub process: Process,
+    /// Optimiser.
+    pub optim: OptimConfig,
+    /// Optimiser steps.
+    pub steps: u64,
+    /// Rows per step.
+    pub batch: usize,
+    /// Seed of the initial weights and of every random draw.
+    pub seed: u64,
+    /// Probability of replacing a row's class by the null class (classifier-free guidance).
+    pub cfg_dropout: f32,
+}
+
+impl TrainConfig {
+    /// Checks the configuration.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |what: String| Err(TrainError::Config(what));
+        self.model.validate().map_err(TrainError::Config)?;
+        self.optim.validate().map_err(TrainError::Config)?;
+        if self.batch == 0 || self.steps == 0 {
+            return bad("batch and steps must be > 0".into());
+        }
+        if !(0.0..1.0).contains(&self.cfg_dropout) {
+            return bad("cfg_dropout must be in [0, 1)".into());
+        }
+        if self.cfg_dropout > 0.0 && self.model.classes == 0 {
+            return bad("cfg_dropout needs a class-conditional model".into());
+        }
+        Ok(())
+    }
+}
+
+/// What a checkpoint header holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunHeader {
+    /// The run's configuration.
+    pub config: TrainConfig,
+    /// Steps completed.
+    pub step: u64,
+    /// `(step, loss)` every step.
+    pub losses: Vec<(u64, f32)>,
+}
+
+/// Training data in model space.
+#[derive(Debug, Clone)]
+pub struct TrainData {
+    /// `n × dim`, row-major, already normalised.
+    pub x: Vec<f32>,
+    /// Elements per example.
+    pub dim: usize,
+    /// Class of each example, if labelled.
+    pub labels: Option<Vec<u16>>,
+}
+
+/// Errors of the training loop.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A setting is out of range.
+    #[error("invalid training configuration: {0}")]
+    Config(String),
+    /// The data does not fit the model.
+    #[error("training data: {0}")]
+    Data(String),
+    /// Reading or writing a checkpoint failed.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The loss became NaN or infinite.
+    #[error(
+        "loss is not finite at step {step}; lower the learning rate or enable gradient clipping"
+    )]
+    Diverged {
+        /// The step.
+        step: u64,
+    },
+}
+
+/// A run in progress on backend `B`.
+pub struct Trainer<B: Backend> {
+    be: B,
+    mlp: Mlp,
+    config: TrainConfig,
+    data: TrainData,
+    params: B::Buf,
+    ema: B::Buf,
+    m: B::Buf,
+    v: B::Buf,
+    grads: B::Buf,
+    mask: B::Buf,
+    acts: Activations<B>,
+    x0: B::Buf,
+    eps: B::Buf,
+    coef: B::Buf,
+    target: B::Buf,
+    dout: B::Buf,
+    step: u64,
+    losses: Vec<(u64, f32)>,
+}
+
+impl<B: Backend> Trainer<B> {
+    /// A fresh run.
+    pub fn new(be: B, config: TrainConfig, data: TrainData) -> Result<Self, TrainError> {
+        let init = config.model.init(config.seed);
+        Self::with_state(be, config, data, &init, &init, None, 0, Vec::new())
+    }
+
+    /// Continues the run saved in `ckpt`; `config` must be the checkpoint's, except that the
+    /// total number of steps may grow.
+    pub fn resume(
+        be: B,
+        config: TrainConfig,
+        data: TrainData,
+        ckpt: Checkpoint<RunHeader>,
+        path: &std::path::Path,
+    ) -> Result<Self, TrainError> {
+        let saved = &ckpt.header.config;
+        let same = TrainConfig {
+            steps: saved.steps,
+            ..config.clone()
+        } == *saved;
+        if !same {
+            return Err(CheckpointError::Mismatch {
+                path: path.to_path_buf(),
+                what: "model, process, optimiser, batch, seed or guidance dropout differ".into(),
+            }
+            .into());
+        }
+        if ckpt.params.len() != config.model.parameter_count() {
+            return Err(CheckpointError::Mismatch {
+                path: path.to_path_buf(),
+                what: "parameter count".into(),
+            }
+            .into());
+        }
+        let step = ckpt.header.step;
+        let losses = ckpt.header.losses.clone();
+        Self::with_state(
+            be,
+            config,
+            data,
+            &ckpt.params,
+            &ckpt.ema,
+            Some((&ckpt.m, &ckpt.v)),
+            step,
+            losses,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn with_state(
+        be: B,
+        config: TrainConfig,
+        data: TrainData,
+        params: &[f32],
+        ema: &[f32],
+        moments: Option<(&[f32], &[f32])>,
+        step: u64,
+        losses: Vec<(u64, f32)>,
+    ) -> Result<Self, TrainError> {
+        config.validate()?;
+        let c = &config.model;
+        if data.dim != c.data_dim {
+            return Err(TrainError::Data(format!(
+                "examples have {} values, the model expects {}",
+                data.dim, c.data_dim
+            )));
+        }
+        if data.x.is_empty() || data.x.len() % data.dim != 0 {
+            return Err(TrainError::Data("no examples, or a partial row".into()));
+        }
+        if c.classes > 0 {
+            let labels = data
+                .labels
+                .as_ref()
+                .ok_or_else(|| TrainError::Data("a class-conditional model needs labels".into()))?;
+            if labels.len() != data.x.len() / data.dim {
+                return Err(TrainError::Data("one label per example expected".into()));
+            }
+            if let Some(&l) = labels.iter().find(|&&l| l as usize >= c.classes) {
+                return Err(TrainError::Data(format!(
+                    "label {l} but the model has {} classes",
+                    c.classes
+                )));
+            }
+        }
+        let mlp = Mlp::new(config.model);
+        let n = mlp.layout.len;
+        let b = config.batch;
+        let d = c.data_dim;
+        let zeros = vec![0.0; n];
+        let (m, v) = moments.unwrap_or((&zeros, &zeros));
+        Ok(Trainer {
+            params: be.upload(params),
+            ema: be.upload(ema),
+            m: be.upload(m),
+            v: be.upload(v),
+            grads: be.zeros(n),
+            mask: be.upload(&mlp.layout.decay_mask()),
+            acts: mlp.activations(&be, b),
+            x0: be.zeros(b * d),
+            eps: be.zeros(b * d),
+            coef: be.zeros(4 * b),
+            target: be.zeros(b * d),
+            dout: be.zeros(b * d),
+            be,
+            mlp,
+            config,
+            data,
+            step,
+            losses,
+        })
+    }
+
+    /// Steps completed.
+    pub fn step_count(&self) -> u64 {
+        self.step
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// `(step, loss)` so far.
+    pub fn losses(&self) -> &[(u64, f32)] {
+        &self.losses
+    }
+
+    /// Runs one optimiser step; returns its loss.
+    pub fn step(&mut self) -> Result<f32, TrainError> {
+        let s = self.step + 1;
+        let (b, d) = (self.config.batch, self.config.model.data_dim);
+        let n = self.data.x.len() / d;
+        let seed = self.config.seed;
+        let pick = NoiseStream::new(seed, 0, Domain::TrainData);
+        let time = NoiseStream::new(seed, 0, Domain::TrainTime);
+        let drop = NoiseStream::new(seed, 0, Domain::TrainDropout);
+        let noise = NoiseStream::new(seed, 0, Domain::TrainNoise);
+        let draw = s as u32;
+        let mut x0 = vec![0.0f32; b * d];
+        let mut eps = vec![0.0f32; b * d];
+        let mut coef = vec![0.0f32; 4 * b];
+        let mut tv = vec![0.0f32; b];
+        let mut classes = vec![0.0f32; b];
+        let null = self.config.model.classes as f32;
+        for r in 0..b {
+            let i = ((pick.uniform(draw, r as u32) as f64 * n as f64) as usize).min(n - 1);
+            x0[r * d..(r + 1) * d].copy_from_slice(&self.data.x[i * d..(i + 1) * d]);
+            let dr = objective::draw(&self.config.process, time.uniform(draw, r as u32));
+            coef[4 * r..4 * r + 4].copy_from_slice(&dr.coef);
+            tv[r] = dr.time_value;
+            if let Some(labels) = &self.data.labels {
+                classes[r] = if drop.uniform(draw, r as u32) < self.config.cfg_dropout {
+                    null
+                } else {
+                    labels[i] as f32
+                };
+            }
+        }
+        for (j, e) in eps.iter_mut().enumerate() {
+            *e = noise.normal(draw, j as u32);
+        }
+        let be = &self.be;
+        be.write(&mut self.x0, &x0);
+        be.write(&mut self.eps, &eps);
+        be.write(&mut self.coef, &coef);
+        be.noise_and_target(
+            &self.x0,
+            &self.eps,
+            &self.coef,
+            &mut self.acts.x,
+            &mut self.target,
+            d,
+        );
+        self.mlp
+            .forward_filled(be, &self.params, &mut self.acts, &tv, &classes);
+        let loss = be.mse(&self.acts.out, &self.target, &mut self.dout);
+        if !loss.is_finite() {
+            return Err(TrainError::Diverged { step: s });
+        }
+        be.fill_zero(&mut self.grads);
+        self.mlp.backward(
+            be,
+            &self.params,
+            &mut self.acts,
+            &self.dout,
+            &mut self.grads,
+        );
+        let o = &self.config.optim;
+        let clip = o.clip_factor(be.norm(&self.grads));
+        if clip != 1.0 {
+            be.scale(&mut self.grads, clip);
+        }
+        let lr = o.lr_at(s, self.config.steps);
+        be.adamw(
+            &mut self.params,
+            &self.grads,
+            &mut self.m,
+            &mut self.v,
+            &self.mask,
+            &o.adamw,
+            s,
+            lr,
+        );
+        be.ema(&mut self.ema, &self.params, o.ema_at(s));
+        self.step = s;
+        self.losses.push((s, loss));
+        Ok(loss)
+    }
+
+    /// The raw parameters.
+    pub fn params(&self) -> Vec<f32> {
+        self.be.download(&self.params)
+    }
+
+    /// The EMA parameters (what gets exported), or the raw ones when EMA is off.
+    pub fn export_params(&self) -> Vec<f32> {
+        if self.config.optim.ema_decay > 0.0 {
+            self.be.download(&self.ema)
+        } else {
+            self.params()
+        }
+    }
+
+    /// The run's state as a checkpoint.
+    pub fn checkpoint(&self) -> Checkpoint<RunHeader> {
+        Checkpoint {
+            header: RunHeader {
+                config: self.config.clone(),
+                step: self.step,
+                losses: self.losses.clone(),
+            },
+            params: self.be.download(&self.params),
+            ema: self.be.download(&self.ema),
+            m: self.be.download(&self.m),
+            v: self.be.download(&self.v),
+        }
+    }
+}
