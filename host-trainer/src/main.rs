@@ -1,9 +1,7 @@
-//! `microdiff` command-line tool. The commands arrive with the CPU-trainer issue.
+//! `microdiff` — train small diffusion models on the host, export them for microcontrollers.
 
-fn main() {
-    eprintln!(
-        "microdiff {}: the trainer commands are not built yet; see README.md for what works today",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::exit(2);
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
 }

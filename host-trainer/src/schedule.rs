@@ -111,7 +111,6 @@ impl BetaSchedule {
 
     /// `β_t` for one step `t` in `1..=steps`, without building the table.
     pub fn beta(&self, t: usize, steps: usize) -> f64 {
-        let big_t = steps as f64;
         match *self {
             BetaSchedule::Linear {
                 beta_start,
@@ -123,24 +122,55 @@ impl BetaSchedule {
                     beta_start + (beta_end - beta_start) * (t - 1) as f64 / (steps - 1) as f64
                 }
             }
+            _ => (1.0 - self.gamma(t, steps) / self.gamma(t - 1, steps)).min(MAX_BETA),
+        }
+    }
+
+    /// The unnormalised ᾱ the cosine and sigmoid schedules are defined by, at step `t`
+    /// (`f(t)` of Nichol & Dhariwal, `γ(t/T)` of Chen); non-increasing in `t`. 1 for linear.
+    fn gamma(&self, t: usize, steps: usize) -> f64 {
+        let u = t as f64 / steps as f64;
+        match *self {
+            BetaSchedule::Linear { .. } => 1.0,
             BetaSchedule::Cosine { s } => {
-                let f = |t: f64| {
-                    let c = ((t / big_t + s) / (1.0 + s) * std::f64::consts::FRAC_PI_2).cos();
-                    c * c
-                };
-                (1.0 - f(t as f64) / f(t as f64 - 1.0)).min(MAX_BETA)
+                let c = ((u + s) / (1.0 + s) * std::f64::consts::FRAC_PI_2).cos();
+                c * c
             }
             BetaSchedule::Sigmoid { start, end, tau } => {
                 let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
                 let (v_start, v_end) = (sig(start / tau), sig(end / tau));
-                let gamma = |u: f64| {
-                    let out = sig((u * (end - start) + start) / tau);
-                    ((v_end - out) / (v_end - v_start)).clamp(SIGMOID_CLIP_MIN, 1.0)
-                };
-                let (g1, g0) = (gamma(t as f64 / big_t), gamma((t - 1) as f64 / big_t));
-                (1.0 - g1 / g0).min(MAX_BETA)
+                let out = sig((u * (end - start) + start) / tau);
+                ((v_end - out) / (v_end - v_start)).clamp(SIGMOID_CLIP_MIN, 1.0)
             }
         }
+    }
+
+    /// `ᾱ_t = Π_{s≤t} (1 − β_s)` for `t` in `0..=steps`, equal to the running product up to
+    /// rounding. Linear: the product, O(t). Cosine and sigmoid: O(log T), because the product
+    /// telescopes to `γ(t)/γ(0)` except at steps whose β was clipped at [`MAX_BETA`]; a clipped
+    /// step has `γ(s) < (1 − MAX_BETA)·γ(s−1) ≤ (1 − MAX_BETA)·γ(0)`, and as γ does not increase
+    /// those steps lie in the suffix where that bound holds, found by bisection (a few steps).
+    pub fn alpha_bar(&self, t: usize, steps: usize) -> f64 {
+        let t = t.min(steps);
+        if let BetaSchedule::Linear { .. } = self {
+            return (1..=t).fold(1.0, |acc, s| acc * (1.0 - self.beta(s, steps)));
+        }
+        let g0 = self.gamma(0, steps);
+        let bound = (1.0 - MAX_BETA) * g0;
+        // First step of the suffix where γ(s) < bound (t + 1 if none up to t).
+        let (mut lo, mut hi) = (1usize, t + 1);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.gamma(mid, steps) < bound {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        (lo..=t).fold(self.gamma(t, steps) / g0, |acc, s| {
+            let ratio = self.gamma(s, steps) / self.gamma(s - 1, steps);
+            acc * (1.0 - self.beta(s, steps)) / ratio
+        })
     }
 
     fn check(&self) -> Result<(), String> {
@@ -285,7 +315,7 @@ impl Process {
                         "need 0 < σ_min < σ_max, got σ_min = {sigma_min}, σ_max = {sigma_max}"
                     ));
                 }
-                if !(t_min >= 0.0 && t_min < 1.0) {
+                if !(0.0..1.0).contains(&t_min) {
                     return err(format!("t_min = {t_min} must be in [0, 1)"));
                 }
                 Ok(())
@@ -326,14 +356,12 @@ impl Process {
         }
     }
 
-    /// ᾱ at DDPM step `step` (ᾱ₀ = 1; steps past T give ᾱ_T). For the continuous processes
-    /// `α(t)²` at `t = step as f64`. O(T) for DDPM: use [`alpha_bars`](Self::alpha_bars) for
-    /// tables.
+    /// ᾱ at DDPM step `step` (ᾱ₀ = 1; steps past T give ᾱ_T; see [`BetaSchedule::alpha_bar`]
+    /// for the cost). For the continuous processes `α(t)²` at `t = step as f64`. Use
+    /// [`alpha_bars`](Self::alpha_bars) for tables.
     pub fn alpha_bar(&self, step: usize) -> f64 {
         match self {
-            Process::Ddpm { steps, betas } => {
-                (1..=step.min(*steps)).fold(1.0, |acc, t| acc * (1.0 - betas.beta(t, *steps)))
-            }
+            Process::Ddpm { steps, betas } => betas.alpha_bar(step, *steps),
             _ => self.alpha(step as f64).powi(2),
         }
     }
@@ -699,6 +727,50 @@ mod tests {
                 .powi(2)
         };
         assert!((p.alpha_bar(500) - f(500.0) / f(0.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn telescoped_alpha_bar_equals_the_running_product() {
+        /// Relative rounding difference between γ(t)/γ(0) and the product of 1000 ratios.
+        const TOL: f64 = 1e-12;
+        let cases = [
+            (1000, BetaSchedule::Cosine { s: 0.008 }),
+            (
+                1000,
+                BetaSchedule::Sigmoid {
+                    start: -3.0,
+                    end: 3.0,
+                    tau: 1.0,
+                },
+            ),
+            // Steep and short: steps 6 and 7 are clipped, then γ sits at its floor.
+            (
+                10,
+                BetaSchedule::Sigmoid {
+                    start: -3.0,
+                    end: 3.0,
+                    tau: 0.05,
+                },
+            ),
+        ];
+        for (steps, betas) in cases {
+            let clipped = betas
+                .betas(steps)
+                .iter()
+                .filter(|&&b| b == MAX_BETA)
+                .count();
+            assert!(clipped >= 1, "{betas:?} exercises no clipping");
+            let p = Process::Ddpm { steps, betas };
+            let ab = p.alpha_bars();
+            for (t, &want) in ab.iter().enumerate() {
+                let got = p.alpha_bar(t);
+                assert!(
+                    (got - want).abs() <= TOL * want,
+                    "{p:?} t = {t}: {got} vs {}",
+                    want
+                );
+            }
+        }
     }
 
     #[test]

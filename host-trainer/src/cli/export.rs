@@ -1,0 +1,113 @@
+//! `microdiff export`: a run's EMA weights → a weight blob with sampler programs.
+
+use std::path::PathBuf;
+
+use microdiff_kernels::Dtype;
+use microdiff_trainer::checkpoint::Checkpoint;
+use microdiff_trainer::export::{ExportSpec, blob};
+use microdiff_trainer::sampler::{self, SamplerSpec};
+use microdiff_trainer::train::RunHeader;
+
+use super::run::{self, RunInfo};
+use super::train::run_dir;
+use super::{CliError, msg};
+
+/// `microdiff export` arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Training run directory (or its checkpoint file).
+    run: PathBuf,
+    /// Weight storage: f32, f16 or i8 (per-output-channel int8).
+    #[arg(long, default_value = "i8")]
+    dtype: String,
+    /// A sampler program to include, e.g. ddpm, ddim:10, ddim:10:eta=0.5:clip=1, dpmpp2m:8,
+    /// euler:32, heun:16, em:100, pc:100 (repeatable; default: one that fits the objective).
+    #[arg(long = "sampler")]
+    samplers: Vec<String>,
+    /// Classifier-free guidance weight w (ε̃ = ε(∅) + w·(ε(c) − ε(∅))) applied to every program
+    /// of a class-conditional model.
+    #[arg(long)]
+    guidance: Option<f64>,
+    /// Output blob.
+    #[arg(long, default_value = "model.mdfb")]
+    out: PathBuf,
+}
+
+pub fn dtype(name: &str) -> Result<Dtype, CliError> {
+    (0..=255u8)
+        .filter_map(Dtype::from_code)
+        .find(|d| d.name() == name || (name == "int8" && *d == Dtype::I8))
+        .ok_or_else(|| CliError::Msg(format!("--dtype {name:?}: expected f32, f16 or i8")))
+}
+
+pub fn run(a: Args) -> Result<(), CliError> {
+    if !a.run.exists() {
+        return Err(CliError::Msg(format!(
+            "{}: no such training run (give the --out directory of `microdiff train`)",
+            a.run.display()
+        )));
+    }
+    let dir = run_dir(&a.run);
+    let info = RunInfo::load(&dir)?;
+    let ckpt_path = run::checkpoint_path(&dir);
+    let ckpt =
+        Checkpoint::<RunHeader>::load(&ckpt_path).map_err(|e| CliError::Msg(e.to_string()))?;
+    let cfg = &ckpt.header.config;
+    if a.guidance.is_some() && cfg.model.classes == 0 {
+        return Err(CliError::Msg(
+            "--guidance needs a class-conditional model (train with --conditional true)".into(),
+        ));
+    }
+    let names = if a.samplers.is_empty() {
+        vec![match cfg.process {
+            microdiff_trainer::schedule::Process::Flow => "heun:16".to_string(),
+            _ => "ddim:10".to_string(),
+        }]
+    } else {
+        a.samplers.clone()
+    };
+    let mut programs = Vec::new();
+    for n in &names {
+        let mut spec: SamplerSpec = n.parse().map_err(msg(&format!("--sampler {n}")))?;
+        if let Some(w) = a.guidance {
+            spec = spec.with_guidance(w);
+        }
+        let name = spec.default_name();
+        programs.push(
+            sampler::build(&cfg.process, &spec, &name).map_err(msg(&format!("--sampler {n}")))?,
+        );
+    }
+    let shape: Vec<u16> = info.shape.iter().map(|&d| d as u16).collect();
+    let spec = ExportSpec {
+        dtype: dtype(&a.dtype)?,
+        shape,
+        scale: info.normalizer.scale.clone(),
+        offset: info.normalizer.offset.clone(),
+        programs,
+    };
+    let params = if cfg.optim.ema_decay > 0.0 {
+        &ckpt.ema
+    } else {
+        &ckpt.params
+    };
+    let bytes = blob(&cfg.model, params, &cfg.process, &spec).map_err(msg("export"))?;
+    let tmp = a.out.with_extension("tmp");
+    std::fs::write(&tmp, &bytes).map_err(CliError::io(&tmp))?;
+    std::fs::rename(&tmp, &a.out).map_err(CliError::io(&a.out))?;
+    let model = microdiff_runtime::Model::parse(&bytes).map_err(msg("export"))?;
+    eprintln!(
+        "microdiff: wrote {} ({} bytes, {} weights, arena {} bytes, programs: {})",
+        a.out.display(),
+        bytes.len(),
+        a.dtype,
+        model.arena_bytes(),
+        model
+            .programs()
+            .iter()
+            .flatten()
+            .map(|p| format!("{} ({} evals)", p.name(), p.evals))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! The `microdiff` command line: argument parsing and dispatch. Each command lives in its own
+//! module; errors reach the user as one clear line (exit code 1), usage errors through clap
+//! (exit code 2).
+
+mod export;
+mod inspect;
+mod run;
+mod sample;
+mod train;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Train small diffusion models on the host; run them on microcontrollers.
+#[derive(Debug, Parser)]
+#[command(name = "microdiff", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a model (DDPM, VE/VP score matching or flow matching) and write checkpoints.
+    Train(Box<train::Args>),
+    /// Write a weight blob (f32 / f16 / int8) with sampler programs from a training run.
+    Export(export::Args),
+    /// Draw samples from a blob with the no_std runtime (parallel over samples).
+    Sample(sample::Args),
+    /// Print a blob's header, tensors, programs and arena size.
+    Inspect(inspect::Args),
+}
+
+/// An error for the user: one line, no backtrace.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Anything else, already phrased for the user.
+    #[error("{0}")]
+    Msg(String),
+}
+
+impl CliError {
+    fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
+        move |source| CliError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Shorthand for turning any error into a user message.
+fn msg<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> CliError + '_ {
+    move |e| CliError::Msg(format!("{context}: {e}"))
+}
+
+/// Parses arguments, runs the command, maps errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(a) => train::run(*a),
+        Command::Export(a) => export::run(a),
+        Command::Sample(a) => sample::run(a),
+        Command::Inspect(a) => inspect::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("microdiff: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

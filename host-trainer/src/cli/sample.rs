@@ -1,0 +1,137 @@
+//! `microdiff sample`: samples from a blob, drawn by the no_std runtime itself (one executor
+//! everywhere), in parallel over samples. Sample `i` uses noise stream `i`, so its bits do not
+//! depend on how many samples are drawn or on the thread count.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use microdiff_runtime::{Model, SampleSpec, sample};
+use rayon::prelude::*;
+
+use super::{CliError, msg};
+
+/// `microdiff sample` arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The blob.
+    blob: PathBuf,
+    /// Program name (default: the blob's first program).
+    #[arg(long)]
+    program: Option<String>,
+    /// Samples to draw (per class with --all-classes).
+    #[arg(long, short, default_value_t = 1000)]
+    n: usize,
+    /// Class to condition on (class-conditional models).
+    #[arg(long, default_value_t = 0)]
+    class: u16,
+    /// Draw `n` samples of every class (rows of the picture, one per class).
+    #[arg(long)]
+    all_classes: bool,
+    /// Noise seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// CSV of the samples in data units (one per line; a `class` column with --all-classes).
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// PNG: a scatter plot for 2-D data, a digit grid for 8×8 data.
+    #[arg(long)]
+    png: Option<PathBuf>,
+}
+
+/// Draws `n` samples of `class` (streams `first..first + n`) from `program`, in data units.
+pub fn draw(
+    blob: &[u8],
+    program: &str,
+    class: u16,
+    n: usize,
+    seed: u64,
+    first: u32,
+) -> Result<Vec<f32>, CliError> {
+    let model = Model::parse(blob).map_err(msg("blob"))?;
+    let p = model
+        .program(program)
+        .map_err(msg(&format!("program {program:?}")))?;
+    let d = model.data_len();
+    let mut out = vec![0.0f32; n * d];
+    out.par_chunks_mut(d).enumerate().try_for_each(|(i, row)| {
+        let mut arena = vec![0u8; model.arena_bytes()];
+        let spec = SampleSpec {
+            seed,
+            stream: first + i as u32,
+            class,
+        };
+        sample(&model, p, &mut arena, spec, row).map_err(msg(&format!("sample {i}")))
+    })?;
+    Ok(out)
+}
+
+pub fn run(a: Args) -> Result<(), CliError> {
+    let bytes = std::fs::read(&a.blob).map_err(CliError::io(&a.blob))?;
+    let model = Model::parse(&bytes).map_err(msg(&a.blob.display().to_string()))?;
+    let program = match &a.program {
+        Some(p) => p.clone(),
+        None => model
+            .programs()
+            .get(0)
+            .map_err(msg("programs"))?
+            .name()
+            .to_string(),
+    };
+    let classes: Vec<u16> = if a.all_classes {
+        if model.meta().classes == 0 {
+            return Err(CliError::Msg(
+                "--all-classes: the model is unconditional".into(),
+            ));
+        }
+        (0..model.meta().classes).collect()
+    } else {
+        vec![a.class]
+    };
+    let d = model.data_len();
+    let started = std::time::Instant::now();
+    let mut all = Vec::new();
+    for (k, &c) in classes.iter().enumerate() {
+        all.push((c, draw(&bytes, &program, c, a.n, a.seed, (k * a.n) as u32)?));
+    }
+    eprintln!(
+        "microdiff: {} samples with {program} in {:.2} s",
+        a.n * classes.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(path) = &a.csv {
+        let mut f =
+            std::io::BufWriter::new(std::fs::File::create(path).map_err(CliError::io(path))?);
+        for (c, xs) in &all {
+            for row in xs.chunks(d) {
+                let line: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+                let prefix = if a.all_classes {
+                    format!("{c},")
+                } else {
+                    String::new()
+                };
+                writeln!(f, "{prefix}{}", line.join(",")).map_err(CliError::io(path))?;
+            }
+        }
+    }
+    if let Some(path) = &a.png {
+        let flat: Vec<f32> = all.iter().flat_map(|(_, xs)| xs.iter().copied()).collect();
+        match d {
+            2 => microdiff_trainer::viz::scatter_png(path, &[], &flat, 600).map_err(msg("png"))?,
+            64 => microdiff_trainer::viz::digit_grid_png(path, &flat, classes.len(), a.n, 4)
+                .map_err(msg("png"))?,
+            _ => {
+                return Err(CliError::Msg(format!(
+                    "--png: pictures exist for 2-D points and 8x8 digits, not {d} values"
+                )));
+            }
+        }
+    }
+    if a.csv.is_none() && a.png.is_none() {
+        for (c, xs) in &all {
+            for row in xs.chunks(d).take(10) {
+                println!("class {c}: {row:?}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,339 @@
+//! `microdiff train`: settings from defaults, then a TOML file, then the command line; a
+//! progress bar; JSONL metrics; periodic atomic checkpoints; `--resume`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use microdiff_kernels::Activation;
+use microdiff_trainer::backend::cpu::Cpu;
+use microdiff_trainer::checkpoint::Checkpoint;
+use microdiff_trainer::model::MlpConfig;
+use microdiff_trainer::optim::OptimConfig;
+use microdiff_trainer::schedule::Process;
+use microdiff_trainer::train::{RunHeader, TrainConfig, TrainData, Trainer};
+use serde::Deserialize;
+
+use super::run::{self, RunInfo};
+use super::{CliError, msg};
+
+/// Settings that can come from `--config FILE` (TOML) or the command line (which wins).
+#[derive(Debug, Default, Clone, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Training data: a built-in 2-D set (moons, 8gaussians, swissroll, checkerboard, rings),
+    /// `digits` (8×8 handwritten digits), or a .csv / .npy file or a folder of grayscale PNGs.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Objective: ddpm, vp (score, VP SDE), ve (score, VE SDE) or flow (flow matching).
+    #[arg(long)]
+    pub objective: Option<String>,
+    /// Condition on the data's labels (class-conditional model with classifier-free guidance).
+    #[arg(long)]
+    pub conditional: Option<bool>,
+    /// Probability of dropping a label to the null class during training (guidance).
+    #[arg(long)]
+    pub cfg_dropout: Option<f32>,
+    /// Optimiser steps.
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Examples per step.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Peak learning rate.
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Warm-up steps.
+    #[arg(long)]
+    pub warmup: Option<u64>,
+    /// EMA decay of the exported weights (0 disables).
+    #[arg(long)]
+    pub ema_decay: Option<f32>,
+    /// Residual stream width.
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// Block inner width.
+    #[arg(long)]
+    pub ff: Option<usize>,
+    /// Residual blocks.
+    #[arg(long)]
+    pub blocks: Option<usize>,
+    /// Time-embedding width (even).
+    #[arg(long)]
+    pub temb: Option<usize>,
+    /// Activation: silu, gelu_tanh, relu.
+    #[arg(long)]
+    pub act: Option<String>,
+    /// Seed of the weights and every random draw.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// σ_max of the VE SDE (default: 1.5 × the data's largest per-dimension range).
+    #[arg(long)]
+    pub sigma_max: Option<f64>,
+}
+
+/// `microdiff train` arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    settings: Settings,
+    /// TOML file with any of the settings above (command-line flags override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Run directory (checkpoint, metrics, pictures).
+    #[arg(long, default_value = "runs/latest")]
+    out: PathBuf,
+    /// Save a checkpoint every N steps (and at the end).
+    #[arg(long, default_value_t = 500)]
+    checkpoint_every: u64,
+    /// Continue the run in --out from its checkpoint (bit-identical to not stopping).
+    #[arg(long)]
+    resume: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// No progress bar (logs one line per checkpoint instead).
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn merge(cli: Settings, file: Settings) -> Settings {
+    macro_rules! pick { ($($f:ident),*) => { Settings { $($f: cli.$f.or(file.$f)),* } } }
+    pick!(
+        data,
+        objective,
+        conditional,
+        cfg_dropout,
+        steps,
+        batch,
+        lr,
+        warmup,
+        ema_decay,
+        hidden,
+        ff,
+        blocks,
+        temb,
+        act,
+        seed,
+        sigma_max
+    )
+}
+
+fn activation(name: &str) -> Result<Activation, CliError> {
+    (0..=255u8)
+        .filter_map(Activation::from_code)
+        .find(|a| a.name() == name)
+        .ok_or_else(|| {
+            CliError::Msg(format!(
+                "--act {name:?}: expected silu, gelu_tanh, relu or identity"
+            ))
+        })
+}
+
+/// Resolves the settings into a training configuration and the data.
+fn resolve(s: &Settings) -> Result<(TrainConfig, TrainData, RunInfo), CliError> {
+    let data_spec = s.data.clone().unwrap_or_else(|| "moons".into());
+    let conditional = s.conditional.unwrap_or(false);
+    let seed = s.seed.unwrap_or(0);
+    let (ds, norm) = run::dataset(&data_spec, conditional, seed)?;
+    let digits = data_spec == "digits";
+    let objective = s.objective.clone().unwrap_or_else(|| "ddpm".into());
+    let process = match objective.as_str() {
+        "ddpm" => Process::ddpm_default(),
+        "vp" => Process::vp_default(),
+        "ve" => {
+            // Song & Ermon's rule of thumb: σ_max about the largest distance between examples.
+            let range = (0..ds.dim)
+                .map(|j| {
+                    let col = (0..ds.len()).map(|i| ds.x[i * ds.dim + j]);
+                    let (lo, hi) =
+                        col.fold((f32::MAX, f32::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+                    (hi - lo) as f64
+                })
+                .fold(0.0, f64::max);
+            Process::ve_default(s.sigma_max.unwrap_or(1.5 * range * (ds.dim as f64).sqrt()))
+        }
+        "flow" => Process::Flow,
+        other => {
+            return Err(CliError::Msg(format!(
+                "--objective {other:?}: expected ddpm, vp, ve or flow"
+            )));
+        }
+    };
+    let model = MlpConfig {
+        data_dim: ds.dim,
+        hidden: s.hidden.unwrap_or(if digits { 256 } else { 128 }),
+        ff: s.ff.unwrap_or(if digits { 512 } else { 256 }),
+        temb: s.temb.unwrap_or(32),
+        blocks: s.blocks.unwrap_or(3),
+        classes: if conditional { ds.classes } else { 0 },
+        act: activation(s.act.as_deref().unwrap_or("silu"))?,
+    };
+    let steps = s.steps.unwrap_or(if digits { 4000 } else { 3000 });
+    let optim = OptimConfig {
+        lr: s.lr.unwrap_or(2e-3),
+        warmup: s.warmup.unwrap_or(100.min(steps / 10)),
+        ema_decay: s.ema_decay.unwrap_or(0.999),
+        ..OptimConfig::default()
+    };
+    let config = TrainConfig {
+        model,
+        process,
+        optim,
+        steps,
+        batch: s.batch.unwrap_or(if digits { 256 } else { 128 }),
+        seed,
+        cfg_dropout: s.cfg_dropout.unwrap_or(if conditional { 0.1 } else { 0.0 }),
+    };
+    config.validate().map_err(msg("settings"))?;
+    let info = RunInfo {
+        dataset: data_spec,
+        shape: ds.shape.clone(),
+        normalizer: norm,
+        classes: model.classes,
+    };
+    let data = TrainData {
+        x: ds.x,
+        dim: ds.dim,
+        labels: ds.labels,
+    };
+    Ok((config, data, info))
+}
+
+/// One JSONL metrics record.
+#[derive(serde::Serialize)]
+struct Metric {
+    step: u64,
+    loss: f32,
+    lr: f32,
+    steps_per_sec: f64,
+}
+
+pub fn run(a: Args) -> Result<(), CliError> {
+    let file = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(CliError::io(p))?;
+            toml::from_str::<Settings>(&text).map_err(msg(&p.display().to_string()))?
+        }
+        None => Settings::default(),
+    };
+    let settings = merge(a.settings.clone(), file);
+    if let Some(n) = a.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(msg("--threads"))?;
+    }
+    let (config, data, info) = resolve(&settings)?;
+    std::fs::create_dir_all(&a.out).map_err(CliError::io(&a.out))?;
+    let examples = data.x.len() / data.dim.max(1);
+    let ckpt_path = run::checkpoint_path(&a.out);
+    let mut trainer = if a.resume {
+        let ckpt =
+            Checkpoint::<RunHeader>::load(&ckpt_path).map_err(|e| CliError::Msg(e.to_string()))?;
+        let saved = RunInfo::load(&a.out)?;
+        if saved != info {
+            return Err(CliError::Msg(format!(
+                "--resume: {} was trained on other data ({})",
+                a.out.display(),
+                saved.dataset
+            )));
+        }
+        Trainer::resume(Cpu, config.clone(), data, ckpt, &ckpt_path).map_err(msg("--resume"))?
+    } else {
+        Trainer::new(Cpu, config.clone(), data).map_err(msg("train"))?
+    };
+    info.save(&a.out)?;
+    let metrics_path = a.out.join("metrics.jsonl");
+    let mut metrics = std::fs::OpenOptions::new()
+        .create(true)
+        .append(a.resume)
+        .write(true)
+        .truncate(!a.resume)
+        .open(&metrics_path)
+        .map_err(CliError::io(&metrics_path))?;
+    eprintln!(
+        "microdiff: training {} on {} ({} examples of {:?}, {} parameters) for {} steps, batch {}, into {}",
+        config.process.name(),
+        info.dataset,
+        examples,
+        info.shape,
+        config.model.parameter_count(),
+        config.steps,
+        config.batch,
+        a.out.display()
+    );
+    let start_step = trainer.step_count();
+    let bar = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(config.steps)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} steps  {per_sec}  loss {msg}  ETA {eta}",
+        )
+        .map_err(msg("progress bar"))?,
+    );
+    bar.set_position(start_step);
+    let started = Instant::now();
+    let mut smooth = None::<f32>;
+    while trainer.step_count() < config.steps {
+        let loss = trainer.step().map_err(msg("train"))?;
+        let s = trainer.step_count();
+        smooth = Some(smooth.map_or(loss, |m| 0.98 * m + 0.02 * loss));
+        if s % 10 == 0 || s == config.steps {
+            let rate = (s - start_step) as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            let rec = Metric {
+                step: s,
+                loss,
+                lr: config.optim.lr_at(s, config.steps),
+                steps_per_sec: rate,
+            };
+            writeln!(
+                metrics,
+                "{}",
+                serde_json::to_string(&rec).map_err(msg("metrics"))?
+            )
+            .map_err(CliError::io(&metrics_path))?;
+            bar.set_message(format!("{:.4}", smooth.unwrap_or(loss)));
+        }
+        bar.set_position(s);
+        if s % a.checkpoint_every == 0 || s == config.steps {
+            trainer
+                .checkpoint()
+                .save(&ckpt_path)
+                .map_err(|e| CliError::Msg(e.to_string()))?;
+            if a.quiet {
+                eprintln!(
+                    "microdiff: step {s}/{}: loss {:.4}, checkpoint saved",
+                    config.steps,
+                    smooth.unwrap_or(loss)
+                );
+            }
+        }
+    }
+    bar.finish();
+    let losses: Vec<f64> = trainer.losses().iter().map(|l| l.1 as f64).collect();
+    let png = a.out.join("loss.png");
+    microdiff_trainer::viz::curve_png(&png, &[("loss", &losses)], (800, 400), true)
+        .map_err(msg("loss.png"))?;
+    eprintln!(
+        "microdiff: done in {:.1} s; checkpoint {}, loss curve {}",
+        started.elapsed().as_secs_f64(),
+        ckpt_path.display(),
+        png.display()
+    );
+    Ok(())
+}
+
+/// Run directory of a checkpoint argument: the directory itself, or a checkpoint file's parent.
+pub fn run_dir(p: &Path) -> PathBuf {
+    if p.is_dir() {
+        p.to_path_buf()
+    } else {
+        p.parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    }
+}
