@@ -2,6 +2,7 @@
 //! module; errors reach the user as one clear line (exit code 1), usage errors through clap
 //! (exit code 2).
 
+mod demo;
 mod export;
 mod inspect;
 mod run;
@@ -31,6 +32,8 @@ enum Command {
     Sample(sample::Args),
     /// Print a blob's header, tensors, programs and arena size.
     Inspect(inspect::Args),
+    /// The whole pipeline on the 8×8 digits: train, export int8, sample, evaluate, pictures.
+    Demo(demo::Args),
 }
 
 /// An error for the user: one line, no backtrace.
@@ -71,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Export(a) => export::run(a),
         Command::Sample(a) => sample::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Demo(a) => demo::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
