@@ -16,13 +16,36 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 const TRAIN: &[&str] = &[
-    "train", "--data", "moons", "--steps", "1500", "--batch", "64", "--hidden", "32", "--ff", "64",
-    "--blocks", "1", "--temb", "8", "--checkpoint-every", "100", "--quiet", "--threads", "2",
+    "train",
+    "--data",
+    "moons",
+    "--steps",
+    "1500",
+    "--batch",
+    "64",
+    "--hidden",
+    "32",
+    "--ff",
+    "64",
+    "--blocks",
+    "1",
+    "--temb",
+    "8",
+    "--checkpoint-every",
+    "100",
+    "--quiet",
+    "--threads",
+    "2",
 ];
 
 fn train(out: &Path, extra: &[&str]) -> Command {
     let mut c = bin();
-    c.args(TRAIN).arg("--out").arg(out).args(extra).stdout(Stdio::null()).stderr(Stdio::null());
+    c.args(TRAIN)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     c
 }
 
@@ -41,9 +64,17 @@ fn killed_and_resumed_training_is_bit_identical() {
     let still_running = child.try_wait().unwrap().is_none();
     child.kill().ok();
     child.wait().unwrap();
-    assert!(still_running, "the run finished before it could be interrupted; make it longer");
+    assert!(
+        still_running,
+        "the run finished before it could be interrupted; make it longer"
+    );
     assert!(ckpt.exists());
-    assert!(train(&interrupted, &["--resume"]).status().unwrap().success());
+    assert!(
+        train(&interrupted, &["--resume"])
+            .status()
+            .unwrap()
+            .success()
+    );
 
     let a = std::fs::read(straight.join("checkpoint.mdck")).unwrap();
     let b = std::fs::read(&ckpt).unwrap();
@@ -55,8 +86,14 @@ fn killed_and_resumed_training_is_bit_identical() {
 #[test]
 fn bad_input_is_one_clear_line_and_exit_code_1() {
     let cases: &[(&[&str], &str)] = &[
-        (&["train", "--data", "no-such-set", "--out", "/tmp/x"], "not a built-in set"),
-        (&["train", "--objective", "gan", "--out", "/tmp/x"], "expected ddpm, vp, ve or flow"),
+        (
+            &["train", "--data", "no-such-set", "--out", "/tmp/x"],
+            "not a built-in set",
+        ),
+        (
+            &["train", "--objective", "gan", "--out", "/tmp/x"],
+            "expected ddpm, vp, ve or flow",
+        ),
         (&["export", "/definitely/not/here"], "no such training run"),
         (&["inspect", "Cargo.toml"], "not a microdiff blob"),
     ];

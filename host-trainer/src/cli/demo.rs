@@ -35,8 +35,10 @@ pub struct Args {
     /// Classifier-free guidance weight of the guided sampler.
     #[arg(long, default_value_t = 2.0)]
     guidance: f64,
-    /// The few-step sampler.
-    #[arg(long, default_value = "ddim:20:clip=1")]
+    /// The few-step sampler. Default: respaced DDPM ancestral with 20 steps, the best quality
+    /// per network evaluation among the samplers tried on this model (DDIM with x₀ clipping,
+    /// DPM-Solver++(2M), ancestral).
+    #[arg(long, default_value = "ddpm:20")]
     sampler: String,
     /// Samples per class for the metrics.
     #[arg(long, default_value_t = 100)]
