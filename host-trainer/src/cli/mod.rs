@@ -3,6 +3,7 @@
 //! (exit code 2).
 
 mod demo;
+mod eval;
 mod export;
 mod inspect;
 mod run;
@@ -30,6 +31,8 @@ enum Command {
     Export(export::Args),
     /// Draw samples from a blob with the no_std runtime (parallel over samples).
     Sample(sample::Args),
+    /// Sample quality against held-out data, each metric next to its noise floor.
+    Eval(eval::Args),
     /// Print a blob's header, tensors, programs and arena size.
     Inspect(inspect::Args),
     /// The whole pipeline on the 8×8 digits: train, export int8, sample, evaluate, pictures.
@@ -73,6 +76,7 @@ pub fn main() -> ExitCode {
         Command::Train(a) => train::run(*a),
         Command::Export(a) => export::run(a),
         Command::Sample(a) => sample::run(a),
+        Command::Eval(a) => eval::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Demo(a) => demo::run(a),
     };
