@@ -1,0 +1,229 @@
+//! Training throughput of the CPU backend, for comparison with PyTorch (`bench/torch_train.py`;
+//! `bash bench/run.sh` runs both). A benchmark, not a test: nothing here runs under `cargo test`.
+//!
+//! ```text
+//! cargo run --release -p microdiff-trainer --example train_throughput -- \
+//!     --shape toy|digits --steps N --threads T [--warmup W]
+//! ```
+//! Builds a [`Trainer`] on seeded synthetic data of the shape's size, runs `W` warm-up steps,
+//! then times `N` full optimiser steps (batch draw, noising, forward, MSE, backward, gradient
+//! clipping, AdamW, EMA) on a rayon global pool of `T` threads, and prints one JSON object.
+//!
+//! FLOPs per step count only the matrix products, exactly: a linear layer `i → o` over a batch
+//! of `B` rows costs `2·B·i·o` forward, `2·B·i·o` for its weight gradient and `2·B·i·o` for its
+//! input gradient (skipped for the two layers that read the network's inputs, `W_in` and
+//! `W_t1`). With `M = Σ i·o` over every linear layer (the class table is a gather, not counted):
+//! `flops = 6·B·M − 2·B·(d·h + e·h)`. Elementwise work (activations, layer norms, AdamW, EMA) is
+//! left out; it is a few percent of the total at these widths.
+
+use std::time::Instant;
+
+use clap::{Parser, ValueEnum};
+use microdiff_kernels::Activation;
+use microdiff_runtime::noise::{Domain, NoiseStream};
+use microdiff_trainer::backend::cpu::Cpu;
+use microdiff_trainer::model::MlpConfig;
+use microdiff_trainer::optim::OptimConfig;
+use microdiff_trainer::schedule::Process;
+use microdiff_trainer::train::{TrainConfig, TrainData, Trainer};
+use serde_json::json;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Shape {
+    /// 2-D toy network: width 128, ff 256, batch 128, unconditional.
+    Toy,
+    /// 8×8 digits network: width 256, ff 512, batch 256, 10 classes, guidance dropout 0.1.
+    Digits,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "Training throughput of the microdiff CPU backend")]
+struct Args {
+    /// Network shape and batch size.
+    #[arg(long, value_enum)]
+    shape: Shape,
+    /// Timed optimiser steps.
+    #[arg(long, default_value_t = 500)]
+    steps: u64,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 20)]
+    warmup: u64,
+    /// Threads of rayon's global pool (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// The shape's network, batch and guidance dropout.
+fn shape(s: Shape) -> (MlpConfig, usize, f32) {
+    match s {
+        Shape::Toy => (
+            MlpConfig {
+                data_dim: 2,
+                hidden: 128,
+                ff: 256,
+                temb: 32,
+                blocks: 3,
+                classes: 0,
+                act: Activation::Silu,
+            },
+            128,
+            0.0,
+        ),
+        Shape::Digits => (
+            MlpConfig {
+                data_dim: 64,
+                hidden: 256,
+                ff: 512,
+                temb: 32,
+                blocks: 3,
+                classes: 10,
+                act: Activation::Silu,
+            },
+            256,
+            0.1,
+        ),
+    }
+}
+
+/// Matrix-product FLOPs of one training step (see the module documentation).
+fn flops_per_step(c: &MlpConfig, batch: usize) -> f64 {
+    let (d, h, f, e) = (c.data_dim, c.hidden, c.ff, c.temb);
+    let m = d * h + e * h + h * h + c.blocks * 2 * h * f + h * d;
+    let no_dx = d * h + e * h;
+    (6 * batch * m - 2 * batch * no_dx) as f64
+}
+
+/// What /proc/cpuinfo says about the processor, and the peak it implies.
+struct Peak {
+    model: String,
+    cores: usize,
+    mhz: f64,
+    isa: &'static str,
+    flops_per_cycle: f64,
+}
+
+impl Peak {
+    fn detect() -> Peak {
+        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let field = |name: &str| {
+            info.lines()
+                .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        };
+        let cores = info
+            .lines()
+            .filter(|l| l.starts_with("processor"))
+            .count()
+            .max(1);
+        let flags: Vec<String> = field("flags")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        let has = |f: &str| flags.iter().any(|x| x == f);
+        // Two FMA units per core assumed (server cores); an FMA is 2 flops per f32 lane.
+        let (isa, flops_per_cycle) = if has("avx512f") {
+            ("avx512f: 2 FMA units x 16 f32 lanes x 2 flops", 64.0)
+        } else if has("avx2") && has("fma") {
+            ("avx2+fma: 2 FMA units x 8 f32 lanes x 2 flops", 32.0)
+        } else {
+            ("sse: 2 units x 4 f32 lanes x 2 flops", 16.0)
+        };
+        Peak {
+            model: field("model name").unwrap_or_else(|| "unknown".into()),
+            cores,
+            mhz: field("cpu MHz").and_then(|m| m.parse().ok()).unwrap_or(0.0),
+            isa,
+            flops_per_cycle,
+        }
+    }
+
+    /// Peak GFLOP/s of `cores` cores at the reported clock.
+    fn gflops(&self, cores: usize) -> f64 {
+        cores as f64 * self.mhz / 1000.0 * self.flops_per_cycle
+    }
+}
+
+/// Seeded synthetic examples (standard normal values; uniform labels when conditional).
+fn synthetic(c: &MlpConfig, n: usize) -> TrainData {
+    let rng = NoiseStream::new(12345, 0, Domain::TrainData);
+    let x = (0..n * c.data_dim)
+        .map(|j| rng.normal(0, j as u32))
+        .collect();
+    let labels = (c.classes > 0).then(|| {
+        (0..n)
+            .map(|i| {
+                ((rng.uniform(1, i as u32) * c.classes as f32) as usize).min(c.classes - 1) as u16
+            })
+            .collect()
+    });
+    TrainData {
+        x,
+        dim: c.data_dim,
+        labels,
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .expect("rayon global pool");
+    let (model, batch, cfg_dropout) = shape(args.shape);
+    let config = TrainConfig {
+        model,
+        process: Process::ddpm_default(),
+        optim: OptimConfig::default(),
+        steps: args.warmup + args.steps,
+        batch,
+        seed: 1,
+        cfg_dropout,
+    };
+    let data = synthetic(&model, 4096);
+    let mut trainer = Trainer::new(Cpu, config, data).expect("trainer");
+    for _ in 0..args.warmup {
+        trainer.step().expect("warm-up step");
+    }
+    let start = Instant::now();
+    let mut loss = 0.0;
+    for _ in 0..args.steps {
+        loss = trainer.step().expect("step");
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let flops = flops_per_step(&model, batch);
+    let gflops = flops * args.steps as f64 / seconds / 1e9;
+    let peak = Peak::detect();
+    let used = threads.min(peak.cores);
+    let shape_name = match args.shape {
+        Shape::Toy => "toy",
+        Shape::Digits => "digits",
+    };
+    let out = json!({
+        "impl": "microdiff",
+        "shape": shape_name,
+        "threads": threads,
+        "batch": batch,
+        "params": model.parameter_count(),
+        "warmup": args.warmup,
+        "steps": args.steps,
+        "seconds": seconds,
+        "ms_per_step": 1e3 * seconds / args.steps as f64,
+        "samples_per_sec": (batch as u64 * args.steps) as f64 / seconds,
+        "flops_per_step": flops,
+        "gflops_per_sec": gflops,
+        "cpu_model": peak.model,
+        "cpu_cores": peak.cores,
+        "cpu_mhz": peak.mhz,
+        "peak_assumption": peak.isa,
+        "peak_gflops_machine": peak.gflops(peak.cores),
+        "peak_gflops_threads": peak.gflops(used),
+        "pct_of_peak": 100.0 * gflops / peak.gflops(used),
+        "final_loss": loss,
+    });
+    println!("{out}");
+}
