@@ -9,8 +9,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use microdiff_kernels::{Activation, Dtype};
 use microdiff_trainer::backend::cpu::Cpu;
-use microdiff_trainer::data::{Dataset, Normalizer, digits, digits_split};
-use microdiff_trainer::eval::{Classifier, ClassifierConfig, frechet_distance};
+use microdiff_trainer::data::{Dataset, Normalizer, digits};
 use microdiff_trainer::export::{ExportSpec, blob};
 use microdiff_trainer::model::MlpConfig;
 use microdiff_trainer::optim::OptimConfig;
@@ -20,7 +19,7 @@ use microdiff_trainer::train::{TrainConfig, TrainData, Trainer};
 use microdiff_trainer::viz;
 use serde::Serialize;
 
-use super::sample::draw;
+use super::eval::{DigitsJudge, sample_classes};
 use super::{CliError, msg};
 
 /// `microdiff demo` arguments.
@@ -69,52 +68,17 @@ struct Summary {
     arena_bytes: usize,
 }
 
-/// Samples every class through the runtime: `per_class` each, class-major, in pixel units.
-fn sample_all(
-    blob: &[u8],
-    program: &str,
-    per_class: usize,
-    seed: u64,
-) -> Result<(Vec<f32>, Vec<u16>), CliError> {
-    let mut x = Vec::new();
-    let mut labels = Vec::new();
-    for c in 0..10u16 {
-        x.extend(draw(
-            blob,
-            program,
-            c,
-            per_class,
-            seed,
-            c as u32 * per_class as u32,
-        )?);
-        labels.extend(std::iter::repeat_n(c, per_class));
-    }
-    Ok((x, labels))
-}
-
-/// Fraction of samples the classifier assigns to the class they were conditioned on.
-fn class_accuracy(clf: &Classifier, x: &[f32], labels: &[u16]) -> f64 {
-    clf.accuracy(x, labels)
-}
-
 pub fn run(a: Args) -> Result<(), CliError> {
     let total = Instant::now();
     std::fs::create_dir_all(&a.out).map_err(CliError::io(&a.out))?;
-    let (train, test) = digits_split().map_err(msg("digits"))?;
     let all: Dataset = digits().map_err(msg("digits"))?;
-    let labels_of = |d: &Dataset| d.labels.clone().unwrap_or_default();
 
     eprintln!("microdiff demo: 1/5 training the digits classifier (the judge)");
-    let clf = Classifier::train(
-        &train.x,
-        &labels_of(&train),
-        64,
-        10,
-        &ClassifierConfig::default(),
-    )
-    .map_err(msg("classifier"))?;
-    let clf_acc = clf.accuracy(&test.x, &labels_of(&test));
-    eprintln!("  classifier test accuracy {:.2} %", 100.0 * clf_acc);
+    let judge = DigitsJudge::new()?;
+    eprintln!(
+        "  classifier test accuracy {:.2} %",
+        100.0 * judge.classifier_test_accuracy
+    );
 
     eprintln!(
         "microdiff demo: 2/5 training a class-conditional diffusion model ({} steps)",
@@ -220,9 +184,9 @@ pub fn run(a: Args) -> Result<(), CliError> {
         "microdiff demo: 4/5 sampling through the runtime ({} per class, {} and {})",
         a.per_class, name_u, name_g
     );
-    let (x_u, y_u) = sample_all(&blobs[0], &name_u, a.per_class, a.seed)?;
-    let (x_f, y_f) = sample_all(&blobs[0], &name_g, a.per_class, a.seed)?;
-    let (x_q, y_q) = sample_all(&blobs[1], &name_g, a.per_class, a.seed)?;
+    let (x_u, y_u) = sample_classes(&blobs[0], &name_u, a.per_class, a.seed)?;
+    let (x_f, y_f) = sample_classes(&blobs[0], &name_g, a.per_class, a.seed)?;
+    let (x_q, y_q) = sample_classes(&blobs[1], &name_g, a.per_class, a.seed)?;
     let grid = |x: &[f32]| -> Vec<f32> {
         (0..10)
             .flat_map(|c| {
@@ -247,21 +211,16 @@ pub fn run(a: Args) -> Result<(), CliError> {
     eprintln!("microdiff demo: 5/5 evaluating");
     // Fréchet distance in the classifier's feature space against one half of the real digits;
     // the noise floor is the same distance from the other, disjoint half.
-    let (half_a, half_b) = all.split(0.5, a.seed ^ 0x5EED);
-    let feats = |x: &[f32]| clf.features(x);
-    let fd = |x: &[f32]| {
-        frechet_distance(&feats(x), &feats(&half_a.x), clf.feature_dim()).map_err(msg("frechet"))
-    };
     let summary = Summary {
-        classifier_test_accuracy: clf_acc,
+        classifier_test_accuracy: judge.classifier_test_accuracy,
         guidance_scale: a.guidance,
         sampler: a.sampler.clone(),
-        class_accuracy_f32_unguided: class_accuracy(&clf, &x_u, &y_u),
-        class_accuracy_f32: class_accuracy(&clf, &x_f, &y_f),
-        class_accuracy_int8: class_accuracy(&clf, &x_q, &y_q),
-        frechet_f32: fd(&x_f)?,
-        frechet_int8: fd(&x_q)?,
-        frechet_noise_floor: fd(&half_b.x)?,
+        class_accuracy_f32_unguided: judge.class_accuracy(&x_u, &y_u),
+        class_accuracy_f32: judge.class_accuracy(&x_f, &y_f),
+        class_accuracy_int8: judge.class_accuracy(&x_q, &y_q),
+        frechet_f32: judge.frechet(&x_f)?,
+        frechet_int8: judge.frechet(&x_q)?,
+        frechet_noise_floor: judge.frechet_noise_floor,
         train_seconds,
         total_seconds: total.elapsed().as_secs_f64(),
         train_steps: a.steps,

@@ -77,24 +77,67 @@ pub fn toy_metrics(kind: Toy, samples: &[f32], seed: u64) -> serde_json::Value {
     })
 }
 
-/// The digits metrics of a class-conditional blob's program.
-pub fn digits_metrics(
+/// The judge of generated digits: the tool's own classifier (trained on the train split) and
+/// the real-digit features the Fréchet distance compares against.
+pub struct DigitsJudge {
+    clf: Classifier,
+    /// The classifier's accuracy on the held-out test split.
+    pub classifier_test_accuracy: f64,
+    reference: Vec<f32>,
+    /// Fréchet distance between the two disjoint halves of the real digits.
+    pub frechet_noise_floor: f64,
+}
+
+impl DigitsJudge {
+    /// Trains the classifier and prepares the reference half of the real digits.
+    pub fn new() -> Result<Self, CliError> {
+        let (train, test) = data::digits_split().map_err(msg("digits"))?;
+        let all = data::digits().map_err(msg("digits"))?;
+        let labels = |d: &data::Dataset| d.labels.clone().unwrap_or_default();
+        let clf = Classifier::train(
+            &train.x,
+            &labels(&train),
+            64,
+            10,
+            &ClassifierConfig::default(),
+        )
+        .map_err(msg("classifier"))?;
+        let classifier_test_accuracy = clf.accuracy(&test.x, &labels(&test));
+        let (half_a, half_b) = all.split(0.5, 0x5EED);
+        let reference = clf.features(&half_a.x);
+        let mut judge = DigitsJudge {
+            clf,
+            classifier_test_accuracy,
+            reference,
+            frechet_noise_floor: 0.0,
+        };
+        judge.frechet_noise_floor = judge.frechet(&half_b.x)?;
+        Ok(judge)
+    }
+
+    /// Fréchet distance of digits `x` (pixel units) to the reference half, in feature space.
+    pub fn frechet(&self, x: &[f32]) -> Result<f64, CliError> {
+        frechet_distance(
+            &self.clf.features(x),
+            &self.reference,
+            self.clf.feature_dim(),
+        )
+        .map_err(msg("frechet"))
+    }
+
+    /// Fraction of digits `x` the classifier assigns to the class they were conditioned on.
+    pub fn class_accuracy(&self, x: &[f32], classes: &[u16]) -> f64 {
+        self.clf.accuracy(x, classes)
+    }
+}
+
+/// `per_class` samples of every digit class, class-major, in pixel units, with their classes.
+pub fn sample_classes(
     blob: &[u8],
     program: &str,
     per_class: usize,
     seed: u64,
-) -> Result<serde_json::Value, CliError> {
-    let (train, test) = data::digits_split().map_err(msg("digits"))?;
-    let all = data::digits().map_err(msg("digits"))?;
-    let clf = Classifier::train(
-        &train.x,
-        train.labels.as_deref().unwrap_or(&[]),
-        64,
-        10,
-        &ClassifierConfig::default(),
-    )
-    .map_err(msg("classifier"))?;
-    let clf_acc = clf.accuracy(&test.x, test.labels.as_deref().unwrap_or(&[]));
+) -> Result<(Vec<f32>, Vec<u16>), CliError> {
     let mut x = Vec::new();
     let mut y = Vec::new();
     for c in 0..10u16 {
@@ -108,17 +151,24 @@ pub fn digits_metrics(
         )?);
         y.extend(std::iter::repeat_n(c, per_class));
     }
-    let (half_a, half_b) = all.split(0.5, 0x5EED);
-    let fa = clf.features(&half_a.x);
-    let fd = |z: &[f32]| {
-        frechet_distance(&clf.features(z), &fa, clf.feature_dim()).map_err(msg("frechet"))
-    };
+    Ok((x, y))
+}
+
+/// The digits metrics of a class-conditional blob's program.
+pub fn digits_metrics(
+    blob: &[u8],
+    program: &str,
+    per_class: usize,
+    seed: u64,
+) -> Result<serde_json::Value, CliError> {
+    let judge = DigitsJudge::new()?;
+    let (x, y) = sample_classes(blob, program, per_class, seed)?;
     Ok(json!({
         "samples": x.len() / 64,
-        "classifier_test_accuracy": clf_acc,
-        "class_accuracy": clf.accuracy(&x, &y),
-        "frechet": fd(&x)?,
-        "frechet_noise_floor": fd(&half_b.x)?,
+        "classifier_test_accuracy": judge.classifier_test_accuracy,
+        "class_accuracy": judge.class_accuracy(&x, &y),
+        "frechet": judge.frechet(&x)?,
+        "frechet_noise_floor": judge.frechet_noise_floor,
     }))
 }
 
