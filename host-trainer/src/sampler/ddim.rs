@@ -7,8 +7,12 @@
 //!
 //! Without clipping this is one `LIN`:
 //! `x_s = (α_s/α_t)·x_t + (√(σ_s² − σ_η²) − α_s·σ_t/α_t)·ε̂ + σ_η·z`
-//! (registers r0 = x, r1 (r2) = ε). With clipping x̂₀ is formed, clamped to `[−c, c]` and
-//! recombined (r3 = ε̃, r2 = x̂₀), as `tests/src/textbook.rs`. η = 0 is deterministic (and the
+//! (registers r0 = x, r1 (r2) = ε). With clipping x̂₀ is formed and clamped to `[−c, c]`, then
+//! ε is re-derived from the clipped x̂₀, `ε = (x_t − α_t·x̂₀)/σ_t`, before recombining
+//! (r3 = ε̃, r2 = x̂₀) — the convention of diffusers and guided-diffusion. Without that the
+//! direction term keeps pointing at the unclipped x̂₀, and quality *falls* as steps grow
+//! (digits, 64 evaluations: 91.6 % class accuracy, Fréchet 39 → 99.9 %, 3.3 with it).
+//! `tests/src/textbook.rs` keeps the naive form as an independent reference of the runtime. η = 0 is deterministic (and the
 //! same map as [`super::ode`]'s Euler step); η = 1 on DDPM's grid is ancestral sampling with β̃.
 //! DDIM is first order: it is the Euler method for the probability-flow ODE in the variables
 //! `(x/α, σ/α)` (Song et al. 2021, §4.3).
@@ -49,6 +53,11 @@ pub(crate) fn build(
                 a.lin(3, eps, None);
                 a.lin(2, Lin::of(0, 1.0 / at).add(3, -sig_t / at), None);
                 a.clamp(2, -c, c);
+                // ε consistent with the clipped x̂₀ (as diffusers and guided-diffusion do):
+                // without it the direction term keeps pointing at the unclipped x̂₀.
+                if sig_t > 0.0 {
+                    a.lin(3, Lin::of(0, 1.0 / sig_t).add(2, -at / sig_t), None);
+                }
                 a.lin(0, Lin::of(2, as_).add(3, c_dir), noise);
             }
         }

@@ -682,6 +682,12 @@ fn textbook_ddim(
                     (3u8, (-(1.0 - at).sqrt() / at.sqrt()) as f32),
                 ];
                 p.lin(2, &x0_terms, None).clamp(2, -c, c);
+                // ε recomputed from the clipped x̂₀ (diffusers / guided-diffusion convention).
+                let eps_terms = [
+                    (0u8, (1.0 / (1.0 - at).sqrt()) as f32),
+                    (2u8, (-at.sqrt() / (1.0 - at).sqrt()) as f32),
+                ];
+                p.lin(3, &eps_terms, None);
                 p.lin(0, &[(2, ap.sqrt() as f32), (3, c_dir as f32)], noise)
                     .step();
             }
