@@ -173,17 +173,8 @@ pub fn digits_metrics(
 }
 
 pub fn run(a: Args) -> Result<(), CliError> {
-    let bytes = std::fs::read(&a.blob).map_err(CliError::io(&a.blob))?;
+    let (bytes, program) = super::sample::open(&a.blob, a.program.as_deref())?;
     let model = Model::parse(&bytes).map_err(msg(&a.blob.display().to_string()))?;
-    let program = match &a.program {
-        Some(p) => p.clone(),
-        None => model
-            .programs()
-            .get(0)
-            .map_err(msg("programs"))?
-            .name()
-            .to_string(),
-    };
     let evals = model
         .program(&program)
         .map_err(msg(&format!("program {program:?}")))?

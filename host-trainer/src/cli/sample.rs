@@ -65,11 +65,12 @@ pub fn draw(
     Ok(out)
 }
 
-pub fn run(a: Args) -> Result<(), CliError> {
-    let bytes = std::fs::read(&a.blob).map_err(CliError::io(&a.blob))?;
-    let model = Model::parse(&bytes).map_err(msg(&a.blob.display().to_string()))?;
-    let program = match &a.program {
-        Some(p) => p.clone(),
+/// Reads a blob and names the program to run: `program`, or the blob's first one.
+pub fn open(path: &std::path::Path, program: Option<&str>) -> Result<(Vec<u8>, String), CliError> {
+    let bytes = std::fs::read(path).map_err(CliError::io(path))?;
+    let model = Model::parse(&bytes).map_err(msg(&path.display().to_string()))?;
+    let name = match program {
+        Some(p) => p.to_string(),
         None => model
             .programs()
             .get(0)
@@ -77,6 +78,12 @@ pub fn run(a: Args) -> Result<(), CliError> {
             .name()
             .to_string(),
     };
+    Ok((bytes, name))
+}
+
+pub fn run(a: Args) -> Result<(), CliError> {
+    let (bytes, program) = open(&a.blob, a.program.as_deref())?;
+    let model = Model::parse(&bytes).map_err(msg(&a.blob.display().to_string()))?;
     let classes: Vec<u16> = if a.all_classes {
         if model.meta().classes == 0 {
             return Err(CliError::Msg(

@@ -8,9 +8,8 @@
 /// The largest 4-byte-aligned run of f32 slots inside `bytes`, and how many bytes were
 /// skipped at the front to reach alignment (0..=3).
 pub(crate) fn as_f32_slots(bytes: &mut [u8]) -> (&mut [f32], usize) {
-    // SAFETY: every bit pattern of 4 bytes is a valid `f32` (no invalid values, no padding),
-    // and `align_to_mut` only returns a middle slice that is correctly aligned for `f32` and
-    // lies within `bytes`, whose exclusive borrow it inherits; so the `f32` view is sound.
+    // Any 4 bytes are a valid `f32`, so reinterpreting initialised bytes is sound.
+    // SAFETY: `align_to_mut` returns an `f32`-aligned middle inside `bytes` (exclusive borrow).
     let (head, slots, _tail) = unsafe { bytes.align_to_mut::<f32>() };
     (slots, head.len())
 }
