@@ -18,38 +18,57 @@ const ROWS_PER_TASK: usize = 16;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Cpu;
 
-/// `c (m×n) = a (m×k) · bᵀ` where `b` is n×k row-major, or `+=` when `accumulate`.
+/// A row-major matrix or the transpose of one, as `(row stride, column stride)`.
+#[derive(Clone, Copy)]
+struct Strides(usize, usize);
+
+/// `c (m×n) = β·c + A·B` where `A` (m×k) and `B` (k×n) are read from `a` and `b` with the
+/// given strides (so a transpose is just swapped strides).
 ///
 /// Parallel over row blocks of `c`; the per-element reduction order inside the GEMM depends
 /// only on `k`, so the split does not change the bits.
-fn gemm_abt(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize, accumulate: bool) {
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    a: &[f32],
+    sa: Strides,
+    b: &[f32],
+    sb: Strides,
+    c: &mut [f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    beta: f32,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let last = |s: Strides, rows: usize, cols: usize| (rows - 1) * s.0 + (cols.max(1) - 1) * s.1;
     assert!(
-        a.len() >= m * k && b.len() >= n * k && c.len() >= m * n,
+        k > 0 && last(sa, m, k) < a.len() && last(sb, k, n) < b.len() && c.len() >= m * n,
         "gemm shapes"
     );
-    let beta = if accumulate { 1.0 } else { 0.0 };
     c[..m * n]
         .par_chunks_mut(ROWS_PER_TASK * n)
         .enumerate()
         .for_each(|(chunk, c_rows)| {
             let r0 = chunk * ROWS_PER_TASK;
             let rows = c_rows.len() / n;
-            let a_rows = &a[r0 * k..(r0 + rows) * k];
-            // SAFETY: `a_rows` is rows×k, `b` is n×k and `c_rows` is rows×n, all row-major and
-            // in bounds (asserted above); the strides below describe exactly those layouts, and
-            // `c_rows` is exclusively borrowed by this task.
+            // SAFETY: rows r0..r0+rows of A start at `a[r0·sa.0]` and, with the strides given,
+            // reach at most index `last(sa, m, k)` < a.len(); B stays below `last(sb, k, n)` <
+            // b.len() (both asserted above); `c_rows` is rows×n, row-major, and exclusively
+            // borrowed by this task.
             unsafe {
                 matrixmultiply::sgemm(
                     rows,
                     k,
                     n,
                     1.0,
-                    a_rows.as_ptr(),
-                    k as isize,
-                    1,
+                    a.as_ptr().add(r0 * sa.0),
+                    sa.0 as isize,
+                    sa.1 as isize,
                     b.as_ptr(),
-                    1,
-                    k as isize,
+                    sb.0 as isize,
+                    sb.1 as isize,
                     beta,
                     c_rows.as_mut_ptr(),
                     n as isize,
@@ -59,77 +78,20 @@ fn gemm_abt(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize, a
         });
 }
 
-/// `c (m×n) = a (m×k) · b (k×n)`, parallel over row blocks of `c`.
-fn gemm_ab(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
-    assert!(
-        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
-        "gemm shapes"
-    );
-    c[..m * n]
-        .par_chunks_mut(ROWS_PER_TASK * n)
-        .enumerate()
-        .for_each(|(chunk, c_rows)| {
-            let r0 = chunk * ROWS_PER_TASK;
-            let rows = c_rows.len() / n;
-            let a_rows = &a[r0 * k..(r0 + rows) * k];
-            // SAFETY: `a_rows` is rows×k, `b` is k×n, `c_rows` is rows×n, row-major, in bounds
-            // (asserted above), and `c_rows` is exclusively borrowed by this task.
-            unsafe {
-                matrixmultiply::sgemm(
-                    rows,
-                    k,
-                    n,
-                    1.0,
-                    a_rows.as_ptr(),
-                    k as isize,
-                    1,
-                    b.as_ptr(),
-                    n as isize,
-                    1,
-                    0.0,
-                    c_rows.as_mut_ptr(),
-                    n as isize,
-                    1,
-                );
-            }
-        });
+/// `c (m×n) = a (m×k) · bᵀ` with `b` n×k row-major (a linear layer's forward pass).
+fn gemm_abt(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
+    gemm(a, Strides(k, 1), b, Strides(1, k), c, m, k, n, 0.0);
 }
 
-/// `c (m×n) += aᵀ · b` with `a` k×m and `b` k×n (the weight gradient `dyᵀ·x`): parallel over
-/// row blocks of `c`, each summing over all k rows in order.
+/// `c (m×n) = a (m×k) · b (k×n)` (the input gradient `dy·W`).
+fn gemm_ab(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
+    gemm(a, Strides(k, 1), b, Strides(n, 1), c, m, k, n, 0.0);
+}
+
+/// `c (m×n) += aᵀ · b` with `a` k×m and `b` k×n (the weight gradient `dyᵀ·x`): each row
+/// block of `c` sums over all k rows in order.
 fn gemm_atb_acc(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
-    assert!(
-        a.len() >= k * m && b.len() >= k * n && c.len() >= m * n,
-        "gemm shapes"
-    );
-    c[..m * n]
-        .par_chunks_mut(ROWS_PER_TASK * n)
-        .enumerate()
-        .for_each(|(chunk, c_rows)| {
-            let r0 = chunk * ROWS_PER_TASK;
-            let rows = c_rows.len() / n;
-            // SAFETY: column block r0..r0+rows of the k×m matrix `a` is addressed with row
-            // stride 1 and column stride m starting at `a[r0]` (max index (rows−1) + (k−1)·m
-            // + r0 < k·m); `b` is k×n; `c_rows` rows×n, exclusively borrowed by this task.
-            unsafe {
-                matrixmultiply::sgemm(
-                    rows,
-                    k,
-                    n,
-                    1.0,
-                    a.as_ptr().add(r0),
-                    1,
-                    m as isize,
-                    b.as_ptr(),
-                    n as isize,
-                    1,
-                    1.0,
-                    c_rows.as_mut_ptr(),
-                    n as isize,
-                    1,
-                );
-            }
-        });
+    gemm(a, Strides(1, m), b, Strides(n, 1), c, m, k, n, 1.0);
 }
 
 impl Backend for Cpu {
@@ -165,7 +127,7 @@ impl Backend for Cpu {
         i: usize,
         o: usize,
     ) {
-        gemm_abt(x, &params[w..w + o * i], y, b, i, o, false);
+        gemm_abt(x, &params[w..w + o * i], y, b, i, o);
         if let Some(bo) = bias {
             let bias = &params[bo..bo + o];
             y[..b * o].par_chunks_mut(o).for_each(|row| {
