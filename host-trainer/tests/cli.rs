@@ -84,6 +84,49 @@ fn killed_and_resumed_training_is_bit_identical() {
 }
 
 #[test]
+fn eval_with_run_reports_the_likelihood() {
+    let run = scratch("nll");
+    assert!(train(&run, &[]).status().unwrap().success());
+    let blob = run.join("m.mdfb");
+    let st = bin()
+        .args(["export", "--dtype", "f32", "--out"])
+        .arg(&blob)
+        .arg(&run)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let eval = |trace: &str| {
+        bin()
+            .args([
+                "eval", "--data", "moons", "-n", "200", "--json", "--nll-n", "200",
+            ])
+            .args(["--nll-steps", "8", "--trace", trace, "--run"])
+            .arg(&run)
+            .arg(&blob)
+            .output()
+            .unwrap()
+    };
+    let out = eval("exact");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let nll = &doc["metrics"]["nll"];
+    let v = nll["value"].as_f64().unwrap();
+    // Standardised two moons: below the 2.84 nats of a unit Gaussian once trained at all, and
+    // no density on 2-D data is remotely as concentrated as −5 nats.
+    assert!(v > -5.0 && v < 4.0, "nll {v}");
+    assert_eq!(nll["points"], 200);
+    let bad = eval("hutchinson:0");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--trace"));
+    std::fs::remove_dir_all(&run).ok();
+}
+
+#[test]
 fn bad_input_is_one_clear_line_and_exit_code_1() {
     let cases: &[(&[&str], &str)] = &[
         (

@@ -5,14 +5,20 @@
 //! * 2-D sets: sliced Wasserstein-2 (128 projections), RBF-MMD², energy distance.
 //! * `digits`: the tool's own classifier (its test accuracy is reported), the class-conditional
 //!   accuracy of the samples, and the Fréchet distance in the classifier's feature space.
+//! * With `--run`: the negative log-likelihood of held-out data under the run's model (EMA
+//!   weights, f32) through the probability-flow ODE (`eval::nll`), conditioned on the true
+//!   class for a class-conditional model.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use microdiff_runtime::Model;
+use microdiff_trainer::checkpoint::Checkpoint;
 use microdiff_trainer::data::{self, Toy};
+use microdiff_trainer::eval::nll::{self, NllConfig, Trace};
 use microdiff_trainer::eval::{
     Classifier, ClassifierConfig, energy_distance, frechet_distance, mmd_rbf, sliced_w2,
 };
+use microdiff_trainer::train::RunHeader;
 use serde_json::json;
 
 use super::sample::draw;
@@ -42,6 +48,106 @@ pub struct Args {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// The training run the blob came from: adds the negative log-likelihood of held-out data
+    /// under its model (EMA weights) through the probability-flow ODE.
+    #[arg(long)]
+    run: Option<PathBuf>,
+    /// Held-out points for the likelihood (2-D sets; digits use their whole test split).
+    #[arg(long, default_value_t = 1000)]
+    nll_n: usize,
+    /// Runge–Kutta steps of the likelihood's ODE (4 network evaluations each).
+    #[arg(long, default_value_t = 50)]
+    nll_steps: usize,
+    /// Divergence trace: `exact` (one backward pass per dimension), `hutchinson[:K]` (K random
+    /// probes, unbiased) or `auto` (exact up to 8 dimensions).
+    #[arg(long, default_value = "auto")]
+    trace: String,
+}
+
+/// Dimensions up to which `--trace auto` computes the divergence exactly.
+const MAX_EXACT_TRACE_DIM: usize = 8;
+
+fn parse_trace(s: &str, dim: usize) -> Result<Trace, CliError> {
+    let bad = || {
+        CliError::Msg(format!(
+            "--trace {s:?}: expected auto, exact or hutchinson[:K]"
+        ))
+    };
+    match s.split_once(':') {
+        None if s == "auto" => Ok(Trace::auto(dim, MAX_EXACT_TRACE_DIM)),
+        None if s == "exact" => Ok(Trace::Exact),
+        None if s == "hutchinson" => Ok(Trace::Hutchinson(1)),
+        Some(("hutchinson", k)) => match k.parse::<usize>() {
+            Ok(k) if k > 0 => Ok(Trace::Hutchinson(k)),
+            _ => Err(bad()),
+        },
+        _ => Err(bad()),
+    }
+}
+
+/// The likelihood of held-out data (`data`: a built-in 2-D set or `digits`) under the model of
+/// training run `run`.
+pub fn nll_metrics(
+    run: &Path,
+    data: &str,
+    n: usize,
+    steps: usize,
+    trace: &str,
+    seed: u64,
+) -> Result<serde_json::Value, CliError> {
+    let dir = super::train::run_dir(run);
+    let info = super::run::RunInfo::load(&dir)?;
+    let ckpt = Checkpoint::<RunHeader>::load(&super::run::checkpoint_path(&dir))
+        .map_err(|e| CliError::Msg(e.to_string()))?;
+    let cfg = &ckpt.header.config;
+    let dim = cfg.model.data_dim;
+    let held_out = if data == "digits" {
+        data::digits_split().map_err(msg("digits"))?.1
+    } else {
+        let kind: Toy = data.parse().map_err(msg("--data"))?;
+        data::toy(kind, n, 2_000_003 + seed)
+    };
+    if held_out.dim != dim {
+        return Err(CliError::Msg(format!(
+            "--run {}: the model makes {dim} values per sample, --data {data} has {}",
+            run.display(),
+            held_out.dim
+        )));
+    }
+    let mut x = held_out.x.clone();
+    info.normalizer.to_model(&mut x);
+    let rows = x.len() / dim;
+    let classes: Vec<f32> = match (&held_out.labels, cfg.model.classes) {
+        (_, 0) => vec![0.0; rows],
+        (Some(l), _) => l.iter().map(|&c| c as f32).collect(),
+        (None, _) => {
+            return Err(CliError::Msg(format!(
+                "--run {}: a class-conditional model needs labelled data for the likelihood",
+                run.display()
+            )));
+        }
+    };
+    let params = if cfg.optim.ema_decay > 0.0 {
+        ckpt.ema.clone()
+    } else {
+        ckpt.params.clone()
+    };
+    let trace = parse_trace(trace, dim)?;
+    let mut net = nll::Network::new(cfg.model, params, cfg.process.clone(), classes);
+    let config = NllConfig { steps, trace, seed };
+    let per_row = nll::nll(&cfg.process, &mut net, &x, &config).map_err(msg("likelihood"))?;
+    let mean = per_row.iter().sum::<f64>() / rows as f64;
+    let var = per_row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (rows.max(2) - 1) as f64;
+    let data_nats = mean + nll::data_space_offset(&info.normalizer.scale, dim);
+    Ok(json!({
+        "value": mean,
+        "stderr": (var / rows as f64).sqrt(),
+        "data_units_nats": data_nats,
+        "bits_per_dim": data_nats / (dim as f64 * std::f64::consts::LN_2),
+        "points": rows,
+        "trace": format!("{trace:?}"),
+        "ode_steps": steps,
+    }))
 }
 
 /// Independent held-out draws the metrics are averaged over: one draw's sliced W2 against
@@ -198,6 +304,10 @@ pub fn run(a: Args) -> Result<(), CliError> {
         let samples = draw(&bytes, &program, 0, a.n, a.seed, 0)?;
         toy_metrics(kind, &samples, a.seed)
     };
+    let mut report = report;
+    if let Some(run) = &a.run {
+        report["nll"] = nll_metrics(run, &a.data, a.nll_n, a.nll_steps, &a.trace, a.seed)?;
+    }
     let doc = json!({"blob": a.blob.display().to_string(), "program": program, "evaluations": evals, "data": a.data, "metrics": report});
     if a.json {
         println!(
@@ -213,6 +323,15 @@ pub fn run(a: Args) -> Result<(), CliError> {
         if let Some(m) = doc["metrics"].as_object() {
             for (k, v) in m {
                 match v {
+                    serde_json::Value::Object(o) if k == "nll" => println!(
+                        "  {k:<26} {:>12.5}   ± {:.5} nats/sample (model space); {:.4} bits/dim in data units ({} points, {} trace, {} RK4 steps)",
+                        o["value"].as_f64().unwrap_or(f64::NAN),
+                        o["stderr"].as_f64().unwrap_or(f64::NAN),
+                        o["bits_per_dim"].as_f64().unwrap_or(f64::NAN),
+                        o["points"],
+                        o["trace"].as_str().unwrap_or("?"),
+                        o["ode_steps"],
+                    ),
                     serde_json::Value::Object(o) => println!(
                         "  {k:<26} {:>12.5}   noise floor {:>10.5}",
                         o.get("value").and_then(|v| v.as_f64()).unwrap_or(f64::NAN),

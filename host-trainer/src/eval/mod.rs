@@ -11,7 +11,11 @@
 //!   class-conditional model's samples, and the 128-d penultimate features for a Fréchet
 //!   distance on digits ("FID" in miniature).
 //!
-//! Everything takes plain slices, so this module depends on no other part of the trainer.
+//! * [`nll`] — the negative log-likelihood of data under a trained model through the
+//!   probability-flow ODE (exact or Hutchinson trace).
+//!
+//! Everything but [`nll`] (which needs the noise process and the network) takes plain slices and
+//! depends on no other part of the trainer.
 //! Randomness (projection directions, classifier initialisation, shuffling, augmentation) comes
 //! from [`NoiseStream`](crate::runtime::noise::NoiseStream) with explicit seeds; parallel sums
 //! are collected per item and then added in index order, so results do not depend on the thread
@@ -21,6 +25,7 @@ pub mod classifier;
 pub mod distance;
 pub mod frechet;
 mod gemm;
+pub mod nll;
 
 pub use classifier::{Classifier, ClassifierConfig};
 pub use distance::{Scored, energy_distance, mmd_rbf, sliced_w2, with_noise_floor};
@@ -90,6 +95,9 @@ pub enum EvalError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A likelihood-estimation setting that cannot work.
+    #[error("bad likelihood setting: {0}")]
+    BadNllSetting(String),
     /// Classifier training produced a non-finite loss.
     #[error("classifier training diverged (non-finite loss) at epoch {epoch}, step {step}")]
     Diverged {

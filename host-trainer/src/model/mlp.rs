@@ -30,6 +30,17 @@ pub struct Activations<B: Backend> {
     dtmp_h2: B::Buf,
     dtmp_f: B::Buf,
     dtmp_f2: B::Buf,
+    /// (b, d) gradient w.r.t. the network input; only allocated (and computed by the backward
+    /// pass) when asked for, since training never needs it.
+    dx: Option<B::Buf>,
+}
+
+impl<B: Backend> Activations<B> {
+    /// The gradient w.r.t. the network input left by the last backward pass, when the buffers
+    /// were made by [`Mlp::activations_with_input_grad`].
+    pub fn input_grad(&self) -> Option<&B::Buf> {
+        self.dx.as_ref()
+    }
 }
 
 /// The network bound to a backend and a shape.
@@ -75,7 +86,16 @@ impl Mlp {
             dtmp_h2: be.zeros(b * h),
             dtmp_f: be.zeros(b * f),
             dtmp_f2: be.zeros(b * f),
+            dx: None,
         }
+    }
+
+    /// [`Mlp::activations`] whose backward pass also computes the gradient w.r.t. the network
+    /// input ([`Activations::input_grad`]): vector–Jacobian products for the likelihood.
+    pub fn activations_with_input_grad<B: Backend>(&self, be: &B, batch: usize) -> Activations<B> {
+        let mut acts = self.activations(be, batch);
+        acts.dx = Some(be.zeros(batch * self.config.data_dim));
+        acts
     }
 
     /// Forward pass: `x` (b×d), time values (b), class ids (b, as f32; ignored when
@@ -299,7 +319,7 @@ impl Mlp {
             params,
             l.w_in.offset,
             &acts.dh,
-            None,
+            acts.dx.as_mut(),
             grads,
             Some(l.b_in.offset),
             b,
@@ -430,6 +450,43 @@ mod tests {
             }
             assert!(worst > 0.0);
         }
+    }
+
+    #[test]
+    fn input_gradient_matches_finite_differences() {
+        let cfg = config(3, Activation::Silu);
+        let m = Mlp::new(cfg);
+        let p = cfg.init(11);
+        let b = 4;
+        let x: Vec<f32> = (0..b * 3)
+            .map(|i| ((i * 13 % 7) as f32 - 3.0) / 3.0)
+            .collect();
+        let t: Vec<f32> = vec![3.0, 250.0, 640.0, 999.0];
+        let c: Vec<f32> = vec![0.0, 1.0, 2.0, 3.0];
+        let w: Vec<f32> = (0..b * 3)
+            .map(|i| ((i * 5 % 9) as f32 - 4.0) / 4.0)
+            .collect();
+        let mut acts = m.activations_with_input_grad(&Cpu, b);
+        m.forward(&Cpu, &p, &mut acts, &x, &t, &c);
+        let mut grads = vec![0.0f32; p.len()];
+        m.backward(&Cpu, &p, &mut acts, &w, &mut grads);
+        let dx = acts.input_grad().expect("allocated").clone();
+        assert!(m.activations(&Cpu, b).input_grad().is_none());
+        for i in 0..x.len() {
+            let mut xp = x.clone();
+            xp[i] += FD_STEP;
+            let lp = loss(&m, &p, &mut acts, &xp, &t, &c, &w);
+            xp[i] -= 2.0 * FD_STEP;
+            let lm = loss(&m, &p, &mut acts, &xp, &t, &c, &w);
+            let fd = (lp - lm) / (2.0 * FD_STEP as f64);
+            let err = (fd - dx[i] as f64).abs() / (1.0 + fd.abs());
+            assert!(
+                err < FD_TOL,
+                "x[{i}]: backward {} vs finite difference {fd}",
+                dx[i]
+            );
+        }
+        assert!(dx.iter().any(|&v| v != 0.0));
     }
 
     #[test]
