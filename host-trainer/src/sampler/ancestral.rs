@@ -13,7 +13,13 @@
 //! sub-grid it is the respaced chain of Nichol & Dhariwal 2021, §4. VP is run on its uniform
 //! time grid, with ᾱ = α(t)².
 //!
-//! Registers: r0 = x, r1 (r2) = ε.
+//! With clipping (`clip = c`) x̂₀ = (x_t − σ_t·ε̂)/α_t is formed, clamped to `[−c, c]`, and ε
+//! re-derived from it, `ε̃ = (x_t − α_t·x̂₀)/σ_t`, before the same update: that is the posterior
+//! mean `μ̃(x_t, x̂₀)` of Ho et al. (eq. 7) with the clipped x̂₀, as their reference code computes
+//! it (`clip_denoised`). It keeps the first steps, where `1/α_t` is ~160, from throwing rare
+//! samples far outside the data.
+//!
+//! Registers: r0 = x, r1 (r2) = ε; with clipping r3 = ε̃, r2 = x̂₀.
 
 use super::asm::{Asm, Lin};
 use super::{AncestralVariance, Path};
@@ -24,6 +30,7 @@ pub(crate) fn build(
     process: &Process,
     ts: &[f64],
     variance: AncestralVariance,
+    clip: Option<f64>,
     guidance: Option<f64>,
 ) -> Asm {
     let path = Path::new(process, ts);
@@ -46,7 +53,17 @@ pub(crate) fn build(
         };
         let a_ts = (1.0 - beta).sqrt();
         let eps = a.model(0, path.time[i], 1);
-        let terms = Lin::of(0, 1.0 / a_ts).plus(&eps, -beta / sig_t / a_ts);
+        let terms = match clip {
+            None => Lin::of(0, 1.0 / a_ts).plus(&eps, -beta / sig_t / a_ts),
+            Some(c) => {
+                let at = path.alpha[i];
+                a.lin(3, eps, None);
+                a.lin(2, Lin::of(0, 1.0 / at).add(3, -sig_t / at), None);
+                a.clamp(2, -c, c);
+                a.lin(3, Lin::of(0, 1.0 / sig_t).add(2, -at / sig_t), None);
+                Lin::of(0, 1.0 / a_ts).add(3, -beta / sig_t / a_ts)
+            }
+        };
         let noise = (i + 1 < n).then(|| match variance {
             AncestralVariance::Beta => beta.sqrt(),
             AncestralVariance::BetaTilde => (beta * sig_s * sig_s / (sig_t * sig_t)).sqrt(),

@@ -93,6 +93,9 @@ pub enum SamplerKind {
     DdpmAncestral {
         /// The injected variance.
         variance: AncestralVariance,
+        /// Clip the predicted x̂₀ to `[−c, c]` before forming the posterior mean (Ho et al.'s
+        /// reference code does, with c = 1, for data scaled to [−1, 1]).
+        clip: Option<f64>,
     },
     /// DDIM (Song, Meng & Ermon 2021, eq. 12) with stochasticity `eta` and optional x̂₀
     /// clipping to `[−clip, clip]`.
@@ -215,7 +218,9 @@ pub fn build(
     let ts = grid(process, spec)?;
     let g = spec.guidance;
     let prog = match spec.kind {
-        SamplerKind::DdpmAncestral { variance } => ancestral::build(process, &ts, variance, g),
+        SamplerKind::DdpmAncestral { variance, clip } => {
+            ancestral::build(process, &ts, variance, clip, g)
+        }
         SamplerKind::Ddim { eta, clip, .. } => ddim::build(process, &ts, eta, clip, g),
         SamplerKind::DpmSolverPp2M => dpm_solver::build(process, &ts, g),
         SamplerKind::Euler => ode::build(process, &ts, false, g),

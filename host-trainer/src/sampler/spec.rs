@@ -5,7 +5,7 @@
 //!
 //! | kind | steps | options (default) |
 //! |---|---|---|
-//! | `ddpm` | optional (1000) | `var=beta\|tilde` (beta) |
+//! | `ddpm` | optional (1000) | `var=beta\|tilde` (beta), `clip=c` (none) |
 //! | `ddim` | required | `eta=η` (0), `clip=c` (none), `spacing=leading\|trailing\|linspace` (trailing) |
 //! | `dpmpp2m` (also `dpm++2m`) | required | — |
 //! | `euler`, `heun` | required | — |
@@ -100,10 +100,16 @@ impl SamplerSpec {
     pub fn default_name(&self) -> String {
         let n = self.steps;
         let mut s = match &self.kind {
-            SamplerKind::DdpmAncestral { variance } => match variance {
-                AncestralVariance::Beta => format!("ddpm{n}"),
-                AncestralVariance::BetaTilde => format!("ddpm{n}t"),
-            },
+            SamplerKind::DdpmAncestral { variance, clip } => {
+                let mut s = match variance {
+                    AncestralVariance::Beta => format!("ddpm{n}"),
+                    AncestralVariance::BetaTilde => format!("ddpm{n}t"),
+                };
+                if let Some(c) = clip {
+                    s += &format!("c{c}");
+                }
+                s
+            }
             SamplerKind::Ddim { eta, spacing, clip } => {
                 let mut s = format!("ddim{n}");
                 if *eta != 0.0 {
@@ -161,13 +167,17 @@ impl SamplerSpec {
         if let Some(w) = self.guidance.filter(|w| !w.is_finite()) {
             return bad("guidance", w, "the guidance weight must be finite");
         }
+        let clip = match self.kind {
+            SamplerKind::Ddim { clip, .. } | SamplerKind::DdpmAncestral { clip, .. } => clip,
+            _ => None,
+        };
+        if let Some(c) = clip.filter(|c| !(c.is_finite() && *c > 0.0)) {
+            return bad("clip", c, "the clipping bound must be finite and > 0");
+        }
         match self.kind {
-            SamplerKind::Ddim { eta, clip, .. } => {
+            SamplerKind::Ddim { eta, .. } => {
                 if !(0.0..=1.0).contains(&eta) {
                     return bad("eta", eta, "DDIM's η must be in [0, 1]");
-                }
-                if let Some(c) = clip.filter(|c| !(c.is_finite() && *c > 0.0)) {
-                    return bad("clip", c, "the clipping bound must be finite and > 0");
                 }
             }
             SamplerKind::PredictorCorrector { snr, .. } if !(snr.is_finite() && snr > 0.0) => {
@@ -188,9 +198,14 @@ impl fmt::Display for SamplerSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.kind.name(), self.steps)?;
         match &self.kind {
-            SamplerKind::DdpmAncestral {
-                variance: AncestralVariance::BetaTilde,
-            } => write!(f, ":var=tilde")?,
+            SamplerKind::DdpmAncestral { variance, clip } => {
+                if *variance == AncestralVariance::BetaTilde {
+                    write!(f, ":var=tilde")?;
+                }
+                if let Some(c) = clip {
+                    write!(f, ":clip={c}")?;
+                }
+            }
             SamplerKind::Ddim { eta, spacing, clip } => {
                 if *eta != 0.0 {
                     write!(f, ":eta={eta}")?;
@@ -255,7 +270,7 @@ impl FromStr for SamplerSpec {
             opts.push((k, v));
         }
         let allowed: &[&str] = match kind_name.as_str() {
-            "ddpm" => &["var"],
+            "ddpm" => &["var", "clip"],
             "ddim" => &["eta", "clip", "spacing"],
             "pc" => &["corrector", "snr"],
             "dpmpp2m" | "dpm++2m" | "euler" | "heun" | "em" => &[],
@@ -302,7 +317,10 @@ impl FromStr for SamplerSpec {
                     Some(v) => return Err(fail(format!("var = `{v}`: expected beta or tilde"))),
                 };
                 (
-                    SamplerKind::DdpmAncestral { variance },
+                    SamplerKind::DdpmAncestral {
+                        variance,
+                        clip: num("clip")?,
+                    },
                     steps.unwrap_or(DEFAULT_DDPM_STEPS),
                 )
             }

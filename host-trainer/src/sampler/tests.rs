@@ -458,6 +458,7 @@ fn all_specs() -> Vec<&'static str> {
         "ddim:12",
         "ddim:12:eta=0.7",
         "ddim:12:eta=0.7:clip=1",
+        "ddpm:12:clip=1",
         "dpmpp2m:12",
         "dpmpp2m:20",
         "euler:12",
@@ -752,7 +753,10 @@ fn ddpm_and_ddim_reproduce_the_textbook_programs() {
             (true, AncestralVariance::BetaTilde),
         ] {
             let spec = SamplerSpec {
-                kind: SamplerKind::DdpmAncestral { variance: v },
+                kind: SamplerKind::DdpmAncestral {
+                    variance: v,
+                    clip: None,
+                },
                 steps: 1000,
                 guidance: g,
             };
@@ -981,12 +985,19 @@ fn build_errors_say_what_is_wrong() {
     assert!(matches!(e, SamplerError::Process(_)), "{e}");
 }
 
-/// Clipping really clips: x̂₀ never leaves `[−c, c]`, so with η = 0 on DDPM's grid (the last
-/// step returns x̂₀) every sample lands in it.
+/// Clipping really clips: x̂₀ never leaves `[−c, c]`, so with DDIM η = 0 or ancestral sampling
+/// on DDPM's grid (the last step returns x̂₀) every sample lands in it.
 #[test]
-fn ddim_clipping_bounds_the_final_sample() {
+fn clipping_bounds_the_final_sample() {
+    for s in ["ddim:10:clip=0.5", "ddpm:10:clip=0.5"] {
+        clipping_bounds(s);
+    }
+}
+
+fn clipping_bounds(s: &str) {
     let p = Process::ddpm_default();
-    let spec: SamplerSpec = "ddim:10:clip=0.5".parse().unwrap_or_else(|e| panic!("{e}"));
+    let spec: SamplerSpec = s.parse().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(spec.to_string(), s);
     let g = grid(&p, &spec).unwrap_or_default();
     let o = Oracle::new(&p, &g, MU, S);
     let prog = program(&p, &spec);
