@@ -175,10 +175,8 @@ impl SamplerSpec {
             return bad("clip", c, "the clipping bound must be finite and > 0");
         }
         match self.kind {
-            SamplerKind::Ddim { eta, .. } => {
-                if !(0.0..=1.0).contains(&eta) {
-                    return bad("eta", eta, "DDIM's η must be in [0, 1]");
-                }
+            SamplerKind::Ddim { eta, .. } if !(0.0..=1.0).contains(&eta) => {
+                return bad("eta", eta, "DDIM's η must be in [0, 1]");
             }
             SamplerKind::PredictorCorrector { snr, .. } if !(snr.is_finite() && snr > 0.0) => {
                 return bad(
