@@ -16,6 +16,11 @@
 //! `h = ∞` leaves no second-order formula. A single first-order step does not lower the global
 //! order.
 //!
+//! With `clip = c` every x̂₀ is clamped to `[−c, c]` before it enters the update (static
+//! thresholding; Lu et al. 2022 §5): the data-prediction form makes that a one-instruction
+//! change, and on the digits model it is what keeps the first steps (`1/α ≈ 160`) from
+//! producing far-off samples.
+//!
 //! Registers: r0 = x, r1 (r2) = ε, x̂₀ alternates between r3 and r4 so the previous one
 //! survives a step without a copy.
 
@@ -28,7 +33,12 @@ use crate::schedule::Process;
 pub const LOWER_ORDER_FINAL_BELOW: usize = 15;
 
 /// The DPM-Solver++(2M) program over grid `ts`.
-pub(crate) fn build(process: &Process, ts: &[f64], guidance: Option<f64>) -> Asm {
+pub(crate) fn build(
+    process: &Process,
+    ts: &[f64],
+    clip: Option<f64>,
+    guidance: Option<f64>,
+) -> Asm {
     let path = Path::new(process, ts);
     let n = path.steps();
     let lambda = |i: usize| (path.alpha[i] / path.sigma[i]).ln();
@@ -41,6 +51,9 @@ pub(crate) fn build(process: &Process, ts: &[f64], guidance: Option<f64>) -> Asm
         // x̂₀ at t_i into `cur`.
         let eps = a.model(0, path.time[i], 1);
         a.lin(cur, Lin::of(0, 1.0 / at).plus(&eps, -st / at), None);
+        if let Some(c) = clip {
+            a.clamp(cur, -c, c);
+        }
         let c_x = ss / st;
         let c_d = as_ - ss * at / st;
         let last = i + 1 == n;

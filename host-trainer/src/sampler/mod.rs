@@ -110,7 +110,11 @@ pub enum SamplerKind {
     /// DPM-Solver++(2M), multistep second order in data-prediction form (Lu et al. 2022,
     /// "DPM-Solver++", Algorithm 2), first order on the first and (for `N < 15` or a final
     /// σ = 0) last step.
-    DpmSolverPp2M,
+    DpmSolverPp2M {
+        /// Clip each data prediction x̂₀ to `[−c, c]` (Lu et al. 2022 §5 recommend such
+        /// thresholding for pixel-space models).
+        clip: Option<f64>,
+    },
     /// Euler on the probability-flow ODE (diffusions) or the flow ODE.
     Euler,
     /// Heun (explicit trapezoid) on the same ODEs (Karras et al. 2022, Algorithm 1).
@@ -222,7 +226,7 @@ pub fn build(
             ancestral::build(process, &ts, variance, clip, g)
         }
         SamplerKind::Ddim { eta, clip, .. } => ddim::build(process, &ts, eta, clip, g),
-        SamplerKind::DpmSolverPp2M => dpm_solver::build(process, &ts, g),
+        SamplerKind::DpmSolverPp2M { clip } => dpm_solver::build(process, &ts, clip, g),
         SamplerKind::Euler => ode::build(process, &ts, false, g),
         SamplerKind::Heun => ode::build(process, &ts, true, g),
         SamplerKind::EulerMaruyama => sde::build(process, &ts, 0, 0.0, g),
@@ -335,7 +339,7 @@ pub fn grid(process: &Process, spec: &SamplerSpec) -> Result<Vec<f64>, SamplerEr
             // Lu et al. 2022 step uniformly in λ ("logSNR" skip type) for the ODE solvers:
             // the solution is smooth in λ, so the promised order shows; for VE, λ = −ln σ is
             // linear in t and this is the uniform-t grid.
-            K::DpmSolverPp2M | K::Euler | K::Heun => {
+            K::DpmSolverPp2M { .. } | K::Euler | K::Heun => {
                 if matches!(process, Process::Ve { .. }) {
                     return Ok(uniform(1.0, *t_min, n));
                 }

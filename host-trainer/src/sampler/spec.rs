@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `ddpm` | optional (1000) | `var=beta\|tilde` (beta), `clip=c` (none) |
 //! | `ddim` | required | `eta=η` (0), `clip=c` (none), `spacing=leading\|trailing\|linspace` (trailing) |
-//! | `dpmpp2m` (also `dpm++2m`) | required | — |
+//! | `dpmpp2m` (also `dpm++2m`) | required | `clip=c` (none) |
 //! | `euler`, `heun` | required | — |
 //! | `em` | required | — |
 //! | `pc` | required | `corrector=M` (1), `snr=r` (0.16) |
@@ -34,7 +34,7 @@ impl SamplerKind {
         match self {
             SamplerKind::DdpmAncestral { .. } => "ddpm",
             SamplerKind::Ddim { .. } => "ddim",
-            SamplerKind::DpmSolverPp2M => "dpmpp2m",
+            SamplerKind::DpmSolverPp2M { .. } => "dpmpp2m",
             SamplerKind::Euler => "euler",
             SamplerKind::Heun => "heun",
             SamplerKind::EulerMaruyama => "em",
@@ -125,7 +125,10 @@ impl SamplerSpec {
                 }
                 s
             }
-            SamplerKind::DpmSolverPp2M => format!("dpmpp2m{n}"),
+            SamplerKind::DpmSolverPp2M { clip } => match clip {
+                Some(c) => format!("dpmpp2m{n}c{c}"),
+                None => format!("dpmpp2m{n}"),
+            },
             SamplerKind::Euler => format!("euler{n}"),
             SamplerKind::Heun => format!("heun{n}"),
             SamplerKind::EulerMaruyama => format!("em{n}"),
@@ -168,7 +171,9 @@ impl SamplerSpec {
             return bad("guidance", w, "the guidance weight must be finite");
         }
         let clip = match self.kind {
-            SamplerKind::Ddim { clip, .. } | SamplerKind::DdpmAncestral { clip, .. } => clip,
+            SamplerKind::Ddim { clip, .. }
+            | SamplerKind::DdpmAncestral { clip, .. }
+            | SamplerKind::DpmSolverPp2M { clip } => clip,
             _ => None,
         };
         if let Some(c) = clip.filter(|c| !(c.is_finite() && *c > 0.0)) {
@@ -215,6 +220,7 @@ impl fmt::Display for SamplerSpec {
                     write!(f, ":spacing={}", spacing.name())?;
                 }
             }
+            SamplerKind::DpmSolverPp2M { clip: Some(c) } => write!(f, ":clip={c}")?,
             SamplerKind::PredictorCorrector {
                 corrector_steps,
                 snr,
@@ -271,7 +277,8 @@ impl FromStr for SamplerSpec {
             "ddpm" => &["var", "clip"],
             "ddim" => &["eta", "clip", "spacing"],
             "pc" => &["corrector", "snr"],
-            "dpmpp2m" | "dpm++2m" | "euler" | "heun" | "em" => &[],
+            "dpmpp2m" | "dpm++2m" => &["clip"],
+            "euler" | "heun" | "em" => &[],
             "" => return Err(fail(format!("no sampler named; expected one of {KINDS}"))),
             other => {
                 return Err(fail(format!(
@@ -357,7 +364,10 @@ impl FromStr for SamplerSpec {
                     steps_or_required(steps)?,
                 )
             }
-            "dpmpp2m" | "dpm++2m" => (SamplerKind::DpmSolverPp2M, steps_or_required(steps)?),
+            "dpmpp2m" | "dpm++2m" => (
+                SamplerKind::DpmSolverPp2M { clip: num("clip")? },
+                steps_or_required(steps)?,
+            ),
             "euler" => (SamplerKind::Euler, steps_or_required(steps)?),
             "heun" => (SamplerKind::Heun, steps_or_required(steps)?),
             _ => (SamplerKind::EulerMaruyama, steps_or_required(steps)?),

@@ -985,11 +985,15 @@ fn build_errors_say_what_is_wrong() {
     assert!(matches!(e, SamplerError::Process(_)), "{e}");
 }
 
-/// Clipping really clips: x̂₀ never leaves `[−c, c]`, so with DDIM η = 0 or ancestral sampling
-/// on DDPM's grid (the last step returns x̂₀) every sample lands in it.
+/// Clipping really clips: x̂₀ never leaves `[−c, c]`, so with DDIM η = 0, ancestral sampling or
+/// DPM-Solver++ on DDPM's grid (the last step returns x̂₀) every sample lands in it.
 #[test]
 fn clipping_bounds_the_final_sample() {
-    for s in ["ddim:10:clip=0.5", "ddpm:10:clip=0.5"] {
+    for s in [
+        "ddim:10:clip=0.5",
+        "ddpm:10:clip=0.5",
+        "dpmpp2m:10:clip=0.5",
+    ] {
         clipping_bounds(s);
     }
 }
