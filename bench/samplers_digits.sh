@@ -14,7 +14,7 @@ PER_CLASS=${PER_CLASS:-100}
 out=$TMP/microdiff-digits
 # The demo's model and optimiser (host-trainer/src/cli/demo.rs).
 [ -f "$out/checkpoint.mdck" ] || $B train --data digits --conditional true --cfg-dropout 0.1 \
-  --hidden 96 --ff 128 --blocks 2 --temb 32 --act silu --steps ${STEPS:-6000} --batch 256 \
+  --hidden 96 --ff 128 --blocks 2 --temb 32 --act silu --steps ${STEPS:-10000} --batch 256 \
   --lr 2e-3 --warmup 200 --ema-decay 0.999 --seed 0 --out $out --quiet > $out.log 2>&1
 echo "| sampler | 4 | 8 | 16 | 32 | 1000 |"
 echo "|---|---|---|---|---|---|"
