@@ -263,7 +263,6 @@ impl<B: Backend> Trainer<B> {
         let noise = NoiseStream::new(seed, 0, Domain::TrainNoise);
         let draw = s as u32;
         let mut x0 = vec![0.0f32; b * d];
-        let mut eps = vec![0.0f32; b * d];
         let mut coef = vec![0.0f32; 4 * b];
         let mut tv = vec![0.0f32; b];
         let mut classes = vec![0.0f32; b];
@@ -282,12 +281,9 @@ impl<B: Backend> Trainer<B> {
                 };
             }
         }
-        for (j, e) in eps.iter_mut().enumerate() {
-            *e = noise.normal(draw, j as u32);
-        }
         let be = &self.be;
         be.write(&mut self.x0, &x0);
-        be.write(&mut self.eps, &eps);
+        be.fill_normal(&mut self.eps, &noise, draw);
         be.write(&mut self.coef, &coef);
         be.noise_and_target(
             &self.x0,

@@ -17,6 +17,7 @@
 pub mod cpu;
 
 use microdiff_kernels::Activation;
+use microdiff_runtime::noise::NoiseStream;
 
 /// A compute backend. `Buf` is a buffer of f32 on the backend's device.
 pub trait Backend {
@@ -169,6 +170,16 @@ pub trait Backend {
     );
     /// `ema = d·ema + (1 − d)·params`.
     fn ema(&self, ema: &mut Self::Buf, params: &Self::Buf, decay: f32);
+
+    /// Fills `buf` with standard normals: element `j` is `noise.normal(draw, j)`, the
+    /// runtime's counter-based Gaussian, so every backend draws the same bits. The default
+    /// draws on the host and uploads; a backend may draw on its device instead.
+    fn fill_normal(&self, buf: &mut Self::Buf, noise: &NoiseStream, draw: u32) {
+        let host: Vec<f32> = (0..self.len(buf))
+            .map(|j| noise.normal(draw, j as u32))
+            .collect();
+        self.write(buf, &host);
+    }
 }
 
 /// AdamW hyper-parameters (Loshchilov & Hutter 2019).
