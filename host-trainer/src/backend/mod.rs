@@ -15,6 +15,7 @@
 //! depend on this.
 
 pub mod cpu;
+pub mod cuda;
 
 use microdiff_kernels::Activation;
 use microdiff_runtime::noise::NoiseStream;
