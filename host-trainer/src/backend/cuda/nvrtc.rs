@@ -59,7 +59,10 @@ impl Arch {
 
     /// From the driver's compute capability (`None` if negative).
     pub fn from_compute_capability(major: i32, minor: i32) -> Option<Arch> {
-        Some(Arch::new(u32::try_from(major).ok()?, u32::try_from(minor).ok()?))
+        Some(Arch::new(
+            u32::try_from(major).ok()?,
+            u32::try_from(minor).ok()?,
+        ))
     }
 
     /// `compute_XY`, the name NVRTC's `--gpu-architecture` takes.
@@ -263,7 +266,11 @@ fn c_chars_to_string(raw: &[c_char]) -> String {
 /// The PTX cache directory: `$MICRODIFF_CACHE_DIR/ptx`, else `$XDG_CACHE_HOME/microdiff/ptx`,
 /// else `$HOME/.cache/microdiff/ptx`.
 pub fn cache_dir() -> Result<PathBuf, NvrtcError> {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(d) = var("MICRODIFF_CACHE_DIR") {
         return Ok(d.join("ptx"));
     }
@@ -397,7 +404,10 @@ mod tests {
         let ptx = ".visible .entry md_fill(\n.visible .entry md_add_assign(\n\
                    .visible .entry md_scale(\n";
         assert!(has_entry_points(ptx, src));
-        assert!(!has_entry_points(".visible .entry md_fill(\n.visible .entry md_scale_x(", src));
+        assert!(!has_entry_points(
+            ".visible .entry md_fill(\n.visible .entry md_scale_x(",
+            src
+        ));
     }
 
     #[test]
@@ -423,6 +433,9 @@ mod tests {
             ptx_for_in(&SOURCES[0], Arch::COMPUTE_80, &dir),
             Err(NvrtcError::LibraryMissing { .. })
         ));
-        assert!(matches!(compile(&SOURCES[0], Arch::COMPUTE_80), Err(NvrtcError::LibraryMissing { .. })));
+        assert!(matches!(
+            compile(&SOURCES[0], Arch::COMPUTE_80),
+            Err(NvrtcError::LibraryMissing { .. })
+        ));
     }
 }
