@@ -13,6 +13,7 @@ use std::sync::Arc;
 use cudarc::cublas::sys::cublasOperation_t;
 use cudarc::cublas::{CudaBlas, Gemm, GemmConfig};
 use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, PushKernelArg};
+use cudarc::nvrtc::Ptx;
 
 use super::device::{Device, KernelArg, LaunchConfig, MatRef};
 use super::error::CudaError;
@@ -141,9 +142,27 @@ fn load_kernels(
     ctx: &Arc<CudaContext>,
     cc: (i32, i32),
 ) -> Result<HashMap<&'static str, CudaFunction>, CudaError> {
-    // TEMPORARY-C2: waiting for nvrtc::ptx_for and microdiff_kernels::cuda::SOURCES.
-    let _ = (ctx, cc);
-    Err(CudaError::Compile("TEMPORARY-C2".into()))
+    let arch = super::nvrtc::Arch::from_compute_capability(cc.0, cc.1).ok_or_else(|| {
+        CudaError::Compile(format!(
+            "the driver reports compute capability {}.{}",
+            cc.0, cc.1
+        ))
+    })?;
+    let mut kernels = HashMap::new();
+    for source in microdiff_kernels::cuda::SOURCES {
+        let ptx =
+            super::nvrtc::ptx_for(source, arch).map_err(|e| CudaError::Compile(e.to_string()))?;
+        let module = ctx
+            .load_module(Ptx::from_src(ptx))
+            .map_err(driver(format!("load module {} ({arch})", source.name)))?;
+        for &entry in source.entry_points {
+            let f = module
+                .load_function(entry)
+                .map_err(driver(format!("load function {entry}")))?;
+            kernels.insert(entry, f);
+        }
+    }
+    Ok(kernels)
 }
 
 fn cublas_op(trans: bool) -> cublasOperation_t {
@@ -334,5 +353,34 @@ impl Device for CudaDriver {
             op: format!("sgemm {m}×{n}×{k}"),
             source,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whatever this machine has, probing answers with a value, never a panic; an ordinal no
+    /// machine has is always refused with a typed error.
+    #[test]
+    fn probing_never_panics_and_refuses_a_missing_ordinal() {
+        match device_count() {
+            Ok(n) => assert!(n > 0),
+            Err(e) => assert!(matches!(
+                e,
+                CudaError::NoDriver { .. } | CudaError::NoDevice { .. }
+            )),
+        }
+        let e = probe(100_000).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                CudaError::NoDriver { .. }
+                    | CudaError::NoDevice { .. }
+                    | CudaError::BadOrdinal { .. }
+            ),
+            "{e}"
+        );
+        assert!(CudaDriver::open(100_000).is_err());
     }
 }

@@ -13,7 +13,7 @@ pub enum CudaError {
         "no CUDA driver: the {library} library could not be loaded (is the NVIDIA driver installed?)"
     )]
     NoDriver {
-        /// Which library was missing (`libcuda`, `libnvrtc`, `libcublas`).
+        /// Which library was missing (`libcuda`, `libcublas`).
         library: &'static str,
     },
     /// The driver loaded but reports no device.
@@ -46,7 +46,10 @@ pub enum CudaError {
         /// cuBLAS's status.
         source: cudarc::cublas::result::CublasError,
     },
-    /// Compiling the kernel sources with NVRTC failed.
+    /// NVRTC, which compiles the kernels at run time, cannot be loaded.
+    #[error("{0}")]
+    NoNvrtc(String),
+    /// Compiling the kernel sources with NVRTC (or loading the result) failed.
     #[error("compiling the CUDA kernels: {0}")]
     Compile(String),
     /// The CPU emulator of the kernels refused an operation (tests only).
