@@ -169,3 +169,27 @@ fn bad_launches_are_typed_errors() {
     let msg = emu.launch("md_nope", cfg, &[]).unwrap_err().to_string();
     assert!(msg.contains("md_nope"), "{msg}");
 }
+
+/// Every kernel has a memory-extent rule (else `launch` refuses it): a launch with zero counts
+/// is accepted and touches at most its one-block outputs.
+#[test]
+fn every_kernel_has_an_extent_rule() {
+    let emu = Emulator::new();
+    let buf = emu.alloc(64).unwrap();
+    for k in emu.kernels() {
+        let args: Vec<Arg> = k
+            .params
+            .chars()
+            .map(|c| match c {
+                'p' => Arg::Ptr(buf.0),
+                'i' => Arg::I32(0),
+                'u' => Arg::U32(0),
+                'U' => Arg::U64(0),
+                'f' => Arg::F32(1.0),
+                other => panic!("{}: unknown signature letter {other}", k.name),
+            })
+            .collect();
+        emu.launch(k.name, LaunchConfig::linear(1, 32, 32 * 4 * 2), &args)
+            .unwrap_or_else(|e| panic!("{}: {e}", k.name));
+    }
+}

@@ -324,11 +324,10 @@ pub fn ptx_for(source: &Source, arch: Arch) -> Result<String, NvrtcError> {
 /// [`ptx_for`] with the cache in `dir`.
 pub fn ptx_for_in(source: &Source, arch: Arch, dir: &Path) -> Result<String, NvrtcError> {
     static VERSION: OnceLock<(u32, u32)> = OnceLock::new();
-    let version = match VERSION.get() {
-        Some(v) => *v,
-        None => *VERSION.get_or_init(|| version().unwrap_or((0, 0))),
-    };
     probe()?;
+    // The library loads, so nvrtcVersion only fails if NVRTC itself is broken; then the key
+    // uses 0.0 and compile() below reports the real error.
+    let version = *VERSION.get_or_init(|| version().unwrap_or((0, 0)));
     let path = dir.join(format!(
         "{}-{}-{}.ptx",
         source.name.trim_end_matches(".cu"),
