@@ -52,12 +52,13 @@ pub struct Args {
     device: DeviceChoice,
 }
 
-/// Trains on backend `be`; returns the exported (EMA) parameters and the loss history.
+/// Trains on backend `be`; returns the exported (EMA) parameters, the loss history and the
+/// smoothed final loss.
 fn train_on<B: Backend>(
     be: B,
     config: &TrainConfig,
     data: TrainData,
-) -> Result<(Vec<f32>, Vec<f64>), CliError> {
+) -> Result<(Vec<f32>, Vec<f64>, f32), CliError> {
     let steps = config.steps;
     let mut trainer = Trainer::new(be, config.clone(), data).map_err(msg("train"))?;
     let bar = ProgressBar::new(steps);
@@ -83,9 +84,8 @@ fn train_on<B: Backend>(
     bar.finish_and_clear();
     let params = trainer.export_params();
     trainer.backend().check().map_err(msg("train"))?;
-    eprintln!("  final loss {smooth:.4}");
     let losses = trainer.losses().iter().map(|l| l.1 as f64).collect();
-    Ok((params, losses))
+    Ok((params, losses, smooth))
 }
 
 /// What the demo measured.
@@ -155,14 +155,16 @@ pub fn run(a: Args) -> Result<(), CliError> {
         labels: model_space.labels,
     };
     let selected = device::select(a.device)?;
-    eprintln!("  on {}", selected.describe());
+    if let Selected::Cuda(_) = selected {
+        eprintln!("  on {}", selected.describe());
+    }
     let t0 = Instant::now();
-    let (params, losses) = match selected {
+    let (params, losses, smooth) = match selected {
         Selected::Cpu => train_on(Cpu, &config, data)?,
         Selected::Cuda(be) => train_on(*be, &config, data)?,
     };
     let train_seconds = t0.elapsed().as_secs_f64();
-    eprintln!("  trained in {train_seconds:.1} s");
+    eprintln!("  trained in {train_seconds:.1} s, final loss {smooth:.4}");
     viz::curve_png(
         &a.out.join("loss.png"),
         &[("loss", &losses)],
