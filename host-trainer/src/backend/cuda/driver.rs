@@ -165,6 +165,41 @@ fn load_kernels(
     Ok(kernels)
 }
 
+/// The column-major GEMM that computes a row-major one — the transpose trick. cuBLAS is
+/// column-major, and a tightly packed row-major R×C matrix is, read column-major, the C×R
+/// matrix of its transpose. So row-major `C (m×n) = op(A)·op(B)` is computed as column-major
+/// `Cᵀ (n×m) = op(B)ᵀ·op(A)ᵀ`: B is the FIRST operand, the dimensions are (n, m, k), and each
+/// leading dimension is the stored row length of its matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ColMajorPlan {
+    /// The first operand (row-major B) is transposed.
+    trans_first: bool,
+    /// The second operand (row-major A) is transposed.
+    trans_second: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    ld_first: usize,
+    ld_second: usize,
+    ldc: usize,
+}
+
+impl ColMajorPlan {
+    fn new(m: usize, n: usize, k: usize, a_trans: bool, b_trans: bool) -> Self {
+        ColMajorPlan {
+            trans_first: b_trans,
+            trans_second: a_trans,
+            m: n,
+            n: m,
+            k,
+            // B is stored k×n, or n×k when transposed; A m×k, or k×m. BLAS wants ld ≥ 1.
+            ld_first: if b_trans { k } else { n }.max(1),
+            ld_second: if a_trans { m } else { k }.max(1),
+            ldc: n.max(1),
+        }
+    }
+}
+
 fn cublas_op(trans: bool) -> cublasOperation_t {
     if trans {
         cublasOperation_t::CUBLAS_OP_T
@@ -329,21 +364,18 @@ impl Device for CudaDriver {
         let mut cv = c
             .try_slice_mut(c_offset..c_offset + m * n)
             .ok_or_else(|| bad("C"))?;
-        // The transpose trick: cuBLAS is column-major, and a row-major R×C matrix is the
-        // column-major C×R matrix of its transpose. So row-major C = op(A)·op(B) is computed
-        // as column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: B goes first, dimensions (n, m, k), and each
-        // leading dimension is the stored row length.
+        let plan = ColMajorPlan::new(m, n, k, a.trans, b.trans);
         let cfg = GemmConfig {
-            transa: cublas_op(b.trans),
-            transb: cublas_op(a.trans),
-            m: c_int(n)?,
-            n: c_int(m)?,
-            k: c_int(k)?,
+            transa: cublas_op(plan.trans_first),
+            transb: cublas_op(plan.trans_second),
+            m: c_int(plan.m)?,
+            n: c_int(plan.n)?,
+            k: c_int(plan.k)?,
             alpha,
-            lda: c_int(if b.trans { k } else { n }.max(1))?,
-            ldb: c_int(if a.trans { m } else { k }.max(1))?,
+            lda: c_int(plan.ld_first)?,
+            ldb: c_int(plan.ld_second)?,
             beta,
-            ldc: c_int(n)?,
+            ldc: c_int(plan.ldc)?,
         };
         // SAFETY: the three views hold exactly op(B) (k×n), op(A) (m×k) and C (m×n) elements
         // (try_slice checked them against the buffers), and the leading dimensions above are
@@ -359,6 +391,78 @@ impl Device for CudaDriver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// BLAS `sgemm` exactly as specified (column-major, `C = α·op(A)·op(B) + β·C`), the
+    /// reference for what cuBLAS does with a [`ColMajorPlan`].
+    #[allow(clippy::too_many_arguments)]
+    fn blas_sgemm(
+        ta: bool,
+        tb: bool,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        for j in 0..n {
+            for i in 0..m {
+                let mut s = 0.0f32;
+                for p in 0..k {
+                    let av = if ta { a[p + i * lda] } else { a[i + p * lda] };
+                    let bv = if tb { b[j + p * ldb] } else { b[p + j * ldb] };
+                    s += av * bv;
+                }
+                c[i + j * ldc] = s;
+            }
+        }
+    }
+
+    /// The transpose trick, checked without a GPU: the plan fed to a textbook column-major
+    /// GEMM gives the row-major product, for every transpose combination and odd shapes.
+    #[test]
+    fn the_column_major_plan_computes_the_row_major_product() {
+        let (m, n, k) = (5, 3, 7);
+        let val = |i: usize| ((i * 37 + 11) % 17) as f32 - 8.0; // small integers: exact sums
+        for a_trans in [false, true] {
+            for b_trans in [false, true] {
+                let a: Vec<f32> = (0..m * k).map(val).collect();
+                let b: Vec<f32> = (0..k * n).map(|i| val(i + 100)).collect();
+                // Row-major reference: op(A)[i][p] · op(B)[p][j].
+                let mut want = vec![0.0f32; m * n];
+                for i in 0..m {
+                    for j in 0..n {
+                        want[i * n + j] = (0..k)
+                            .map(|p| {
+                                let av = if a_trans { a[p * m + i] } else { a[i * k + p] };
+                                let bv = if b_trans { b[j * k + p] } else { b[p * n + j] };
+                                av * bv
+                            })
+                            .sum();
+                    }
+                }
+                let plan = ColMajorPlan::new(m, n, k, a_trans, b_trans);
+                let mut got = vec![f32::NAN; m * n];
+                blas_sgemm(
+                    plan.trans_first,
+                    plan.trans_second,
+                    plan.m,
+                    plan.n,
+                    plan.k,
+                    &b,
+                    plan.ld_first,
+                    &a,
+                    plan.ld_second,
+                    &mut got,
+                    plan.ldc,
+                );
+                assert_eq!(got, want, "a_trans {a_trans}, b_trans {b_trans}");
+            }
+        }
+    }
 
     /// Whatever this machine has, probing answers with a value, never a panic; an ordinal no
     /// machine has is always refused with a typed error.

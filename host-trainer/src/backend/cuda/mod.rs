@@ -807,3 +807,44 @@ impl<D: Device> Backend for CudaBackend<D> {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every configuration the backend computes is one a GPU accepts (and the emulator
+    /// checks): 1-D, 1..=1024 threads, ≤ 48 KiB of shared memory, a power-of-two block for the
+    /// shared-memory trees, and no more partials than the partials buffer holds.
+    #[test]
+    fn launch_configurations_are_valid_for_every_size() {
+        for n in [
+            1, 2, 31, 32, 33, 255, 256, 257, 300, 1000, 65_537, 10_000_000,
+        ] {
+            for cfg in [
+                grid_stride(n),
+                reduction(n),
+                per_row(3, n, 1),
+                per_row(3, n, 2),
+            ] {
+                let threads = cfg.block.0;
+                assert!(
+                    (1..=1024).contains(&threads) && cfg.grid.0 >= 1,
+                    "{n}: {cfg:?}"
+                );
+                assert_eq!(
+                    (cfg.grid.1, cfg.grid.2, cfg.block.1, cfg.block.2),
+                    (1, 1, 1, 1)
+                );
+                assert!(cfg.shared_bytes <= 48 * 1024, "{n}: {cfg:?}");
+            }
+            assert!(reduction(n).grid.0 as usize <= REDUCE_BLOCKS);
+            assert!(reduction(n).block.0.is_power_of_two());
+            let row = per_row(3, n, 2);
+            assert!(row.block.0.is_power_of_two() && row.block.0 >= 32);
+            assert_eq!(row.shared_bytes, row.block.0 * 8);
+            // Enough threads for one element each, up to the caps.
+            let g = grid_stride(n);
+            assert!(g.grid.0 as usize * g.block.0 as usize >= n.min(MAX_BLOCKS * BLOCK as usize));
+        }
+    }
+}
