@@ -453,15 +453,19 @@ pub fn step_config(process: Process, act: Activation, classes: usize) -> TrainCo
     }
 }
 
-/// Runs `config.steps` steps on `be`; the same code for every backend.
-pub fn train<B: Backend>(be: B, config: &TrainConfig) -> (Vec<f32>, Checkpoint<RunHeader>) {
+/// The step tests' data: two moons, labelled when the model is class-conditional.
+pub fn moons(config: &TrainConfig) -> TrainData {
     let ds = toy_labelled(Toy::TwoMoons, 500, 3);
-    let data = TrainData {
+    TrainData {
         x: ds.x,
         dim: 2,
         labels: (config.model.classes > 0).then_some(ds.labels.expect("labelled")),
-    };
-    let mut t = Trainer::new(be, config.clone(), data).expect("trainer");
+    }
+}
+
+/// Runs `config.steps` steps on `be`; the same code for every backend.
+pub fn train<B: Backend>(be: B, config: &TrainConfig) -> (Vec<f32>, Checkpoint<RunHeader>) {
+    let mut t = Trainer::new(be, config.clone(), moons(config)).expect("trainer");
     let losses = (0..config.steps).map(|_| t.step().expect("step")).collect();
     (losses, t.checkpoint())
 }
