@@ -4,8 +4,8 @@
 //! It generates `md_emu_kernels.inc` in `OUT_DIR`: an `#include` of every `.cu` file and the
 //! list of their `extern "C" __global__` entry points (read from the sources, so a new kernel
 //! is registered by being written), which `shim/launch.cpp` turns into its registry. With the
-//! `test-fixtures` feature the deliberately broken kernels of `tests/fixtures/` are added (only
-//! this crate's tests enable it). Compiled as C++20 (`std::barrier`), `-O2`, and
+//! `test-fixtures` feature the test kernels of `tests/fixtures/` (deliberately broken ones, an
+//! early-exit one) are added; only this crate's tests enable it. Compiled as C++20 (`std::barrier`), `-O2`, and
 //! `-ffp-contract=off` so that, like NVRTC with `--fmad=false`, no `a*b + c` becomes an FMA.
 
 use std::env;

@@ -106,10 +106,11 @@ pub(crate) fn need(
         "md_sumsq_partials" => vec![(0, c(2)), (1, grid_x)],
         "md_adamw" => (0..5).map(|i| (i, c(12))).collect(),
         "md_ema" => vec![(0, c(3)), (1, c(3))],
-        // Test fixtures (cuda-emu/tests/fixtures/broken.cu): one float per thread of the grid.
+        // Test fixtures (cuda-emu/tests/fixtures/*.cu).
         "broken_missing_sync" | "broken_uninit_shared" => {
             vec![(0, grid_x * u64::from(cfg.block.0))]
         }
+        "fixture_early_exit" => vec![(0, grid_x * u64::from(cfg.block.0 / 2))],
         _ => return Ok(None),
     }))
 }

@@ -8,7 +8,8 @@
 //! # What it promises
 //!
 //! * **The CUDA execution model, faithfully enough to catch kernel bugs.** Every thread of a
-//!   block is a real OS thread, `__syncthreads()` is a real barrier, blocks run one after
+//!   block is a real OS thread (from a pool kept for the process), `__syncthreads()` is a real
+//!   barrier (threads that have returned no longer count, as on a GPU), blocks run one after
 //!   another. Dynamic shared memory (the only kind the kernel ABI allows) is filled with NaN
 //!   before every block, and [`Emulator::alloc`] returns memory filled with `0xFF` bytes (NaN),
 //!   so a missing barrier or a read of memory nobody wrote shows up as NaN.

@@ -1,7 +1,7 @@
 //! The emulator catches the bugs it is there to catch: shared memory is NaN until written, in
 //! every block, so a missing `__syncthreads` or a read of an unwritten slot gives NaN instead
-//! of a plausible number. The kernels are `tests/fixtures/broken.cu` (feature
-//! `test-fixtures`, enabled for this crate's tests only).
+//! of a plausible number; and threads that return early do not deadlock a barrier. The kernels
+//! are `tests/fixtures/*.cu` (feature `test-fixtures`, enabled for this crate's tests only).
 
 use microdiff_cuda_emu::{Arg, Emulator, LaunchConfig};
 
@@ -71,5 +71,22 @@ fn the_same_tree_with_barriers_is_exact() {
         .unwrap();
         let v = emu.download_f32(partial.0, grid as usize).unwrap();
         assert!(v.iter().all(|x| *x == block as f32), "{v:?}");
+    }
+}
+
+/// Threads that return before a `__syncthreads` no longer count at it (as on a GPU): the rest
+/// of the block passes the barrier instead of deadlocking, in every block.
+#[test]
+fn early_returns_leave_the_barrier() {
+    let emu = Emulator::new();
+    let (grid, block) = (8u32, 128u32);
+    let half = block as usize / 2;
+    let out = emu.alloc(grid as usize * half * 4).unwrap();
+    let cfg = LaunchConfig::linear(grid, block, block * 4);
+    emu.launch("fixture_early_exit", cfg, &[Arg::Ptr(out.0)])
+        .unwrap();
+    let v = emu.download_f32(out.0, grid as usize * half).unwrap();
+    for (k, x) in v.iter().enumerate() {
+        assert_eq!(*x, ((k % half + 1) % half) as f32, "element {k}");
     }
 }
