@@ -5,8 +5,9 @@
 //! list of their `extern "C" __global__` entry points (read from the sources, so a new kernel
 //! is registered by being written), which `shim/launch.cpp` turns into its registry. With the
 //! `test-fixtures` feature the test kernels of `tests/fixtures/` (deliberately broken ones, an
-//! early-exit one) are added; only this crate's tests enable it. Compiled as C++20 (`std::barrier`), `-O2`, and
-//! `-ffp-contract=off` so that, like NVRTC with `--fmad=false`, no `a*b + c` becomes an FMA.
+//! early-exit one) are added; only this crate's tests enable it. Compiled as C++20
+//! (`std::barrier`, `std::binary_semaphore`, atomic waits), `-O2`, and `-ffp-contract=off` so
+//! that, like NVRTC with `--fmad=false`, no `a*b + c` becomes an FMA.
 
 use std::env;
 use std::fmt::Write as _;
