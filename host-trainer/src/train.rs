@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use microdiff_runtime::noise::{Domain, NoiseStream};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendError};
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::model::{Activations, Mlp, MlpConfig};
 use crate::objective;
@@ -97,6 +97,15 @@ pub enum TrainError {
     Diverged {
         /// The step.
         step: u64,
+    },
+    /// The backend's device failed (a CUDA error); the run's state on the device is lost,
+    /// the last checkpoint is not.
+    #[error("step {step}: {source}")]
+    Backend {
+        /// The step.
+        step: u64,
+        /// The device's error.
+        source: BackendError,
     },
 }
 
@@ -236,6 +245,11 @@ impl<B: Backend> Trainer<B> {
         })
     }
 
+    /// The backend (e.g. to [`Backend::check`] it after downloading a checkpoint).
+    pub fn backend(&self) -> &B {
+        &self.be
+    }
+
     /// Steps completed.
     pub fn step_count(&self) -> u64 {
         self.step
@@ -296,6 +310,8 @@ impl<B: Backend> Trainer<B> {
         self.mlp
             .forward_filled(be, &self.params, &mut self.acts, &tv, &classes);
         let loss = be.mse(&self.acts.out, &self.target, &mut self.dout);
+        be.check()
+            .map_err(|source| TrainError::Backend { step: s, source })?;
         if !loss.is_finite() {
             return Err(TrainError::Diverged { step: s });
         }
@@ -324,6 +340,8 @@ impl<B: Backend> Trainer<B> {
             lr,
         );
         be.ema(&mut self.ema, &self.params, o.ema_at(s));
+        be.check()
+            .map_err(|source| TrainError::Backend { step: s, source })?;
         self.step = s;
         self.losses.push((s, loss));
         Ok(loss)

@@ -1,5 +1,7 @@
 //! The `microdiff` binary: a training process killed mid-run and resumed ends with exactly the
-//! checkpoint of an uninterrupted run; bad input gives one clear error line and exit code 1.
+//! checkpoint of an uninterrupted run; bad input gives one clear error line and exit code 1;
+//! `--device auto` falls back to the CPU in one line, `--device cuda` without a GPU is an
+//! error, never a panic.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -147,4 +149,86 @@ fn bad_input_is_one_clear_line_and_exit_code_1() {
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+}
+
+/// A tiny run for the `--device` tests.
+const TINY: &[&str] = &[
+    "train", "--data", "moons", "--steps", "3", "--batch", "8", "--hidden", "8", "--ff", "8",
+    "--blocks", "1", "--temb", "4", "--quiet",
+];
+
+/// The fallback line `--device auto` prints when no GPU is usable.
+const FALLBACK: &str = "--device auto: no usable GPU";
+
+#[test]
+fn device_auto_trains_on_the_cpu_after_one_line_when_there_is_no_gpu() {
+    let out_dir = scratch("device-auto");
+    let out = bin()
+        .args(TINY)
+        .args(["--device", "auto", "--out"])
+        .arg(&out_dir)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(out_dir.join("checkpoint.mdck").exists(), "{err}");
+    let lines = err.lines().filter(|l| l.contains(FALLBACK)).count();
+    if lines == 0 {
+        // A usable GPU: then it trained there, and said so.
+        assert!(!err.contains("on the CPU"), "{err}");
+        println!("a GPU is present; the fallback line is not expected");
+    } else {
+        assert_eq!(lines, 1, "{err}");
+        assert!(err.contains("training on the CPU"), "{err}");
+        assert!(err.contains(", on the CPU, into"), "{err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    std::fs::remove_dir_all(&out_dir).ok();
+}
+
+#[test]
+fn device_cuda_without_a_gpu_is_a_clear_error_with_exit_code_1() {
+    // Is a GPU usable here? (`auto` says so by not falling back.)
+    let probe_dir = scratch("device-probe");
+    let probe = bin()
+        .args(TINY)
+        .args(["--steps", "1", "--device", "auto", "--out"])
+        .arg(&probe_dir)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&probe_dir).ok();
+    let gpu = !String::from_utf8_lossy(&probe.stderr).contains(FALLBACK);
+    // No machine has 1000 GPUs, so `cuda:999` fails everywhere; `cuda` only without one.
+    let mut cases = vec!["cuda:999"];
+    if !gpu {
+        cases.extend(["cuda", "cuda:3"]);
+    }
+    for device in cases {
+        let out = bin()
+            .args(TINY)
+            .args(["--device", device, "--out"])
+            .arg(scratch("device-cuda"))
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{device}: {err}");
+        assert!(
+            err.contains("microdiff: error: --device cuda:"),
+            "{device}: {err}"
+        );
+        assert!(
+            err.contains("CUDA") || err.contains("NVRTC") || err.contains("cuBLAS"),
+            "{device}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{device}: one line expected: {err}");
+        assert!(!err.contains("panicked"), "{device}: {err}");
+        assert!(!err.contains("stack backtrace"), "{device}: {err}");
+    }
+    // A malformed choice is a usage error (clap, exit code 2).
+    let out = bin().args(TINY).args(["--device", "gpu"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("expected auto, cpu, cuda or cuda:N"), "{err}");
 }

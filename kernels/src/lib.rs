@@ -33,6 +33,7 @@
 //!
 //! [`weights`] (dtypes, the in-place [`Matrix`] view, encoders), [`linear`] (dot, gemv),
 //! [`act`] (activations and derivatives), [`embed`] (time embedding, embedding rows),
+//! [`cuda`] (the CUDA kernel sources of the host trainer and their ABI),
 //! [`norm`] (layer norm), [`error`].
 #![no_std]
 #![deny(missing_docs)]
@@ -51,6 +52,7 @@
 )]
 
 pub mod act;
+pub mod cuda;
 pub mod embed;
 pub mod error;
 pub mod linear;

@@ -106,6 +106,43 @@ impl Cmd {
     }
 }
 
+impl Cmd {
+    /// Runs in `dir`, printing stdout as it comes and also returning it (stderr passes
+    /// through); `Err` carries the output so far and why it failed.
+    pub fn tee(&self, dir: &Path) -> Result<String, (String, String)> {
+        use std::io::BufRead;
+        let _ = std::io::stdout().flush();
+        let mut child = self
+            .command(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| {
+                (
+                    String::new(),
+                    format!("could not start `{}`: {e}", self.program),
+                )
+            })?;
+        let mut all = String::new();
+        if let Some(out) = child.stdout.take() {
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                println!("{line}");
+                all.push_str(&line);
+                all.push('\n');
+            }
+        }
+        let status = child
+            .wait()
+            .map_err(|e| (all.clone(), format!("waiting for `{}`: {e}", self.program)))?;
+        if status.success() {
+            Ok(all)
+        } else {
+            Err((all, format!("`{}` exited with {status}", self.program)))
+        }
+    }
+}
+
 impl fmt::Display for Cmd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(sub) = &self.subdir {

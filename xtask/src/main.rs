@@ -22,8 +22,10 @@
 //! - `ensure.rs`: checks for tools and installs the missing ones.
 //! - `cmd.rs`: a command that runs and prints itself as a pasteable shell line.
 //! - `test.rs`: `cargo xtask test`.
+//! - `cuda.rs`: `cargo xtask cuda` (the CUDA kernels' compile and CPU-emulation tiers).
 
 mod cmd;
+mod cuda;
 mod ensure;
 mod firmware;
 mod fuzz;
@@ -51,6 +53,12 @@ const COMMANDS: &[Subcommand] = &[
         about: "the project's full check: fmt, clippy, doc, tests, no_std cross builds (what CI runs)",
         usage: test::USAGE,
         main: test::main,
+    },
+    Subcommand {
+        name: "cuda",
+        about: "CUDA kernels without a GPU: NVRTC/ptxas compile tier and CPU-emulation tier, with a table",
+        usage: cuda::USAGE,
+        main: cuda::main,
     },
     Subcommand {
         name: "golden",

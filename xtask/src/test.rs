@@ -10,11 +10,15 @@ pub const USAGE: &str = "\
 Usage: cargo xtask test [--skip-install] [--quick] [-- <test-harness-args>...]
 
 Runs, stopping at the first failure:
-  ensure tools   rustup targets and components, installed when missing
+  ensure tools   rustup targets and components, and the pinned NVRTC + ptxas pip wheels in
+                 .tools/cuda, installed when missing
   fmt            cargo fmt --all -- --check
   clippy         cargo clippy --workspace --all-targets -- -D warnings
   doc            RUSTDOCFLAGS='-D warnings' cargo doc --workspace --no-deps
   test           cargo test --workspace [-- <test-harness-args>...]
+  cuda           cargo xtask cuda --skip-install: every CUDA kernel compiled with NVRTC for
+                 compute_70/80/90 (ptxas: no spills) and executed on the CPU emulator against
+                 the CPU backend; prints kernels compiled/executed/matched (see `help cuda`)
   no_std build   cargo build -p microdiff-kernels -p microdiff-runtime --target <T>
                  (without and with the defmt features) for each no_std target <T>:
                  thumbv6m-none-eabi, thumbv7em-none-eabihf, riscv32imac-unknown-none-elf
@@ -111,6 +115,7 @@ fn plan(opts: &Options) -> Vec<Step> {
         let mut tools = vec![
             Tool::rustup_component("rustfmt"),
             Tool::rustup_component("clippy"),
+            crate::cuda::cuda_tools(),
         ];
         if !opts.quick {
             tools.extend(NO_STD_TARGETS.iter().map(|t| Tool::rustup_target(t)));
@@ -145,6 +150,11 @@ fn plan(opts: &Options) -> Vec<Step> {
         test = test.arg("--").args(opts.harness_args.iter().cloned());
     }
     steps.push(Step::run("test", test));
+    // The CUDA tiers need no GPU, so they run in --quick too; the wheels come from `ensure`.
+    steps.push(Step::run(
+        "cuda (NVRTC compile + CPU emulation)",
+        Cmd::cargo().args(["xtask", "cuda", "--skip-install"]),
+    ));
 
     for target in NO_STD_TARGETS {
         let build = || {
@@ -249,11 +259,11 @@ mod tests {
     fn plan_has_every_step() {
         let o = parse(&[]).unwrap().unwrap();
         let steps = plan(&o);
-        // ensure, fmt, clippy, doc, test, two builds per target, conformance, size, two
+        // ensure, fmt, clippy, doc, test, cuda, two builds per target, conformance, size, two
         // board builds, size probe, fuzz check, and a lint step per out-of-workspace package.
         assert_eq!(
             steps.len(),
-            5 + 2 * NO_STD_TARGETS.len() + 6 + OUT_OF_WORKSPACE.len()
+            6 + 2 * NO_STD_TARGETS.len() + 6 + OUT_OF_WORKSPACE.len()
         );
         for t in NO_STD_TARGETS {
             assert!(USAGE.contains(t), "USAGE should list {t}");

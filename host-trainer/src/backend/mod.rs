@@ -15,6 +15,7 @@
 //! depend on this.
 
 pub mod cpu;
+pub mod cuda;
 
 use microdiff_kernels::Activation;
 use microdiff_runtime::noise::NoiseStream;
@@ -23,6 +24,14 @@ use microdiff_runtime::noise::NoiseStream;
 pub trait Backend {
     /// A device buffer of f32.
     type Buf;
+
+    /// Reports the first device error since the backend was made. The operations are
+    /// infallible so that the model is written once for every backend; a backend whose device
+    /// can fail (CUDA) turns the operations after an error into no-ops and reports it here.
+    /// The training loop calls this every step.
+    fn check(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
 
     /// A buffer of `n` zeros.
     fn zeros(&self, n: usize) -> Self::Buf;
@@ -180,6 +189,15 @@ pub trait Backend {
             .collect();
         self.write(buf, &host);
     }
+}
+
+/// A backend's device failed (see [`Backend::check`]).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The CUDA backend's first error.
+    #[error(transparent)]
+    Cuda(#[from] cuda::CudaError),
 }
 
 /// AdamW hyper-parameters (Loshchilov & Hutter 2019).

@@ -1,4 +1,4 @@
-//! `microdiff demo`: the whole pipeline on the 8×8 digits, CPU only — train a
+//! `microdiff demo`: the whole pipeline on the 8×8 digits (training on `--device`) — train a
 //! class-conditional model, export f32 and int8 blobs, sample both with a few-step guided
 //! sampler through the runtime, judge the samples with a classifier the tool trains itself,
 //! and write pictures and `summary.json`.
@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use microdiff_kernels::{Activation, Dtype};
+use microdiff_trainer::backend::Backend;
 use microdiff_trainer::backend::cpu::Cpu;
 use microdiff_trainer::data::{Dataset, Normalizer, digits};
 use microdiff_trainer::export::{ExportSpec, blob};
@@ -19,6 +20,7 @@ use microdiff_trainer::train::{TrainConfig, TrainData, Trainer};
 use microdiff_trainer::viz;
 use serde::Serialize;
 
+use super::device::{self, DeviceChoice, Selected};
 use super::eval::{DigitsJudge, sample_classes};
 use super::{CliError, msg};
 
@@ -48,6 +50,45 @@ pub struct Args {
     /// Seed of everything.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Backend of the diffusion model's training: auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+}
+
+/// Trains on backend `be`; returns the exported (EMA) parameters, the loss history and the
+/// smoothed final loss.
+fn train_on<B: Backend>(
+    be: B,
+    config: &TrainConfig,
+    data: TrainData,
+) -> Result<(Vec<f32>, Vec<f64>, f32), CliError> {
+    let steps = config.steps;
+    let mut trainer = Trainer::new(be, config.clone(), data).map_err(msg("train"))?;
+    let bar = ProgressBar::new(steps);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "  {bar:30} {pos}/{len} steps  {per_sec}  loss {msg}  ETA {eta}",
+        )
+        .map_err(msg("progress"))?,
+    );
+    let mut smooth = 0.0f32;
+    while trainer.step_count() < steps {
+        let l = trainer.step().map_err(msg("train"))?;
+        smooth = if trainer.step_count() == 1 {
+            l
+        } else {
+            0.98 * smooth + 0.02 * l
+        };
+        if trainer.step_count() % 20 == 0 {
+            bar.set_message(format!("{smooth:.4}"));
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let params = trainer.export_params();
+    trainer.backend().check().map_err(msg("train"))?;
+    let losses = trainer.losses().iter().map(|l| l.1 as f64).collect();
+    Ok((params, losses, smooth))
 }
 
 /// What the demo measured.
@@ -118,32 +159,17 @@ pub fn run(a: Args) -> Result<(), CliError> {
         dim: 64,
         labels: model_space.labels,
     };
-    let mut trainer = Trainer::new(Cpu, config.clone(), data).map_err(msg("train"))?;
-    let bar = ProgressBar::new(a.steps);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "  {bar:30} {pos}/{len} steps  {per_sec}  loss {msg}  ETA {eta}",
-        )
-        .map_err(msg("progress"))?,
-    );
-    let t0 = Instant::now();
-    let mut smooth = 0.0f32;
-    while trainer.step_count() < a.steps {
-        let l = trainer.step().map_err(msg("train"))?;
-        smooth = if trainer.step_count() == 1 {
-            l
-        } else {
-            0.98 * smooth + 0.02 * l
-        };
-        if trainer.step_count() % 20 == 0 {
-            bar.set_message(format!("{smooth:.4}"));
-        }
-        bar.inc(1);
+    let selected = device::select(a.device)?;
+    if let Selected::Cuda(_) = selected {
+        eprintln!("  on {}", selected.describe());
     }
-    bar.finish_and_clear();
+    let t0 = Instant::now();
+    let (params, losses, smooth) = match selected {
+        Selected::Cpu => train_on(Cpu, &config, data)?,
+        Selected::Cuda(be) => train_on(*be, &config, data)?,
+    };
     let train_seconds = t0.elapsed().as_secs_f64();
     eprintln!("  trained in {train_seconds:.1} s, final loss {smooth:.4}");
-    let losses: Vec<f64> = trainer.losses().iter().map(|l| l.1 as f64).collect();
     viz::curve_png(
         &a.out.join("loss.png"),
         &[("loss", &losses)],
@@ -163,7 +189,6 @@ pub fn run(a: Args) -> Result<(), CliError> {
         sampler::build(&config.process, &base, &name_u).map_err(msg("sampler"))?,
         sampler::build(&config.process, &guided, &name_g).map_err(msg("sampler"))?,
     ];
-    let params = trainer.export_params();
     let mut blobs = Vec::new();
     for (dtype, file) in [
         (Dtype::F32, "digits-f32.mdfb"),

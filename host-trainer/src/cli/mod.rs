@@ -3,6 +3,7 @@
 //! (exit code 2).
 
 mod demo;
+mod device;
 mod eval;
 mod export;
 mod inspect;

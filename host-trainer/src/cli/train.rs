@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use microdiff_kernels::Activation;
+use microdiff_trainer::backend::Backend;
 use microdiff_trainer::backend::cpu::Cpu;
 use microdiff_trainer::checkpoint::Checkpoint;
 use microdiff_trainer::model::MlpConfig;
@@ -15,6 +16,7 @@ use microdiff_trainer::schedule::Process;
 use microdiff_trainer::train::{RunHeader, TrainConfig, TrainData, Trainer};
 use serde::Deserialize;
 
+use super::device::{self, DeviceChoice, Selected};
 use super::run::{self, RunInfo};
 use super::{CliError, msg};
 
@@ -90,9 +92,12 @@ pub struct Args {
     /// Continue the run in --out from its checkpoint (bit-identical to not stopping).
     #[arg(long)]
     resume: bool,
-    /// Worker threads (default: all cores).
+    /// Worker threads of the CPU backend (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Backend: auto (a GPU if usable, else the CPU, said in one line), cpu, cuda or cuda:N.
+    #[arg(long, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
     /// No progress bar (logs one line per checkpoint instead).
     #[arg(long)]
     quiet: bool,
@@ -227,6 +232,23 @@ pub fn run(a: Args) -> Result<(), CliError> {
     }
     let (config, data, info) = resolve(&settings)?;
     std::fs::create_dir_all(&a.out).map_err(CliError::io(&a.out))?;
+    let selected = device::select(a.device)?;
+    let on = selected.describe();
+    match selected {
+        Selected::Cpu => train_on(Cpu, &on, &a, config, data, info),
+        Selected::Cuda(be) => train_on(*be, &on, &a, config, data, info),
+    }
+}
+
+/// The run itself, on backend `be` (described as `on`).
+fn train_on<B: Backend>(
+    be: B,
+    on: &str,
+    a: &Args,
+    config: TrainConfig,
+    data: TrainData,
+    info: RunInfo,
+) -> Result<(), CliError> {
     let examples = data.x.len() / data.dim.max(1);
     let ckpt_path = run::checkpoint_path(&a.out);
     let mut trainer = if a.resume {
@@ -240,9 +262,9 @@ pub fn run(a: Args) -> Result<(), CliError> {
                 saved.dataset
             )));
         }
-        Trainer::resume(Cpu, config.clone(), data, ckpt, &ckpt_path).map_err(msg("--resume"))?
+        Trainer::resume(be, config.clone(), data, ckpt, &ckpt_path).map_err(msg("--resume"))?
     } else {
-        Trainer::new(Cpu, config.clone(), data).map_err(msg("train"))?
+        Trainer::new(be, config.clone(), data).map_err(msg("train"))?
     };
     info.save(&a.out)?;
     let metrics_path = a.out.join("metrics.jsonl");
@@ -254,7 +276,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
         .open(&metrics_path)
         .map_err(CliError::io(&metrics_path))?;
     eprintln!(
-        "microdiff: training {} on {} ({} examples of {:?}, {} parameters) for {} steps, batch {}, into {}",
+        "microdiff: training {} on {} ({} examples of {:?}, {} parameters) for {} steps, batch {}, on {}, into {}",
         config.process.name(),
         info.dataset,
         examples,
@@ -262,6 +284,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
         config.model.parameter_count(),
         config.steps,
         config.batch,
+        on,
         a.out.display()
     );
     let start_step = trainer.step_count();
@@ -301,9 +324,10 @@ pub fn run(a: Args) -> Result<(), CliError> {
         }
         bar.set_position(s);
         if s % a.checkpoint_every == 0 || s == config.steps {
-            trainer
-                .checkpoint()
-                .save(&ckpt_path)
+            let ckpt = trainer.checkpoint();
+            // A device error while downloading must not reach the checkpoint file.
+            trainer.backend().check().map_err(msg("train"))?;
+            ckpt.save(&ckpt_path)
                 .map_err(|e| CliError::Msg(e.to_string()))?;
             if a.quiet {
                 eprintln!(
