@@ -13,8 +13,10 @@ Runs, stopping at the first failure:
   ensure tools   rustup targets and components, and the pinned NVRTC + ptxas pip wheels in
                  .tools/cuda, installed when missing
   fmt            cargo fmt --all -- --check
-  clippy         cargo clippy --workspace --all-targets -- -D warnings
+  clippy         cargo clippy --workspace --all-targets --features microdiff-trainer/cuda-emu
+                 -- -D warnings
   doc            RUSTDOCFLAGS='-D warnings' cargo doc --workspace --no-deps
+                 --features microdiff-trainer/cuda-emu
   test           cargo test --workspace [-- <test-harness-args>...]
   cuda           cargo xtask cuda --skip-install: every CUDA kernel compiled with NVRTC for
                  compute_70/80/90 (ptxas: no spills) and executed on the CPU emulator against
@@ -134,6 +136,9 @@ fn plan(opts: &Options) -> Vec<Step> {
             "clippy",
             "--workspace",
             "--all-targets",
+            // The emulator-backed CUDA code and its tests are behind this feature.
+            "--features",
+            "microdiff-trainer/cuda-emu",
             "--",
             "-D",
             "warnings",
@@ -143,6 +148,7 @@ fn plan(opts: &Options) -> Vec<Step> {
         "doc",
         Cmd::cargo()
             .args(["doc", "--workspace", "--no-deps"])
+            .args(["--features", "microdiff-trainer/cuda-emu"])
             .env("RUSTDOCFLAGS", "-D warnings"),
     ));
     let mut test = Cmd::cargo().args(["test", "--workspace"]);
