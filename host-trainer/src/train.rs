@@ -14,7 +14,7 @@ use microdiff_runtime::noise::{Domain, NoiseStream};
 use crate::backend::Backend;
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::model::{Activations, Mlp, MlpConfig};
-use crate::objective;
+use crate::objective::Drawer;
 use crate::optim::OptimConfig;
 use crate::schedule::Process;
 
@@ -120,6 +120,18 @@ pub struct Trainer<B: Backend> {
     dout: B::Buf,
     step: u64,
     losses: Vec<(u64, f32)>,
+    /// Each row's time and noise coefficients, tabulated once for DDPM.
+    drawer: Drawer,
+    /// Host staging of one step's draws, reused: x₀ (b×d), `coef` (4b), times, classes.
+    host: HostBatch,
+}
+
+/// One step's batch as drawn on the host, before it is written to the backend.
+struct HostBatch {
+    x0: Vec<f32>,
+    coef: Vec<f32>,
+    t: Vec<f32>,
+    classes: Vec<f32>,
 }
 
 impl<B: Backend> Trainer<B> {
@@ -214,6 +226,7 @@ impl<B: Backend> Trainer<B> {
         let d = c.data_dim;
         let zeros = vec![0.0; n];
         let (m, v) = moments.unwrap_or((&zeros, &zeros));
+        let drawer = Drawer::new(&config.process);
         Ok(Trainer {
             params: be.upload(params),
             ema: be.upload(ema),
@@ -233,6 +246,13 @@ impl<B: Backend> Trainer<B> {
             data,
             step,
             losses,
+            drawer,
+            host: HostBatch {
+                x0: vec![0.0; b * d],
+                coef: vec![0.0; 4 * b],
+                t: vec![0.0; b],
+                classes: vec![0.0; b],
+            },
         })
     }
 
@@ -262,15 +282,17 @@ impl<B: Backend> Trainer<B> {
         let drop = NoiseStream::new(seed, 0, Domain::TrainDropout);
         let noise = NoiseStream::new(seed, 0, Domain::TrainNoise);
         let draw = s as u32;
-        let mut x0 = vec![0.0f32; b * d];
-        let mut coef = vec![0.0f32; 4 * b];
-        let mut tv = vec![0.0f32; b];
-        let mut classes = vec![0.0f32; b];
+        let HostBatch {
+            x0,
+            coef,
+            t: tv,
+            classes,
+        } = &mut self.host;
         let null = self.config.model.classes as f32;
         for r in 0..b {
             let i = ((pick.uniform(draw, r as u32) as f64 * n as f64) as usize).min(n - 1);
             x0[r * d..(r + 1) * d].copy_from_slice(&self.data.x[i * d..(i + 1) * d]);
-            let dr = objective::draw(&self.config.process, time.uniform(draw, r as u32));
+            let dr = self.drawer.draw(time.uniform(draw, r as u32));
             coef[4 * r..4 * r + 4].copy_from_slice(&dr.coef);
             tv[r] = dr.time_value;
             if let Some(labels) = &self.data.labels {
@@ -282,9 +304,9 @@ impl<B: Backend> Trainer<B> {
             }
         }
         let be = &self.be;
-        be.write(&mut self.x0, &x0);
+        be.write(&mut self.x0, x0);
         be.fill_normal(&mut self.eps, &noise, draw);
-        be.write(&mut self.coef, &coef);
+        be.write(&mut self.coef, coef);
         be.noise_and_target(
             &self.x0,
             &self.eps,
@@ -294,12 +316,12 @@ impl<B: Backend> Trainer<B> {
             d,
         );
         self.mlp
-            .forward_filled(be, &self.params, &mut self.acts, &tv, &classes);
+            .forward_filled(be, &self.params, &mut self.acts, tv, classes);
         let loss = be.mse(&self.acts.out, &self.target, &mut self.dout);
         if !loss.is_finite() {
             return Err(TrainError::Diverged { step: s });
         }
-        be.fill_zero(&mut self.grads);
+        // `grads` is zero here: created so, and zeroed again by every `update`.
         self.mlp.backward(
             be,
             &self.params,
@@ -309,21 +331,20 @@ impl<B: Backend> Trainer<B> {
         );
         let o = &self.config.optim;
         let clip = o.clip_factor(be.norm(&self.grads));
-        if clip != 1.0 {
-            be.scale(&mut self.grads, clip);
-        }
         let lr = o.lr_at(s, self.config.steps);
-        be.adamw(
+        be.update(
             &mut self.params,
-            &self.grads,
+            &mut self.grads,
             &mut self.m,
             &mut self.v,
             &self.mask,
             &o.adamw,
             s,
             lr,
+            clip,
+            &mut self.ema,
+            o.ema_at(s),
         );
-        be.ema(&mut self.ema, &self.params, o.ema_at(s));
         self.step = s;
         self.losses.push((s, loss));
         Ok(loss)

@@ -1,18 +1,43 @@
 //! The CPU backend: the reference every other backend is checked against.
 //!
-//! Buffers are `Vec<f32>`. Row-parallel work is split with rayon into chunks of whole rows;
-//! every output element is computed by one task, and every reduction across rows (weight and
-//! bias gradients, layer-norm parameter gradients, the loss) runs over output features with the
-//! rows summed in order — so the result does not depend on the number of threads.
+//! Buffers are `Vec<f32>`. Work is split with rayon into blocks of whole rows (or, for
+//! reductions across the batch, of whole features); every output element is computed by one
+//! task with a fixed reduction order, and every reduction across rows (weight and bias
+//! gradients, layer-norm parameter gradients, the loss) sums the rows in order — so the result
+//! does not depend on the number of threads, nor on how the rows are split.
+//!
+//! Speed (see `docs/benchmark.md`): a product is split into one row block per thread, so each
+//! task packs the weights once; bias, activation and residual add are applied to a task's
+//! block right after its product, while it is in cache; the backward pass computes the input
+//! gradient and the weight and bias gradients in one parallel region; AdamW, the EMA and the
+//! zeroing of the gradients are one pass. Work below [`SERIAL_WORK`] runs on the calling thread,
+//! because waking a sleeping worker costs more than such an operation. SiLU uses the
+//! vectorisable [`fastmath`](super::fastmath) functions. Callers get the most from it by calling
+//! from inside the rayon pool (e.g. `rayon::scope`), so the caller is one of the workers.
 
 use microdiff_kernels::{Activation, time_embedding};
+use microdiff_runtime::noise::NoiseStream;
 use rayon::prelude::*;
 
+use super::fastmath;
 use super::{AdamW, Backend};
 
-/// Rows per rayon task: small enough to spread a batch over the cores, large enough that
-/// a task amortises its scheduling.
-const ROWS_PER_TASK: usize = 16;
+/// Rows of matrixmultiply's f32 AVX-512 micro-kernel tile: row blocks that are multiples of
+/// it avoid the kernel's masked edge path (a speed matter only: results are the same).
+const TILE: usize = 16;
+
+/// Operations estimated below this many flops run on the calling thread: handing work to a
+/// sleeping rayon worker costs roughly 10–30 µs on the benchmark machine, the time one core
+/// needs for ~10⁶ flops of a product or ~10⁵ element updates.
+const SERIAL_WORK: usize = 1 << 20;
+
+/// Element-wise work in flop-equivalents per element for the [`SERIAL_WORK`] test (memory
+/// bound loops are worth about this many flops each).
+const ELEM_COST: usize = 8;
+
+/// Fixed chunk of the chunked reductions (loss, norm): the partial sums are taken over these
+/// chunks and then added in chunk order, whatever the thread count.
+const REDUCE_CHUNK: usize = 4096;
 
 /// The reference CPU backend.
 #[derive(Debug, Clone, Copy, Default)]
@@ -22,76 +47,331 @@ pub struct Cpu;
 #[derive(Clone, Copy)]
 struct Strides(usize, usize);
 
-/// `c (m×n) = β·c + A·B` where `A` (m×k) and `B` (k×n) are read from `a` and `b` with the
-/// given strides (so a transpose is just swapped strides).
-///
-/// Parallel over row blocks of `c`; the per-element reduction order inside the GEMM depends
-/// only on `k`, so the split does not change the bits.
+/// How many parallel tasks an operation of `work` flops over `units` splittable units gets.
+fn tasks(work: usize, units: usize) -> usize {
+    if work < SERIAL_WORK {
+        1
+    } else {
+        rayon::current_num_threads().clamp(1, units.max(1))
+    }
+}
+
+/// Rows per block when `rows` rows are split into `tasks` blocks, rounded up to [`TILE`].
+fn block_rows(rows: usize, tasks: usize) -> usize {
+    if tasks <= 1 {
+        rows.max(1)
+    } else {
+        rows.div_ceil(tasks).next_multiple_of(TILE).min(rows).max(1)
+    }
+}
+
+/// Runs `f(task)` for every item, in parallel when there is more than one.
+fn run_all<T: Send>(items: Vec<T>, f: impl Fn(T) + Sync + Send) {
+    if items.len() <= 1 {
+        items.into_iter().for_each(f);
+    } else {
+        items.into_par_iter().for_each(f);
+    }
+}
+
+/// `c (rows×n) = β·c + A[r0..r0 + rows]·B`: one task's share of a product, on this thread.
+/// `A` (rows of k) and `B` (k×n) are read from `a` and `b` with the given strides, so a
+/// transpose is just swapped strides. matrixmultiply's per-element reduction order depends
+/// only on `k` (blocks of 256 in order, then the sum into `c`), not on where the element lies,
+/// so splitting a product into row blocks does not change its bits.
 #[allow(clippy::too_many_arguments)]
-fn gemm(
+fn gemm_rows(
     a: &[f32],
     sa: Strides,
+    r0: usize,
     b: &[f32],
     sb: Strides,
     c: &mut [f32],
-    m: usize,
     k: usize,
     n: usize,
     beta: f32,
 ) {
-    if m == 0 || n == 0 {
+    if n == 0 || c.is_empty() {
         return;
     }
+    let rows = c.len() / n;
     let last = |s: Strides, rows: usize, cols: usize| (rows - 1) * s.0 + (cols.max(1) - 1) * s.1;
     assert!(
-        k > 0 && last(sa, m, k) < a.len() && last(sb, k, n) < b.len() && c.len() >= m * n,
+        k > 0
+            && c.len() == rows * n
+            && r0 * sa.0 + last(sa, rows, k) < a.len()
+            && last(sb, k, n) < b.len(),
         "gemm shapes"
     );
-    c[..m * n]
-        .par_chunks_mut(ROWS_PER_TASK * n)
-        .enumerate()
-        .for_each(|(chunk, c_rows)| {
-            let r0 = chunk * ROWS_PER_TASK;
-            let rows = c_rows.len() / n;
-            // SAFETY: rows r0..r0+rows of A start at `a[r0·sa.0]` and, with the strides given,
-            // reach at most index `last(sa, m, k)` < a.len(); B stays below `last(sb, k, n)` <
-            // b.len() (both asserted above); `c_rows` is rows×n, row-major, and exclusively
-            // borrowed by this task.
-            unsafe {
-                matrixmultiply::sgemm(
-                    rows,
-                    k,
-                    n,
-                    1.0,
-                    a.as_ptr().add(r0 * sa.0),
-                    sa.0 as isize,
-                    sa.1 as isize,
-                    b.as_ptr(),
-                    sb.0 as isize,
-                    sb.1 as isize,
-                    beta,
-                    c_rows.as_mut_ptr(),
-                    n as isize,
-                    1,
-                );
+    // SAFETY: A's rows r0..r0+rows start at `a[r0·sa.0]` and, with the strides given, reach at
+    // most index `r0·sa.0 + last(sa, rows, k)` < a.len(); B stays below `last(sb, k, n)` <
+    // b.len() (both asserted above); `c` is rows×n, row-major, and exclusively borrowed here.
+    unsafe {
+        matrixmultiply::sgemm(
+            rows,
+            k,
+            n,
+            1.0,
+            a.as_ptr().add(r0 * sa.0),
+            sa.0 as isize,
+            sa.1 as isize,
+            b.as_ptr(),
+            sb.0 as isize,
+            sb.1 as isize,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+/// `y[r] += bias` for each row of `y` (rows of `bias.len()`).
+fn add_bias(y: &mut [f32], bias: &[f32]) {
+    for row in y.chunks_exact_mut(bias.len()) {
+        for (v, &bb) in row.iter_mut().zip(bias) {
+            *v += bb;
+        }
+    }
+}
+
+/// `y = act(x)` element-wise, SiLU through [`fastmath`].
+fn act_apply(act: Activation, x: &[f32], y: &mut [f32]) {
+    match act {
+        Activation::Silu => {
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = fastmath::silu(x);
+            }
+        }
+        _ => {
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = act.apply(x);
+            }
+        }
+    }
+}
+
+/// `d = g·act'(x)` element-wise, with `g` read from `d` itself (in place).
+fn act_grad_mul_in_place(act: Activation, x: &[f32], d: &mut [f32]) {
+    match act {
+        Activation::Silu => {
+            for (d, &x) in d.iter_mut().zip(x) {
+                *d *= fastmath::silu_grad(x);
+            }
+        }
+        _ => {
+            for (d, &x) in d.iter_mut().zip(x) {
+                *d *= act.grad(x);
+            }
+        }
+    }
+}
+
+/// Two disjoint ranges of one buffer, both mutable (panics if they overlap: an internal
+/// layout error, never input-dependent).
+fn two_mut(
+    buf: &mut [f32],
+    a: std::ops::Range<usize>,
+    b: std::ops::Range<usize>,
+) -> (&mut [f32], &mut [f32]) {
+    if a.start <= b.start {
+        assert!(a.end <= b.start, "overlapping ranges");
+        let (lo, hi) = buf.split_at_mut(b.start);
+        (&mut lo[a], &mut hi[..b.end - b.start])
+    } else {
+        let (y, x) = two_mut(buf, b, a);
+        (x, y)
+    }
+}
+
+/// `g[f] += Σ_r dy[r·o + f0 + f]` for the features `f0..f0 + g.len()`, rows in order (the
+/// same order and arithmetic as a per-feature loop, but reading whole row segments).
+fn column_sums_acc(dy: &[f32], o: usize, b: usize, f0: usize, g: &mut [f32]) {
+    const BLOCK: usize = 64;
+    for (bi, gb) in g.chunks_mut(BLOCK).enumerate() {
+        let c0 = f0 + bi * BLOCK;
+        let mut acc = [0.0f32; BLOCK];
+        let acc = &mut acc[..gb.len()];
+        for r in 0..b {
+            let row = &dy[r * o + c0..r * o + c0 + gb.len()];
+            for (s, &d) in acc.iter_mut().zip(row) {
+                *s += d;
+            }
+        }
+        for (g, &s) in gb.iter_mut().zip(acc.iter()) {
+            *g += s;
+        }
+    }
+}
+
+/// AdamW's per-element rule for one step (Loshchilov & Hutter 2019, with bias correction).
+struct AdamRule {
+    hp: AdamW,
+    lr: f32,
+    bc1: f32,
+    bc2: f32,
+}
+
+impl AdamRule {
+    fn new(hp: &AdamW, step: u64, lr: f32) -> Self {
+        AdamRule {
+            hp: *hp,
+            lr,
+            bc1: 1.0 - hp.beta1.powi(step as i32),
+            bc2: 1.0 - hp.beta2.powi(step as i32),
+        }
+    }
+
+    /// Updates `p`, `m`, `v` from the gradients `g` (all the same length).
+    fn apply(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], mask: &[f32]) {
+        let hp = &self.hp;
+        for ((p, &g), ((m, v), &mask)) in p
+            .iter_mut()
+            .zip(g)
+            .zip(m.iter_mut().zip(v.iter_mut()).zip(mask))
+        {
+            *m = hp.beta1 * *m + (1.0 - hp.beta1) * g;
+            *v = hp.beta2 * *v + (1.0 - hp.beta2) * g * g;
+            let mhat = *m / self.bc1;
+            let vhat = *v / self.bc2;
+            *p -= self.lr * (mhat / (vhat.sqrt() + hp.eps) + hp.weight_decay * mask * *p);
+        }
+    }
+}
+
+impl Cpu {
+    /// The forward product with its epilogue: `y = x·wᵀ + bias`, then `post(r0, y_block,
+    /// out2_block)` on each task's rows while they are in cache (`out2`, if given, is a second
+    /// b×o output split into the same row blocks).
+    #[allow(clippy::too_many_arguments)]
+    fn linear_fwd_with(
+        &self,
+        x: &[f32],
+        params: &[f32],
+        w: usize,
+        bias: Option<usize>,
+        y: &mut [f32],
+        out2: Option<&mut [f32]>,
+        b: usize,
+        i: usize,
+        o: usize,
+        post: impl Fn(usize, &mut [f32], Option<&mut [f32]>) + Sync + Send,
+    ) {
+        let wm = &params[w..w + o * i];
+        let bias = bias.map(|bo| &params[bo..bo + o]);
+        let rows = block_rows(b, tasks(2 * b * i * o, b.div_ceil(TILE)));
+        let mut second: Vec<Option<&mut [f32]>> = out2
+            .map(|a| a[..b * o].chunks_mut(rows * o).map(Some).collect())
+            .unwrap_or_default();
+        let blocks: Vec<_> = y[..b * o].chunks_mut(rows * o).collect();
+        second.resize_with(blocks.len(), || None);
+        let items: Vec<_> = blocks.into_iter().zip(second).enumerate().collect();
+        run_all(items, |(j, (yb, ab))| {
+            let r0 = j * rows;
+            gemm_rows(x, Strides(i, 1), r0, wm, Strides(1, i), yb, i, o, 0.0);
+            if let Some(bias) = bias {
+                add_bias(yb, bias);
+            }
+            post(r0, yb, ab);
+        });
+    }
+
+    /// [`Backend::linear_bwd`] with, if `act` is given, `dx *= act'(z)` applied to each task's
+    /// rows of `dx` right after its product. One parallel region: task `j` computes row block
+    /// `j` of `dx` and row block `j` of `dw` (output features) with the same features' bias
+    /// gradients.
+    #[allow(clippy::too_many_arguments)]
+    fn linear_bwd_with(
+        &self,
+        x: &[f32],
+        params: &[f32],
+        w: usize,
+        dy: &[f32],
+        dx: Option<&mut [f32]>,
+        act: Option<(Activation, &[f32])>,
+        grads: &mut [f32],
+        bias: Option<usize>,
+        b: usize,
+        i: usize,
+        o: usize,
+    ) {
+        let wm = &params[w..w + o * i];
+        let work = 2 * b * i * o * if dx.is_some() { 2 } else { 1 };
+        let t = tasks(work, b.max(o).div_ceil(TILE));
+        let (gw, mut gb) = match bias {
+            Some(bo) => {
+                let (gw, gb) = two_mut(grads, w..w + o * i, bo..bo + o);
+                (gw, Some(gb))
+            }
+            None => (&mut grads[w..w + o * i], None),
+        };
+        let (dx_rows, dw_rows) = (block_rows(b, t), block_rows(o, t));
+        let mut dx_parts: Vec<Option<&mut [f32]>> = dx
+            .map(|d| d[..b * i].chunks_mut(dx_rows * i).map(Some).collect())
+            .unwrap_or_default();
+        let mut dw_parts: Vec<Option<&mut [f32]>> = gw.chunks_mut(dw_rows * i).map(Some).collect();
+        let mut gb_parts: Vec<Option<&mut [f32]>> = match gb.take() {
+            Some(gb) => gb.chunks_mut(dw_rows).map(Some).collect(),
+            None => Vec::new(),
+        };
+        let n = dx_parts.len().max(dw_parts.len());
+        dx_parts.resize_with(n, || None);
+        dw_parts.resize_with(n, || None);
+        gb_parts.resize_with(n, || None);
+        let items: Vec<_> = dx_parts
+            .into_iter()
+            .zip(dw_parts.into_iter().zip(gb_parts))
+            .enumerate()
+            .collect();
+        run_all(items, |(j, (dxb, (dwb, gbb)))| {
+            if let Some(dxb) = dxb {
+                let r0 = j * dx_rows;
+                // dx (b×i) = dy (b×o) · w (o×i)
+                gemm_rows(dy, Strides(o, 1), r0, wm, Strides(i, 1), dxb, o, i, 0.0);
+                if let Some((act, z)) = act {
+                    act_grad_mul_in_place(act, &z[r0 * i..r0 * i + dxb.len()], dxb);
+                }
+            }
+            let f0 = j * dw_rows;
+            if let Some(dwb) = dwb {
+                // dw (o×i) += dyᵀ (o×b) · x (b×i): each element sums the b rows in order.
+                gemm_rows(dy, Strides(1, o), f0, x, Strides(i, 1), dwb, b, i, 1.0);
+            }
+            if let Some(gbb) = gbb {
+                column_sums_acc(dy, o, b, f0, gbb);
             }
         });
-}
+    }
 
-/// `c (m×n) = a (m×k) · bᵀ` with `b` n×k row-major (a linear layer's forward pass).
-fn gemm_abt(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
-    gemm(a, Strides(k, 1), b, Strides(1, k), c, m, k, n, 0.0);
-}
+    /// Element-wise map over fixed chunks of `out` (with `f(chunk_index, out_chunk)`), in
+    /// parallel when the work is large enough.
+    fn map_chunks(&self, out: &mut [f32], cost: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+        if tasks(out.len() * cost, out.len().div_ceil(REDUCE_CHUNK)) <= 1 {
+            out.chunks_mut(REDUCE_CHUNK)
+                .enumerate()
+                .for_each(|(j, c)| f(j, c));
+        } else {
+            out.par_chunks_mut(REDUCE_CHUNK)
+                .enumerate()
+                .for_each(|(j, c)| f(j, c));
+        }
+    }
 
-/// `c (m×n) = a (m×k) · b (k×n)` (the input gradient `dy·W`).
-fn gemm_ab(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
-    gemm(a, Strides(k, 1), b, Strides(n, 1), c, m, k, n, 0.0);
-}
-
-/// `c (m×n) += aᵀ · b` with `a` k×m and `b` k×n (the weight gradient `dyᵀ·x`): each row
-/// block of `c` sums over all k rows in order.
-fn gemm_atb_acc(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
-    gemm(a, Strides(1, m), b, Strides(n, 1), c, m, k, n, 1.0);
+    /// Chunked f64 sum of `f(chunk_index)` over `chunks` chunks: partial sums per chunk, added
+    /// in chunk order (the same bits for any thread count).
+    fn chunked_sum(
+        &self,
+        chunks: usize,
+        work: usize,
+        f: impl Fn(usize) -> f64 + Sync + Send,
+    ) -> f64 {
+        if tasks(work, chunks) <= 1 {
+            (0..chunks).map(f).collect::<Vec<f64>>().iter().sum()
+        } else {
+            let parts: Vec<f64> = (0..chunks).into_par_iter().map(&f).collect();
+            parts.iter().sum()
+        }
+    }
 }
 
 impl Backend for Cpu {
@@ -127,15 +407,46 @@ impl Backend for Cpu {
         i: usize,
         o: usize,
     ) {
-        gemm_abt(x, &params[w..w + o * i], y, b, i, o);
-        if let Some(bo) = bias {
-            let bias = &params[bo..bo + o];
-            y[..b * o].par_chunks_mut(o).for_each(|row| {
-                for (v, &bb) in row.iter_mut().zip(bias) {
-                    *v += bb;
-                }
-            });
-        }
+        self.linear_fwd_with(x, params, w, bias, y, None, b, i, o, |_, _, _| {});
+    }
+
+    fn linear_act_fwd(
+        &self,
+        act: Activation,
+        x: &Vec<f32>,
+        params: &Vec<f32>,
+        w: usize,
+        bias: Option<usize>,
+        z: &mut Vec<f32>,
+        a: &mut Vec<f32>,
+        b: usize,
+        i: usize,
+        o: usize,
+    ) {
+        self.linear_fwd_with(x, params, w, bias, z, Some(a), b, i, o, |_, zb, ab| {
+            if let Some(ab) = ab {
+                act_apply(act, zb, ab);
+            }
+        });
+    }
+
+    fn linear_residual_fwd(
+        &self,
+        x: &Vec<f32>,
+        params: &Vec<f32>,
+        w: usize,
+        bias: Option<usize>,
+        res: &Vec<f32>,
+        y: &mut Vec<f32>,
+        b: usize,
+        i: usize,
+        o: usize,
+    ) {
+        self.linear_fwd_with(x, params, w, bias, y, None, b, i, o, |r0, yb, _| {
+            for (v, &r) in yb.iter_mut().zip(&res[r0 * o..]) {
+                *v += r;
+            }
+        });
     }
 
     fn linear_bwd(
@@ -151,39 +462,53 @@ impl Backend for Cpu {
         i: usize,
         o: usize,
     ) {
-        if let Some(dx) = dx {
-            gemm_ab(dy, &params[w..w + o * i], dx, b, o, i);
-        }
-        gemm_atb_acc(dy, x, &mut grads[w..w + o * i], o, b, i);
-        if let Some(bo) = bias {
-            // Sum over the batch per output feature, rows in order.
-            grads[bo..bo + o]
-                .par_iter_mut()
-                .enumerate()
-                .for_each(|(f, g)| {
-                    let mut s = 0.0f32;
-                    for r in 0..b {
-                        s += dy[r * o + f];
-                    }
-                    *g += s;
-                });
-        }
+        let dx = dx.map(|d| d.as_mut_slice());
+        self.linear_bwd_with(x, params, w, dy, dx, None, grads, bias, b, i, o);
+    }
+
+    fn linear_act_bwd(
+        &self,
+        act: Activation,
+        x: &Vec<f32>,
+        z: &Vec<f32>,
+        params: &Vec<f32>,
+        w: usize,
+        dy: &Vec<f32>,
+        _tmp: &mut Vec<f32>,
+        dx: &mut Vec<f32>,
+        grads: &mut Vec<f32>,
+        bias: Option<usize>,
+        b: usize,
+        i: usize,
+        o: usize,
+    ) {
+        self.linear_bwd_with(
+            x,
+            params,
+            w,
+            dy,
+            Some(dx),
+            Some((act, z)),
+            grads,
+            bias,
+            b,
+            i,
+            o,
+        );
     }
 
     fn act_fwd(&self, act: Activation, x: &Vec<f32>, y: &mut Vec<f32>) {
-        y.par_chunks_mut(4096)
-            .zip(x.par_chunks(4096))
-            .for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y = act.apply(x)));
+        self.map_chunks(y, 4 * ELEM_COST, |j, y| {
+            act_apply(act, &x[j * REDUCE_CHUNK..j * REDUCE_CHUNK + y.len()], y);
+        });
     }
 
     fn act_bwd(&self, act: Activation, x: &Vec<f32>, dy: &Vec<f32>, dx: &mut Vec<f32>) {
-        dx.par_chunks_mut(4096)
-            .zip(x.par_chunks(4096).zip(dy.par_chunks(4096)))
-            .for_each(|(dx, (x, dy))| {
-                for ((d, &x), &g) in dx.iter_mut().zip(x).zip(dy) {
-                    *d = g * act.grad(x);
-                }
-            });
+        self.map_chunks(dx, 4 * ELEM_COST, |j, dx| {
+            let at = j * REDUCE_CHUNK..j * REDUCE_CHUNK + dx.len();
+            dx.copy_from_slice(&dy[at.clone()]);
+            act_grad_mul_in_place(act, &x[at], dx);
+        });
     }
 
     fn layernorm_fwd(
@@ -200,11 +525,15 @@ impl Backend for Cpu {
     ) {
         let g = &params[gamma..gamma + n];
         let bb = &params[beta..beta + n];
-        y[..b * n]
-            .par_chunks_mut(n)
-            .zip(stats[..2 * b].par_chunks_mut(2))
+        let rows = block_rows(b, tasks(b * n * ELEM_COST, b));
+        let blocks: Vec<_> = y[..b * n]
+            .chunks_mut(rows * n)
+            .zip(stats[..2 * b].chunks_mut(2 * rows))
             .enumerate()
-            .for_each(|(r, (y, st))| {
+            .collect();
+        run_all(blocks, |(blk, (yb, sb))| {
+            for (k, (y, st)) in yb.chunks_mut(n).zip(sb.chunks_mut(2)).enumerate() {
+                let r = blk * rows + k;
                 let x = &x[r * n..(r + 1) * n];
                 let mut mean = 0.0f32;
                 for &v in x {
@@ -222,7 +551,8 @@ impl Backend for Cpu {
                 }
                 st[0] = mean;
                 st[1] = rstd;
-            });
+            }
+        });
     }
 
     fn layernorm_bwd(
@@ -239,10 +569,13 @@ impl Backend for Cpu {
         n: usize,
     ) {
         let g = &params[gamma..gamma + n];
-        dx[..b * n]
-            .par_chunks_mut(n)
-            .enumerate()
-            .for_each(|(r, dx)| {
+        let (gg, gb) = two_mut(grads, gamma..gamma + n, beta..beta + n);
+        let t = tasks(2 * b * n * ELEM_COST, b);
+        let rows = block_rows(b, t);
+        // Input gradient by row blocks.
+        let row_task = |blk: usize, dxb: &mut [f32]| {
+            for (k, dx) in dxb.chunks_mut(n).enumerate() {
+                let r = blk * rows + k;
                 let x = &x[r * n..(r + 1) * n];
                 let dy = &dy[r * n..(r + 1) * n];
                 let (mean, rstd) = (stats[2 * r], stats[2 * r + 1]);
@@ -260,40 +593,65 @@ impl Backend for Cpu {
                     let xhat = (x[j] - mean) * rstd;
                     dx[j] += rstd * (dy[j] * g[j] - m1 - xhat * m2);
                 }
-            });
-        // Parameter gradients: per feature, rows summed in order.
-        let (gg, gb) = {
-            let (lo, hi) = grads.split_at_mut(beta.max(gamma));
-            if gamma < beta {
-                (&mut lo[gamma..gamma + n], &mut hi[..n])
-            } else {
-                (&mut hi[..n], &mut lo[beta..beta + n])
             }
         };
-        gg.par_iter_mut()
-            .zip(gb.par_iter_mut())
-            .enumerate()
-            .for_each(|(j, (dg, db))| {
-                let (mut sg, mut sb) = (0.0f32, 0.0f32);
-                for r in 0..b {
-                    let (mean, rstd) = (stats[2 * r], stats[2 * r + 1]);
-                    let d = dy[r * n + j];
-                    sg += d * (x[r * n + j] - mean) * rstd;
-                    sb += d;
+        // Parameter gradients by feature blocks, rows summed in order per feature.
+        const FB: usize = 64;
+        let feature_task = |f0: usize, dg: &mut [f32], db: &mut [f32]| {
+            let len = dg.len();
+            let (mut sg, mut sb) = ([0.0f32; FB], [0.0f32; FB]);
+            for r in 0..b {
+                let (mean, rstd) = (stats[2 * r], stats[2 * r + 1]);
+                let xr = &x[r * n + f0..r * n + f0 + len];
+                let dr = &dy[r * n + f0..r * n + f0 + len];
+                for j in 0..len {
+                    sg[j] += dr[j] * (xr[j] - mean) * rstd;
+                    sb[j] += dr[j];
                 }
-                *dg += sg;
-                *db += sb;
-            });
+            }
+            for j in 0..len {
+                dg[j] += sg[j];
+                db[j] += sb[j];
+            }
+        };
+        if t <= 1 {
+            row_task(0, &mut dx[..b * n]);
+            for (k, (dg, db)) in gg.chunks_mut(FB).zip(gb.chunks_mut(FB)).enumerate() {
+                feature_task(k * FB, dg, db);
+            }
+        } else {
+            rayon::join(
+                || {
+                    dx[..b * n]
+                        .par_chunks_mut(rows * n)
+                        .enumerate()
+                        .for_each(|(blk, dxb)| row_task(blk, dxb))
+                },
+                || {
+                    gg.par_chunks_mut(FB)
+                        .zip(gb.par_chunks_mut(FB))
+                        .enumerate()
+                        .for_each(|(k, (dg, db))| feature_task(k * FB, dg, db))
+                },
+            );
+        }
     }
 
     fn time_embed(&self, t: &Vec<f32>, y: &mut Vec<f32>, dim: usize, max_period: f32) {
-        y.par_chunks_mut(dim)
-            .zip(t.par_iter())
-            .for_each(|(row, &t)| {
-                // Shapes are fixed by the model, so this cannot fail; a zero row would show up
-                // in training as an untrainable time embedding, never silently in a blob.
-                let _ = time_embedding(t, max_period, row);
-            });
+        // Shapes are fixed by the model, so `time_embedding` cannot fail; a zero row would
+        // show up in training as an untrainable time embedding, never silently in a blob.
+        let rows = t.len();
+        let per_row = |row: &mut [f32], t: f32| {
+            let _ = time_embedding(t, max_period, row);
+        };
+        // sin and cos through libm: about 50 flops per element.
+        let blk = block_rows(rows, tasks(rows * dim * 50, rows));
+        let blocks: Vec<_> = y[..rows * dim].chunks_mut(blk * dim).enumerate().collect();
+        run_all(blocks, |(j, yb)| {
+            for (k, row) in yb.chunks_mut(dim).enumerate() {
+                per_row(row, t[j * blk + k]);
+            }
+        });
     }
 
     fn embed_add(
@@ -304,14 +662,13 @@ impl Backend for Cpu {
         y: &mut Vec<f32>,
         n: usize,
     ) {
-        y.par_chunks_mut(n)
-            .zip(classes.par_iter())
-            .for_each(|(row, &c)| {
-                let at = table + c as usize * n;
-                for (v, &e) in row.iter_mut().zip(&params[at..at + n]) {
-                    *v += e;
-                }
-            });
+        // A gather and an add: cheap enough for one thread at the sizes trained here.
+        for (row, &c) in y.chunks_mut(n).zip(classes) {
+            let at = table + c as usize * n;
+            for (v, &e) in row.iter_mut().zip(&params[at..at + n]) {
+                *v += e;
+            }
+        }
     }
 
     fn embed_add_bwd(
@@ -323,24 +680,27 @@ impl Backend for Cpu {
         rows: usize,
         n: usize,
     ) {
-        grads[table..table + rows * n]
-            .par_chunks_mut(n)
-            .enumerate()
-            .for_each(|(class, g)| {
-                for (r, &c) in classes.iter().enumerate() {
-                    if c as usize == class {
-                        for (gj, &d) in g.iter_mut().zip(&dy[r * n..(r + 1) * n]) {
-                            *gj += d;
-                        }
-                    }
+        // Rows in order into each class row: the same sums as a per-class pass.
+        let g = &mut grads[table..table + rows * n];
+        for (r, &c) in classes.iter().enumerate() {
+            let c = c as usize;
+            if c < rows {
+                for (gj, &d) in g[c * n..(c + 1) * n]
+                    .iter_mut()
+                    .zip(&dy[r * n..(r + 1) * n])
+                {
+                    *gj += d;
                 }
-            });
+            }
+        }
     }
 
     fn add_assign(&self, y: &mut Vec<f32>, x: &Vec<f32>) {
-        y.par_chunks_mut(4096)
-            .zip(x.par_chunks(4096))
-            .for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y += x));
+        self.map_chunks(y, ELEM_COST, |j, y| {
+            for (y, &x) in y.iter_mut().zip(&x[j * REDUCE_CHUNK..]) {
+                *y += x;
+            }
+        });
     }
 
     fn copy(&self, x: &Vec<f32>, y: &mut Vec<f32>) {
@@ -356,52 +716,51 @@ impl Backend for Cpu {
         target: &mut Vec<f32>,
         n: usize,
     ) {
-        xt.par_chunks_mut(n)
-            .zip(target.par_chunks_mut(n))
-            .enumerate()
-            .for_each(|(r, (xt, tg))| {
-                let c = &coef[4 * r..4 * r + 4];
-                for j in 0..n {
-                    let (x, e) = (x0[r * n + j], eps[r * n + j]);
-                    xt[j] = c[0] * x + c[1] * e;
-                    tg[j] = c[2] * x + c[3] * e;
-                }
-            });
+        // Small (b×d) and memory-bound: one thread.
+        for (r, (xt, tg)) in xt.chunks_mut(n).zip(target.chunks_mut(n)).enumerate() {
+            let c = &coef[4 * r..4 * r + 4];
+            for j in 0..n {
+                let (x, e) = (x0[r * n + j], eps[r * n + j]);
+                xt[j] = c[0] * x + c[1] * e;
+                tg[j] = c[2] * x + c[3] * e;
+            }
+        }
     }
 
     fn mse(&self, pred: &Vec<f32>, target: &Vec<f32>, d: &mut Vec<f32>) -> f32 {
         let len = pred.len() as f32;
-        d.par_chunks_mut(4096)
-            .zip(pred.par_chunks(4096).zip(target.par_chunks(4096)))
-            .for_each(|(d, (p, t))| {
-                for ((d, &p), &t) in d.iter_mut().zip(p).zip(t) {
-                    *d = 2.0 * (p - t) / len;
-                }
-            });
+        self.map_chunks(d, ELEM_COST, |j, d| {
+            let at = j * REDUCE_CHUNK;
+            for ((d, &p), &t) in d.iter_mut().zip(&pred[at..]).zip(&target[at..]) {
+                *d = 2.0 * (p - t) / len;
+            }
+        });
         // Sum in fixed chunks, then the chunk sums in order: thread-count independent.
-        let parts: Vec<f64> = pred
-            .par_chunks(4096)
-            .zip(target.par_chunks(4096))
-            .map(|(p, t)| {
-                p.iter()
-                    .zip(t)
-                    .map(|(&p, &t)| ((p - t) as f64).powi(2))
-                    .sum::<f64>()
-            })
-            .collect();
-        (parts.iter().sum::<f64>() / len as f64) as f32
+        let chunks = pred.len().div_ceil(REDUCE_CHUNK);
+        let sum = self.chunked_sum(chunks, pred.len() * ELEM_COST, |j| {
+            let at = j * REDUCE_CHUNK..((j + 1) * REDUCE_CHUNK).min(pred.len());
+            pred[at.clone()]
+                .iter()
+                .zip(&target[at])
+                .map(|(&p, &t)| ((p - t) as f64).powi(2))
+                .sum::<f64>()
+        });
+        (sum / len as f64) as f32
     }
 
     fn norm(&self, g: &Vec<f32>) -> f32 {
-        let parts: Vec<f64> = g
-            .par_chunks(4096)
-            .map(|c| c.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>())
-            .collect();
-        parts.iter().sum::<f64>().sqrt() as f32
+        let chunks = g.len().div_ceil(REDUCE_CHUNK);
+        let sum = self.chunked_sum(chunks, g.len() * ELEM_COST, |j| {
+            g[j * REDUCE_CHUNK..((j + 1) * REDUCE_CHUNK).min(g.len())]
+                .iter()
+                .map(|&v| (v as f64) * (v as f64))
+                .sum::<f64>()
+        });
+        sum.sqrt() as f32
     }
 
     fn scale(&self, g: &mut Vec<f32>, s: f32) {
-        g.par_iter_mut().for_each(|v| *v *= s);
+        self.map_chunks(g, ELEM_COST, |_, g| g.iter_mut().for_each(|v| *v *= s));
     }
 
     fn adamw(
@@ -415,24 +774,78 @@ impl Backend for Cpu {
         step: u64,
         lr: f32,
     ) {
-        let bc1 = 1.0 - hp.beta1.powi(step as i32);
-        let bc2 = 1.0 - hp.beta2.powi(step as i32);
-        params
-            .par_iter_mut()
-            .zip(m.par_iter_mut().zip(v.par_iter_mut()))
-            .zip(grads.par_iter().zip(decay_mask.par_iter()))
-            .for_each(|((p, (m, v)), (&g, &mask))| {
-                *m = hp.beta1 * *m + (1.0 - hp.beta1) * g;
-                *v = hp.beta2 * *v + (1.0 - hp.beta2) * g * g;
-                let mhat = *m / bc1;
-                let vhat = *v / bc2;
-                *p -= lr * (mhat / (vhat.sqrt() + hp.eps) + hp.weight_decay * mask * *p);
-            });
+        let rule = AdamRule::new(hp, step, lr);
+        let c = REDUCE_CHUNK;
+        if tasks(params.len() * 4 * ELEM_COST, params.len().div_ceil(c)) <= 1 {
+            rule.apply(params, grads, m, v, decay_mask);
+        } else {
+            params
+                .par_chunks_mut(c)
+                .zip(grads.par_chunks(c))
+                .zip(m.par_chunks_mut(c).zip(v.par_chunks_mut(c)))
+                .zip(decay_mask.par_chunks(c))
+                .for_each(|(((p, g), (m, v)), mask)| rule.apply(p, g, m, v, mask));
+        }
+    }
+
+    fn update(
+        &self,
+        params: &mut Vec<f32>,
+        grads: &mut Vec<f32>,
+        m: &mut Vec<f32>,
+        v: &mut Vec<f32>,
+        decay_mask: &Vec<f32>,
+        hp: &AdamW,
+        step: u64,
+        lr: f32,
+        clip: f32,
+        ema: &mut Vec<f32>,
+        ema_decay: f32,
+    ) {
+        let rule = AdamRule::new(hp, step, lr);
+        let c = REDUCE_CHUNK;
+        // One pass over all parameters with the arithmetic of `scale`, `adamw` and `ema` in turn.
+        let pass = |p: &mut [f32],
+                    g: &mut [f32],
+                    m: &mut [f32],
+                    v: &mut [f32],
+                    mask: &[f32],
+                    e: &mut [f32]| {
+            if clip != 1.0 {
+                g.iter_mut().for_each(|g| *g *= clip);
+            }
+            rule.apply(p, g, m, v, mask);
+            for (e, &p) in e.iter_mut().zip(p.iter()) {
+                *e = ema_decay * *e + (1.0 - ema_decay) * p;
+            }
+            g.fill(0.0);
+        };
+        if tasks(params.len() * 6 * ELEM_COST, params.len().div_ceil(c)) <= 1 {
+            pass(params, grads, m, v, decay_mask, ema);
+        } else {
+            params
+                .par_chunks_mut(c)
+                .zip(grads.par_chunks_mut(c))
+                .zip(m.par_chunks_mut(c).zip(v.par_chunks_mut(c)))
+                .zip(decay_mask.par_chunks(c).zip(ema.par_chunks_mut(c)))
+                .for_each(|(((p, g), (m, v)), (mask, e))| pass(p, g, m, v, mask, e));
+        }
     }
 
     fn ema(&self, ema: &mut Vec<f32>, params: &Vec<f32>, decay: f32) {
-        ema.par_iter_mut()
-            .zip(params.par_iter())
-            .for_each(|(e, &p)| *e = decay * *e + (1.0 - decay) * p);
+        self.map_chunks(ema, ELEM_COST, |j, e| {
+            for (e, &p) in e.iter_mut().zip(&params[j * REDUCE_CHUNK..]) {
+                *e = decay * *e + (1.0 - decay) * p;
+            }
+        });
+    }
+
+    fn fill_normal(&self, buf: &mut Vec<f32>, noise: &NoiseStream, draw: u32) {
+        // Philox and Box–Muller: some 100 flops per element.
+        self.map_chunks(buf, 100, |j, c| {
+            for (k, v) in c.iter_mut().enumerate() {
+                *v = noise.normal(draw, (j * REDUCE_CHUNK + k) as u32);
+            }
+        });
     }
 }

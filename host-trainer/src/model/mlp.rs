@@ -15,7 +15,7 @@ pub struct Activations<B: Backend> {
     temb: B::Buf,         // (b, e)
     u1: B::Buf,           // (b, h) W_t1·temb + b
     a1: B::Buf,           // (b, h) silu(u1)
-    tproj: B::Buf,        // (b, h)
+    tproj: B::Buf,        // (b, h) scratch of the stem's residual add
     h_in: Vec<B::Buf>,    // (b, h) residual stream entering block k; last = entering the head
     ln: Vec<B::Buf>,      // (b, h) LN output of block k; last = head LN
     stats: Vec<B::Buf>,   // (b, 2) LN mean / rstd
@@ -120,28 +120,31 @@ impl Mlp {
             h,
         );
         be.time_embed(&acts.t, &mut acts.temb, e, MAX_PERIOD);
-        be.linear_fwd(
+        be.linear_act_fwd(
+            Activation::Silu,
             &acts.temb,
             params,
             l.w_t1.offset,
             Some(l.b_t1.offset),
             &mut acts.u1,
+            &mut acts.a1,
             b,
             e,
             h,
         );
-        be.act_fwd(Activation::Silu, &acts.u1, &mut acts.a1);
-        be.linear_fwd(
+        // tproj = h_0 + W_t2·a1 + b_t2, then swapped in as h_0 (tproj is not needed later).
+        be.linear_residual_fwd(
             &acts.a1,
             params,
             l.w_t2.offset,
             Some(l.b_t2.offset),
+            &acts.h_in[0],
             &mut acts.tproj,
             b,
             h,
             h,
         );
-        be.add_assign(&mut acts.h_in[0], &acts.tproj);
+        std::mem::swap(&mut acts.h_in[0], &mut acts.tproj);
         if let Some(table) = l.table {
             be.embed_add(params, table.offset, &acts.c, &mut acts.h_in[0], h);
         }
@@ -158,31 +161,31 @@ impl Mlp {
                 h,
                 LN_EPS,
             );
-            be.linear_fwd(
+            be.linear_act_fwd(
+                c.act,
                 &acts.ln[k],
                 params,
                 blk.w1.offset,
                 Some(blk.b1.offset),
                 &mut acts.z[k],
+                &mut acts.a[k],
                 b,
                 h,
                 f,
             );
-            be.act_fwd(c.act, &acts.z[k], &mut acts.a[k]);
             // h_{k+1} = h_k + W2·a + b2
-            be.linear_fwd(
+            let (lo, hi) = acts.h_in.split_at_mut(k + 1);
+            be.linear_residual_fwd(
                 &acts.a[k],
                 params,
                 blk.w2.offset,
                 Some(blk.b2.offset),
-                &mut acts.dtmp_h,
+                &lo[k],
+                &mut hi[0],
                 b,
                 f,
                 h,
             );
-            let (lo, hi) = acts.h_in.split_at_mut(k + 1);
-            be.copy(&lo[k], &mut hi[0]);
-            be.add_assign(&mut hi[0], &acts.dtmp_h);
         }
         // Head.
         let n = c.blocks;
@@ -225,19 +228,21 @@ impl Mlp {
         let (b, d, h, f, e) = (acts.batch, c.data_dim, c.hidden, c.ff, c.temb);
         let n = c.blocks;
         // Head: out = W_out·act(LN(h_n)) + b_out.
-        be.linear_bwd(
+        be.linear_act_bwd(
+            c.act,
             &acts.a_out,
+            &acts.ln[n],
             params,
             l.w_out.offset,
             dout,
-            Some(&mut acts.dtmp_h),
+            &mut acts.dtmp_h,
+            &mut acts.dtmp_h2,
             grads,
             Some(l.b_out.offset),
             b,
             h,
             d,
         );
-        be.act_bwd(c.act, &acts.ln[n], &acts.dtmp_h, &mut acts.dtmp_h2);
         be.fill_zero(&mut acts.dh);
         be.layernorm_bwd(
             &acts.h_in[n],
@@ -254,19 +259,21 @@ impl Mlp {
         // Blocks, last first: h_{k+1} = h_k + r_k, so dh flows to h_k unchanged plus through r_k.
         for k in (0..n).rev() {
             let blk = &l.blocks[k];
-            be.linear_bwd(
+            be.linear_act_bwd(
+                c.act,
                 &acts.a[k],
+                &acts.z[k],
                 params,
                 blk.w2.offset,
                 &acts.dh,
-                Some(&mut acts.dtmp_f),
+                &mut acts.dtmp_f,
+                &mut acts.dtmp_f2,
                 grads,
                 Some(blk.b2.offset),
                 b,
                 f,
                 h,
             );
-            be.act_bwd(c.act, &acts.z[k], &acts.dtmp_f, &mut acts.dtmp_f2);
             be.linear_bwd(
                 &acts.ln[k],
                 params,
@@ -309,19 +316,21 @@ impl Mlp {
         if let Some(table) = l.table {
             be.embed_add_bwd(&acts.c, &acts.dh, grads, table.offset, table.rows, h);
         }
-        be.linear_bwd(
+        be.linear_act_bwd(
+            Activation::Silu,
             &acts.a1,
+            &acts.u1,
             params,
             l.w_t2.offset,
             &acts.dh,
-            Some(&mut acts.dtmp_h),
+            &mut acts.dtmp_h,
+            &mut acts.dtmp_h2,
             grads,
             Some(l.b_t2.offset),
             b,
             h,
             h,
         );
-        be.act_bwd(Activation::Silu, &acts.u1, &acts.dtmp_h, &mut acts.dtmp_h2);
         be.linear_bwd(
             &acts.temb,
             params,
