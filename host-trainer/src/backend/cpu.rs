@@ -19,7 +19,7 @@ use microdiff_kernels::{Activation, time_embedding};
 use microdiff_runtime::noise::NoiseStream;
 use rayon::prelude::*;
 
-use super::fastmath;
+use super::fastmath::{self, multiversion};
 use super::{AdamW, Backend};
 
 /// Rows of matrixmultiply's f32 AVX-512 micro-kernel tile: row blocks that are multiples of
@@ -126,42 +126,57 @@ fn gemm_rows(
     }
 }
 
-/// `y[r] += bias` for each row of `y` (rows of `bias.len()`).
-fn add_bias(y: &mut [f32], bias: &[f32]) {
-    for row in y.chunks_exact_mut(bias.len()) {
-        for (v, &bb) in row.iter_mut().zip(bias) {
-            *v += bb;
-        }
-    }
-}
-
-/// `y = act(x)` element-wise, SiLU through [`fastmath`].
-fn act_apply(act: Activation, x: &[f32], y: &mut [f32]) {
-    match act {
-        Activation::Silu => {
-            for (y, &x) in y.iter_mut().zip(x) {
-                *y = fastmath::silu(x);
-            }
-        }
-        _ => {
-            for (y, &x) in y.iter_mut().zip(x) {
-                *y = act.apply(x);
+multiversion! {
+    /// `y[r] += bias` for each row of `y` (rows of `bias.len()`).
+    fn add_bias(y: &mut [f32], bias: &[f32]) {
+        for row in y.chunks_exact_mut(bias.len()) {
+            for (v, &bb) in row.iter_mut().zip(bias) {
+                *v += bb;
             }
         }
     }
 }
 
-/// `d = g·act'(x)` element-wise, with `g` read from `d` itself (in place).
-fn act_grad_mul_in_place(act: Activation, x: &[f32], d: &mut [f32]) {
-    match act {
-        Activation::Silu => {
-            for (d, &x) in d.iter_mut().zip(x) {
-                *d *= fastmath::silu_grad(x);
+multiversion! {
+    /// `y += x` element-wise (same length).
+    fn add_into(y: &mut [f32], x: &[f32]) {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y += x;
+        }
+    }
+}
+
+multiversion! {
+    /// `y = act(x)` element-wise, SiLU through [`fastmath`].
+    fn act_apply(act: Activation, x: &[f32], y: &mut [f32]) {
+        match act {
+            Activation::Silu => {
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = fastmath::silu(x);
+                }
+            }
+            _ => {
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = act.apply(x);
+                }
             }
         }
-        _ => {
-            for (d, &x) in d.iter_mut().zip(x) {
-                *d *= act.grad(x);
+    }
+}
+
+multiversion! {
+    /// `d = g·act'(x)` element-wise, with `g` read from `d` itself (in place).
+    fn act_grad_mul_in_place(act: Activation, x: &[f32], d: &mut [f32]) {
+        match act {
+            Activation::Silu => {
+                for (d, &x) in d.iter_mut().zip(x) {
+                    *d *= fastmath::silu_grad(x);
+                }
+            }
+            _ => {
+                for (d, &x) in d.iter_mut().zip(x) {
+                    *d *= act.grad(x);
+                }
             }
         }
     }
@@ -184,22 +199,102 @@ fn two_mut(
     }
 }
 
-/// `g[f] += Σ_r dy[r·o + f0 + f]` for the features `f0..f0 + g.len()`, rows in order (the
-/// same order and arithmetic as a per-feature loop, but reading whole row segments).
-fn column_sums_acc(dy: &[f32], o: usize, b: usize, f0: usize, g: &mut [f32]) {
-    const BLOCK: usize = 64;
-    for (bi, gb) in g.chunks_mut(BLOCK).enumerate() {
-        let c0 = f0 + bi * BLOCK;
-        let mut acc = [0.0f32; BLOCK];
-        let acc = &mut acc[..gb.len()];
-        for r in 0..b {
-            let row = &dy[r * o + c0..r * o + c0 + gb.len()];
-            for (s, &d) in acc.iter_mut().zip(row) {
-                *s += d;
+multiversion! {
+    /// `g[f] += Σ_r dy[r·o + f0 + f]` for the features `f0..f0 + g.len()`, rows in order (the
+    /// same order and arithmetic as a per-feature loop, but reading whole row segments).
+    fn column_sums_acc(dy: &[f32], o: usize, b: usize, f0: usize, g: &mut [f32]) {
+        const BLOCK: usize = 64;
+        for (bi, gb) in g.chunks_mut(BLOCK).enumerate() {
+            let c0 = f0 + bi * BLOCK;
+            let mut acc = [0.0f32; BLOCK];
+            let acc = &mut acc[..gb.len()];
+            for r in 0..b {
+                let row = &dy[r * o + c0..r * o + c0 + gb.len()];
+                for (s, &d) in acc.iter_mut().zip(row) {
+                    *s += d;
+                }
+            }
+            for (g, &s) in gb.iter_mut().zip(acc.iter()) {
+                *g += s;
             }
         }
-        for (g, &s) in gb.iter_mut().zip(acc.iter()) {
-            *g += s;
+    }
+}
+
+multiversion! {
+    /// Layer norm of the rows of `x` into `y`, with each row's mean and rstd into `stats`.
+    fn layernorm_rows(x: &[f32], g: &[f32], bb: &[f32], y: &mut [f32], stats: &mut [f32], eps: f32) {
+        let n = g.len();
+        for ((x, y), st) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)).zip(stats.chunks_exact_mut(2)) {
+            let mut mean = 0.0f32;
+            for &v in x {
+                mean += v;
+            }
+            mean /= n as f32;
+            let mut var = 0.0f32;
+            for &v in x {
+                var += (v - mean) * (v - mean);
+            }
+            var /= n as f32;
+            let rstd = 1.0 / (var + eps).sqrt();
+            for j in 0..n {
+                y[j] = (x[j] - mean) * rstd * g[j] + bb[j];
+            }
+            st[0] = mean;
+            st[1] = rstd;
+        }
+    }
+}
+
+multiversion! {
+    /// Input gradient of layer norm for the rows of `x`: `dx += rstd·(dx̂ − mean(dx̂) −
+    /// x̂·mean(dx̂·x̂))` with `dx̂ = dy·γ`.
+    fn layernorm_bwd_rows(x: &[f32], g: &[f32], stats: &[f32], dy: &[f32], dx: &mut [f32]) {
+        let n = g.len();
+        for (((x, dy), dx), st) in x
+            .chunks_exact(n)
+            .zip(dy.chunks_exact(n))
+            .zip(dx.chunks_exact_mut(n))
+            .zip(stats.chunks_exact(2))
+        {
+            let (mean, rstd) = (st[0], st[1]);
+            let mut m1 = 0.0f32;
+            let mut m2 = 0.0f32;
+            for j in 0..n {
+                let xhat = (x[j] - mean) * rstd;
+                let dxhat = dy[j] * g[j];
+                m1 += dxhat;
+                m2 += dxhat * xhat;
+            }
+            m1 /= n as f32;
+            m2 /= n as f32;
+            for j in 0..n {
+                let xhat = (x[j] - mean) * rstd;
+                dx[j] += rstd * (dy[j] * g[j] - m1 - xhat * m2);
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// Layer-norm parameter gradients of the features `f0..f0 + dg.len()` (at most 64):
+    /// `dγ += Σ_rows dy·x̂`, `dβ += Σ_rows dy`, rows in order per feature.
+    fn layernorm_bwd_features(x: &[f32], stats: &[f32], dy: &[f32], n: usize, f0: usize, dg: &mut [f32], db: &mut [f32]) {
+        const FB: usize = 64;
+        let len = dg.len().min(FB);
+        let (mut sg, mut sb) = ([0.0f32; FB], [0.0f32; FB]);
+        for (r, st) in stats.chunks_exact(2).enumerate() {
+            let (mean, rstd) = (st[0], st[1]);
+            let xr = &x[r * n + f0..r * n + f0 + len];
+            let dr = &dy[r * n + f0..r * n + f0 + len];
+            for j in 0..len {
+                sg[j] += dr[j] * (xr[j] - mean) * rstd;
+                sb[j] += dr[j];
+            }
+        }
+        for j in 0..len {
+            dg[j] += sg[j];
+            db[j] += sb[j];
         }
     }
 }
@@ -223,19 +318,63 @@ impl AdamRule {
     }
 
     /// Updates `p`, `m`, `v` from the gradients `g` (all the same length).
+    #[inline(always)]
     fn apply(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], mask: &[f32]) {
         let hp = &self.hp;
-        for ((p, &g), ((m, v), &mask)) in p
-            .iter_mut()
-            .zip(g)
-            .zip(m.iter_mut().zip(v.iter_mut()).zip(mask))
-        {
+        let n = p.len();
+        let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
+        let step = |p: &mut f32, g: f32, m: &mut f32, v: &mut f32, decay: f32| {
             *m = hp.beta1 * *m + (1.0 - hp.beta1) * g;
             *v = hp.beta2 * *v + (1.0 - hp.beta2) * g * g;
             let mhat = *m / self.bc1;
             let vhat = *v / self.bc2;
-            *p -= self.lr * (mhat / (vhat.sqrt() + hp.eps) + hp.weight_decay * mask * *p);
+            *p -= self.lr * (mhat / (vhat.sqrt() + hp.eps) + decay * *p);
+        };
+        if hp.weight_decay == 0.0 {
+            // The mask holds 0 or 1, so λ·mask is +0 either way: it need not be read.
+            for j in 0..n {
+                step(&mut p[j], g[j], &mut m[j], &mut v[j], 0.0);
+            }
+        } else {
+            let mask = &mask[..n];
+            for j in 0..n {
+                step(
+                    &mut p[j],
+                    g[j],
+                    &mut m[j],
+                    &mut v[j],
+                    hp.weight_decay * mask[j],
+                );
+            }
         }
+    }
+}
+
+multiversion! {
+    /// One chunk of [`Backend::adamw`].
+    fn adam_chunk(rule: &AdamRule, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], mask: &[f32]) {
+        rule.apply(p, g, m, v, mask);
+    }
+}
+
+multiversion! {
+    /// One chunk of [`Backend::update`]: the arithmetic of `scale`, `adamw` and `ema` in turn,
+    /// then the gradients zeroed.
+    fn update_chunk(rule: &AdamRule, clip: f32, ema_decay: f32, p: &mut [f32], g: &mut [f32], m: &mut [f32], v: &mut [f32], mask: &[f32], e: &mut [f32]) {
+        if clip != 1.0 {
+            g.iter_mut().for_each(|g| *g *= clip);
+        }
+        rule.apply(p, g, m, v, mask);
+        ema_chunk(e, p, ema_decay);
+        g.fill(0.0);
+    }
+}
+
+/// `e = d·e + (1 − d)·p` element-wise.
+#[inline(always)]
+fn ema_chunk(e: &mut [f32], p: &[f32], d: f32) {
+    for (e, &p) in e.iter_mut().zip(p) {
+        *e = d * *e + (1.0 - d) * p;
     }
 }
 
@@ -443,9 +582,7 @@ impl Backend for Cpu {
         o: usize,
     ) {
         self.linear_fwd_with(x, params, w, bias, y, None, b, i, o, |r0, yb, _| {
-            for (v, &r) in yb.iter_mut().zip(&res[r0 * o..]) {
-                *v += r;
-            }
+            add_into(yb, &res[r0 * o..r0 * o + yb.len()]);
         });
     }
 
@@ -532,26 +669,8 @@ impl Backend for Cpu {
             .enumerate()
             .collect();
         run_all(blocks, |(blk, (yb, sb))| {
-            for (k, (y, st)) in yb.chunks_mut(n).zip(sb.chunks_mut(2)).enumerate() {
-                let r = blk * rows + k;
-                let x = &x[r * n..(r + 1) * n];
-                let mut mean = 0.0f32;
-                for &v in x {
-                    mean += v;
-                }
-                mean /= n as f32;
-                let mut var = 0.0f32;
-                for &v in x {
-                    var += (v - mean) * (v - mean);
-                }
-                var /= n as f32;
-                let rstd = 1.0 / (var + eps).sqrt();
-                for j in 0..n {
-                    y[j] = (x[j] - mean) * rstd * g[j] + bb[j];
-                }
-                st[0] = mean;
-                st[1] = rstd;
-            }
+            let at = blk * rows * n..blk * rows * n + yb.len();
+            layernorm_rows(&x[at], g, bb, yb, sb, eps);
         });
     }
 
@@ -570,54 +689,24 @@ impl Backend for Cpu {
     ) {
         let g = &params[gamma..gamma + n];
         let (gg, gb) = two_mut(grads, gamma..gamma + n, beta..beta + n);
+        let (x, dy, stats) = (&x[..b * n], &dy[..b * n], &stats[..2 * b]);
         let t = tasks(2 * b * n * ELEM_COST, b);
         let rows = block_rows(b, t);
         // Input gradient by row blocks.
         let row_task = |blk: usize, dxb: &mut [f32]| {
-            for (k, dx) in dxb.chunks_mut(n).enumerate() {
-                let r = blk * rows + k;
-                let x = &x[r * n..(r + 1) * n];
-                let dy = &dy[r * n..(r + 1) * n];
-                let (mean, rstd) = (stats[2 * r], stats[2 * r + 1]);
-                let mut m1 = 0.0f32;
-                let mut m2 = 0.0f32;
-                for j in 0..n {
-                    let xhat = (x[j] - mean) * rstd;
-                    let dxhat = dy[j] * g[j];
-                    m1 += dxhat;
-                    m2 += dxhat * xhat;
-                }
-                m1 /= n as f32;
-                m2 /= n as f32;
-                for j in 0..n {
-                    let xhat = (x[j] - mean) * rstd;
-                    dx[j] += rstd * (dy[j] * g[j] - m1 - xhat * m2);
-                }
-            }
+            let at = blk * rows * n..blk * rows * n + dxb.len();
+            let st = 2 * blk * rows..2 * blk * rows + 2 * (dxb.len() / n);
+            layernorm_bwd_rows(&x[at.clone()], g, &stats[st], &dy[at], dxb);
         };
-        // Parameter gradients by feature blocks, rows summed in order per feature.
+        // Parameter gradients by feature blocks of 64, rows summed in order per feature.
         const FB: usize = 64;
-        let feature_task = |f0: usize, dg: &mut [f32], db: &mut [f32]| {
-            let len = dg.len();
-            let (mut sg, mut sb) = ([0.0f32; FB], [0.0f32; FB]);
-            for r in 0..b {
-                let (mean, rstd) = (stats[2 * r], stats[2 * r + 1]);
-                let xr = &x[r * n + f0..r * n + f0 + len];
-                let dr = &dy[r * n + f0..r * n + f0 + len];
-                for j in 0..len {
-                    sg[j] += dr[j] * (xr[j] - mean) * rstd;
-                    sb[j] += dr[j];
-                }
-            }
-            for j in 0..len {
-                dg[j] += sg[j];
-                db[j] += sb[j];
-            }
+        let feature_task = |k: usize, dg: &mut [f32], db: &mut [f32]| {
+            layernorm_bwd_features(x, stats, dy, n, k * FB, dg, db);
         };
         if t <= 1 {
             row_task(0, &mut dx[..b * n]);
             for (k, (dg, db)) in gg.chunks_mut(FB).zip(gb.chunks_mut(FB)).enumerate() {
-                feature_task(k * FB, dg, db);
+                feature_task(k, dg, db);
             }
         } else {
             rayon::join(
@@ -631,7 +720,7 @@ impl Backend for Cpu {
                     gg.par_chunks_mut(FB)
                         .zip(gb.par_chunks_mut(FB))
                         .enumerate()
-                        .for_each(|(k, (dg, db))| feature_task(k * FB, dg, db))
+                        .for_each(|(k, (dg, db))| feature_task(k, dg, db))
                 },
             );
         }
@@ -697,9 +786,7 @@ impl Backend for Cpu {
 
     fn add_assign(&self, y: &mut Vec<f32>, x: &Vec<f32>) {
         self.map_chunks(y, ELEM_COST, |j, y| {
-            for (y, &x) in y.iter_mut().zip(&x[j * REDUCE_CHUNK..]) {
-                *y += x;
-            }
+            add_into(y, &x[j * REDUCE_CHUNK..j * REDUCE_CHUNK + y.len()]);
         });
     }
 
@@ -777,14 +864,14 @@ impl Backend for Cpu {
         let rule = AdamRule::new(hp, step, lr);
         let c = REDUCE_CHUNK;
         if tasks(params.len() * 4 * ELEM_COST, params.len().div_ceil(c)) <= 1 {
-            rule.apply(params, grads, m, v, decay_mask);
+            adam_chunk(&rule, params, grads, m, v, decay_mask);
         } else {
             params
                 .par_chunks_mut(c)
                 .zip(grads.par_chunks(c))
                 .zip(m.par_chunks_mut(c).zip(v.par_chunks_mut(c)))
                 .zip(decay_mask.par_chunks(c))
-                .for_each(|(((p, g), (m, v)), mask)| rule.apply(p, g, m, v, mask));
+                .for_each(|(((p, g), (m, v)), mask)| adam_chunk(&rule, p, g, m, v, mask));
         }
     }
 
@@ -804,39 +891,27 @@ impl Backend for Cpu {
     ) {
         let rule = AdamRule::new(hp, step, lr);
         let c = REDUCE_CHUNK;
-        // One pass over all parameters with the arithmetic of `scale`, `adamw` and `ema` in turn.
-        let pass = |p: &mut [f32],
-                    g: &mut [f32],
-                    m: &mut [f32],
-                    v: &mut [f32],
-                    mask: &[f32],
-                    e: &mut [f32]| {
-            if clip != 1.0 {
-                g.iter_mut().for_each(|g| *g *= clip);
-            }
-            rule.apply(p, g, m, v, mask);
-            for (e, &p) in e.iter_mut().zip(p.iter()) {
-                *e = ema_decay * *e + (1.0 - ema_decay) * p;
-            }
-            g.fill(0.0);
-        };
         if tasks(params.len() * 6 * ELEM_COST, params.len().div_ceil(c)) <= 1 {
-            pass(params, grads, m, v, decay_mask, ema);
+            update_chunk(&rule, clip, ema_decay, params, grads, m, v, decay_mask, ema);
         } else {
             params
                 .par_chunks_mut(c)
                 .zip(grads.par_chunks_mut(c))
                 .zip(m.par_chunks_mut(c).zip(v.par_chunks_mut(c)))
                 .zip(decay_mask.par_chunks(c).zip(ema.par_chunks_mut(c)))
-                .for_each(|(((p, g), (m, v)), (mask, e))| pass(p, g, m, v, mask, e));
+                .for_each(|(((p, g), (m, v)), (mask, e))| {
+                    update_chunk(&rule, clip, ema_decay, p, g, m, v, mask, e)
+                });
         }
     }
 
     fn ema(&self, ema: &mut Vec<f32>, params: &Vec<f32>, decay: f32) {
         self.map_chunks(ema, ELEM_COST, |j, e| {
-            for (e, &p) in e.iter_mut().zip(&params[j * REDUCE_CHUNK..]) {
-                *e = decay * *e + (1.0 - decay) * p;
-            }
+            ema_chunk(
+                e,
+                &params[j * REDUCE_CHUNK..j * REDUCE_CHUNK + e.len()],
+                decay,
+            );
         });
     }
 
