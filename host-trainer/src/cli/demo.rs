@@ -123,18 +123,22 @@ pub fn run(a: Args) -> Result<(), CliError> {
     );
     let t0 = Instant::now();
     let mut smooth = 0.0f32;
-    while trainer.step_count() < a.steps {
-        let l = trainer.step().map_err(msg("train"))?;
-        smooth = if trainer.step_count() == 1 {
-            l
-        } else {
-            0.98 * smooth + 0.02 * l
-        };
-        if trainer.step_count() % 20 == 0 {
-            bar.set_message(format!("{smooth:.4}"));
+    // On one of rayon's workers: see `cli::train`.
+    rayon::scope(|_| -> Result<(), CliError> {
+        while trainer.step_count() < a.steps {
+            let l = trainer.step().map_err(msg("train"))?;
+            smooth = if trainer.step_count() == 1 {
+                l
+            } else {
+                0.98 * smooth + 0.02 * l
+            };
+            if trainer.step_count() % 20 == 0 {
+                bar.set_message(format!("{smooth:.4}"));
+            }
+            bar.inc(1);
         }
-        bar.inc(1);
-    }
+        Ok(())
+    })?;
     bar.finish_and_clear();
     let train_seconds = t0.elapsed().as_secs_f64();
     eprintln!("  trained in {train_seconds:.1} s, final loss {smooth:.4}");

@@ -279,41 +279,46 @@ pub fn run(a: Args) -> Result<(), CliError> {
     bar.set_position(start_step);
     let started = Instant::now();
     let mut smooth = None::<f32>;
-    while trainer.step_count() < config.steps {
-        let loss = trainer.step().map_err(msg("train"))?;
-        let s = trainer.step_count();
-        smooth = Some(smooth.map_or(loss, |m| 0.98 * m + 0.02 * loss));
-        if s % 10 == 0 || s == config.steps {
-            let rate = (s - start_step) as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            let rec = Metric {
-                step: s,
-                loss,
-                lr: config.optim.lr_at(s, config.steps),
-                steps_per_sec: rate,
-            };
-            writeln!(
-                metrics,
-                "{}",
-                serde_json::to_string(&rec).map_err(msg("metrics"))?
-            )
-            .map_err(CliError::io(&metrics_path))?;
-            bar.set_message(format!("{:.4}", smooth.unwrap_or(loss)));
-        }
-        bar.set_position(s);
-        if s % a.checkpoint_every == 0 || s == config.steps {
-            trainer
-                .checkpoint()
-                .save(&ckpt_path)
-                .map_err(|e| CliError::Msg(e.to_string()))?;
-            if a.quiet {
-                eprintln!(
-                    "microdiff: step {s}/{}: loss {:.4}, checkpoint saved",
-                    config.steps,
-                    smooth.unwrap_or(loss)
-                );
+    // Train on one of rayon's workers, so the backend's parallel operations are shared with
+    // the other workers directly instead of being handed over from this thread and waited for.
+    rayon::scope(|_| -> Result<(), CliError> {
+        while trainer.step_count() < config.steps {
+            let loss = trainer.step().map_err(msg("train"))?;
+            let s = trainer.step_count();
+            smooth = Some(smooth.map_or(loss, |m| 0.98 * m + 0.02 * loss));
+            if s % 10 == 0 || s == config.steps {
+                let rate = (s - start_step) as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                let rec = Metric {
+                    step: s,
+                    loss,
+                    lr: config.optim.lr_at(s, config.steps),
+                    steps_per_sec: rate,
+                };
+                writeln!(
+                    metrics,
+                    "{}",
+                    serde_json::to_string(&rec).map_err(msg("metrics"))?
+                )
+                .map_err(CliError::io(&metrics_path))?;
+                bar.set_message(format!("{:.4}", smooth.unwrap_or(loss)));
+            }
+            bar.set_position(s);
+            if s % a.checkpoint_every == 0 || s == config.steps {
+                trainer
+                    .checkpoint()
+                    .save(&ckpt_path)
+                    .map_err(|e| CliError::Msg(e.to_string()))?;
+                if a.quiet {
+                    eprintln!(
+                        "microdiff: step {s}/{}: loss {:.4}, checkpoint saved",
+                        config.steps,
+                        smooth.unwrap_or(loss)
+                    );
+                }
             }
         }
-    }
+        Ok(())
+    })?;
     bar.finish();
     let losses: Vec<f64> = trainer.losses().iter().map(|l| l.1 as f64).collect();
     let png = a.out.join("loss.png");
