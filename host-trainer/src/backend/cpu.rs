@@ -10,10 +10,15 @@
 //! task packs the weights once; bias, activation and residual add are applied to a task's
 //! block right after its product, while it is in cache; the backward pass computes the input
 //! gradient and the weight and bias gradients in one parallel region; AdamW, the EMA and the
-//! zeroing of the gradients are one pass. Work below [`SERIAL_WORK`] runs on the calling thread,
-//! because waking a sleeping worker costs more than such an operation. SiLU uses the
-//! vectorisable [`fastmath`](super::fastmath) functions. Callers get the most from it by calling
-//! from inside the rayon pool (e.g. `rayon::scope`), so the caller is one of the workers.
+//! zeroing of the gradients are one pass. Work below `SERIAL_WORK` flops runs on the calling
+//! thread, because waking a sleeping worker costs more than such an operation. Element-wise
+//! loops are compiled for AVX-512/AVX2 as well and picked at run time (same arithmetic).
+//! Callers get the most from the backend by calling it from inside the rayon pool (e.g. in
+//! `rayon::scope`), so that the caller is one of the workers.
+//!
+//! Arithmetic that differs from the device runtime's kernels in the last bits: SiLU and its
+//! derivative use the vectorisable `fastmath` exponential, and the layer norm's row sums use 16
+//! partial sums in a fixed order. Neither depends on the thread count.
 
 use microdiff_kernels::{Activation, time_embedding};
 use microdiff_runtime::noise::NoiseStream;

@@ -34,11 +34,12 @@ pub fn exp(x: f32) -> f32 {
     let t = x * std::f32::consts::LOG2_E + SHIFTER;
     let n = t - SHIFTER;
     let r = (x - n * LN2_HI) - n * LN2_LO;
-    // Cephes expf: e^r = 1 + r + r²·P(r) on |r| ≤ ln2/2.
+    // Cephes expf: e^r = 1 + r + r²·P(r) on |r| ≤ ln2/2 (its last coefficient, 0.50000001, is
+    // 0.5 in f32).
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1;
+        + 0.5;
     let er = p * (r * r) + r + 1.0;
     // 2^n from the integer in t's low mantissa bits (n ∈ [-126, 127] after the clamp).
     let n_int = t.to_bits().wrapping_sub(SHIFTER.to_bits());
