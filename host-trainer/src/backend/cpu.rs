@@ -255,6 +255,46 @@ fn lane_sum(n: usize, f: impl Fn(usize) -> f32) -> f32 {
 }
 
 multiversion! {
+    /// `Σ (a[j] − b[j])²` (or `Σ a[j]²` when `b` is empty) in f64, in a fixed order that
+    /// vectorises: term `j` goes to partial sum `j mod 8`, and the 8 partial sums are added
+    /// pairwise. A plain running sum is a chain of dependent f64 additions, 4 cycles each.
+    fn sum_sq_f64(a: &[f32], b: &[f32], out: &mut f64) {
+        const L: usize = 8;
+        let mut acc = [0.0f64; L];
+        let sq = |v: f32| (v as f64) * (v as f64);
+        let full = a.len() - a.len() % L;
+        if b.is_empty() {
+            for c in a[..full].chunks_exact(L) {
+                for l in 0..L {
+                    acc[l] += sq(c[l]);
+                }
+            }
+            for (l, &v) in a[full..].iter().enumerate() {
+                acc[l] += sq(v);
+            }
+        } else {
+            let b = &b[..a.len()];
+            for (c, d) in a[..full].chunks_exact(L).zip(b[..full].chunks_exact(L)) {
+                for l in 0..L {
+                    acc[l] += sq(c[l] - d[l]);
+                }
+            }
+            for (l, (&v, &w)) in a[full..].iter().zip(&b[full..]).enumerate() {
+                acc[l] += sq(v - w);
+            }
+        }
+        let mut width = L / 2;
+        while width > 0 {
+            for l in 0..width {
+                acc[l] += acc[l + width];
+            }
+            width /= 2;
+        }
+        *out = acc[0];
+    }
+}
+
+multiversion! {
     /// Layer norm of the rows of `x` into `y`, with each row's mean and rstd into `stats`.
     fn layernorm_rows(x: &[f32], g: &[f32], bb: &[f32], y: &mut [f32], stats: &mut [f32], eps: f32) {
         let n = g.len();
@@ -843,11 +883,9 @@ impl Backend for Cpu {
         let chunks = pred.len().div_ceil(REDUCE_CHUNK);
         let sum = self.chunked_sum(chunks, pred.len() * ELEM_COST, |j| {
             let at = j * REDUCE_CHUNK..((j + 1) * REDUCE_CHUNK).min(pred.len());
-            pred[at.clone()]
-                .iter()
-                .zip(&target[at])
-                .map(|(&p, &t)| ((p - t) as f64).powi(2))
-                .sum::<f64>()
+            let mut s = 0.0;
+            sum_sq_f64(&pred[at.clone()], &target[at], &mut s);
+            s
         });
         (sum / len as f64) as f32
     }
@@ -855,10 +893,13 @@ impl Backend for Cpu {
     fn norm(&self, g: &Vec<f32>) -> f32 {
         let chunks = g.len().div_ceil(REDUCE_CHUNK);
         let sum = self.chunked_sum(chunks, g.len() * ELEM_COST, |j| {
-            g[j * REDUCE_CHUNK..((j + 1) * REDUCE_CHUNK).min(g.len())]
-                .iter()
-                .map(|&v| (v as f64) * (v as f64))
-                .sum::<f64>()
+            let mut s = 0.0;
+            sum_sq_f64(
+                &g[j * REDUCE_CHUNK..((j + 1) * REDUCE_CHUNK).min(g.len())],
+                &[],
+                &mut s,
+            );
+            s
         });
         sum.sqrt() as f32
     }
