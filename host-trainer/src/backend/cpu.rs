@@ -25,7 +25,7 @@ use microdiff_runtime::noise::NoiseStream;
 use rayon::prelude::*;
 
 use super::fastmath::{self, multiversion};
-use super::{AdamW, Backend};
+use super::{AdamW, Backend, LnArgs};
 
 /// Rows of matrixmultiply's f32 AVX-512 micro-kernel tile: row blocks that are multiples of
 /// it avoid the kernel's masked edge path (a speed matter only: results are the same).
@@ -437,8 +437,8 @@ fn ema_chunk(e: &mut [f32], p: &[f32], d: f32) {
 
 impl Cpu {
     /// The forward product with its epilogue: `y = x·wᵀ + bias`, then `post(r0, y_block,
-    /// out2_block)` on each task's rows while they are in cache (`out2`, if given, is a second
-    /// b×o output split into the same row blocks).
+    /// out2_block, out3_block)` on each task's rows while they are in cache (`out2` and `out3`,
+    /// if given, are further outputs of `width` values per row, split into the same row blocks).
     #[allow(clippy::too_many_arguments)]
     fn linear_fwd_with(
         &self,
@@ -447,28 +447,46 @@ impl Cpu {
         w: usize,
         bias: Option<usize>,
         y: &mut [f32],
-        out2: Option<&mut [f32]>,
+        out2: Option<(&mut [f32], usize)>,
+        out3: Option<(&mut [f32], usize)>,
         b: usize,
         i: usize,
         o: usize,
-        post: impl Fn(usize, &mut [f32], Option<&mut [f32]>) + Sync + Send,
+        post: impl Fn(usize, &mut [f32], Option<&mut [f32]>, Option<&mut [f32]>) + Sync + Send,
     ) {
         let wm = &params[w..w + o * i];
         let bias = bias.map(|bo| &params[bo..bo + o]);
         let rows = block_rows(b, tasks(2 * b * i * o, b.div_ceil(TILE)));
-        let mut second: Vec<Option<&mut [f32]>> = out2
-            .map(|a| a[..b * o].chunks_mut(rows * o).map(Some).collect())
-            .unwrap_or_default();
         let blocks: Vec<_> = y[..b * o].chunks_mut(rows * o).collect();
-        second.resize_with(blocks.len(), || None);
-        let items: Vec<_> = blocks.into_iter().zip(second).enumerate().collect();
-        run_all(items, |(j, (yb, ab))| {
+        fn split<'a>(
+            out: Option<(&'a mut [f32], usize)>,
+            b: usize,
+            rows: usize,
+            blocks: usize,
+        ) -> Vec<Option<&'a mut [f32]>> {
+            let mut v: Vec<_> = out
+                .map(|(a, width)| a[..b * width].chunks_mut(rows * width).map(Some).collect())
+                .unwrap_or_default();
+            v.resize_with(blocks, || None);
+            v
+        }
+        let n_blocks = blocks.len();
+        let (second, third) = (
+            split(out2, b, rows, n_blocks),
+            split(out3, b, rows, n_blocks),
+        );
+        let items: Vec<_> = blocks
+            .into_iter()
+            .zip(second.into_iter().zip(third))
+            .enumerate()
+            .collect();
+        run_all(items, |(j, (yb, (ab, cb)))| {
             let r0 = j * rows;
             gemm_rows(x, Strides(i, 1), r0, wm, Strides(1, i), yb, i, o, 0.0);
             if let Some(bias) = bias {
                 add_bias(yb, bias);
             }
-            post(r0, yb, ab);
+            post(r0, yb, ab, cb);
         });
     }
 
@@ -603,7 +621,7 @@ impl Backend for Cpu {
         i: usize,
         o: usize,
     ) {
-        self.linear_fwd_with(x, params, w, bias, y, None, b, i, o, |_, _, _| {});
+        self.linear_fwd_with(x, params, w, bias, y, None, None, b, i, o, |_, _, _, _| {});
     }
 
     fn linear_act_fwd(
@@ -619,11 +637,23 @@ impl Backend for Cpu {
         i: usize,
         o: usize,
     ) {
-        self.linear_fwd_with(x, params, w, bias, z, Some(a), b, i, o, |_, zb, ab| {
-            if let Some(ab) = ab {
-                act_apply(act, zb, ab);
-            }
-        });
+        self.linear_fwd_with(
+            x,
+            params,
+            w,
+            bias,
+            z,
+            Some((a, o)),
+            None,
+            b,
+            i,
+            o,
+            |_, zb, ab, _| {
+                if let Some(ab) = ab {
+                    act_apply(act, zb, ab);
+                }
+            },
+        );
     }
 
     fn linear_residual_fwd(
@@ -638,8 +668,49 @@ impl Backend for Cpu {
         i: usize,
         o: usize,
     ) {
-        self.linear_fwd_with(x, params, w, bias, y, None, b, i, o, |r0, yb, _| {
+        self.linear_fwd_with(
+            x,
+            params,
+            w,
+            bias,
+            y,
+            None,
+            None,
+            b,
+            i,
+            o,
+            |r0, yb, _, _| {
+                add_into(yb, &res[r0 * o..r0 * o + yb.len()]);
+            },
+        );
+    }
+
+    fn linear_residual_ln_fwd(
+        &self,
+        x: &Vec<f32>,
+        params: &Vec<f32>,
+        w: usize,
+        bias: Option<usize>,
+        res: &Vec<f32>,
+        y: &mut Vec<f32>,
+        ln: LnArgs,
+        ln_out: &mut Vec<f32>,
+        stats: &mut Vec<f32>,
+        b: usize,
+        i: usize,
+        o: usize,
+    ) {
+        let g = &params[ln.gamma..ln.gamma + o];
+        let bb = &params[ln.beta..ln.beta + o];
+        let (lo, st) = (
+            Some((ln_out.as_mut_slice(), o)),
+            Some((stats.as_mut_slice(), 2)),
+        );
+        self.linear_fwd_with(x, params, w, bias, y, lo, st, b, i, o, |r0, yb, lb, sb| {
             add_into(yb, &res[r0 * o..r0 * o + yb.len()]);
+            if let (Some(lb), Some(sb)) = (lb, sb) {
+                layernorm_rows(yb, g, bb, lb, sb, ln.eps);
+            }
         });
     }
 

@@ -212,6 +212,29 @@ pub trait Backend {
         self.add_assign(y, res);
     }
 
+    /// [`Backend::linear_residual_fwd`] into `y`, then [`Backend::layernorm_fwd`] of `y` (rows
+    /// of `o`) into `ln_out` and `stats`: a residual block's output and the next block's layer
+    /// norm. The default runs the two operations; a backend may fuse them (same arithmetic).
+    #[allow(clippy::too_many_arguments)]
+    fn linear_residual_ln_fwd(
+        &self,
+        x: &Self::Buf,
+        params: &Self::Buf,
+        w: usize,
+        bias: Option<usize>,
+        res: &Self::Buf,
+        y: &mut Self::Buf,
+        ln: LnArgs,
+        ln_out: &mut Self::Buf,
+        stats: &mut Self::Buf,
+        b: usize,
+        i: usize,
+        o: usize,
+    ) {
+        self.linear_residual_fwd(x, params, w, bias, res, y, b, i, o);
+        self.layernorm_fwd(y, params, ln.gamma, ln.beta, ln_out, stats, b, o, ln.eps);
+    }
+
     /// [`Backend::linear_bwd`] followed by the backward of the activation that produced `x`
     /// from `z` (b×i): `dx = (dy·w)·act'(z)`, `dw += dyᵀ·x`, `dbias += Σ_rows dy`. `tmp` (b×i)
     /// is scratch whose contents afterwards are unspecified. The default runs
@@ -273,6 +296,18 @@ pub trait Backend {
             .collect();
         self.write(buf, &host);
     }
+}
+
+/// The parameters of a layer norm inside a fused operation: γ and β offsets in the parameter
+/// buffer, and ε.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LnArgs {
+    /// Offset of γ.
+    pub gamma: usize,
+    /// Offset of β.
+    pub beta: usize,
+    /// ε added to the variance.
+    pub eps: f32,
 }
 
 /// AdamW hyper-parameters (Loshchilov & Hutter 2019).

@@ -3,7 +3,7 @@
 use microdiff_kernels::Activation;
 
 use super::{LN_EPS, Layout, MAX_PERIOD, MlpConfig};
-use crate::backend::Backend;
+use crate::backend::{Backend, LnArgs};
 
 /// Everything the forward pass keeps for the backward pass, for one batch size.
 pub struct Activations<B: Backend> {
@@ -132,35 +132,40 @@ impl Mlp {
             e,
             h,
         );
+        // The layer norm that reads the residual stream entering block k (k = blocks: the
+        // head's), fused into the operation that writes that stream.
+        let ln_at = |k: usize| {
+            let (gamma, beta) = match l.blocks.get(k) {
+                Some(blk) => (blk.ln_g.offset, blk.ln_b.offset),
+                None => (l.ln_g.offset, l.ln_b.offset),
+            };
+            LnArgs {
+                gamma,
+                beta,
+                eps: LN_EPS,
+            }
+        };
+        if let Some(table) = l.table {
+            be.embed_add(params, table.offset, &acts.c, &mut acts.h_in[0], h);
+        }
         // tproj = h_0 + W_t2·a1 + b_t2, then swapped in as h_0 (tproj is not needed later).
-        be.linear_residual_fwd(
+        be.linear_residual_ln_fwd(
             &acts.a1,
             params,
             l.w_t2.offset,
             Some(l.b_t2.offset),
             &acts.h_in[0],
             &mut acts.tproj,
+            ln_at(0),
+            &mut acts.ln[0],
+            &mut acts.stats[0],
             b,
             h,
             h,
         );
         std::mem::swap(&mut acts.h_in[0], &mut acts.tproj);
-        if let Some(table) = l.table {
-            be.embed_add(params, table.offset, &acts.c, &mut acts.h_in[0], h);
-        }
         // Residual blocks.
         for (k, blk) in l.blocks.iter().enumerate() {
-            be.layernorm_fwd(
-                &acts.h_in[k],
-                params,
-                blk.ln_g.offset,
-                blk.ln_b.offset,
-                &mut acts.ln[k],
-                &mut acts.stats[k],
-                b,
-                h,
-                LN_EPS,
-            );
             be.linear_act_fwd(
                 c.act,
                 &acts.ln[k],
@@ -173,15 +178,18 @@ impl Mlp {
                 h,
                 f,
             );
-            // h_{k+1} = h_k + W2·a + b2
+            // h_{k+1} = h_k + W2·a + b2, and its layer norm.
             let (lo, hi) = acts.h_in.split_at_mut(k + 1);
-            be.linear_residual_fwd(
+            be.linear_residual_ln_fwd(
                 &acts.a[k],
                 params,
                 blk.w2.offset,
                 Some(blk.b2.offset),
                 &lo[k],
                 &mut hi[0],
+                ln_at(k + 1),
+                &mut acts.ln[k + 1],
+                &mut acts.stats[k + 1],
                 b,
                 f,
                 h,
@@ -189,17 +197,6 @@ impl Mlp {
         }
         // Head.
         let n = c.blocks;
-        be.layernorm_fwd(
-            &acts.h_in[n],
-            params,
-            l.ln_g.offset,
-            l.ln_b.offset,
-            &mut acts.ln[n],
-            &mut acts.stats[n],
-            b,
-            h,
-            LN_EPS,
-        );
         be.act_fwd(c.act, &acts.ln[n], &mut acts.a_out);
         be.linear_fwd(
             &acts.a_out,
