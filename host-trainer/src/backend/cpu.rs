@@ -458,12 +458,12 @@ impl Cpu {
         let bias = bias.map(|bo| &params[bo..bo + o]);
         let rows = block_rows(b, tasks(2 * b * i * o, b.div_ceil(TILE)));
         let blocks: Vec<_> = y[..b * o].chunks_mut(rows * o).collect();
-        fn split<'a>(
-            out: Option<(&'a mut [f32], usize)>,
+        fn split(
+            out: Option<(&mut [f32], usize)>,
             b: usize,
             rows: usize,
             blocks: usize,
-        ) -> Vec<Option<&'a mut [f32]>> {
+        ) -> Vec<Option<&mut [f32]>> {
             let mut v: Vec<_> = out
                 .map(|(a, width)| a[..b * width].chunks_mut(rows * width).map(Some).collect())
                 .unwrap_or_default();
