@@ -31,10 +31,14 @@ use super::{AdamW, Backend, LnArgs};
 /// it avoid the kernel's masked edge path (a speed matter only: results are the same).
 const TILE: usize = 16;
 
-/// Operations estimated below this many flops run on the calling thread: handing work to a
-/// sleeping rayon worker costs roughly 10–30 µs on the benchmark machine, the time one core
-/// needs for ~10⁶ flops of a product or ~10⁵ element updates.
-const SERIAL_WORK: usize = 1 << 20;
+/// Operations estimated below this many flops run on the calling thread. Measured on the
+/// benchmark machine (2-vCPU VM, `docs/benchmark.md`): splitting an operation costs a rayon
+/// worker's sleep and wake-up (futex calls across vCPUs, tens of µs) and a second packing of
+/// the weights, so the toy network's products (up to 1.7·10⁷ flops per call) ran slower on two
+/// threads than on one at every lower threshold tried (10⁶, 4·10⁶, 1.2·10⁷), while the digits
+/// network was as fast at 2·10⁷ as at 10⁶. Unit tests lower it so that small shapes take every
+/// parallel path (the bits are the same either way, which is what those tests check).
+const SERIAL_WORK: usize = if cfg!(test) { 1 << 14 } else { 20_000_000 };
 
 /// Element-wise work in flop-equivalents per element for the [`SERIAL_WORK`] test (memory
 /// bound loops are worth about this many flops each).
