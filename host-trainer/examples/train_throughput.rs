@@ -187,8 +187,9 @@ fn main() {
     let data = synthetic(&model, 4096);
     let mut trainer = Trainer::new(Cpu, config, data).expect("trainer");
     // Train on one of the pool's workers, so each parallel operation is shared with the other
-    // workers directly instead of being handed over from the main thread and waited for.
-    let (loss, seconds) = rayon::scope(|_| {
+    // workers directly instead of being handed over from the main thread and waited for; the
+    // other workers poll for work meanwhile instead of sleeping between operations.
+    let (loss, seconds) = microdiff_trainer::backend::cpu::hot_pool(|| {
         for _ in 0..args.warmup {
             trainer.step().expect("warm-up step");
         }

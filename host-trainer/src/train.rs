@@ -390,8 +390,9 @@ mod tests {
     use microdiff_kernels::Activation;
 
     /// The whole step — batch draw, noise, forward, loss, backward, gradient norm and clipping,
-    /// the fused AdamW/EMA update — gives the same bits on 1, 2 and 3 threads. Under
-    /// `cfg(test)` the CPU backend splits even this small shape across threads.
+    /// the fused AdamW/EMA update — gives the same bits on 1, 2 and 3 threads, run the way the
+    /// CLI runs it (in `hot_pool`). Under `cfg(test)` the CPU backend splits even this small
+    /// shape across threads.
     #[test]
     fn training_does_not_depend_on_the_thread_count() {
         let ds = toy_labelled(Toy::TwoMoons, 500, 1);
@@ -426,12 +427,15 @@ mod tests {
                 .num_threads(threads)
                 .build()
                 .unwrap();
+            // Inside `hot_pool`, as the CLI trains (the other workers polling for work).
             pool.install(|| {
-                let mut t = Trainer::new(Cpu, config.clone(), data.clone()).unwrap();
-                for _ in 0..6 {
-                    t.step().unwrap();
-                }
-                t.checkpoint().to_bytes()
+                crate::backend::cpu::hot_pool(|| {
+                    let mut t = Trainer::new(Cpu, config.clone(), data.clone()).unwrap();
+                    for _ in 0..6 {
+                        t.step().unwrap();
+                    }
+                    t.checkpoint().to_bytes()
+                })
             })
         };
         let one = run(1);

@@ -32,13 +32,13 @@ use super::{AdamW, Backend, LnArgs};
 const TILE: usize = 16;
 
 /// Operations estimated below this many flops run on the calling thread. Measured on the
-/// benchmark machine (2-vCPU VM, `docs/benchmark.md`): splitting an operation costs a rayon
-/// worker's sleep and wake-up (futex calls across vCPUs, tens of µs) and a second packing of
-/// the weights, so the toy network's products (up to 1.7·10⁷ flops per call) ran slower on two
-/// threads than on one at every lower threshold tried (10⁶, 4·10⁶, 1.2·10⁷), while the digits
-/// network was as fast at 2·10⁷ as at 10⁶. Unit tests lower it so that small shapes take every
-/// parallel path (the bits are the same either way, which is what those tests check).
-const SERIAL_WORK: usize = if cfg!(test) { 1 << 14 } else { 20_000_000 };
+/// benchmark machine (2-vCPU VM, `docs/benchmark.md`) with the workers kept polling by
+/// [`hot_pool`]: thresholds from 5·10⁴ to 10⁶ gave the same step times within noise (toy
+/// 1.34–1.48 ms, digits 7.96–8.34 ms); 10⁷ and more lost up to a third on the toy network.
+/// Without [`hot_pool`] an idle worker sleeps and waking it costs tens of µs, so then splitting
+/// only pays for much larger operations. Unit tests lower the threshold so that small shapes
+/// take every parallel path (the bits are the same either way, which is what they check).
+const SERIAL_WORK: usize = if cfg!(test) { 1 << 12 } else { 1 << 18 };
 
 /// Element-wise work in flop-equivalents per element for the [`SERIAL_WORK`] test (memory
 /// bound loops are worth about this many flops each).
@@ -51,6 +51,42 @@ const REDUCE_CHUNK: usize = 4096;
 /// The reference CPU backend.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Cpu;
+
+/// Runs `f` on a worker of rayon's current pool while every other worker of the pool polls
+/// for work ([`rayon::yield_now`]) instead of going to sleep between the backend's parallel
+/// operations. A training step is a few dozen short parallel operations with serial work in
+/// between; an idle rayon worker falls asleep within microseconds and waking it costs tens of
+/// microseconds on a VM, which ate the whole gain of a second thread on the toy network. The
+/// other workers busy-wait while `f` runs (as OpenMP's active wait policy does), so use this
+/// around a training loop, not around a whole program. Results are the same with or without.
+pub fn hot_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let done = AtomicBool::new(false);
+    rayon::scope(|s| {
+        let caller = rayon::current_thread_index();
+        // Set on the way out, also when `f` panics, so the pollers always stop.
+        struct Done<'a>(&'a AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Release);
+            }
+        }
+        let done = &done;
+        s.spawn_broadcast(move |_, ctx| {
+            // The caller's own copy must not poll: it would block the caller's thread.
+            if Some(ctx.index()) == caller {
+                return;
+            }
+            while !done.load(Ordering::Acquire) {
+                if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                    std::hint::spin_loop();
+                }
+            }
+        });
+        let _done = Done(done);
+        f()
+    })
+}
 
 /// A row-major matrix or the transpose of one, as `(row stride, column stride)`.
 #[derive(Clone, Copy)]

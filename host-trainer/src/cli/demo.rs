@@ -123,8 +123,8 @@ pub fn run(a: Args) -> Result<(), CliError> {
     );
     let t0 = Instant::now();
     let mut smooth = 0.0f32;
-    // On one of rayon's workers: see `cli::train`.
-    rayon::scope(|_| -> Result<(), CliError> {
+    // On one of rayon's workers, the others polling: see `cli::train`.
+    microdiff_trainer::backend::cpu::hot_pool(|| -> Result<(), CliError> {
         while trainer.step_count() < a.steps {
             let l = trainer.step().map_err(msg("train"))?;
             smooth = if trainer.step_count() == 1 {

@@ -279,9 +279,10 @@ pub fn run(a: Args) -> Result<(), CliError> {
     bar.set_position(start_step);
     let started = Instant::now();
     let mut smooth = None::<f32>;
-    // Train on one of rayon's workers, so the backend's parallel operations are shared with
-    // the other workers directly instead of being handed over from this thread and waited for.
-    rayon::scope(|_| -> Result<(), CliError> {
+    // Train on one of rayon's workers, with the others polling for work: the backend's
+    // parallel operations are then shared without handing them over from this thread or
+    // waking sleeping workers (see `hot_pool`).
+    microdiff_trainer::backend::cpu::hot_pool(|| -> Result<(), CliError> {
         while trainer.step_count() < config.steps {
             let loss = trainer.step().map_err(msg("train"))?;
             let s = trainer.step_count();
