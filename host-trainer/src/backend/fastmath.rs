@@ -1,7 +1,7 @@
 //! Branch-free `exp`, sigmoid and SiLU for the CPU backend's element-wise loops.
 //!
-//! `libm::expf` is a scalar call with branches, so a loop over it cannot be vectorised; it was
-//! a quarter of a training step. These functions are straight-line arithmetic (clamp, Cody–Waite
+//! `libm::expf` is a scalar call with branches, so a loop over it cannot be vectorised; with
+//! the per-element `match` of `Activation`, SiLU was a quarter of a training step. These functions are straight-line arithmetic (clamp, Cody–Waite
 //! range reduction, a polynomial, an exponent built from bits) that the compiler turns into SIMD
 //! code. They promise a relative error within [`EXP_REL_TOL`] of the true `exp` over the whole
 //! clamped range, and the same bits on every x86-64 CPU (no fused multiply-add is used, so the
@@ -11,8 +11,9 @@
 
 /// Largest relative error of [`exp`] against the correctly rounded value, with margin: the
 /// Cephes `expf` polynomial is accurate to about 1 ulp (6e-8) on the reduced range, and the
-/// reduction and the final scaling add a rounding each; measured worst case 1.2e-7.
-#[cfg(test)]
+/// reduction and the final scaling add a rounding each; measured worst case 8.0e-8 over a
+/// grid of 240 000 points spanning the range.
+#[cfg_attr(not(test), allow(dead_code))] // the promise, checked by the tests below
 const EXP_REL_TOL: f32 = 3e-7;
 
 /// `exp` saturates here: `e^88.5` is near `f32::MAX` and `2^-126` (the smallest normal
@@ -126,6 +127,7 @@ mod tests {
             worst = worst.max(((got - want) / want).abs());
             x += 0.000_731;
         }
+        println!("exp: worst relative error {worst:e}");
         assert!(worst < EXP_REL_TOL as f64, "worst relative error {worst}");
         assert_eq!(exp(0.0), 1.0);
         assert!(exp(f32::NAN).is_nan());
