@@ -52,6 +52,15 @@ const REDUCE_CHUNK: usize = 4096;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Cpu;
 
+/// How long a [`hot_pool`] worker spins without finding work before it starts napping, and
+/// the nap. A training step's serial stretches between parallel operations are mostly shorter
+/// than the spin, so on an idle machine the workers never nap; when another process competes
+/// for the cores, the naps hand them back instead of spinning against the training thread
+/// (measured with one competing busy process: without naps the digits step took 2–3× longer
+/// than without `hot_pool` at all).
+const POLL_SPIN: std::time::Duration = std::time::Duration::from_micros(200);
+const POLL_NAP: std::time::Duration = std::time::Duration::from_micros(100);
+
 /// Runs `f` on a worker of rayon's current pool while every other worker of the pool polls
 /// for work ([`rayon::yield_now`]) instead of going to sleep between the backend's parallel
 /// operations. A training step is a few dozen short parallel operations with serial work in
@@ -77,9 +86,15 @@ pub fn hot_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
             if Some(ctx.index()) == caller {
                 return;
             }
+            let mut idle_since = std::time::Instant::now();
             while !done.load(Ordering::Acquire) {
-                if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                    idle_since = std::time::Instant::now();
+                } else if idle_since.elapsed() < POLL_SPIN {
                     std::hint::spin_loop();
+                } else {
+                    // No work for a while: the machine may be shared, so give the core away.
+                    std::thread::sleep(POLL_NAP);
                 }
             }
         });
