@@ -16,6 +16,7 @@
 
 pub mod cpu;
 pub mod cuda;
+mod fastmath;
 
 use microdiff_kernels::Activation;
 use microdiff_runtime::noise::NoiseStream;
@@ -180,6 +181,121 @@ pub trait Backend {
     /// `ema = d·ema + (1 − d)·params`.
     fn ema(&self, ema: &mut Self::Buf, params: &Self::Buf, decay: f32);
 
+    /// [`Backend::linear_fwd`] into `z`, then `a = act(z)`: a layer and its activation, both
+    /// kept for the backward pass. The default runs the two operations; a backend may fuse them.
+    #[allow(clippy::too_many_arguments)]
+    fn linear_act_fwd(
+        &self,
+        act: Activation,
+        x: &Self::Buf,
+        params: &Self::Buf,
+        w: usize,
+        bias: Option<usize>,
+        z: &mut Self::Buf,
+        a: &mut Self::Buf,
+        b: usize,
+        i: usize,
+        o: usize,
+    ) {
+        self.linear_fwd(x, params, w, bias, z, b, i, o);
+        self.act_fwd(act, z, a);
+    }
+
+    /// A residual branch: `y = res + (x·wᵀ + bias)` (shapes of [`Backend::linear_fwd`]; `res`
+    /// and `y` are b×o). The default runs [`Backend::linear_fwd`] and [`Backend::add_assign`];
+    /// f32 addition commutes, so a fused backend gives the same bits.
+    #[allow(clippy::too_many_arguments)]
+    fn linear_residual_fwd(
+        &self,
+        x: &Self::Buf,
+        params: &Self::Buf,
+        w: usize,
+        bias: Option<usize>,
+        res: &Self::Buf,
+        y: &mut Self::Buf,
+        b: usize,
+        i: usize,
+        o: usize,
+    ) {
+        self.linear_fwd(x, params, w, bias, y, b, i, o);
+        self.add_assign(y, res);
+    }
+
+    /// [`Backend::linear_residual_fwd`] into `y`, then [`Backend::layernorm_fwd`] of `y` (rows
+    /// of `o`) into `ln_out` and `stats`: a residual block's output and the next block's layer
+    /// norm. The default runs the two operations; a backend may fuse them (same arithmetic).
+    #[allow(clippy::too_many_arguments)]
+    fn linear_residual_ln_fwd(
+        &self,
+        x: &Self::Buf,
+        params: &Self::Buf,
+        w: usize,
+        bias: Option<usize>,
+        res: &Self::Buf,
+        y: &mut Self::Buf,
+        ln: LnArgs,
+        ln_out: &mut Self::Buf,
+        stats: &mut Self::Buf,
+        b: usize,
+        i: usize,
+        o: usize,
+    ) {
+        self.linear_residual_fwd(x, params, w, bias, res, y, b, i, o);
+        self.layernorm_fwd(y, params, ln.gamma, ln.beta, ln_out, stats, b, o, ln.eps);
+    }
+
+    /// [`Backend::linear_bwd`] followed by the backward of the activation that produced `x`
+    /// from `z` (b×i): `dx = (dy·w)·act'(z)`, `dw += dyᵀ·x`, `dbias += Σ_rows dy`. `tmp` (b×i)
+    /// is scratch whose contents afterwards are unspecified. The default runs
+    /// [`Backend::linear_bwd`] into `tmp` and [`Backend::act_bwd`]; a backend may fuse them.
+    #[allow(clippy::too_many_arguments)]
+    fn linear_act_bwd(
+        &self,
+        act: Activation,
+        x: &Self::Buf,
+        z: &Self::Buf,
+        params: &Self::Buf,
+        w: usize,
+        dy: &Self::Buf,
+        tmp: &mut Self::Buf,
+        dx: &mut Self::Buf,
+        grads: &mut Self::Buf,
+        bias: Option<usize>,
+        b: usize,
+        i: usize,
+        o: usize,
+    ) {
+        self.linear_bwd(x, params, w, dy, Some(tmp), grads, bias, b, i, o);
+        self.act_bwd(act, z, tmp, dx);
+    }
+
+    /// One optimizer update: `grads *= clip` (skipped when `clip` is 1), [`Backend::adamw`],
+    /// [`Backend::ema`] with `ema_decay`, and finally `grads = 0`, ready for the next step's
+    /// accumulation. The default runs those operations in turn; a backend may fuse them into
+    /// one pass with the same arithmetic per element.
+    #[allow(clippy::too_many_arguments)]
+    fn update(
+        &self,
+        params: &mut Self::Buf,
+        grads: &mut Self::Buf,
+        m: &mut Self::Buf,
+        v: &mut Self::Buf,
+        decay_mask: &Self::Buf,
+        hp: &AdamW,
+        step: u64,
+        lr: f32,
+        clip: f32,
+        ema: &mut Self::Buf,
+        ema_decay: f32,
+    ) {
+        if clip != 1.0 {
+            self.scale(grads, clip);
+        }
+        self.adamw(params, grads, m, v, decay_mask, hp, step, lr);
+        self.ema(ema, params, ema_decay);
+        self.fill_zero(grads);
+    }
+
     /// Fills `buf` with standard normals: element `j` is `noise.normal(draw, j)`, the
     /// runtime's counter-based Gaussian, so every backend draws the same bits. The default
     /// draws on the host and uploads; a backend may draw on its device instead.
@@ -198,6 +314,18 @@ pub enum BackendError {
     /// The CUDA backend's first error.
     #[error(transparent)]
     Cuda(#[from] cuda::CudaError),
+}
+
+/// The parameters of a layer norm inside a fused operation: γ and β offsets in the parameter
+/// buffer, and ε.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LnArgs {
+    /// Offset of γ.
+    pub gamma: usize,
+    /// Offset of β.
+    pub beta: usize,
+    /// ε added to the variance.
+    pub eps: f32,
 }
 
 /// AdamW hyper-parameters (Loshchilov & Hutter 2019).

@@ -9,7 +9,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use microdiff_kernels::{Activation, Dtype};
 use microdiff_trainer::backend::Backend;
-use microdiff_trainer::backend::cpu::Cpu;
+use microdiff_trainer::backend::cpu::{Cpu, hot_pool};
 use microdiff_trainer::data::{Dataset, Normalizer, digits};
 use microdiff_trainer::export::{ExportSpec, blob};
 use microdiff_trainer::model::MlpConfig;
@@ -165,7 +165,8 @@ pub fn run(a: Args) -> Result<(), CliError> {
     }
     let t0 = Instant::now();
     let (params, losses, smooth) = match selected {
-        Selected::Cpu => train_on(Cpu, &config, data)?,
+        // On one of rayon's workers, the others polling between operations (`hot_pool`).
+        Selected::Cpu => hot_pool(|| train_on(Cpu, &config, data))?,
         Selected::Cuda(be) => train_on(*be, &config, data)?,
     };
     let train_seconds = t0.elapsed().as_secs_f64();

@@ -8,7 +8,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use microdiff_kernels::Activation;
 use microdiff_trainer::backend::Backend;
-use microdiff_trainer::backend::cpu::Cpu;
+use microdiff_trainer::backend::cpu::{Cpu, hot_pool};
 use microdiff_trainer::checkpoint::Checkpoint;
 use microdiff_trainer::model::MlpConfig;
 use microdiff_trainer::optim::OptimConfig;
@@ -235,7 +235,9 @@ pub fn run(a: Args) -> Result<(), CliError> {
     let selected = device::select(a.device)?;
     let on = selected.describe();
     match selected {
-        Selected::Cpu => train_on(Cpu, &on, &a, config, data, info),
+        // On one of rayon's workers, with the others polling for work: the backend's parallel
+        // operations are then shared without waking sleeping workers (see `hot_pool`).
+        Selected::Cpu => hot_pool(|| train_on(Cpu, &on, &a, config, data, info)),
         Selected::Cuda(be) => train_on(*be, &on, &a, config, data, info),
     }
 }
