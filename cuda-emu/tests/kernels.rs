@@ -555,8 +555,8 @@ fn optimizer() {
     // AdamW at step 3 with weight decay on every other parameter.
     let (b1, b2, eps, wd, lr) = (0.9f32, 0.999f32, 1e-8f32, 0.01f32, 1e-3f32);
     let step = 3;
-    let bc1 = 1.0 - b1.powi(step);
-    let bc2 = 1.0 - b2.powi(step);
+    let inv_bc1 = 1.0 / (1.0 - b1.powi(step));
+    let inv_bc2 = 1.0 / (1.0 - b2.powi(step));
     let p0 = data(27, n, 1.0);
     let m0 = data(28, n, 0.01);
     let v0: Vec<f32> = data(29, n, 0.01).iter().map(|v| v * v).collect();
@@ -576,8 +576,8 @@ fn optimizer() {
             Arg::F32(b2),
             Arg::F32(eps),
             Arg::F32(wd),
-            Arg::F32(bc1),
-            Arg::F32(bc2),
+            Arg::F32(inv_bc1),
+            Arg::F32(inv_bc2),
             i(n),
         ],
     );
@@ -586,8 +586,8 @@ fn optimizer() {
         let (pk, m, v) = (&mut wp[k], &mut wm[k], &mut wv[k]);
         *m = b1 * *m + (1.0 - b1) * g[k];
         *v = b2 * *v + (1.0 - b2) * g[k] * g[k];
-        let mhat = *m / bc1;
-        let vhat = *v / bc2;
+        let mhat = *m * inv_bc1;
+        let vhat = *v * inv_bc2;
         *pk -= lr * (mhat / (vhat.sqrt() + eps) + wd * mask[k] * *pk);
     }
     check("md_adamw", &d.down(pp, n), &wp, EXACT);

@@ -17,20 +17,21 @@ extern "C" __global__ void md_sumsq_partials(const float* g, float* partial, int
 }
 
 // One AdamW step (decoupled weight decay where mask = 1), the CPU backend's element formula in
-// its expression order: m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g; p -= lr*(m/bc1 /
-// (sqrt(v/bc2) + eps) + wd*mask*p). bc1 = 1 - b1^t, bc2 = 1 - b2^t come from the host (as the
-// CPU computes them). p, g, m, v, mask: (n).
+// its expression order: m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g; p -= lr*(m*inv_bc1 /
+// (sqrt(v*inv_bc2) + eps) + wd*mask*p). inv_bc1 = 1/(1 - b1^t), inv_bc2 = 1/(1 - b2^t) come
+// from the host (as the CPU computes them: a multiply per element, not a divide).
+// p, g, m, v, mask: (n).
 extern "C" __global__ void md_adamw(float* p, const float* g, float* m, float* v, const float* mask,
                                     float lr, float beta1, float beta2, float eps, float wd,
-                                    float bc1, float bc2, int n) {
+                                    float inv_bc1, float inv_bc2, int n) {
     for (long long i = md_thread_index(); i < n; i += md_grid_stride()) {
         const float gi = g[i];
         const float mi = beta1 * m[i] + (1.0f - beta1) * gi;
         const float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
         m[i] = mi;
         v[i] = vi;
-        const float mhat = mi / bc1;
-        const float vhat = vi / bc2;
+        const float mhat = mi * inv_bc1;
+        const float vhat = vi * inv_bc2;
         const float pi = p[i];
         p[i] = pi - lr * (mhat / (sqrtf(vhat) + eps) + wd * mask[i] * pi);
     }

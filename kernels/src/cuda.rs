@@ -36,7 +36,7 @@
 //! | loss.cu | `md_mse_grad(const float* pred, const float* target, float* d, int n)` | d = 2·(p − t)/(float)n |
 //! | | `md_sq_err_partials(const float* pred, const float* target, float* partial, int n)` | block b writes partial\[b\] = Σ over its grid-stride elements of (p−t)², fixed-order shared-memory tree (blockDim.x a power of two, dynamic shared = blockDim.x·4); the host sums partial\[0..grid\] in order |
 //! | optim.cu | `md_sumsq_partials(const float* g, float* partial, int n)` | same pattern for Σ g² (gradient norm) |
-//! | | `md_adamw(float* p, const float* g, float* m, float* v, const float* mask, float lr, float beta1, float beta2, float eps, float wd, float bc1, float bc2, int n)` | exactly the CPU backend's AdamW element formula; bc1 = 1−β1^t, bc2 = 1−β2^t computed on the host as the CPU backend does |
+//! | | `md_adamw(float* p, const float* g, float* m, float* v, const float* mask, float lr, float beta1, float beta2, float eps, float wd, float inv_bc1, float inv_bc2, int n)` | exactly the CPU backend's AdamW element formula; inv_bc1 = 1/(1−β1^t), inv_bc2 = 1/(1−β2^t) computed on the host as the CPU backend does (multiplied, not divided) |
 //! | | `md_ema(float* ema, const float* p, float decay, int n)` | ema = d·ema + (1−d)·p, same expression order as the CPU |
 //!
 //! Copies use a device-to-device memcpy and GEMMs use cuBLAS, not kernels.

@@ -747,8 +747,9 @@ impl<D: Device> Backend for CudaBackend<D> {
         lr: f32,
     ) {
         // Bias corrections exactly as the CPU backend computes them (f32 powi on the host).
-        let bc1 = 1.0 - hp.beta1.powi(step as i32);
-        let bc2 = 1.0 - hp.beta2.powi(step as i32);
+        // The CPU backend's reciprocals (`cpu::AdamRule`), so both multiply by the same bits.
+        let inv_bc1 = 1.0 / (1.0 - hp.beta1.powi(step as i32));
+        let inv_bc2 = 1.0 / (1.0 - hp.beta2.powi(step as i32));
         self.exec(|| {
             let n = params.len;
             self.launch_n(
@@ -765,8 +766,8 @@ impl<D: Device> Backend for CudaBackend<D> {
                     KernelArg::F32(hp.beta2),
                     KernelArg::F32(hp.eps),
                     KernelArg::F32(hp.weight_decay),
-                    KernelArg::F32(bc1),
-                    KernelArg::F32(bc2),
+                    KernelArg::F32(inv_bc1),
+                    KernelArg::F32(inv_bc2),
                     KernelArg::I32(int(n)?),
                 ],
             )
