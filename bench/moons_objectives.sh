@@ -14,8 +14,8 @@ for obj in ddpm vp ve flow; do
   end=$(date +%s.%N)
   echo "== $obj trained in $(python3 -c "print(round($end - $start, 1))") s"
   case $obj in
-    ddpm) S="--sampler ddim:10 --sampler ddim:20 --sampler dpmpp2m:10 --sampler ddpm:20 --sampler heun:10";;
-    vp) S="--sampler ddim:20 --sampler dpmpp2m:10 --sampler dpmpp2m:20 --sampler heun:10 --sampler em:20";;
+    ddpm) S="--sampler ddim:10 --sampler ddim:20 --sampler dpmpp2m:10 --sampler ddpm:20 --sampler heun:10 --sampler ddim:10:clip=3 --sampler dpmpp2m:10:clip=3";;
+    vp) S="--sampler ddim:20 --sampler dpmpp2m:10 --sampler dpmpp2m:20 --sampler heun:10 --sampler em:20 --sampler dpmpp2m:10:clip=3";;
     ve) S="--sampler dpmpp2m:10 --sampler dpmpp2m:20 --sampler heun:10 --sampler em:20 --sampler pc:10";;
     flow) S="--sampler euler:10 --sampler euler:20 --sampler heun:5 --sampler heun:10";;
   esac
