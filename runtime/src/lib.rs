@@ -8,6 +8,8 @@
 //! * [`Sampler`] — interprets a sampler program (`EVAL`, `LIN`, `CLAMP`, `STEP`) one step per
 //!   call and maps the result back to data units.
 //! * [`noise`] — Philox4x32-10 and a Gaussian built from correctly rounded operations only.
+//! * `batch` (feature `std`) — host sampling at batch speed: many samples per call, SIMD
+//!   across samples and threads across blocks, each sample bit-identical to the [`Sampler`]'s.
 //!
 //! # Contract
 //! Any byte string given to [`Model::parse`] yields `Ok` or a typed [`Error`]; nothing in this
@@ -31,7 +33,7 @@
 //! ```
 //!
 //! # Features
-//! * `alloc` / `std` — the blob emitter.
+//! * `alloc` / `std` — the blob emitter; `std` also the batched executor (`batch`).
 //! * `defmt` — `defmt::Format` on public types and defmt log lines from the sampler.
 #![no_std]
 #![deny(missing_docs)]
@@ -51,8 +53,12 @@
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
 
 pub mod arena;
+#[cfg(feature = "std")]
+pub mod batch;
 pub mod blob;
 pub mod error;
 mod log;

@@ -1,12 +1,13 @@
-//! `microdiff sample`: samples from a blob, drawn by the no_std runtime itself (one executor
-//! everywhere), in parallel over samples. Sample `i` uses noise stream `i`, so its bits do not
-//! depend on how many samples are drawn or on the thread count.
+//! `microdiff sample`: samples from a blob, drawn by the runtime's batched executor
+//! (`microdiff_runtime::batch`: many samples side by side, bit-identical to the device's
+//! single-sample sampler). Sample `i` uses noise stream `i`, so its bits do not depend on how
+//! many samples are drawn, on the thread count or on the CPU.
 
 use std::io::Write;
 use std::path::PathBuf;
 
-use microdiff_runtime::{Model, SampleSpec, sample};
-use rayon::prelude::*;
+use microdiff_runtime::batch::{BatchModel, Options};
+use microdiff_runtime::{Model, SampleSpec};
 
 use super::{CliError, msg};
 
@@ -51,17 +52,33 @@ pub fn draw(
     let p = model
         .program(program)
         .map_err(msg(&format!("program {program:?}")))?;
-    let d = model.data_len();
-    let mut out = vec![0.0f32; n * d];
-    out.par_chunks_mut(d).enumerate().try_for_each(|(i, row)| {
-        let mut arena = vec![0u8; model.arena_bytes()];
-        let spec = SampleSpec {
-            seed,
-            stream: first + i as u32,
-            class,
-        };
-        sample(&model, p, &mut arena, spec, row).map_err(msg(&format!("sample {i}")))
-    })?;
+    let too_many = || CliError::Msg(format!("{n} samples do not fit in memory"));
+    let len = n.checked_mul(model.data_len()).ok_or_else(too_many)?;
+    let mut out: Vec<f32> = Vec::new();
+    out.try_reserve_exact(len).map_err(|_| too_many())?;
+    out.resize(len, 0.0);
+    let specs = (0..n)
+        .map(|i| {
+            let stream = u32::try_from(i)
+                .ok()
+                .and_then(|i| first.checked_add(i))
+                .ok_or_else(|| CliError::Msg(format!("sample {i}: stream index past 2^32")))?;
+            Ok(SampleSpec {
+                seed,
+                stream,
+                class,
+            })
+        })
+        .collect::<Result<Vec<_>, CliError>>()?;
+    BatchModel::new(&model)
+        .map_err(msg("blob"))?
+        .sample(
+            p,
+            &specs,
+            &mut out,
+            Options::threads(rayon::current_num_threads()),
+        )
+        .map_err(msg("sampling"))?;
     Ok(out)
 }
 

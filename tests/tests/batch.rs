@@ -1,0 +1,304 @@
+//! Acceptance of the batched host executor: for every golden blob and program, batched output
+//! equals the single-sample runtime bit for bit — batch sizes 1, 3, 16 and 1 000, thread counts
+//! 1, 2 and 3, every instruction-set version this CPU has, shared and mixed classes — and a
+//! property test over random networks and random programs says the same, errors included.
+
+use microdiff_conformance::golden::{self, BLOBS};
+use microdiff_conformance::mlp::{Mlp, MlpSpec};
+use microdiff_kernels::{Activation, Dtype};
+use microdiff_runtime::batch::{BatchModel, Isa, Options, SampleError, sample_batch};
+use microdiff_runtime::blob::ProgramBuilder;
+use microdiff_runtime::blob::program::ClassSel;
+use microdiff_runtime::{Error, Model, SampleSpec, Sampler};
+use proptest::prelude::*;
+
+/// Each spec through the single-sample [`Sampler`]: the output bits, or its error.
+fn single(model: &Model, program: &str, specs: &[SampleSpec]) -> Vec<Result<Vec<u32>, Error>> {
+    let p = model.program(program).unwrap();
+    let mut arena = vec![0u8; model.arena_bytes()];
+    specs
+        .iter()
+        .map(|&spec| {
+            let mut s = Sampler::new(model, p, &mut arena, spec)?;
+            s.run()?;
+            let mut out = vec![0.0f32; model.data_len()];
+            s.output(&mut out)?;
+            Ok(out.iter().map(|v| v.to_bits()).collect())
+        })
+        .collect()
+}
+
+/// Asserts that a batched result agrees with the per-sample results: the same bits for every
+/// sample, or the error of the lowest failing sample.
+fn agree(
+    want: &[Result<Vec<u32>, Error>],
+    got: Result<Vec<f32>, SampleError>,
+    d: usize,
+    what: &str,
+) {
+    let first_err = want
+        .iter()
+        .enumerate()
+        .find_map(|(i, r)| r.as_ref().err().map(|e| (i, *e)));
+    match (first_err, got) {
+        (None, Ok(out)) => {
+            for (i, (w, g)) in want.iter().zip(out.chunks(d)).enumerate() {
+                let g: Vec<u32> = g.iter().map(|v| v.to_bits()).collect();
+                assert_eq!(w.as_ref().unwrap(), &g, "{what}: sample {i} differs");
+            }
+        }
+        (Some((i, e)), Err(got)) => {
+            assert_eq!(
+                got,
+                SampleError {
+                    sample: Some(i),
+                    error: e
+                },
+                "{what}"
+            );
+        }
+        (want, got) => panic!("{what}: single-sample says {want:?}, batched says {got:?}"),
+    }
+}
+
+fn batched(
+    bm: &BatchModel,
+    program: &str,
+    specs: &[SampleSpec],
+    options: Options,
+) -> Result<Vec<f32>, SampleError> {
+    let model = bm.model();
+    let mut out = vec![0.0f32; specs.len() * model.data_len()];
+    bm.sample(model.program(program).unwrap(), specs, &mut out, options)?;
+    Ok(out)
+}
+
+/// Seeds, streams and (when `classes > 0`) classes varying from sample to sample.
+fn mixed_specs(n: usize, classes: u16) -> Vec<SampleSpec> {
+    (0..n)
+        .map(|i| SampleSpec {
+            seed: 1 + (i % 3) as u64,
+            stream: i as u32,
+            class: if classes > 0 {
+                (i % classes as usize) as u16
+            } else {
+                0
+            },
+        })
+        .collect()
+}
+
+#[test]
+fn every_golden_program_batch_size_and_thread_count_matches() {
+    for (_, file) in BLOBS {
+        let bytes = std::fs::read(golden::dir().join(file)).unwrap();
+        let model = Model::parse(&bytes).unwrap();
+        let bm = BatchModel::new(&model).unwrap();
+        let d = model.data_len();
+        let classes = model.meta().classes;
+        for p in model.programs().iter() {
+            let name = p.unwrap().name();
+            let specs = mixed_specs(1000, classes);
+            let want = single(&model, name, &specs);
+            for n in [1, 3, 16, 1000] {
+                for threads in [1, 2, 3] {
+                    let got = batched(&bm, name, &specs[..n], Options::threads(threads));
+                    agree(
+                        &want[..n],
+                        got,
+                        d,
+                        &format!("{file} {name} n={n} threads={threads}"),
+                    );
+                }
+            }
+            // Every executor version, odd widths (tiles of 32, 16, 8 and 1 samples), and one
+            // class for the whole batch (the class embedding computed once).
+            let shared: Vec<SampleSpec> = specs[..67]
+                .iter()
+                .map(|s| SampleSpec {
+                    class: classes.saturating_sub(1),
+                    ..*s
+                })
+                .collect();
+            let want_shared = single(&model, name, &shared);
+            for isa in Isa::available() {
+                for max_block in [64, 41, 9, 1] {
+                    let options = Options {
+                        threads: 2,
+                        max_block,
+                        isa,
+                    };
+                    let what = format!("{file} {name} {} block {max_block}", isa.name());
+                    agree(
+                        &want[..67],
+                        batched(&bm, name, &specs[..67], options),
+                        d,
+                        &what,
+                    );
+                    agree(
+                        &want_shared,
+                        batched(&bm, name, &shared, options),
+                        d,
+                        &format!("{what} shared class"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_convenience_function_and_errors() {
+    let bytes = std::fs::read(golden::dir().join(BLOBS[0].1)).unwrap();
+    let model = Model::parse(&bytes).unwrap();
+    let p = model.program("ddim10").unwrap();
+    let d = model.data_len();
+    let specs = mixed_specs(5, model.meta().classes);
+    let mut out = vec![0.0f32; 5 * d];
+    sample_batch(&model, p, &specs, &mut out, 0).unwrap();
+    let want = single(&model, "ddim10", &specs);
+    agree(&want, Ok(out), d, "threads = 0 runs on one thread");
+
+    let mut short = vec![0.0f32; 5 * d - 1];
+    let e = sample_batch(&model, p, &specs, &mut short, 2).unwrap_err();
+    assert_eq!(
+        e,
+        SampleError {
+            sample: None,
+            error: Error::OutputLength {
+                expected: 5 * d,
+                provided: 5 * d - 1
+            }
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        Error::OutputLength {
+            expected: 5 * d,
+            provided: 5 * d - 1
+        }
+        .to_string()
+    );
+
+    let mut bad = specs.clone();
+    bad[3].class = model.meta().classes;
+    let mut out = vec![7.0f32; 5 * d];
+    let e = sample_batch(&model, p, &bad, &mut out, 2).unwrap_err();
+    assert_eq!(e.sample, Some(3));
+    assert!(matches!(e.error, Error::ClassOutOfRange { .. }));
+    assert!(e.to_string().starts_with("sample 3: "), "{e}");
+    assert!(
+        out.iter().all(|&v| v == 7.0),
+        "nothing written on a bad call"
+    );
+
+    let mut none: Vec<f32> = Vec::new();
+    assert_eq!(sample_batch(&model, p, &[], &mut none, 3), Ok(()));
+}
+
+/// A network and program drawn at random, with a finite chance of non-finite values (huge
+/// coefficients), so errors are compared too.
+fn random_case(
+    spec: MlpSpec,
+    weight_seed: u64,
+    code: &[(u8, u8, u8, f32, bool)],
+) -> Option<Vec<u8>> {
+    let mlp = Mlp::random(spec, weight_seed);
+    let d = spec.data_len;
+    let scale: Vec<f32> = (0..d).map(|i| 0.5 + i as f32 * 0.25).collect();
+    let offset: Vec<f32> = (0..d).map(|i| i as f32 - 1.0).collect();
+    let mut b = mlp.to_builder(&[d as u16], (&scale, &offset)).ok()?;
+    let regs = 3u8;
+    let mut p = ProgramBuilder::new("random", regs);
+    p.lin(0, &[], Some(1.0)).step();
+    for &(kind, r1, r2, c, flag) in code {
+        let (r1, r2) = (r1 % regs, r2 % regs);
+        match kind % 4 {
+            0 => {
+                let class = if flag && spec.classes > 0 {
+                    ClassSel::Null
+                } else {
+                    ClassSel::Caller
+                };
+                p.eval(r1, r2, class, c.abs() * 100.0);
+            }
+            1 => {
+                p.lin(r1, &[(r2, c), (r1, 1.0 - c)], flag.then_some(c * 0.5));
+            }
+            2 => {
+                p.clamp(r1, -c.abs(), c.abs());
+            }
+            _ => {
+                p.step();
+            }
+        }
+    }
+    p.out_reg(0);
+    b.program(&p);
+    b.build().ok()
+}
+
+fn arb_spec() -> impl Strategy<Value = MlpSpec> {
+    (
+        1usize..6,
+        1usize..12,
+        1usize..12,
+        1usize..4,
+        0usize..3,
+        prop::sample::select(vec![0u16, 1, 3]),
+        prop::sample::select(vec![
+            Activation::Identity,
+            Activation::Relu,
+            Activation::Silu,
+            Activation::GeluTanh,
+        ]),
+        prop::sample::select(vec![Dtype::F32, Dtype::F16, Dtype::I8]),
+    )
+        .prop_map(
+            |(data_len, hidden, ff, temb_half, blocks, classes, act, dtype)| MlpSpec {
+                data_len,
+                hidden,
+                ff,
+                temb: 2 * temb_half,
+                blocks,
+                classes,
+                act,
+                dtype,
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_networks_and_programs_match(
+        spec in arb_spec(),
+        weight_seed in any::<u64>(),
+        code in prop::collection::vec(
+            (any::<u8>(), any::<u8>(), any::<u8>(),
+             prop_oneof![-2.0f32..2.0, Just(1e30f32), Just(0.0f32)], any::<bool>()),
+            1..24),
+        n in 1usize..40,
+        seed in any::<u64>(),
+        threads in 1usize..4,
+    ) {
+        let Some(bytes) = random_case(spec, weight_seed, &code) else {
+            return Ok(());
+        };
+        let model = Model::parse(&bytes).unwrap();
+        let bm = BatchModel::new(&model).unwrap();
+        let specs: Vec<SampleSpec> = (0..n)
+            .map(|i| SampleSpec {
+                seed: seed.wrapping_add(i as u64 % 2),
+                stream: i as u32 * 3,
+                class: if spec.classes > 0 { (i % spec.classes as usize) as u16 } else { 0 },
+            })
+            .collect();
+        let want = single(&model, "random", &specs);
+        for isa in Isa::available() {
+            let options = Options { threads, max_block: 64, isa };
+            agree(&want, batched(&bm, "random", &specs, options), model.data_len(), isa.name());
+        }
+    }
+}
