@@ -3,6 +3,9 @@
 //!
 //! Most mutations also get their length and CRC fields rewritten to match, so they reach the
 //! section parsers, the planner and the interpreter instead of stopping at the checksum.
+//!
+//! Every mutated blob that parses is also a random model for the batched host executor: its
+//! samples (or its error) must be the single-sample sampler's, bit for bit.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -77,6 +80,7 @@ fn exercise(bytes: &[u8]) {
     let mut arena = vec![0u8; model.arena_bytes()];
     for p in model.programs().iter() {
         let p = p.expect("validated programs iterate");
+        batch_agrees(&model, p);
         for class in [0, model.meta().classes.saturating_sub(1), 9] {
             let Ok(mut s) = Sampler::new(
                 &model,
@@ -98,6 +102,49 @@ fn exercise(bytes: &[u8]) {
             }
             let mut out = vec![0.0; model.data_len()];
             let _ = s.output(&mut out);
+        }
+    }
+}
+
+/// The batched executor on three samples of `p` gives the sampler's bits, or its error for the
+/// lowest failing sample.
+fn batch_agrees(model: &Model, p: microdiff_runtime::blob::program::Program) {
+    let classes = model.meta().classes;
+    let specs: Vec<SampleSpec> = [0, classes.saturating_sub(1), 1]
+        .iter()
+        .enumerate()
+        .map(|(i, &class)| SampleSpec {
+            seed: 1,
+            stream: i as u32,
+            class,
+        })
+        .collect();
+    let d = model.data_len();
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let want: Vec<Result<Vec<u32>, microdiff_runtime::Error>> = specs
+        .iter()
+        .map(|&spec| {
+            let mut out = vec![0.0f32; d];
+            microdiff_runtime::sample(model, p, &mut arena, spec, &mut out)?;
+            Ok(out.iter().map(|v| v.to_bits()).collect())
+        })
+        .collect();
+    let mut out = vec![0.0f32; specs.len() * d];
+    let got = microdiff_runtime::batch::sample_batch(model, p, &specs, &mut out, 2);
+    match want.iter().position(Result::is_err) {
+        None => {
+            assert_eq!(got, Ok(()));
+            let bits: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
+            for (i, w) in want.iter().enumerate() {
+                assert_eq!(w.as_ref().ok(), Some(&bits[i * d..(i + 1) * d].to_vec()));
+            }
+        }
+        Some(i) => {
+            let e = got.expect_err("the sampler failed, the batch must too");
+            assert_eq!(
+                (e.sample, Err(e.error)),
+                (Some(i), want[i].clone().map(|_| ()))
+            );
         }
     }
 }

@@ -40,7 +40,6 @@ mod prepare;
 
 use core::fmt;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use isa::Isa;
 pub use prepare::BatchModel;
@@ -57,7 +56,8 @@ pub const MAX_BLOCK: usize = 64;
 /// A failed batched call: which sample failed (the lowest index, when several did), or `None`
 /// when the call itself was wrong (an output buffer of the wrong length, a program from another
 /// model), and the runtime error — the same error the single-sample [`Sampler`](crate::Sampler)
-/// reports for that sample.
+/// reports for that sample. After a failure the output buffer holds the samples that did not
+/// fail and unspecified values in place of those that did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SampleError {
     /// Index into the `specs` of the failed sample.
@@ -161,25 +161,26 @@ impl BatchModel<'_, '_> {
             // A program from another model.
             return Err(whole(Error::ProgramNotFound));
         }
+        // A sample whose class is out of range fails as the Sampler would fail it; it still
+        // runs (as class 0, output discarded) so that a lower sample's failure is found too.
         let meta = model.meta();
+        let mut failures = Vec::new();
+        let mut checked: Vec<SampleSpec> = specs.to_vec();
         if model.graph().uses_class() {
-            if let Some((i, s)) = specs
-                .iter()
-                .enumerate()
-                .find(|(_, s)| s.class >= meta.classes)
-            {
-                return Err(SampleError {
-                    sample: Some(i),
-                    error: Error::ClassOutOfRange {
-                        class: s.class,
-                        classes: meta.classes,
-                    },
-                });
+            for (i, s) in checked.iter_mut().enumerate() {
+                if s.class >= meta.classes {
+                    failures.push((
+                        i,
+                        Error::ClassOutOfRange {
+                            class: s.class,
+                            classes: meta.classes,
+                        },
+                    ));
+                    s.class = 0;
+                }
             }
         }
-        if specs.is_empty() {
-            return Ok(());
-        }
+        let specs = &checked[..];
         let width = options.block_width(specs.len());
         let blocks: Vec<(usize, &[SampleSpec], &mut [f32])> = specs
             .chunks(width)
@@ -187,12 +188,11 @@ impl BatchModel<'_, '_> {
             .enumerate()
             .map(|(b, (s, o))| (b * width, s, o))
             .collect();
-        let count = blocks.len();
+        let threads = options.threads.clamp(1, blocks.len().max(1));
         let queue = Mutex::new(blocks);
-        let next = AtomicUsize::new(0);
-        let failures = Mutex::new(Vec::new());
+        let failures = Mutex::new(failures);
         let work = || {
-            while next.fetch_add(1, Ordering::Relaxed) < count {
+            loop {
                 let job = queue.lock().ok().and_then(|mut q| q.pop());
                 let Some((first, specs, out)) = job else {
                     break;
@@ -209,7 +209,6 @@ impl BatchModel<'_, '_> {
                 }
             }
         };
-        let threads = options.threads.clamp(1, count);
         if threads == 1 {
             work();
         } else {
