@@ -128,6 +128,13 @@ fn eval_with_run_reports_the_likelihood() {
     std::fs::remove_dir_all(&run).ok();
 }
 
+/// A golden blob of the conformance tests (64 values per sample, 10 classes): 2^32 samples of
+/// it are a terabyte.
+const GOLDEN_BLOB: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/golden/digits-i8.mdfb"
+);
+
 #[test]
 fn bad_input_is_one_clear_line_and_exit_code_1() {
     let cases: &[(&[&str], &str)] = &[
@@ -141,6 +148,16 @@ fn bad_input_is_one_clear_line_and_exit_code_1() {
         ),
         (&["export", "/definitely/not/here"], "no such training run"),
         (&["inspect", "Cargo.toml"], "not a microdiff blob"),
+        // More samples than memory holds: refused before anything is allocated.
+        (
+            &["sample", GOLDEN_BLOB, "-n", "4294967296"],
+            "do not fit in this machine's memory",
+        ),
+        // Stream indices past 2^32 cannot be given distinct noise.
+        (
+            &["sample", GOLDEN_BLOB, "--all-classes", "-n", "2147483648"],
+            "stream index past 2^32",
+        ),
     ];
     for (args, needle) in cases {
         let out = bin().args(*args).output().unwrap();

@@ -253,7 +253,7 @@ pub fn sample_classes(
             c,
             per_class,
             seed,
-            c as u32 * per_class as u32,
+            usize::from(c).saturating_mul(per_class),
         )?);
         y.extend(std::iter::repeat_n(c, per_class));
     }

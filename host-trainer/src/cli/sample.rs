@@ -39,29 +39,38 @@ pub struct Args {
     png: Option<PathBuf>,
 }
 
-/// Draws `n` samples of `class` (streams `first..first + n`) from `program`, in data units.
+/// Draws `n` samples of `class` (streams `first..first + n`, which must stay below 2³²) from
+/// `program`, in data units, with the runtime's batched executor on rayon's thread count.
 pub fn draw(
     blob: &[u8],
     program: &str,
     class: u16,
     n: usize,
     seed: u64,
-    first: u32,
+    first: usize,
 ) -> Result<Vec<f32>, CliError> {
     let model = Model::parse(blob).map_err(msg("blob"))?;
     let p = model
         .program(program)
         .map_err(msg(&format!("program {program:?}")))?;
-    let too_many = || CliError::Msg(format!("{n} samples do not fit in memory"));
-    let len = n.checked_mul(model.data_len()).ok_or_else(too_many)?;
+    let len = n
+        .checked_mul(model.data_len())
+        .filter(|&len| fits_in_memory(len.saturating_mul(4).saturating_add(n.saturating_mul(16))))
+        .ok_or_else(|| {
+            CliError::Msg(format!(
+                "{n} samples of {} values do not fit in this machine's memory",
+                model.data_len()
+            ))
+        })?;
     let mut out: Vec<f32> = Vec::new();
-    out.try_reserve_exact(len).map_err(|_| too_many())?;
+    out.try_reserve_exact(len)
+        .map_err(|_| CliError::Msg(format!("{n} samples do not fit in memory")))?;
     out.resize(len, 0.0);
     let specs = (0..n)
         .map(|i| {
-            let stream = u32::try_from(i)
-                .ok()
-                .and_then(|i| first.checked_add(i))
+            let stream = first
+                .checked_add(i)
+                .and_then(|s| u32::try_from(s).ok())
                 .ok_or_else(|| CliError::Msg(format!("sample {i}: stream index past 2^32")))?;
             Ok(SampleSpec {
                 seed,
@@ -80,6 +89,19 @@ pub fn draw(
         )
         .map_err(msg("sampling"))?;
     Ok(out)
+}
+
+/// Whether `bytes` more can be allocated without running the machine out of memory: below
+/// Linux's `MemAvailable` (the kernel would otherwise overcommit and kill the process when
+/// the pages are touched). Elsewhere only the allocator's own refusal guards.
+fn fits_in_memory(bytes: usize) -> bool {
+    let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemAvailable:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+            .map(|kb| kb.saturating_mul(1024))
+    });
+    available.is_none_or(|a| bytes <= a)
 }
 
 /// Reads a blob and names the program to run: `program`, or the blob's first one.
@@ -111,11 +133,25 @@ pub fn run(a: Args) -> Result<(), CliError> {
     } else {
         vec![a.class]
     };
+    // Sample k of the whole run uses noise stream k: a u32.
+    if a.n
+        .checked_mul(classes.len())
+        .is_none_or(|total| total > 1 << 32)
+    {
+        return Err(CliError::Msg(format!(
+            "-n {} for {} class(es): the stream index past 2^32 cannot be drawn",
+            a.n,
+            classes.len()
+        )));
+    }
     let d = model.data_len();
     let started = std::time::Instant::now();
     let mut all = Vec::new();
     for (k, &c) in classes.iter().enumerate() {
-        all.push((c, draw(&bytes, &program, c, a.n, a.seed, (k * a.n) as u32)?));
+        all.push((
+            c,
+            draw(&bytes, &program, c, a.n, a.seed, k.saturating_mul(a.n))?,
+        ));
     }
     eprintln!(
         "microdiff: {} samples with {program} in {:.2} s",
