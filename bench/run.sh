@@ -22,6 +22,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 THREADS="${THREADS:-$(nproc)}"
 STEPS_TOY="${STEPS_TOY:-3000}"
@@ -30,11 +32,7 @@ REPEATS="${REPEATS:-3}"
 VENV="${BENCH_VENV:-.tools/bench-venv}"
 PY="$VENV/bin/python"
 
-if ! "$PY" -c 'import torch' 2>/dev/null; then
-    echo "== creating $VENV and installing torch from PyPI (large download, once)" >&2
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet torch numpy
-fi
+ensure_torch_venv "$VENV"
 
 echo "== building the microdiff example (release)" >&2
 cargo build --quiet --release -p microdiff-trainer --example train_throughput
@@ -46,29 +44,6 @@ RESULTS="$OUT_DIR/train_throughput.jsonl"
 : >"$RESULTS"
 TMP_JSON="$OUT_DIR/run.json"
 TMP_TIME="$OUT_DIR/run.time"
-
-# Busy and idle clock ticks of the whole machine so far (/proc/stat, USER_HZ ticks).
-ticks() {
-    local u n s i w x y z
-    read -r _ u n s i w x y z _ </proc/stat
-    echo "$((u + n + s + x + y + z)) $((i + w))"
-}
-
-# Runs "$@" (which prints one JSON object), adds `other_cpu_pct` and appends it to $RESULTS.
-measure() {
-    local b0 i0 b1 i1 real user sys other
-    read -r b0 i0 <<<"$(ticks)"
-    TIMEFORMAT='%R %U %S'
-    { time "$@" >"$TMP_JSON" 2>&4; } 4>&2 2>"$TMP_TIME"
-    read -r b1 i1 <<<"$(ticks)"
-    read -r real user sys <"$TMP_TIME"
-    other=$(awk -v b="$((b1 - b0))" -v i="$((i1 - i0))" -v u="$user" -v s="$sys" \
-        'BEGIN { t = b + i; o = t > 0 ? 100 * (b / 100 - u - s) / (t / 100) : 0; printf "%.1f", o < 0 ? 0 : o }')
-    if awk -v o="$other" 'BEGIN { exit !(o > 5) }'; then
-        echo "   warning: other processes used ${other}% of the CPU during this run" >&2
-    fi
-    sed "s/^{/{\"other_cpu_pct\":$other,/" "$TMP_JSON" >>"$RESULTS"
-}
 
 echo "== threads $THREADS, repeats $REPEATS" >&2
 for shape in toy digits; do

@@ -111,8 +111,8 @@ fn every_golden_program_batch_size_and_thread_count_matches() {
                     );
                 }
             }
-            // Every executor version, odd widths (tiles of 32, 16, 8 and 1 samples), and one
-            // class for the whole batch (the class embedding computed once).
+            // Every executor version, every tile width (32, 16, 8 and 1 samples), and one class
+            // for the whole batch (the class embedding computed once).
             let shared: Vec<SampleSpec> = specs[..67]
                 .iter()
                 .map(|s| SampleSpec {
@@ -122,9 +122,11 @@ fn every_golden_program_batch_size_and_thread_count_matches() {
                 .collect();
             let want_shared = single(&model, name, &shared);
             for isa in Isa::available() {
-                for max_block in [64, 41, 9, 1] {
+                // One thread: blocks of exactly `max_block` (64 = 2·32, 48 = 32 + 16,
+                // 41 = 32 + 8 + 1, 24 = 16 + 8, ...), then the remainder of 67.
+                for max_block in [64, 48, 41, 24, 9, 1] {
                     let options = Options {
-                        threads: 2,
+                        threads: 1,
                         max_block,
                         isa,
                     };
