@@ -315,18 +315,24 @@ mod x86 {
         // SAFETY (every pointer below): x has cols × lanes elements and y rows × lanes
         // (`fits`), l0 + 16·H <= lanes, and each panel has cols × PANEL elements.
         unsafe {
-            let pairs = w.panels.chunks_exact(2 * panel);
-            let odd = pairs.remainder();
+            let triples = w.panels.chunks_exact(3 * panel);
+            let rest = triples.remainder();
             let mut r0 = 0;
-            for pair in pairs {
-                let acc = avx512_panels::<2, H>(pair.as_ptr(), cols, xp, lanes, l0);
+            for t in triples {
+                let acc = avx512_panels::<3, H>(t.as_ptr(), cols, xp, lanes, l0);
                 for a in &acc {
                     avx512_store(a, r0, scale, bias, yp, lanes, l0);
                     r0 += PANEL;
                 }
             }
-            if odd.len() == panel && cols > 0 {
-                let acc = avx512_panels::<1, H>(odd.as_ptr(), cols, xp, lanes, l0);
+            if cols > 0 && rest.len() == 2 * panel {
+                let acc = avx512_panels::<2, H>(rest.as_ptr(), cols, xp, lanes, l0);
+                for a in &acc {
+                    avx512_store(a, r0, scale, bias, yp, lanes, l0);
+                    r0 += PANEL;
+                }
+            } else if cols > 0 && rest.len() == panel {
+                let acc = avx512_panels::<1, H>(rest.as_ptr(), cols, xp, lanes, l0);
                 avx512_store(&acc[0], r0, scale, bias, yp, lanes, l0);
                 r0 += PANEL;
             }
