@@ -6,7 +6,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use microdiff_runtime::batch::{BatchModel, Options};
+use indicatif::{ProgressBar, ProgressStyle};
+use microdiff_runtime::batch::{self, BatchModel, Options};
 use microdiff_runtime::{Model, SampleSpec};
 
 use super::{CliError, msg};
@@ -79,17 +80,38 @@ pub fn draw(
             })
         })
         .collect::<Result<Vec<_>, CliError>>()?;
-    BatchModel::new(&model)
-        .map_err(msg("blob"))?
-        .sample(
-            p,
-            &specs,
-            &mut out,
-            Options::threads(rayon::current_num_threads()),
-        )
-        .map_err(msg("sampling"))?;
+    let bm = BatchModel::new(&model).map_err(msg("blob"))?;
+    let options = Options::threads(rayon::current_num_threads());
+    // Chunks only for the progress bar: each sample's bits do not depend on them.
+    let chunk = options.threads.max(1) * batch::MAX_BLOCK * 8;
+    let bar = if n.saturating_mul(usize::from(p.evals)) >= PROGRESS_MIN_EVALS {
+        ProgressBar::new(n as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} samples  {per_sec}  ETA {eta}")
+            .map_err(msg("progress bar"))?,
+    );
+    let d = model.data_len().max(1);
+    for (k, (specs, out)) in specs
+        .chunks(chunk)
+        .zip(out.chunks_mut(chunk * d))
+        .enumerate()
+    {
+        bm.sample(p, specs, out, options).map_err(|e| {
+            let at = e.sample.map(|i| format!("sample {}: ", k * chunk + i));
+            CliError::Msg(format!("sampling: {}{}", at.unwrap_or_default(), e.error))
+        })?;
+        bar.inc(specs.len() as u64);
+    }
+    bar.finish_and_clear();
     Ok(out)
 }
+
+/// Network evaluations (samples × evaluations per sample) from which `draw` shows progress:
+/// about half a second of the digits network on two cores.
+const PROGRESS_MIN_EVALS: usize = 100_000;
 
 /// Whether `bytes` more can be allocated without running the machine out of memory: below
 /// Linux's `MemAvailable` (the kernel would otherwise overcommit and kill the process when
