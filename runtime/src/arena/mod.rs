@@ -30,7 +30,8 @@
 mod cast;
 pub(crate) use cast::as_f32_slots;
 
-use crate::blob::graph::{self, MAX_VALUES, NO_VALUE, opcode};
+use crate::blob::graph::{self, MAX_VALUES, NO_VALUE};
+use crate::blob::ops;
 use crate::blob::{locate_sections, meta, program};
 use crate::error::{Error, Section};
 
@@ -80,9 +81,12 @@ impl Plan {
 }
 
 /// Does op `opcode` compute its output element by element from input `a`, so the output may
-/// overwrite `a` in place?
+/// overwrite `a` in place? (The op table's `in_place` column.)
 const fn elementwise(opcode: u8) -> bool {
-    matches!(opcode, opcode::ACTIVATION | opcode::ADD)
+    match ops::spec(opcode) {
+        Some(s) => s.in_place,
+        None => false,
+    }
 }
 
 /// Plans the arena for the blob `b` (header, metadata, graph and program headers only; the

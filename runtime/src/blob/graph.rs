@@ -5,6 +5,10 @@
 //! ordered, and executes top to bottom. Every op record has the same 20-byte layout; the
 //! opcode says which fields it uses, and unused fields must be "none" (`0xFFFF`) or 0.
 //!
+//! What each opcode's record reads and how its length follows from its inputs is data, in the
+//! op table ([`super::ops`]); this module applies it and adds what is not data (each op's
+//! tensor checks and its decoded [`Op`]).
+//!
 //! v1 has the ops of a residual MLP ε-network: linear layers, activations, residual adds,
 //! concatenation, layer norm, the sinusoidal time embedding and the class embedding.
 //! Opcodes 8–15 are reserved for further MLP ops and 16–63 for a convolutional family (conv,
@@ -15,6 +19,7 @@ use microdiff_kernels::Activation;
 
 use super::bytes::{f32_at, sub, u8_at, u16_at, u32_at};
 use super::meta::Meta;
+use super::ops::{self, LenRule, OpSpec};
 use super::tensor::{NO_TENSOR, Tensor, Tensors};
 use crate::error::{Error, Section};
 use microdiff_kernels::Dtype;
@@ -179,62 +184,56 @@ impl Op {
         Ok(op)
     }
 
-    /// Encodes this op as a v1 record defining value `dst` of `len` elements.
+    /// The opcode of this op.
+    pub const fn code(&self) -> u8 {
+        match self {
+            Op::Linear { .. } => opcode::LINEAR,
+            Op::Activation { .. } => opcode::ACTIVATION,
+            Op::Add { .. } => opcode::ADD,
+            Op::Concat { .. } => opcode::CONCAT,
+            Op::LayerNorm { .. } => opcode::LAYER_NORM,
+            Op::TimeEmbed { .. } => opcode::TIME_EMBED,
+            Op::ClassEmbed { .. } => opcode::CLASS_EMBED,
+        }
+    }
+
+    /// This op's row of the op table.
+    pub const fn spec(&self) -> OpSpec {
+        match ops::spec(self.code()) {
+            Some(s) => s,
+            // Every variant's code has a row (tested in `ops`); an empty row is never read.
+            None => OpSpec::EMPTY,
+        }
+    }
+
+    /// Encodes this op as a v1 record defining value `dst` of `len` elements: the fields its
+    /// table row does not use are written as none / 0.
     pub fn encode(&self, dst: u16, len: u32) -> [u8; field::OP_LEN] {
-        let (code, aux, a, b, t0, t1, param) = match *self {
-            Op::Linear { a, weight, bias } => (
-                opcode::LINEAR,
-                0,
-                a,
-                NO_VALUE,
-                weight,
-                bias.unwrap_or(NO_TENSOR),
-                0.0,
-            ),
-            Op::Activation { a, act } => (
-                opcode::ACTIVATION,
-                act.code(),
-                a,
-                NO_VALUE,
-                NO_TENSOR,
-                NO_TENSOR,
-                0.0,
-            ),
-            Op::Add { a, b } => (opcode::ADD, 0, a, b, NO_TENSOR, NO_TENSOR, 0.0),
-            Op::Concat { a, b } => (opcode::CONCAT, 0, a, b, NO_TENSOR, NO_TENSOR, 0.0),
+        let (mut aux, mut a, mut b, mut t0, mut t1, mut param) =
+            (0, NO_VALUE, NO_VALUE, NO_TENSOR, NO_TENSOR, 0.0f32);
+        match *self {
+            Op::Linear { a: x, weight, bias } => {
+                (a, t0, t1) = (x, weight, bias.unwrap_or(NO_TENSOR));
+            }
+            Op::Activation { a: x, act } => (a, aux) = (x, act.code()),
+            Op::Add { a: x, b: y } | Op::Concat { a: x, b: y } => (a, b) = (x, y),
             Op::LayerNorm {
-                a,
+                a: x,
                 gamma,
                 beta,
                 eps,
-            } => (
-                opcode::LAYER_NORM,
-                0,
-                a,
-                NO_VALUE,
-                gamma.unwrap_or(NO_TENSOR),
-                beta.unwrap_or(NO_TENSOR),
-                eps,
-            ),
-            Op::TimeEmbed { max_period } => (
-                opcode::TIME_EMBED,
-                0,
-                NO_VALUE,
-                NO_VALUE,
-                NO_TENSOR,
-                NO_TENSOR,
-                max_period,
-            ),
-            Op::ClassEmbed { table } => (
-                opcode::CLASS_EMBED,
-                0,
-                NO_VALUE,
-                NO_VALUE,
-                table,
-                NO_TENSOR,
-                0.0,
-            ),
-        };
+            } => {
+                (a, t0, t1, param) = (
+                    x,
+                    gamma.unwrap_or(NO_TENSOR),
+                    beta.unwrap_or(NO_TENSOR),
+                    eps,
+                );
+            }
+            Op::TimeEmbed { max_period } => param = max_period,
+            Op::ClassEmbed { table } => t0 = table,
+        }
+        let code = self.code();
         let mut r = [0u8; field::OP_LEN];
         r[field::OPCODE] = code;
         r[field::AUX] = aux;
@@ -356,18 +355,16 @@ pub const fn structure(b: &[u8], data_len: u32) -> Result<Structure, Error> {
         if len == 0 || len > super::meta::MAX_DATA_LEN {
             return Err(bad_op(k, "value length must be 1..=2^24"));
         }
-        // Which operands the opcode reads.
-        let (uses_a, uses_b) = match code {
-            opcode::LINEAR | opcode::ACTIVATION | opcode::LAYER_NORM => (true, false),
-            opcode::ADD | opcode::CONCAT => (true, true),
-            opcode::TIME_EMBED | opcode::CLASS_EMBED => (false, false),
-            _ => {
+        let spec = match ops::spec(code) {
+            Some(spec) => spec,
+            None => {
                 return Err(Error::UnknownOp {
                     op: k,
                     opcode: code,
                 });
             }
         };
+        let (uses_a, uses_b) = (spec.reads_a, spec.reads_b);
         if uses_a && a >= v {
             return Err(bad_op(k, "input a is not defined before the op"));
         }
@@ -382,9 +379,9 @@ pub const fn structure(b: &[u8], data_len: u32) -> Result<Structure, Error> {
         }
         let la = if uses_a { s.len[a as usize] } else { 0 };
         let lb = if uses_b { s.len[bb as usize] } else { 0 };
-        let expected = match code {
-            opcode::ACTIVATION | opcode::LAYER_NORM => Some(la),
-            opcode::ADD => {
+        let expected = match spec.len {
+            LenRule::SameAsA => Some(la),
+            LenRule::SameAsBoth => {
                 if la != lb {
                     return Err(Error::ShapeMismatch {
                         op: k,
@@ -394,8 +391,8 @@ pub const fn structure(b: &[u8], data_len: u32) -> Result<Structure, Error> {
                 }
                 Some(la)
             }
-            opcode::CONCAT => Some(la.saturating_add(lb)),
-            _ => None,
+            LenRule::SumOfBoth => Some(la.saturating_add(lb)),
+            LenRule::Stored => None,
         };
         if let Some(e) = expected {
             if e != len {
@@ -461,18 +458,11 @@ impl<'a> Graph<'a> {
             let t0 = u16_at(rec, field::T0.start).unwrap_or(NO_TENSOR);
             let t1 = u16_at(rec, field::T1.start).unwrap_or(NO_TENSOR);
             let param = u32_at(rec, field::PARAM.start).unwrap_or(0);
-            let (uses_aux, uses_t0, uses_t1, uses_param) = match op {
-                Op::Linear { .. } => (false, true, true, false),
-                Op::Activation { .. } => (true, false, false, false),
-                Op::Add { .. } | Op::Concat { .. } => (false, false, false, false),
-                Op::LayerNorm { .. } => (false, true, true, true),
-                Op::TimeEmbed { .. } => (false, false, false, true),
-                Op::ClassEmbed { .. } => (false, true, false, false),
-            };
-            if (!uses_aux && aux != 0)
-                || (!uses_t0 && t0 != NO_TENSOR)
-                || (!uses_t1 && t1 != NO_TENSOR)
-                || (!uses_param && param != 0)
+            let spec = op.spec();
+            if (!spec.uses_aux && aux != 0)
+                || (!spec.uses_t0 && t0 != NO_TENSOR)
+                || (!spec.uses_t1 && t1 != NO_TENSOR)
+                || (!spec.uses_param && param != 0)
             {
                 return Err(bad_op(k, "unused fields must be 0xFFFF / 0"));
             }

@@ -20,6 +20,7 @@ pub mod crc;
 mod emit;
 pub mod graph;
 pub mod meta;
+pub mod ops;
 pub mod program;
 pub mod schedule;
 pub mod tensor;

@@ -1,0 +1,152 @@
+//! The op table: one row per graph opcode with everything the format says about that op's
+//! record — which operands it reads, which record fields it uses, how its output length follows
+//! from its inputs, and whether the planner may write its output over its first input.
+//!
+//! The structure check ([`graph::structure`](super::graph::structure), also run by the `const`
+//! planner), the record check of [`Graph::parse`](super::graph::Graph::parse), the arena
+//! planner's in-place rule and the encoder all read this table, so these rules are written
+//! once; `docs/blob-format.md` §2.7 is the same table in prose. What cannot be data — each
+//! op's tensor checks, its decoded [`Op`](super::graph::Op) variant and its arithmetic — is a
+//! `match` on the op, which the compiler keeps exhaustive.
+
+use super::graph::opcode;
+
+/// How an op's output length (`LEN`) relates to its inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LenRule {
+    /// `LEN` is the record's own (checked against the op's tensors by the parser).
+    Stored,
+    /// `LEN = len(A)`.
+    SameAsA,
+    /// `len(A) = len(B) = LEN`.
+    SameAsBoth,
+    /// `LEN = len(A) + len(B)`.
+    SumOfBoth,
+}
+
+/// What the format says about one opcode's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpSpec {
+    /// The opcode.
+    pub code: u8,
+    /// Upper-case name, as the format doc and `inspect` write it.
+    pub name: &'static str,
+    /// Reads value operand `A`.
+    pub reads_a: bool,
+    /// Reads value operand `B`.
+    pub reads_b: bool,
+    /// Uses the `AUX` byte (otherwise it must be 0).
+    pub uses_aux: bool,
+    /// Uses tensor field `T0` (otherwise it must be none).
+    pub uses_t0: bool,
+    /// Uses tensor field `T1` (otherwise it must be none).
+    pub uses_t1: bool,
+    /// Uses `PARAM` (otherwise all 32 bits must be 0).
+    pub uses_param: bool,
+    /// The output-length rule.
+    pub len: LenRule,
+    /// Element-wise in `A`: the output may take `A`'s slots when `A` dies at this op.
+    pub in_place: bool,
+}
+
+impl OpSpec {
+    /// A row that reads and uses nothing (no opcode has it).
+    pub const EMPTY: OpSpec = OpSpec::new(0, "", LenRule::Stored);
+
+    const fn new(code: u8, name: &'static str, len: LenRule) -> Self {
+        OpSpec {
+            code,
+            name,
+            reads_a: false,
+            reads_b: false,
+            uses_aux: false,
+            uses_t0: false,
+            uses_t1: false,
+            uses_param: false,
+            len,
+            in_place: false,
+        }
+    }
+}
+
+/// Every v1 op. Codes not here are `UnknownOp` (8–15 and 16–63 are reserved).
+pub const TABLE: [OpSpec; 7] = [
+    OpSpec {
+        reads_a: true,
+        uses_t0: true,
+        uses_t1: true,
+        ..OpSpec::new(opcode::LINEAR, "LINEAR", LenRule::Stored)
+    },
+    OpSpec {
+        reads_a: true,
+        uses_aux: true,
+        in_place: true,
+        ..OpSpec::new(opcode::ACTIVATION, "ACTIVATION", LenRule::SameAsA)
+    },
+    OpSpec {
+        reads_a: true,
+        reads_b: true,
+        in_place: true,
+        ..OpSpec::new(opcode::ADD, "ADD", LenRule::SameAsBoth)
+    },
+    OpSpec {
+        reads_a: true,
+        reads_b: true,
+        ..OpSpec::new(opcode::CONCAT, "CONCAT", LenRule::SumOfBoth)
+    },
+    OpSpec {
+        reads_a: true,
+        uses_t0: true,
+        uses_t1: true,
+        uses_param: true,
+        ..OpSpec::new(opcode::LAYER_NORM, "LAYER_NORM", LenRule::SameAsA)
+    },
+    OpSpec {
+        uses_param: true,
+        ..OpSpec::new(opcode::TIME_EMBED, "TIME_EMBED", LenRule::Stored)
+    },
+    OpSpec {
+        uses_t0: true,
+        ..OpSpec::new(opcode::CLASS_EMBED, "CLASS_EMBED", LenRule::Stored)
+    },
+];
+
+/// The row of opcode `code`, if it is a v1 op.
+pub const fn spec(code: u8) -> Option<OpSpec> {
+    let mut i = 0;
+    while i < TABLE.len() {
+        if TABLE[i].code == code {
+            return Some(TABLE[i]);
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_v1_code_has_one_row_and_no_other_code_has_any() {
+        for code in 0..=255u8 {
+            let rows = TABLE.iter().filter(|s| s.code == code).count();
+            let v1 = (1..=7).contains(&code);
+            assert_eq!(rows, usize::from(v1), "opcode {code}");
+            assert_eq!(spec(code).is_some(), v1);
+        }
+    }
+
+    #[test]
+    fn rows_are_consistent() {
+        for s in TABLE {
+            // Rules over B need B; element-wise ops are element-wise in A.
+            if matches!(s.len, LenRule::SameAsBoth | LenRule::SumOfBoth) {
+                assert!(s.reads_a && s.reads_b, "{}", s.name);
+            }
+            if s.in_place {
+                assert!(s.reads_a && s.len != LenRule::SumOfBoth, "{}", s.name);
+            }
+        }
+    }
+}
