@@ -47,9 +47,8 @@ use std::fmt::Display;
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
-use microdiff_kernels::{Activation, Dtype};
+use microdiff_kernels::Dtype;
 use microdiff_runtime::batch::sample_batch;
-use microdiff_runtime::noise::{Domain, NoiseStream};
 use microdiff_runtime::{Model, SampleSpec, sample};
 use microdiff_trainer::backend::cpu::Cpu;
 use microdiff_trainer::export::{self, ExportSpec};
@@ -57,17 +56,12 @@ use microdiff_trainer::model::MlpConfig;
 use microdiff_trainer::optim::OptimConfig;
 use microdiff_trainer::sampler::{self, SamplerSpec};
 use microdiff_trainer::schedule::Process;
-use microdiff_trainer::train::{TrainConfig, TrainData, Trainer};
+use microdiff_trainer::train::{TrainConfig, Trainer};
 use rayon::prelude::*;
 use serde_json::json;
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Shape {
-    /// 2-D toy network: width 128, ff 256, unconditional.
-    Toy,
-    /// 8×8 digits network: width 256, ff 512, 10 classes.
-    Digits,
-}
+mod bench_shapes;
+use bench_shapes::{Peak, Shape, shape, synthetic};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum WeightDtype {
@@ -123,38 +117,6 @@ struct Args {
     reference: bool,
 }
 
-/// The shape's network, training batch and guidance dropout (as `train_throughput.rs`).
-fn shape(s: Shape) -> (MlpConfig, usize, f32) {
-    match s {
-        Shape::Toy => (
-            MlpConfig {
-                data_dim: 2,
-                hidden: 128,
-                ff: 256,
-                temb: 32,
-                blocks: 3,
-                classes: 0,
-                act: Activation::Silu,
-            },
-            128,
-            0.0,
-        ),
-        Shape::Digits => (
-            MlpConfig {
-                data_dim: 64,
-                hidden: 256,
-                ff: 512,
-                temb: 32,
-                blocks: 3,
-                classes: 10,
-                act: Activation::Silu,
-            },
-            256,
-            0.1,
-        ),
-    }
-}
-
 /// The blob's data shape for the network.
 fn data_shape(s: Shape) -> Vec<u16> {
     match s {
@@ -167,80 +129,6 @@ fn data_shape(s: Shape) -> Vec<u16> {
 fn macs_per_eval(c: &MlpConfig) -> usize {
     let (d, h, f, e) = (c.data_dim, c.hidden, c.ff, c.temb);
     d * h + e * h + h * h + c.blocks * 2 * h * f + h * d
-}
-
-/// What /proc/cpuinfo says about the processor, and the peak it implies (as
-/// `train_throughput.rs`).
-struct Peak {
-    model: String,
-    cores: usize,
-    mhz: f64,
-    isa: &'static str,
-    flops_per_cycle: f64,
-}
-
-impl Peak {
-    fn detect() -> Peak {
-        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let field = |name: &str| {
-            info.lines()
-                .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        };
-        let cores = info
-            .lines()
-            .filter(|l| l.starts_with("processor"))
-            .count()
-            .max(1);
-        let flags: Vec<String> = field("flags")
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::to_string)
-            .collect();
-        let has = |f: &str| flags.iter().any(|x| x == f);
-        // Two FMA units per core assumed (server cores); an FMA is 2 flops per f32 lane.
-        let (isa, flops_per_cycle) = if has("avx512f") {
-            ("avx512f: 2 FMA units x 16 f32 lanes x 2 flops", 64.0)
-        } else if has("avx2") && has("fma") {
-            ("avx2+fma: 2 FMA units x 8 f32 lanes x 2 flops", 32.0)
-        } else {
-            ("sse: 2 units x 4 f32 lanes x 2 flops", 16.0)
-        };
-        Peak {
-            model: field("model name").unwrap_or_else(|| "unknown".into()),
-            cores,
-            mhz: field("cpu MHz").and_then(|m| m.parse().ok()).unwrap_or(0.0),
-            isa,
-            flops_per_cycle,
-        }
-    }
-
-    /// Peak GFLOP/s of `cores` cores at the reported clock, with fused multiply-add.
-    fn gflops(&self, cores: usize) -> f64 {
-        cores as f64 * self.mhz / 1000.0 * self.flops_per_cycle
-    }
-}
-
-/// Seeded synthetic examples (standard normal values; uniform labels when conditional), as
-/// `train_throughput.rs`.
-fn synthetic(c: &MlpConfig, n: usize) -> TrainData {
-    let rng = NoiseStream::new(12345, 0, Domain::TrainData);
-    let x = (0..n * c.data_dim)
-        .map(|j| rng.normal(0, j as u32))
-        .collect();
-    let labels = (c.classes > 0).then(|| {
-        (0..n)
-            .map(|i| {
-                ((rng.uniform(1, i as u32) * c.classes as f32) as usize).min(c.classes - 1) as u16
-            })
-            .collect()
-    });
-    TrainData {
-        x,
-        dim: c.data_dim,
-        labels,
-    }
 }
 
 /// Prints `what: e` and exits with status 1.

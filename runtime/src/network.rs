@@ -22,8 +22,9 @@ fn range(start: usize, len: u32) -> Range<usize> {
     start..start + len as usize
 }
 
-fn broken(what: &'static str) -> Error {
-    // Only reachable if the plan and the arena disagree, which `Sampler::new` rules out.
+pub(crate) fn broken(what: &'static str) -> Error {
+    // Only reachable if the plan and the arena disagree, which `Sampler::new` (and the batched
+    // executor's sizing) rule out.
     Error::Malformed {
         section: crate::error::Section::Graph,
         what,
@@ -31,7 +32,9 @@ fn broken(what: &'static str) -> Error {
 }
 
 /// Split `slots` into a shared view of `src` and a mutable view of `dst` (disjoint ranges).
-fn read_write(
+/// Also the batched executor's (`batch::exec`), over its widened arena.
+#[inline]
+pub(crate) fn read_write(
     slots: &mut [f32],
     src: Range<usize>,
     dst: Range<usize>,

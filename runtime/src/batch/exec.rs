@@ -24,39 +24,9 @@ use super::prepare::{BatchModel, PreparedOp};
 use crate::SampleSpec;
 use crate::blob::graph::{MAX_VALUES, Op};
 use crate::blob::program::{ClassSel, Instr, Program, Terms};
-use crate::error::{Error, Section};
+use crate::error::Error;
+use crate::network::{broken, read_write};
 use crate::noise::{Domain, NoiseStream};
-
-fn broken(what: &'static str) -> Error {
-    // Only reachable if the plan and the arena disagree, which the sizing below rules out.
-    Error::Malformed {
-        section: Section::Graph,
-        what,
-    }
-}
-
-/// `(shared src, mutable dst)` views of two disjoint ranges of `buf`.
-#[inline(always)]
-fn read_write(
-    buf: &mut [f32],
-    src: Range<usize>,
-    dst: Range<usize>,
-) -> Result<(&[f32], &mut [f32]), Error> {
-    if src.end > buf.len() || dst.end > buf.len() {
-        return Err(broken("value outside the arena"));
-    }
-    if src.end <= dst.start {
-        let (lo, hi) = buf.split_at_mut(dst.start);
-        let d = hi.get_mut(..dst.len()).ok_or(broken("bad range"))?;
-        Ok((lo.get(src).ok_or(broken("bad range"))?, d))
-    } else if dst.end <= src.start {
-        let (lo, hi) = buf.split_at_mut(src.start);
-        let s = hi.get(..src.len()).ok_or(broken("bad range"))?;
-        Ok((s, lo.get_mut(dst).ok_or(broken("bad range"))?))
-    } else {
-        Err(broken("planned values overlap"))
-    }
-}
 
 /// The state of one block: its arenas and each sample's fate.
 pub(crate) struct Block<'s> {
