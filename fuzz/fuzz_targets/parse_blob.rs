@@ -15,6 +15,8 @@ const MAX_STEPS: usize = 64;
 
 fn exercise(data: &[u8]) {
     let planned = arena_bytes(data);
+    // The const program lookup firmware builds use: never a panic, whatever the bytes.
+    let _ = microdiff_runtime::program_index(data, "ddim10-cfg");
     let Ok(model) = Model::parse(data) else {
         return;
     };
@@ -26,6 +28,10 @@ fn exercise(data: &[u8]) {
     let mut arena = vec![0u8; model.arena_bytes()];
     let classes = model.meta().classes.max(1);
     for program in model.programs().iter().flatten() {
+        assert_eq!(
+            microdiff_runtime::program_index(data, program.name()),
+            model.program(program.name()).map(|p| p.index)
+        );
         let spec = SampleSpec {
             seed: data.len() as u64,
             stream: 1,

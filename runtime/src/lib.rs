@@ -67,7 +67,7 @@ mod network;
 pub mod noise;
 mod sampler;
 
-pub use arena::{ArenaBuffer, Plan, arena_bytes};
+pub use arena::{ArenaBuffer, Plan, arena_bytes, program_index};
 pub use error::{Error, Section};
 pub use model::Model;
 pub use sampler::{SampleSpec, Sampler, Status, sample};

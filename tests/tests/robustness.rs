@@ -80,6 +80,11 @@ fn exercise(bytes: &[u8]) {
     let mut arena = vec![0u8; model.arena_bytes()];
     for p in model.programs().iter() {
         let p = p.expect("validated programs iterate");
+        assert_eq!(
+            microdiff_runtime::program_index(bytes, p.name()),
+            model.program(p.name()).map(|q| q.index),
+            "the const lookup agrees with the parsed blob"
+        );
         batch_agrees(&model, p);
         for class in [0, model.meta().classes.saturating_sub(1), 9] {
             let Ok(mut s) = Sampler::new(

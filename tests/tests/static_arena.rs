@@ -79,3 +79,38 @@ fn bytemuck_free_bytes(v: &mut [u32]) -> &mut [u8] {
     let _ = v;
     boxed.as_mut_bytes()
 }
+
+/// Evaluated by the compiler, as a firmware checks the program it was built for.
+const DDIM10_CFG: u16 = match microdiff_runtime::program_index(BLOB, "ddim10-cfg") {
+    Ok(i) => i,
+    Err(_) => panic!("the golden blob has no program ddim10-cfg"),
+};
+
+#[test]
+fn program_index_finds_every_program_and_only_those() {
+    let model = Model::parse(BLOB).unwrap();
+    assert_eq!(model.program("ddim10-cfg").unwrap().index, DDIM10_CFG);
+    for p in model.programs().iter() {
+        let p = p.unwrap();
+        assert_eq!(
+            microdiff_runtime::program_index(BLOB, p.name()),
+            Ok(p.index)
+        );
+    }
+    // Prefixes, extensions, case, an empty name and a name longer than the 16-byte field.
+    for name in [
+        "ddim10-cf",
+        "ddim10-cfgx",
+        "DDIM10",
+        "",
+        "ddpm100ddpm100ddpm100",
+    ] {
+        assert_eq!(
+            microdiff_runtime::program_index(BLOB, name),
+            Err(Error::ProgramNotFound),
+            "{name:?}"
+        );
+    }
+    // A damaged blob is an error, never a panic.
+    assert!(microdiff_runtime::program_index(&BLOB[..BLOB.len() / 2], "ddim10").is_err());
+}

@@ -140,6 +140,27 @@ pub const fn arena_bytes(b: &[u8]) -> Result<usize, Error> {
     }
 }
 
+/// Index of the program called `name` in the blob `b`, computed like the arena size: in a
+/// `const`, a firmware fails to build when its blob has no such program.
+///
+/// ```ignore
+/// const PROGRAM: &str = "ddim10-cfg";
+/// const _: () = match microdiff_runtime::program_index(BLOB, PROGRAM) {
+///     Ok(_) => (),
+///     Err(_) => panic!("the blob has no program ddim10-cfg"), // a compile error
+/// };
+/// ```
+pub const fn program_index(b: &[u8], name: &str) -> Result<u16, Error> {
+    let sections = match locate_sections(b) {
+        Ok(s) => s,
+        Err(e) => return Err(e),
+    };
+    match sections.require(b, Section::Programs) {
+        Ok(p) => program::find(p, name),
+        Err(e) => Err(e),
+    }
+}
+
 /// Live range end (index of the last op reading each value; `values` for the output).
 const fn last_uses(s: &graph::Structure) -> [u16; MAX_VALUES] {
     let mut last = [0u16; MAX_VALUES];

@@ -521,6 +521,49 @@ pub const fn max_regs(b: &[u8]) -> Result<u8, Error> {
     Ok(max)
 }
 
+/// Index of the program called `name` in a programs section, walking only the headers: a
+/// `const fn`, so a firmware can refuse at compile time to build with a program its blob does
+/// not have ([`crate::program_index`]). [`Error::ProgramNotFound`] if no name matches.
+pub const fn find(b: &[u8], name: &str) -> Result<u16, Error> {
+    let count = match max_regs(b) {
+        // `max_regs` checks the framing; then every header below is in bounds.
+        Ok(_) => match u32_at(b, field::COUNT.start) {
+            Some(c) => c,
+            None => 0,
+        },
+        Err(e) => return Err(e),
+    };
+    let want = name.as_bytes();
+    let mut at = field::PROGRAMS;
+    let mut i = 0u32;
+    while i < count {
+        if want.len() <= NAME_LEN {
+            let mut j = 0;
+            let mut same = true;
+            while j < NAME_LEN {
+                let stored = match u8_at(b, at + field::NAME.start + j) {
+                    Some(c) => c,
+                    None => 0,
+                };
+                let wanted = if j < want.len() { want[j] } else { 0 };
+                if stored != wanted {
+                    same = false;
+                }
+                j += 1;
+            }
+            if same && !want.is_empty() {
+                return Ok(i as u16);
+            }
+        }
+        at = match program_header(b, i as u16, at) {
+            Ok((_, _, next)) => next,
+            Err(e) => return Err(e),
+        };
+        i += 1;
+    }
+    Err(Error::ProgramNotFound)
+}
+
 impl<'a> Programs<'a> {
     /// Parses and validates every program. `has_null_class`: whether `EVAL … null` is allowed.
     pub fn parse(b: &'a [u8], has_null_class: bool) -> Result<Self, Error> {
