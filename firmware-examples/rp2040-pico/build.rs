@@ -1,12 +1,28 @@
-//! Puts `memory.x` where the linker finds it: cortex-m-rt's `link.x` does `INCLUDE memory.x`,
-//! and the linker searches only its `-L` paths, so copy it into `OUT_DIR` and add that path.
-//! Also rebuild when the memory map changes.
-use std::{env, fs, path::PathBuf};
+//! Chooses the model this firmware carries (`MICRODIFF_BLOB`, `MICRODIFF_PROGRAM`; see
+//! `microdiff-model-select`) and checks it fits the Pico before anything is compiled for the
+//! device. Also puts `memory.x` where the linker finds it: cortex-m-rt's `link.x` does
+//! `INCLUDE memory.x`, and the linker searches only its `-L` paths.
+use std::path::PathBuf;
+use std::{env, fs};
+
+use microdiff_model_select::{Budget, select};
 
 fn main() {
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     fs::write(out.join("memory.x"), include_bytes!("memory.x")).expect("write memory.x");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory.x");
     println!("cargo:rerun-if-changed=build.rs");
+    select(
+        &manifest.join("../../tests/golden/digits-i8.mdfb"),
+        Budget {
+            board: "the Pico",
+            // 264 KiB of SRAM less stack, RTT buffers and statics.
+            arena: 200 * 1024,
+            // 2 MiB of flash less boot2 and the firmware (≈ 60 KiB).
+            blob: 1900 * 1024,
+            max_data_len: 256,
+        },
+    );
 }

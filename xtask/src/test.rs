@@ -30,6 +30,9 @@ Runs, stopping at the first failure:
   boards         cargo build --release of firmware-examples/rp2040-pico and nrf52840-dk
   size probe     cd firmware-examples/size-probe && cargo build --release
   fuzz target    cd fuzz && cargo check
+  your model     firmware-examples/qemu-m0-model/readme-flow.sh: the README's \"Your model on a
+                 board\" commands with a short training (QEMU M0 run, Pico build, and a wrong
+                 program name refused at build time)
   lint <pkg>     cargo fmt --check && cargo clippy --release -- -D warnings, in each package
                  outside the workspace (firmware-examples/*, fuzz)
 
@@ -49,9 +52,11 @@ const NO_STD_TARGETS: [&str; 3] = [
 ];
 
 /// Packages outside the workspace (own target, own lock file), linted one by one.
-const OUT_OF_WORKSPACE: [&str; 9] = [
+const OUT_OF_WORKSPACE: [&str; 11] = [
     "firmware-examples/common",
+    "firmware-examples/model-select",
     "firmware-examples/qemu-m0",
+    "firmware-examples/qemu-m0-model",
     "firmware-examples/qemu-m4f",
     "firmware-examples/qemu-m7",
     "firmware-examples/qemu-riscv32",
@@ -213,6 +218,10 @@ fn plan(opts: &Options) -> Vec<Step> {
             "fuzz target (check)",
             Cmd::cargo().arg("check").in_dir("fuzz"),
         ),
+        (
+            "your model on a board (README: train, export, QEMU M0 run, Pico build)",
+            Cmd::new("bash").arg("firmware-examples/qemu-m0-model/readme-flow.sh"),
+        ),
     ];
     // Their formatting and lints, which the workspace-wide fmt and clippy steps do not reach.
     let lint = |dir: &str| {
@@ -266,10 +275,11 @@ mod tests {
         let o = parse(&[]).unwrap().unwrap();
         let steps = plan(&o);
         // ensure, fmt, clippy, doc, test, cuda, two builds per target, conformance, size, two
-        // board builds, size probe, fuzz check, and a lint step per out-of-workspace package.
+        // board builds, size probe, fuzz check, the README's board flow, and a lint step per
+        // out-of-workspace package.
         assert_eq!(
             steps.len(),
-            6 + 2 * NO_STD_TARGETS.len() + 6 + OUT_OF_WORKSPACE.len()
+            6 + 2 * NO_STD_TARGETS.len() + 7 + OUT_OF_WORKSPACE.len()
         );
         for t in NO_STD_TARGETS {
             assert!(USAGE.contains(t), "USAGE should list {t}");

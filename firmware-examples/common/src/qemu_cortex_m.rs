@@ -52,6 +52,12 @@ impl Board for Qemu {
 /// QEMU through semihosting: status 0 only when every case matched. `systick_hz` is the
 /// board's SysTick clock, calibrated per board (see each board's `main.rs`).
 pub fn main(target: &'static str, systick_hz: u64) -> ! {
+    run_board(systick_hz, |board| run(board, target))
+}
+
+/// Sets up the semihosting console and the SysTick counter, runs `body`, prints the stack
+/// high-water mark and exits QEMU: status 0 only when `body` returned `true`.
+pub fn run_board(systick_hz: u64, body: impl FnOnce(&mut Qemu) -> bool) -> ! {
     let ok = match (hio::hstdout(), cortex_m::Peripherals::take()) {
         (Ok(stdout), Some(p)) => {
             let mut syst = p.SYST;
@@ -64,7 +70,7 @@ pub fn main(target: &'static str, systick_hz: u64) -> ! {
                 syst,
                 systick_hz,
             };
-            let ok = run(&mut board, target);
+            let ok = body(&mut board);
             let _ = writeln!(Console(&mut board), "stack {}", stack_high_water());
             ok
         }
