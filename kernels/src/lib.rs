@@ -32,6 +32,7 @@
 //! # Modules
 //!
 //! [`weights`] (dtypes, the in-place [`Matrix`] view, encoders), [`linear`] (dot, gemv),
+//! [`int8`] (the full-integer W8A8 path's reference kernels, TFLite's conventions),
 //! [`act`] (activations and derivatives), [`embed`] (time embedding, embedding rows),
 //! [`cuda`] (the CUDA kernel sources of the host trainer and their ABI),
 //! [`norm`] (layer norm), [`error`].
@@ -55,6 +56,7 @@ pub mod act;
 pub mod cuda;
 pub mod embed;
 pub mod error;
+pub mod int8;
 pub mod linear;
 pub mod norm;
 pub mod weights;
