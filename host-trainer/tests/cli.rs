@@ -153,6 +153,11 @@ fn bad_input_is_one_clear_line_and_exit_code_1() {
             &["sample", GOLDEN_BLOB, "-n", "4294967296"],
             "do not fit in this machine's memory",
         ),
+        // A full disk: the CSV's write error, never exit 0 with a short file.
+        (
+            &["sample", GOLDEN_BLOB, "-n", "3", "--csv", "/dev/full"],
+            "No space left on device",
+        ),
         // Stream indices past 2^32 cannot be given distinct noise.
         (
             &["sample", GOLDEN_BLOB, "--all-classes", "-n", "2147483648"],

@@ -215,6 +215,12 @@ pub enum Error {
         /// Byte offset of the instruction that produced it.
         pc: u32,
     },
+    /// The finished sample is finite in model space but overflows to ±inf when mapped back to
+    /// data units (`x · scale + offset` from the metadata).
+    OutputNotFinite {
+        /// The first element that overflows.
+        element: u32,
+    },
     /// A numeric kernel rejected its arguments (cannot happen for a validated blob; kept so a
     /// broken invariant surfaces as an error rather than a panic).
     Kernel(KernelError),
@@ -325,6 +331,10 @@ impl fmt::Display for Error {
             Error::NonFinite { step, pc } => write!(
                 f,
                 "non-finite value produced at step {step} (instruction at byte {pc})"
+            ),
+            Error::OutputNotFinite { element } => write!(
+                f,
+                "sample element {element} overflows when mapped back to data units"
             ),
             Error::Kernel(e) => write!(f, "kernel error: {e}"),
         }

@@ -269,6 +269,9 @@ impl<'m, 'b, 'a> Sampler<'m, 'b, 'a> {
     }
 
     /// The sample in data units (`x · scale + offset` from the metadata) into `out`.
+    ///
+    /// Errors: [`Error::OutputLength`], or [`Error::OutputNotFinite`] when a finite sample
+    /// overflows in data units (a blob whose scale is near `f32::MAX`); `out` is untouched then.
     pub fn output(&self, out: &mut [f32]) -> Result<(), Error> {
         let raw = self.output_raw();
         if out.len() != raw.len() {
@@ -278,6 +281,12 @@ impl<'m, 'b, 'a> Sampler<'m, 'b, 'a> {
             });
         }
         let meta = self.model.meta();
+        if let Some(i) = (0..raw.len()).find(|&i| {
+            let x = raw.get(i).copied().unwrap_or(0.0);
+            !meta.to_data_units(i, x).is_finite()
+        }) {
+            return Err(Error::OutputNotFinite { element: i as u32 });
+        }
         for (i, (o, &x)) in out.iter_mut().zip(raw).enumerate() {
             *o = meta.to_data_units(i, x);
         }

@@ -203,6 +203,36 @@ fn the_convenience_function_and_errors() {
     assert_eq!(sample_batch(&model, p, &[], &mut none, 3), Ok(()));
 }
 
+#[test]
+fn a_sample_that_overflows_in_data_units_fails_in_both_executors() {
+    use microdiff_runtime::blob::BlobBuilder;
+    use microdiff_runtime::blob::meta::{Objective, Prediction};
+    // Model space is tame (x = 2·z + 1.5 per element), but the data scale is near f32::MAX.
+    let mut b = BlobBuilder::new(&[3], Objective::Ddpm, Prediction::Epsilon);
+    b.normalization(&[1.0, 3.0e38, 1.0], &[0.0, 0.0, 0.0]);
+    let w = b.tensor(Dtype::F32, 3, 3, &[0.0; 9]).unwrap();
+    let h = b.linear(b.input(), w, None);
+    let mut p = ProgramBuilder::new("big", 2);
+    p.lin(0, &[], Some(1.0)).step();
+    p.eval(1, 0, ClassSel::Caller, 10.0);
+    p.lin(0, &[(0, 0.0), (1, 0.0)], None);
+    p.lin(0, &[(0, 1.0)], Some(0.0)).step();
+    p.clamp(0, 2.0, 2.0).step();
+    b.output(h).program(&p);
+    let bytes = b.build().unwrap();
+    let model = Model::parse(&bytes).unwrap();
+    let specs = mixed_specs(3, 0);
+    let want = single(&model, "big", &specs);
+    assert_eq!(want[0], Err(Error::OutputNotFinite { element: 1 }));
+    let bm = BatchModel::new(&model).unwrap();
+    agree(
+        &want,
+        batched(&bm, "big", &specs, Options::threads(2)),
+        3,
+        "overflow",
+    );
+}
+
 /// A network and program drawn at random, with a finite chance of non-finite values (huge
 /// coefficients), so errors are compared too.
 fn random_case(

@@ -194,6 +194,9 @@ pub fn run(a: Args) -> Result<(), CliError> {
                 writeln!(f, "{prefix}{}", line.join(",")).map_err(CliError::io(path))?;
             }
         }
+        // The buffer's last bytes go out here: a full disk must be an error, not a short file
+        // behind exit code 0 (dropping a BufWriter discards its flush error).
+        f.flush().map_err(CliError::io(path))?;
     }
     if let Some(path) = &a.png {
         let flat: Vec<f32> = all.iter().flat_map(|(_, xs)| xs.iter().copied()).collect();

@@ -140,10 +140,15 @@ pub(crate) fn run_block<K: Kernels>(
     }
     let meta = model.meta();
     let raw = block.slots.get(reg(program.out_reg)).unwrap_or(&[]);
-    for (l, row) in out.chunks_exact_mut(d.max(1)).enumerate().take(lanes) {
+    let rows = out.chunks_exact_mut(d.max(1)).zip(block.failed.iter_mut());
+    for (l, (row, failed)) in rows.enumerate().take(lanes) {
         for (i, o) in row.iter_mut().enumerate() {
             let x = raw.get(i * lanes + l).copied().unwrap_or(f32::NAN);
             *o = meta.to_data_units(i, x);
+            // As `Sampler::output`: a finished sample that overflows in data units fails.
+            if !o.is_finite() && failed.is_none() {
+                *failed = Some(Error::OutputNotFinite { element: i as u32 });
+            }
         }
     }
     Ok(())
