@@ -51,7 +51,7 @@ use microdiff_kernels::Dtype;
 use microdiff_runtime::batch::sample_batch;
 use microdiff_runtime::{Model, SampleSpec, sample};
 use microdiff_trainer::backend::cpu::Cpu;
-use microdiff_trainer::export::{self, ExportSpec};
+use microdiff_trainer::export::{self, ExportSpec, TimeTable};
 use microdiff_trainer::model::MlpConfig;
 use microdiff_trainer::optim::OptimConfig;
 use microdiff_trainer::sampler::{self, SamplerSpec};
@@ -240,6 +240,8 @@ fn main() {
         scale: vec![1.0],
         offset: vec![0.0],
         programs,
+        // The same network as PyTorch's, time MLP included (no precomputed table).
+        time_table: TimeTable::Never,
     };
     let bytes =
         export::blob(&config, &params, &process, &spec).unwrap_or_else(|e| die("export", e));

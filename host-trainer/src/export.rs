@@ -8,10 +8,39 @@
 
 use microdiff_kernels::{Activation, Dtype};
 use microdiff_runtime::Error as BlobError;
-use microdiff_runtime::blob::{BlobBuilder, ProgramBuilder};
+use microdiff_runtime::batch::BatchModel;
+use microdiff_runtime::blob::program::Instr;
+use microdiff_runtime::blob::{BlobBuilder, ProgramBuilder, Value};
 
 use crate::model::{LN_EPS, Layout, MAX_PERIOD, MlpConfig, Slot};
 use crate::schedule::Process;
+
+/// Whether the time-embedding MLP (sinusoid → linear → SiLU → linear) is stored as weights or
+/// folded into a table of its outputs, one row per time the programs evaluate (`TIME_TABLE`:
+/// the device then does no `sin`/`cos` and skips those products; the samples are bit for bit
+/// the same, because the rows are computed with the device's own arithmetic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimeTable {
+    /// Fold when the table is no larger than the weights it replaces (few-step programs).
+    #[default]
+    Auto,
+    /// Always fold.
+    Always,
+    /// Never fold.
+    Never,
+}
+
+impl std::str::FromStr for TimeTable {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(TimeTable::Auto),
+            "always" => Ok(TimeTable::Always),
+            "never" => Ok(TimeTable::Never),
+            _ => Err(format!("`{s}`: expected auto, always or never")),
+        }
+    }
+}
 
 /// Export settings.
 #[derive(Debug, Clone)]
@@ -26,6 +55,8 @@ pub struct ExportSpec {
     pub offset: Vec<f32>,
     /// Sampler programs to include (at least one).
     pub programs: Vec<ProgramBuilder>,
+    /// Store the time-embedding MLP as weights or as a table of its outputs.
+    pub time_table: TimeTable,
 }
 
 /// Builds the blob.
@@ -35,6 +66,57 @@ pub fn blob(
     process: &Process,
     spec: &ExportSpec,
 ) -> Result<Vec<u8>, BlobError> {
+    let (weights, te) = build(config, params, process, spec, None)?;
+    if spec.time_table == TimeTable::Never {
+        return Ok(weights);
+    }
+    // The rows: the time MLP's output at every time any program evaluates, computed by the
+    // runtime from the blob just built (the device's arithmetic, so the device's bits).
+    let model = microdiff_runtime::Model::parse(&weights)?;
+    let mut times: Vec<u32> = Vec::new();
+    for p in model.programs().iter() {
+        let p = p?;
+        let mut at = 0;
+        while at < p.code.len() {
+            let (instr, next) = p.instr(at)?;
+            if let Instr::Eval { time, .. } = instr {
+                times.push(time.to_bits());
+            }
+            at = next;
+        }
+    }
+    times.sort_unstable();
+    times.dedup();
+    let bm = BatchModel::new(&model)?;
+    let mut rows = Vec::with_capacity(times.len() * config.hidden);
+    for &t in &times {
+        rows.extend(bm.time_value(te.0, f32::from_bits(t))?);
+    }
+    let table_bytes = 4 * (rows.len() + times.len());
+    if spec.time_table == TimeTable::Auto && table_bytes > time_mlp_bytes(config, spec.dtype) {
+        return Ok(weights);
+    }
+    let times: Vec<f32> = times.into_iter().map(f32::from_bits).collect();
+    Ok(build(config, params, process, spec, Some((&rows, &times)))?.0)
+}
+
+/// Bytes the time MLP's tensors take in the blob (weights as stored, f32 biases, int8 scales).
+fn time_mlp_bytes(c: &MlpConfig, dtype: Dtype) -> usize {
+    let matrix = |rows: usize, cols: usize| {
+        rows * cols * dtype.bytes_per_element() + if dtype == Dtype::I8 { 4 * rows } else { 0 }
+    };
+    matrix(c.hidden, c.temb) + 4 * c.hidden + matrix(c.hidden, c.hidden) + 4 * c.hidden
+}
+
+/// The blob, and the value that is the time MLP's output. With `table = Some((rows, times))`
+/// that value is a `TIME_TABLE` over them instead of the MLP.
+fn build(
+    config: &MlpConfig,
+    params: &[f32],
+    process: &Process,
+    spec: &ExportSpec,
+    table: Option<(&[f32], &[f32])>,
+) -> Result<(Vec<u8>, Value), BlobError> {
     let l = Layout::new(config);
     if params.len() != l.len {
         return Err(BlobError::Malformed {
@@ -55,22 +137,39 @@ pub fn blob(
 
     let w_in = mat(&mut b, l.w_in)?;
     let b_in = vec(&mut b, l.b_in)?;
-    let w_t1 = mat(&mut b, l.w_t1)?;
-    let b_t1 = vec(&mut b, l.b_t1)?;
-    let w_t2 = mat(&mut b, l.w_t2)?;
-    let b_t2 = vec(&mut b, l.b_t2)?;
-    let table = match l.table {
+    let time_tensors = match table {
+        None => {
+            let w_t1 = mat(&mut b, l.w_t1)?;
+            let b_t1 = vec(&mut b, l.b_t1)?;
+            let w_t2 = mat(&mut b, l.w_t2)?;
+            let b_t2 = vec(&mut b, l.b_t2)?;
+            Err((w_t1, b_t1, w_t2, b_t2))
+        }
+        Some((rows, times)) => {
+            let k = times.len() as u32;
+            Ok((
+                b.tensor(Dtype::F32, k, config.hidden as u32, rows)?,
+                b.tensor(Dtype::F32, k, 1, times)?,
+            ))
+        }
+    };
+    let class_table = match l.table {
         Some(t) => Some(mat(&mut b, t)?),
         None => None,
     };
     let x = b.input();
     let mut h = b.linear(x, w_in, Some(b_in));
-    let te = b.time_embed(config.temb as u32, MAX_PERIOD);
-    let te = b.linear(te, w_t1, Some(b_t1));
-    let te = b.activation(te, Activation::Silu);
-    let te = b.linear(te, w_t2, Some(b_t2));
+    let te = match time_tensors {
+        Err((w_t1, b_t1, w_t2, b_t2)) => {
+            let te = b.time_embed(config.temb as u32, MAX_PERIOD);
+            let te = b.linear(te, w_t1, Some(b_t1));
+            let te = b.activation(te, Activation::Silu);
+            b.linear(te, w_t2, Some(b_t2))
+        }
+        Ok((rows, times)) => b.time_table(rows, times),
+    };
     h = b.add(h, te);
-    if let Some(t) = table {
+    if let Some(t) = class_table {
         let ce = b.class_embed(t);
         h = b.add(h, ce);
     }
@@ -98,5 +197,5 @@ pub fn blob(
     for p in &spec.programs {
         b.program(p);
     }
-    b.build()
+    Ok((b.build()?, te))
 }

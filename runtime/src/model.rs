@@ -6,9 +6,9 @@
 //! structure — only on numbers (non-finite values) or on the caller's arguments.
 
 use crate::arena::{self, Plan};
-use crate::blob::graph::Graph;
+use crate::blob::graph::{Graph, Op, time_row};
 use crate::blob::meta::Meta;
-use crate::blob::program::{Program, Programs};
+use crate::blob::program::{Instr, Program, Programs};
 use crate::blob::schedule::Schedule;
 use crate::blob::tensor::Tensors;
 use crate::blob::{Blob, Sections};
@@ -24,6 +24,38 @@ pub struct Model<'b> {
     schedule: Schedule<'b>,
     programs: Programs<'b>,
     plan: Plan,
+}
+
+/// Every `EVAL` time of every program must have its row in every time table of the graph.
+fn check_time_tables(
+    graph: &Graph<'_>,
+    tensors: &Tensors<'_>,
+    programs: &Programs<'_>,
+) -> Result<(), Error> {
+    for k in 0..graph.op_count() {
+        let Op::TimeTable { times, .. } = graph.op(k)? else {
+            continue;
+        };
+        let times = tensors.get(times)?.data;
+        for p in programs.iter() {
+            let p = p?;
+            let mut at = 0;
+            while at < p.code.len() {
+                let (instr, next) = p.instr(at)?;
+                if let Instr::Eval { time, .. } = instr {
+                    if time_row(times, time).is_none() {
+                        return Err(Error::BadProgram {
+                            program: p.index,
+                            offset: at as u32,
+                            what: "EVAL time is not in the graph's time table",
+                        });
+                    }
+                }
+                at = next;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl<'b> Model<'b> {
@@ -45,6 +77,7 @@ impl<'b> Model<'b> {
             sections.require(bytes, Section::Programs)?,
             meta.null_class.is_some(),
         )?;
+        check_time_tables(&graph, &tensors, &programs)?;
         let plan = arena::plan(bytes)?;
         Ok(Model {
             bytes,

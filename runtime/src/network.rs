@@ -8,7 +8,7 @@ use core::ops::Range;
 
 use microdiff_kernels as k;
 
-use crate::blob::graph::Op;
+use crate::blob::graph::{Op, time_row};
 use crate::error::Error;
 use crate::model::Model;
 
@@ -139,6 +139,14 @@ pub(crate) fn forward(
                 let m = model.tensors().get(table)?.matrix()?;
                 let y = slots.get_mut(dst).ok_or(broken("bad range"))?;
                 k::embedding_row(&m, class as usize, y)?;
+            }
+            Op::TimeTable { rows, times } => {
+                let m = model.tensors().get(rows)?.matrix()?;
+                let times = model.tensors().get(times)?.data;
+                // `Model::parse` checked every EVAL time is in the table.
+                let r = time_row(times, t).ok_or(broken("EVAL time not in the time table"))?;
+                let y = slots.get_mut(dst).ok_or(broken("bad range"))?;
+                k::embedding_row(&m, r, y)?;
             }
         }
     }

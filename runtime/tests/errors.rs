@@ -430,3 +430,66 @@ fn non_finite_weights_and_negative_scales_are_rejected() {
         Err(Error::BadTensor { tensor: 0, .. })
     ));
 }
+
+/// A time table's rows must be f32 `(K, len)`, its times f32 `(K, 1)` in strictly increasing bit
+/// order, and it must hold every time the programs evaluate.
+#[test]
+fn time_table_errors() {
+    let build = |times: &[f32], rows_dtype: Dtype, eval_time: f32| {
+        let mut b = BlobBuilder::new(&[2], Objective::Ddpm, Prediction::Epsilon);
+        let k = times.len() as u32;
+        let rows = b
+            .tensor(rows_dtype, k, 2, &vec![0.25; 2 * times.len()])
+            .unwrap();
+        let t = b.tensor(Dtype::F32, k, 1, times).unwrap();
+        let x = b.input();
+        let te = b.time_table(rows, t);
+        let o = b.add(x, te);
+        let mut p = ProgramBuilder::new("p", 2);
+        p.lin(0, &[], Some(1.0)).step();
+        p.eval(1, 0, ClassSel::Caller, eval_time).step();
+        b.output(o).program(&p);
+        b.build()
+    };
+    let ok = build(&[1.0, 5.0, 9.0], Dtype::F32, 5.0).unwrap();
+    let model = Model::parse(&ok).unwrap();
+    let mut out = [0.0f32; 2];
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let spec = SampleSpec {
+        seed: 1,
+        stream: 0,
+        class: 0,
+    };
+    sample(
+        &model,
+        model.program("p").unwrap(),
+        &mut arena,
+        spec,
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(model.graph().time_table(), Some(1));
+    let bad_op = |e: Error| matches!(e, Error::BadOp { op: 0, .. });
+    assert!(
+        bad_op(build(&[5.0, 1.0], Dtype::F32, 5.0).unwrap_err()),
+        "unsorted"
+    );
+    assert!(
+        bad_op(build(&[1.0, 1.0], Dtype::F32, 1.0).unwrap_err()),
+        "repeated"
+    );
+    // (Non-finite tensor values are refused for every tensor, before the op is checked.)
+    assert!(
+        build(&[1.0, f32::INFINITY], Dtype::F32, 1.0).is_err(),
+        "inf"
+    );
+    assert!(
+        bad_op(build(&[1.0, 2.0], Dtype::F16, 1.0).unwrap_err()),
+        "f16 rows"
+    );
+    let e = build(&[1.0, 5.0], Dtype::F32, 3.0).unwrap_err();
+    assert!(matches!(e, Error::BadProgram { program: 0, .. }), "{e}");
+    assert!(e.to_string().contains("time table"), "{e}");
+    // 0.0 and −0.0 are different keys: the device's sin/cos tell them apart too.
+    assert!(build(&[0.0], Dtype::F32, -0.0).is_err());
+}

@@ -50,8 +50,44 @@ fn seeds() -> &'static [Vec<u8>] {
                 b.program(&ddim_program("ddim", &s, 3, 0.7, Some(1.0), Some(2.0)));
                 b.build().unwrap()
             })
+            .chain([time_table_seed()])
             .collect()
     })
+}
+
+/// A model with a `TIME_TABLE` (the exporter's fold of the time MLP) and two programs whose
+/// times it holds, so mutations reach the table's checks too.
+fn time_table_seed() -> Vec<u8> {
+    use microdiff_runtime::blob::BlobBuilder;
+    use microdiff_runtime::blob::ProgramBuilder;
+    use microdiff_runtime::blob::meta::{Objective, Prediction};
+    use microdiff_runtime::blob::program::ClassSel;
+    let mut b = BlobBuilder::new(&[2, 2], Objective::Ddpm, Prediction::Epsilon);
+    b.classes(3, Some(3));
+    let times = [0.5f32, 1.5, 2.5, 4.0];
+    let rows: Vec<f32> = (0..16).map(|i| i as f32 * 0.01 - 0.05).collect();
+    let rows = b.tensor(Dtype::F32, 4, 4, &rows).unwrap();
+    let times = b.tensor(Dtype::F32, 4, 1, &times).unwrap();
+    let w = b.tensor(Dtype::I8, 4, 4, &[0.3; 16]).unwrap();
+    let table = b.tensor(Dtype::F16, 4, 4, &[0.1; 16]).unwrap();
+    let te = b.time_table(rows, times);
+    let h = b.linear(b.input(), w, None);
+    let h = b.add(h, te);
+    let ce = b.class_embed(table);
+    let h = b.add(h, ce);
+    let o = b.activation(h, Activation::Silu);
+    b.output(o);
+    for (name, ts) in [("a", [4.0f32, 2.5]), ("b", [1.5, 0.5])] {
+        let mut p = ProgramBuilder::new(name, 2);
+        p.lin(0, &[], Some(1.0)).step();
+        for t in ts {
+            p.eval(1, 0, ClassSel::Caller, t);
+            p.eval(0, 1, ClassSel::Null, t);
+            p.lin(0, &[(0, 0.5), (1, 0.5)], Some(0.1)).step();
+        }
+        b.program(&p);
+    }
+    b.build().unwrap()
 }
 
 static PARSED_OK: AtomicUsize = AtomicUsize::new(0);
@@ -158,7 +194,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: CASES_PER_STRATEGY, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn truncated(which in 0usize..3, cut in any::<prop::sample::Index>(), fix in any::<bool>()) {
+    fn truncated(which in 0usize..4, cut in any::<prop::sample::Index>(), fix in any::<bool>()) {
         let seed = &seeds()[which];
         let mut b = seed[..cut.index(seed.len())].to_vec();
         if fix { fix_len_and_crc(&mut b); }
@@ -168,7 +204,7 @@ proptest! {
     }
 
     #[test]
-    fn bit_flipped(which in 0usize..3, flips in prop::collection::vec(any::<prop::sample::Index>(), 1..12), fix in any::<bool>()) {
+    fn bit_flipped(which in 0usize..4, flips in prop::collection::vec(any::<prop::sample::Index>(), 1..12), fix in any::<bool>()) {
         let mut b = seeds()[which].clone();
         let n = b.len() * 8;
         for f in &flips {
@@ -180,7 +216,7 @@ proptest! {
     }
 
     #[test]
-    fn length_lying(which in 0usize..3, at in any::<prop::sample::Index>(), width in prop::sample::select(vec![1usize, 2, 4]),
+    fn length_lying(which in 0usize..4, at in any::<prop::sample::Index>(), width in prop::sample::select(vec![1usize, 2, 4]),
                     value in prop_oneof![Just(0u32), Just(1), Just(u32::MAX), Just(0x7FFF_FFFF), Just(0xFFFF), Just(0x8000), any::<u32>()],
                     relative in -8i64..8, use_relative in any::<bool>()) {
         let mut b = seeds()[which].clone();

@@ -202,6 +202,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
             scale: norm.scale.clone(),
             offset: norm.offset.clone(),
             programs: programs.clone(),
+            time_table: Default::default(),
         };
         let bytes = blob(&config.model, &params, &config.process, &spec).map_err(msg("export"))?;
         let path = a.out.join(file);

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use microdiff_kernels::Dtype;
 use microdiff_trainer::checkpoint::Checkpoint;
-use microdiff_trainer::export::{ExportSpec, blob};
+use microdiff_trainer::export::{ExportSpec, TimeTable, blob};
 use microdiff_trainer::sampler::{self, SamplerSpec};
 use microdiff_trainer::train::RunHeader;
 
@@ -31,6 +31,11 @@ pub struct Args {
     /// Output blob.
     #[arg(long, default_value = "model.mdfb")]
     out: PathBuf,
+    /// Store the time-embedding MLP as a table of its outputs, one row per time the programs
+    /// evaluate (same samples bit for bit; no sin/cos and fewer products on the device): auto
+    /// (when the table is no larger than the weights it replaces), always or never.
+    #[arg(long, default_value = "auto", value_parser = clap::value_parser!(TimeTable))]
+    time_table: TimeTable,
 }
 
 pub fn dtype(name: &str) -> Result<Dtype, CliError> {
@@ -84,6 +89,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
         scale: info.normalizer.scale.clone(),
         offset: info.normalizer.offset.clone(),
         programs,
+        time_table: a.time_table,
     };
     let params = if cfg.optim.ema_decay > 0.0 {
         &ckpt.ema

@@ -22,7 +22,7 @@ use microdiff_kernels as k;
 use super::lanes::{self, Kernels};
 use super::prepare::{BatchModel, PreparedOp};
 use crate::SampleSpec;
-use crate::blob::graph::{MAX_VALUES, Op};
+use crate::blob::graph::{MAX_VALUES, Op, time_row};
 use crate::blob::program::{ClassSel, Instr, Program, Terms};
 use crate::error::Error;
 use crate::network::{broken, read_write};
@@ -294,6 +294,41 @@ fn forward<K: Kernels>(
     Ok(())
 }
 
+/// Value `v` at evaluation time `time`, when it is computed from the time alone (no input, no
+/// class): the shared ops up to `v` run in a one-lane arena with the portable kernels — the
+/// same arithmetic as the device's, so the same bits. For folding such a subgraph into a
+/// `TIME_TABLE` on the host.
+pub(crate) fn time_value(bm: &BatchModel<'_, '_>, v: u16, time: f32) -> Result<Vec<f32>, Error> {
+    let model = bm.model;
+    let plan = model.plan();
+    let s = &model.graph().structure;
+    if v == 0 || v >= s.values || !bm.uniform_mixed_class[v as usize] {
+        return Err(broken("not a value computed from the time alone"));
+    }
+    let mut buf = vec![0.0f32; plan.total_slots()];
+    let place = |u: u16, _lanes: usize| -> Range<usize> {
+        let start = plan.value_start(u);
+        start..start + s.len[u as usize] as usize
+    };
+    for (k, op) in bm.ops.iter().enumerate().take(v as usize) {
+        let u = (k + 1) as u16;
+        if bm.uniform_mixed_class[u as usize] {
+            run_op(
+                lanes::Portable,
+                op,
+                model,
+                &mut buf,
+                1,
+                &place,
+                u,
+                time,
+                &[0],
+            )?;
+        }
+    }
+    Ok(buf.get(place(v, 1)).ok_or(broken("bad range"))?.to_vec())
+}
+
 /// Op `v − 1` over `buf` widened to `lanes` samples.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -378,6 +413,17 @@ fn run_op<K: Kernels>(
                     }
                 }
             }
+        }
+        PreparedOp::Plain(Op::TimeTable { rows, times }) => {
+            // Always a shared value: computed in the one-lane arena (lanes == 1).
+            if lanes != 1 {
+                return Err(broken("time table outside the shared arena"));
+            }
+            let m = model.tensors().get(*rows)?.matrix()?;
+            let times = model.tensors().get(*times)?.data;
+            let r = time_row(times, time).ok_or(broken("EVAL time not in the time table"))?;
+            let y = buf.get_mut(dst).ok_or(broken("bad range"))?;
+            k::embedding_row(&m, r, y)?;
         }
         PreparedOp::Plain(Op::Linear { .. } | Op::LayerNorm { .. }) => {
             return Err(broken("op not prepared"));

@@ -133,6 +133,14 @@ pub fn sample_batch(
 }
 
 impl BatchModel<'_, '_> {
+    /// Network value `v` at evaluation time `time`, for a value computed from the time alone
+    /// (the time embedding and what follows from it without the input or the class), with the
+    /// device's arithmetic. The exporter folds such a subgraph into a `TIME_TABLE` op; any other
+    /// value is an error.
+    pub fn time_value(&self, v: u16, time: f32) -> Result<Vec<f32>, Error> {
+        exec::time_value(self, v, time)
+    }
+
     /// [`sample_batch`] with a prepared model (prepare once, sample many times) and explicit
     /// [`Options`].
     pub fn sample(

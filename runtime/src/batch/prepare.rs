@@ -91,7 +91,7 @@ impl<'m, 'b> BatchModel<'m, 'b> {
             let v = k as usize + 1;
             let u = |flags: &[bool; MAX_VALUES], a: u16| flags.get(a as usize) == Some(&true);
             (same[v], mixed[v]) = match op {
-                Op::TimeEmbed { .. } => (true, true),
+                Op::TimeEmbed { .. } | Op::TimeTable { .. } => (true, true),
                 Op::ClassEmbed { .. } => (true, false),
                 Op::Linear { a, .. } | Op::Activation { a, .. } | Op::LayerNorm { a, .. } => {
                     (u(&same, a), u(&mixed, a))

@@ -247,6 +247,13 @@ impl BlobBuilder {
         self.push(Op::TimeEmbed { max_period }, dim)
     }
 
+    /// The row of the f32 `(K, dim)` tensor `rows` whose time in the f32 `(K, 1)` tensor
+    /// `times` (strictly increasing bit patterns) is the evaluation time.
+    pub fn time_table(&mut self, rows: u16, times: u16) -> Value {
+        let len = self.cols_of(rows);
+        self.push(Op::TimeTable { rows, times }, len)
+    }
+
     /// Row `class` of the `(rows, dim)` table tensor.
     pub fn class_embed(&mut self, table: u16) -> Value {
         let len = self.cols_of(table);

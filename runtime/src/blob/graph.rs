@@ -11,7 +11,8 @@
 //!
 //! v1 has the ops of a residual MLP ε-network: linear layers, activations, residual adds,
 //! concatenation, layer norm, the sinusoidal time embedding and the class embedding.
-//! Opcodes 8–15 are reserved for further MLP ops and 16–63 for a convolutional family (conv,
+//! Opcode 8 (`TIME_TABLE`) came after the first v1 blobs (older runtimes reject it with
+//! `UnknownOp`, as reserved codes are meant to be); 9–15 are reserved for further MLP ops and 16–63 for a convolutional family (conv,
 //! group norm, up/down-sampling) of a later version; such a version can lengthen the op
 //! record through the `RECORD_LEN` field, so v1 blobs stay readable by later runtimes.
 
@@ -81,6 +82,10 @@ pub mod opcode {
     pub const TIME_EMBED: u8 = 6;
     /// `dst = table[class]`; `T0` = table `(rows ≥ classes, len)`.
     pub const CLASS_EMBED: u8 = 7;
+    /// `dst = T0[r]` where `T1[r]` is the `EVAL`'s time (bit for bit): a time-only subgraph
+    /// precomputed on the host for every time the programs evaluate. `T0` = f32 rows
+    /// `(K, len)`, `T1` = f32 times `(K, 1)` in strictly increasing bit order.
+    pub const TIME_TABLE: u8 = 8;
 }
 
 /// A decoded op.
@@ -137,10 +142,35 @@ pub enum Op {
         /// Table tensor.
         table: u16,
     },
+    /// The row of a precomputed table for the evaluation time.
+    TimeTable {
+        /// Rows tensor, f32 `(K, len)`.
+        rows: u16,
+        /// Times tensor, f32 `(K, 1)`, strictly increasing as bit patterns.
+        times: u16,
+    },
 }
 
 const fn opt(v: u16) -> Option<u16> {
     if v == NO_TENSOR { None } else { Some(v) }
+}
+
+/// The row of a validated time table's `times` (little-endian f32, strictly increasing bit
+/// patterns) holding exactly `t`, by binary search.
+pub fn time_row(times: &[u8], t: f32) -> Option<usize> {
+    let key = t.to_bits();
+    let (mut lo, mut hi) = (0usize, times.len() / 4);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let c = times.get(4 * mid..4 * mid + 4)?;
+        let bits = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        match bits.cmp(&key) {
+            core::cmp::Ordering::Equal => return Some(mid),
+            core::cmp::Ordering::Less => lo = mid + 1,
+            core::cmp::Ordering::Greater => hi = mid,
+        }
+    }
+    None
 }
 
 impl Op {
@@ -174,6 +204,10 @@ impl Op {
             },
             opcode::TIME_EMBED => Op::TimeEmbed { max_period: param },
             opcode::CLASS_EMBED => Op::ClassEmbed { table: t0 },
+            opcode::TIME_TABLE => Op::TimeTable {
+                rows: t0,
+                times: t1,
+            },
             _ => {
                 return Err(Error::UnknownOp {
                     op: k,
@@ -194,6 +228,7 @@ impl Op {
             Op::LayerNorm { .. } => opcode::LAYER_NORM,
             Op::TimeEmbed { .. } => opcode::TIME_EMBED,
             Op::ClassEmbed { .. } => opcode::CLASS_EMBED,
+            Op::TimeTable { .. } => opcode::TIME_TABLE,
         }
     }
 
@@ -232,6 +267,7 @@ impl Op {
             }
             Op::TimeEmbed { max_period } => param = max_period,
             Op::ClassEmbed { table } => t0 = table,
+            Op::TimeTable { rows, times } => (t0, t1) = (rows, times),
         }
         let code = self.code();
         let mut r = [0u8; field::OP_LEN];
@@ -532,6 +568,27 @@ impl<'a> Graph<'a> {
                         return Err(bad_op(k, "class table has fewer rows than class ids"));
                     }
                 }
+                Op::TimeTable { rows, times } => {
+                    let r = tensors.get(rows)?;
+                    let t = tensors.get(times)?;
+                    if r.dtype != Dtype::F32 || r.cols != len {
+                        return Err(bad_op(k, "time-table rows must be f32 (K, len)"));
+                    }
+                    if t.dtype != Dtype::F32 || t.cols != 1 || t.rows != r.rows {
+                        return Err(bad_op(k, "time-table times must be f32 (K, 1)"));
+                    }
+                    let mut prev: Option<u32> = None;
+                    for c in t.data.chunks_exact(4) {
+                        let bits = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                        if !f32::from_bits(bits).is_finite() || prev.is_some_and(|p| p >= bits) {
+                            return Err(bad_op(
+                                k,
+                                "time-table times must be finite, strictly increasing bit patterns",
+                            ));
+                        }
+                        prev = Some(bits);
+                    }
+                }
                 Op::Activation { .. } | Op::Add { .. } | Op::Concat { .. } => {}
             }
         }
@@ -551,6 +608,14 @@ impl<'a> Graph<'a> {
     /// Number of ops.
     pub fn op_count(&self) -> u16 {
         self.structure.values - 1
+    }
+
+    /// True if the graph has a time table (every `EVAL` time must then be in it).
+    pub fn time_table(&self) -> Option<u16> {
+        (0..self.op_count()).find_map(|k| match self.op(k) {
+            Ok(Op::TimeTable { times, .. }) => Some(times),
+            _ => None,
+        })
     }
 
     /// True if the graph reads a class (has a class embedding).

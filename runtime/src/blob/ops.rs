@@ -69,8 +69,8 @@ impl OpSpec {
     }
 }
 
-/// Every v1 op. Codes not here are `UnknownOp` (8–15 and 16–63 are reserved).
-pub const TABLE: [OpSpec; 7] = [
+/// Every v1 op. Codes not here are `UnknownOp` (9–15 and 16–63 are reserved).
+pub const TABLE: [OpSpec; 8] = [
     OpSpec {
         reads_a: true,
         uses_t0: true,
@@ -109,6 +109,11 @@ pub const TABLE: [OpSpec; 7] = [
         uses_t0: true,
         ..OpSpec::new(opcode::CLASS_EMBED, "CLASS_EMBED", LenRule::Stored)
     },
+    OpSpec {
+        uses_t0: true,
+        uses_t1: true,
+        ..OpSpec::new(opcode::TIME_TABLE, "TIME_TABLE", LenRule::Stored)
+    },
 ];
 
 /// The row of opcode `code`, if it is a v1 op.
@@ -131,7 +136,7 @@ mod tests {
     fn every_v1_code_has_one_row_and_no_other_code_has_any() {
         for code in 0..=255u8 {
             let rows = TABLE.iter().filter(|s| s.code == code).count();
-            let v1 = (1..=7).contains(&code);
+            let v1 = (1..=8).contains(&code);
             assert_eq!(rows, usize::from(v1), "opcode {code}");
             assert_eq!(spec(code).is_some(), v1);
         }
