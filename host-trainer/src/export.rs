@@ -75,14 +75,10 @@ pub fn blob(
     let model = microdiff_runtime::Model::parse(&weights)?;
     let mut times: Vec<u32> = Vec::new();
     for p in model.programs().iter() {
-        let p = p?;
-        let mut at = 0;
-        while at < p.code.len() {
-            let (instr, next) = p.instr(at)?;
-            if let Instr::Eval { time, .. } = instr {
+        for instr in p?.instructions() {
+            if let (_, Instr::Eval { time, .. }) = instr? {
                 times.push(time.to_bits());
             }
-            at = next;
         }
     }
     times.sort_unstable();

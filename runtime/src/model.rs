@@ -39,9 +39,8 @@ fn check_time_tables(
         let times = tensors.get(times)?.data;
         for p in programs.iter() {
             let p = p?;
-            let mut at = 0;
-            while at < p.code.len() {
-                let (instr, next) = p.instr(at)?;
+            for instr in p.instructions() {
+                let (at, instr) = instr?;
                 if let Instr::Eval { time, .. } = instr {
                     if time_row(times, time).is_none() {
                         return Err(Error::BadProgram {
@@ -51,7 +50,6 @@ fn check_time_tables(
                         });
                     }
                 }
-                at = next;
             }
         }
     }

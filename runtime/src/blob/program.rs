@@ -318,6 +318,28 @@ impl<'a> Program<'a> {
         Instr::decode(self.index, self.code, at)
     }
 
+    /// Every instruction with its byte offset, in order; stops after the first decoding error.
+    pub fn instructions(&self) -> impl Iterator<Item = Result<(usize, Instr<'a>), Error>> + 'a {
+        let program = *self;
+        let mut at = Some(0usize);
+        core::iter::from_fn(move || {
+            let here = at?;
+            if here >= program.code.len() {
+                return None;
+            }
+            match program.instr(here) {
+                Ok((instr, next)) => {
+                    at = Some(next);
+                    Some(Ok((here, instr)))
+                }
+                Err(e) => {
+                    at = None;
+                    Some(Err(e))
+                }
+            }
+        })
+    }
+
     /// Checks every instruction and the header counts. `null_class` says whether the model
     /// has a null class; `regs` bounds every register operand.
     fn validate(&self, has_null_class: bool) -> Result<(), Error> {
