@@ -131,9 +131,15 @@ pub(crate) fn forward(
                 let (x, y) = read_write(slots, place(a), dst)?;
                 k::layer_norm_bytes(x, g, bb, eps, y)?;
             }
+            #[cfg(feature = "time-embed")]
             Op::TimeEmbed { max_period } => {
                 let y = slots.get_mut(dst).ok_or(broken("bad range"))?;
                 k::time_embedding(t, max_period, y)?;
+            }
+            // Refused by `Graph::parse` in this build; kept so the match stays exhaustive.
+            #[cfg(not(feature = "time-embed"))]
+            Op::TimeEmbed { .. } => {
+                return Err(broken("TIME_EMBED without the time-embed feature"));
             }
             Op::ClassEmbed { table } => {
                 let m = model.tensors().get(table)?.matrix()?;

@@ -538,6 +538,13 @@ impl<'a> Graph<'a> {
                     check_vector(tensors, k, beta, len, "beta must be an f32 (len, 1) tensor")?;
                 }
                 Op::TimeEmbed { max_period } => {
+                    if cfg!(not(feature = "time-embed")) {
+                        return Err(bad_op(
+                            k,
+                            "TIME_EMBED needs the runtime's time-embed feature \
+                             (or export with --time-table always)",
+                        ));
+                    }
                     if len % 2 != 0 {
                         return Err(bad_op(k, "time-embedding length must be even"));
                     }
