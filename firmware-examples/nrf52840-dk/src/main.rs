@@ -1,7 +1,9 @@
-//! nRF52840-DK (nRF52840, Cortex-M4F at 64 MHz): for each class 0–9, samples an 8×8 digit
-//! from the int8 class-conditional digits model with `ddim10-cfg`, one sampler step at a time,
-//! and prints the progress, the digit as ASCII art and the time it took over defmt/RTT.
-//! The model is read in place from flash; the arena is a `static` sized at compile time.
+//! nRF52840-DK (nRF52840, Cortex-M4F at 64 MHz): samples the blob and program chosen at build
+//! time (`MICRODIFF_BLOB`, `MICRODIFF_PROGRAM`; default the golden int8 digits model with
+//! `ddim10-cfg`) once per class (up to 10; once for an unconditional model), one sampler step
+//! at a time, and prints the progress, the sample (8×8 samples as ASCII art) and the time it
+//! took over defmt/RTT. The model is read in place from flash; the arena is a `static` sized at
+//! compile time, and a missing program or an arena too big is a build error.
 #![no_std]
 #![no_main]
 
@@ -12,18 +14,12 @@ use microdiff_runtime::{ArenaBuffer, Model, SampleSpec, Sampler, Status};
 use nrf52840_hal::{self as hal, pac};
 use panic_probe as _;
 
-/// The digits model: 64 pixels per sample, 0 (blank) to 16 (full ink), classes 0–9.
-static BLOB: &[u8] = include_bytes!("../../../tests/golden/digits-i8.mdfb");
+// BLOB, BLOB_NAME, PROGRAM, MAX_DATA_LEN, ARENA_BYTES: chosen and checked by build.rs.
+include!(concat!(env!("OUT_DIR"), "/model.rs"));
 
-/// Arena bytes, planned by the compiler from the blob itself: a bad blob fails the build.
-const ARENA_BYTES: usize = match microdiff_runtime::arena_bytes(BLOB) {
-    Ok(n) => n,
-    Err(_) => panic!("digits-i8.mdfb is not a valid blob"),
-};
-
-const PROGRAM: &str = "ddim10-cfg";
 const SEED: u64 = 1;
-const PIXELS: usize = 64;
+/// Classes sampled at most.
+const MAX_CLASSES: u16 = 10;
 
 #[entry]
 fn main() -> ! {
@@ -40,15 +36,20 @@ fn main() -> ! {
         defmt::unwrap!(cortex_m::singleton!(: ArenaBuffer<ARENA_BYTES> = ArenaBuffer::new()));
     let model = defmt::unwrap!(Model::parse(BLOB));
     let program = defmt::unwrap!(model.program(PROGRAM));
+    let classes = model.meta().classes;
     defmt::info!(
-        "digits-i8: {=usize} pixels, program {=str} ({=u16} steps), arena {=usize} bytes",
+        "{=str}: {=usize} values, {=u16} classes, program {=str} ({=u16} steps), arena {=usize} bytes",
+        BLOB_NAME,
         model.data_len(),
+        classes,
         PROGRAM,
         program.steps,
         ARENA_BYTES
     );
 
-    for class in 0..10 {
+    let mut buffer = [0.0f32; MAX_DATA_LEN];
+    let out = defmt::unwrap!(buffer.get_mut(..model.data_len()));
+    for class in 0..classes.clamp(1, MAX_CLASSES) {
         let spec = SampleSpec {
             seed: SEED,
             stream: 0,
@@ -76,10 +77,13 @@ fn main() -> ! {
                 break;
             }
         }
-        let mut digit = [0.0; PIXELS];
-        defmt::unwrap!(sampler.output(&mut digit));
-        defmt::println!("digit {=u16}:", class);
-        print_digit(&digit);
+        defmt::unwrap!(sampler.output(out));
+        if let Ok(digit) = <&[f32; 64]>::try_from(&*out) {
+            defmt::println!("digit {=u16}:", class);
+            print_digit(digit);
+        } else {
+            defmt::println!("sample {=u16}: {=[?]}", class, out);
+        }
         defmt::info!(
             "class {=u16}: sampled in {=u32} us, {=u32} cycles",
             class,
@@ -96,8 +100,8 @@ fn main() -> ! {
 /// Shades from blank to full ink, as `microdiff-firmware-common::print_digit` draws them.
 const SHADES: &[u8] = b" .:-=+*#%@";
 
-/// Prints the 8×8 digit, one defmt line per row, two characters per pixel.
-fn print_digit(pixels: &[f32; PIXELS]) {
+/// Prints an 8×8 sample, one defmt line per row, two characters per pixel.
+fn print_digit(pixels: &[f32; 64]) {
     for row in pixels.chunks_exact(8) {
         let mut line = [b' '; 16];
         for (cell, &p) in line.chunks_exact_mut(2).zip(row) {
