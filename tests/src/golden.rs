@@ -70,6 +70,9 @@ pub const BLOBS: [(Golden, &str); 4] = [
 /// The program the digits blob carries.
 pub const DIGITS_PROGRAM: &str = "ddim10-cfg";
 
+/// The digits blob's file name.
+pub const DIGITS_FILE: &str = "digits-i8.mdfb";
+
 /// Builds a golden blob.
 pub fn build_blob(which: Golden) -> Result<Vec<u8>, Error> {
     let s = schedule();

@@ -16,12 +16,15 @@ QEMU, and prints a table target x case -> match / MISMATCH, with the first diffe
 both values on a mismatch. Exits non-zero on any mismatch. Installs QEMU when missing.";
 
 pub const SIZE_USAGE: &str = "\
-Usage: cargo xtask size [--bless]
+Usage: cargo xtask size [--bless | --json]
 
 Builds each QEMU firmware and its `baseline` variant and prints text / data / bss, the
 runtime's flash share, arena bytes, stack high-water mark, RAM use against the modelled MCU and
 instructions per denoising step (QEMU -icount). Fails when a build grows more than 5% over its
-checked-in expected-size.txt; --bless rewrites those files.";
+checked-in expected-size.txt; --bless rewrites those files. --json prints one JSON object per
+target instead of the table (target, flash_bytes, static_ram_bytes, stack_bytes, arena_bytes,
+runtime_and_runner_flash_bytes, macs_per_eval_digits, instructions_per_sample_f32_digits_cfg10,
+instructions_per_mac_f32).";
 
 /// QEMU's system emulators, installed from the OS packages by `.ci/install-qemu.sh`.
 pub fn qemu_tool() -> Tool {
@@ -85,7 +88,7 @@ pub fn conformance(args: &[String]) -> ExitCode {
 pub fn size(args: &[String]) -> ExitCode {
     match args {
         [] => run(vec!["size".into()]),
-        [a] if a == "--bless" => run(vec!["size".into(), "--bless".into()]),
+        [a] if a == "--bless" || a == "--json" => run(vec!["size".into(), a.clone()]),
         [a] if a == "-h" || a == "--help" => {
             println!("{SIZE_USAGE}");
             ExitCode::SUCCESS

@@ -5,10 +5,11 @@
 //!   and both values); also compares the run with the package's `expected-output.txt`
 //!   (`--bless-output` rewrites it); exits 1 on any difference. Reports are kept in
 //!   `target/firmware-reports/`.
-//! * `firmware size [--bless] [--reuse-reports]` builds each firmware and its `baseline` variant and prints text /
+//! * `firmware size [--bless] [--reuse-reports] [--json]` builds each firmware and its `baseline` variant and prints text /
 //!   data / bss, the runtime's share, arena, stack high-water mark and instructions per denoising
 //!   step; compares with the checked-in `expected-size.txt` (fails when a build grows by more
-//!   than [`GROWTH_MARGIN`]); `--bless` rewrites those files.
+//!   than [`GROWTH_MARGIN`]); `--bless` rewrites those files. `--json` prints one JSON object
+//!   per target instead of the table (keys in [`json_line`]).
 
 use std::process::ExitCode;
 
@@ -198,24 +199,80 @@ fn conformance(args: &[String]) -> Result<bool, String> {
     Ok(all_ok)
 }
 
+/// Multiply-accumulates of one network evaluation of a golden blob: Σ rows·cols over its
+/// linear layers.
+fn macs_per_eval(file: &str) -> Result<u64, String> {
+    use microdiff_runtime::blob::graph::Op;
+    let bytes = std::fs::read(golden::dir().join(file)).map_err(|e| format!("{file}: {e}"))?;
+    let model = microdiff_runtime::Model::parse(&bytes).map_err(|e| format!("{file}: {e}"))?;
+    let mut macs = 0u64;
+    for k in 0..model.graph().op_count() {
+        if let Ok(Op::Linear { weight, .. }) = model.graph().op(k) {
+            let w = model.tensors().get(weight).map_err(|e| e.to_string())?;
+            macs += u64::from(w.rows) * u64::from(w.cols);
+        }
+    }
+    Ok(macs)
+}
+
+/// One target's figures as a JSON object (machine-readable `size --json`):
+/// `target`; `flash_bytes`, `static_ram_bytes` (data + bss), `stack_bytes`, `arena_bytes`;
+/// `runtime_and_runner_flash_bytes` — the firmware less its `baseline` build less the golden
+/// blobs (the runtime with its f32 network path, the case runner and SHA-256; the runtime alone
+/// is measured by `firmware-examples/size-probe`); for the golden guided digits
+/// case (`digits-i8.mdfb`, `ddim10-cfg`, int8 weights with f32 arithmetic: 10 guided steps, 20
+/// network evaluations) `macs_per_eval_digits`, `instructions_per_sample_f32_digits_cfg10` (the
+/// whole program) and `instructions_per_mac_f32` (that count / (evaluations · MACs), so the
+/// `LIN`s and noise are charged to the network too). Figures a target cannot give are `null`.
+fn json_line(
+    t: &Target,
+    probe: &firmware::Sizes,
+    runtime_flash: i64,
+    report: &Report,
+    digits: Option<(u64, u64, u64)>,
+    macs: u64,
+) -> String {
+    let opt = |v: Option<u64>| v.map_or("null".to_string(), |v| v.to_string());
+    let per_mac = digits
+        .filter(|&(_, evals, _)| evals > 0 && macs > 0)
+        .map_or("null".to_string(), |(_, evals, n)| {
+            format!("{:.3}", n as f64 / (evals * macs) as f64)
+        });
+    format!(
+        "{{\"target\":\"{}\",\"flash_bytes\":{},\"static_ram_bytes\":{},\"stack_bytes\":{},\"arena_bytes\":{},\"runtime_and_runner_flash_bytes\":{},\"macs_per_eval_digits\":{},\"instructions_per_sample_f32_digits_cfg10\":{},\"instructions_per_mac_f32\":{}}}",
+        t.name,
+        probe.flash(),
+        probe.ram(),
+        opt(report.stack),
+        opt(report.arena),
+        runtime_flash,
+        macs,
+        opt(digits.map(|d| d.2)),
+        per_mac
+    )
+}
+
 fn size(args: &[String]) -> Result<bool, String> {
     let mut bless = false;
     let mut reuse = false;
+    let mut json = false;
     for a in args {
         match a.as_str() {
             "--bless" => bless = true,
             // Read the reports `conformance` just saved instead of running QEMU again.
             "--reuse-reports" => reuse = true,
-            _ => return Err("usage: firmware size [--bless] [--reuse-reports]".into()),
+            "--json" => json = true,
+            _ => return Err("usage: firmware size [--bless] [--reuse-reports] [--json]".into()),
         }
     }
+    let digits_macs = macs_per_eval(golden::DIGITS_FILE)?;
     let mut ok = true;
     // Every golden blob is linked into every QEMU firmware (weights, not code).
     let blob_bytes: u64 = golden::BLOBS
         .iter()
         .map(|(_, f)| std::fs::metadata(golden::dir().join(f)).map_or(0, |m| m.len()))
         .sum();
-    println!(
+    let header = format!(
         "{:<8} {:>8} {:>6} {:>6} {:>7} {:>8} {:>7} {:>7} {:>7} {:>11} {:>12} {:>12}",
         "target",
         "text",
@@ -230,6 +287,9 @@ fn size(args: &[String]) -> Result<bool, String> {
         "ref ddim10",
         "digits cfg"
     );
+    if !json {
+        println!("{header}");
+    }
     for t in &TARGETS {
         firmware::build(t, Some("baseline"))?;
         let base = firmware::elf_sizes(&firmware::elf_path(t))?;
@@ -255,21 +315,43 @@ fn size(args: &[String]) -> Result<bool, String> {
                     format!("{}", n / steps.saturating_sub(1).max(1))
                 })
         };
-        println!(
-            "{:<8} {:>8} {:>6} {:>6} {:>7} {:>8} {:>6.1}% {:>7} {:>7} {:>11} {:>12} {:>12}",
-            t.name,
-            probe.text,
-            probe.data,
-            probe.bss,
-            blob_bytes,
-            probe.flash() as i64 - base.flash() as i64 - blob_bytes as i64,
-            100.0 * probe.flash() as f64 / t.flash_bytes as f64,
-            report.arena.map_or("-".into(), |a| a.to_string()),
-            report.stack.map_or("-".into(), |s| s.to_string()),
-            format!("{ram_use}/{}", t.ram_bytes),
-            per_step("ref-mlp-i8.mdfb", "ddim10"),
-            per_step("digits-i8.mdfb", golden::DIGITS_PROGRAM),
-        );
+        let digits_case = {
+            let text = std::fs::read_to_string(golden::dir().join("cases.txt")).unwrap_or_default();
+            let cases = golden::parse_cases(&text).unwrap_or_default();
+            cases
+                .iter()
+                .position(|c| c.blob == golden::DIGITS_FILE && c.program == golden::DIGITS_PROGRAM)
+                .and_then(|i| report.cases.get(&i)?.perf)
+        };
+        if json {
+            println!(
+                "{}",
+                json_line(
+                    t,
+                    &probe,
+                    probe.flash() as i64 - base.flash() as i64 - blob_bytes as i64,
+                    &report,
+                    digits_case,
+                    digits_macs
+                )
+            );
+        } else {
+            println!(
+                "{:<8} {:>8} {:>6} {:>6} {:>7} {:>8} {:>6.1}% {:>7} {:>7} {:>11} {:>12} {:>12}",
+                t.name,
+                probe.text,
+                probe.data,
+                probe.bss,
+                blob_bytes,
+                probe.flash() as i64 - base.flash() as i64 - blob_bytes as i64,
+                100.0 * probe.flash() as f64 / t.flash_bytes as f64,
+                report.arena.map_or("-".into(), |a| a.to_string()),
+                report.stack.map_or("-".into(), |s| s.to_string()),
+                format!("{ram_use}/{}", t.ram_bytes),
+                per_step("ref-mlp-i8.mdfb", "ddim10"),
+                per_step(golden::DIGITS_FILE, golden::DIGITS_PROGRAM),
+            );
+        }
         if ram_use > t.ram_bytes || probe.flash() > t.flash_bytes {
             println!("  {}: does not fit the modelled MCU", t.name);
             ok = false;
@@ -313,6 +395,9 @@ fn size(args: &[String]) -> Result<bool, String> {
                 ok = false;
             }
         }
+    }
+    if json {
+        return Ok(ok);
     }
     println!(
         "\nblobs = the golden weight blobs linked in; runtime = flash of the firmware minus its `baseline` build\n\
