@@ -238,3 +238,21 @@ fn unmodified_seeds_parse_and_run() {
         assert!(PARSED_OK.load(Ordering::Relaxed) > before);
     }
 }
+
+/// The fuzz target's seed with a `TIME_TABLE` is this file's seed, byte for byte (rewrite it with
+/// `MICRODIFF_BLESS_SEEDS=1 cargo test -p microdiff-conformance --test robustness`).
+#[test]
+fn the_fuzz_seed_with_a_time_table_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/seeds/parse_blob/time-table.mdfb");
+    let want = time_table_seed();
+    if std::env::var("MICRODIFF_BLESS_SEEDS").as_deref() == Ok("1") {
+        std::fs::write(&path, &want).unwrap();
+    }
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        want,
+        "{} is stale (MICRODIFF_BLESS_SEEDS=1 rewrites it)",
+        path.display()
+    );
+}

@@ -9,7 +9,7 @@ pub const USAGE: &str = "\
 Usage: cargo xtask fuzz [SECONDS]
 
 Runs the `parse_blob` fuzz target for SECONDS (default 600) from the seed corpus in
-fuzz/seeds/parse_blob (the golden blobs and a tiny blob), keeping what it finds in
+fuzz/seeds/parse_blob (the golden blobs, a tiny blob and one with a TIME_TABLE), keeping what it finds in
 fuzz/corpus/parse_blob. Installs cargo-fuzz when missing. libFuzzer needs nightly features;
 on a stable toolchain this sets RUSTC_BOOTSTRAP=1 for the fuzz build only.
 
