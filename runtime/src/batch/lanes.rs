@@ -10,7 +10,9 @@
 //! samples. Rust never contracts `a + b * c` into a fused multiply-add, and vector division and
 //! square root are correctly rounded like scalar ones, so each sample's bits are the device's.
 //! The functions are `#[inline(always)]` so that [`super::isa`] compiles them once per
-//! instruction set; the fixed-size array loops are what the compiler turns into SIMD code.
+//! instruction set; their fixed-size array loops are what the compiler turns into SIMD code.
+//! The matrix kernel is the exception that matters for speed: [`Kernels`] is implemented here in
+//! portable Rust and in `isa` with AVX-512 / AVX2 intrinsics, the same products and sums.
 
 use microdiff_kernels::Activation;
 use std::vec::Vec;
