@@ -173,6 +173,22 @@ fn bad_input_is_one_clear_line_and_exit_code_1() {
     }
 }
 
+#[test]
+fn a_reader_that_stops_early_is_not_a_panic() {
+    // `microdiff inspect blob | head -0`: the pipe is closed before the first line.
+    let mut child = bin()
+        .args(["inspect", GOLDEN_BLOB])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
+
 /// A tiny run for the `--device` tests.
 const TINY: &[&str] = &[
     "train", "--data", "moons", "--steps", "3", "--batch", "8", "--hidden", "8", "--ff", "8",

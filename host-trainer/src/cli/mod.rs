@@ -70,8 +70,28 @@ fn msg<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> CliError + '_ {
     move |e| CliError::Msg(format!("{context}: {e}"))
 }
 
+/// A reader that stops early (`microdiff inspect m.mdfb | head`) closes the pipe, and std then
+/// fails the next print to stdout with a panic. That is the reader's choice, not an error of
+/// ours: end quietly with status 0 (as ripgrep does) instead of printing a panic and a backtrace.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 /// Parses arguments, runs the command, maps errors to exit codes.
 pub fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(a) => train::run(*a),
