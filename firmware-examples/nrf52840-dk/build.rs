@@ -4,18 +4,14 @@
 //! `INCLUDE memory.x`, and the linker searches only its `-L` paths. (`nrf52840-hal` ships a
 //! `memory.x` with the same map; this one keeps the layout in view and editable here, e.g. to
 //! make room for a SoftDevice.)
+use std::env;
 use std::path::PathBuf;
-use std::{env, fs};
 
-use microdiff_model_select::{Budget, select};
+use microdiff_model_select::{Budget, memory_x, select};
 
 fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    fs::write(out.join("memory.x"), include_bytes!("memory.x")).expect("write memory.x");
-    println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
-    println!("cargo:rerun-if-changed=build.rs");
+    memory_x(include_bytes!("memory.x"));
     select(
         &manifest.join("../../tests/golden/digits-i8.mdfb"),
         Budget {

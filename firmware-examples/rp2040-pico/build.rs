@@ -2,18 +2,14 @@
 //! `microdiff-model-select`) and checks it fits the Pico before anything is compiled for the
 //! device. Also puts `memory.x` where the linker finds it: cortex-m-rt's `link.x` does
 //! `INCLUDE memory.x`, and the linker searches only its `-L` paths.
+use std::env;
 use std::path::PathBuf;
-use std::{env, fs};
 
-use microdiff_model_select::{Budget, select};
+use microdiff_model_select::{Budget, memory_x, select};
 
 fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    fs::write(out.join("memory.x"), include_bytes!("memory.x")).expect("write memory.x");
-    println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
-    println!("cargo:rerun-if-changed=build.rs");
+    memory_x(include_bytes!("memory.x"));
     select(
         &manifest.join("../../tests/golden/digits-i8.mdfb"),
         Budget {

@@ -31,6 +31,17 @@ pub struct Budget {
     pub max_data_len: usize,
 }
 
+/// Puts the board's `memory.x` (its contents, `include_bytes!("memory.x")` in the caller) where
+/// the linker finds it: cortex-m-rt's `link.x` does `INCLUDE memory.x`, and the linker searches
+/// only its `-L` paths, so it goes into `OUT_DIR`, which is added to them.
+pub fn memory_x(contents: &[u8]) {
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    fs::write(out.join("memory.x"), contents).expect("write memory.x");
+    println!("cargo:rustc-link-search={}", out.display());
+    println!("cargo:rerun-if-changed=memory.x");
+    println!("cargo:rerun-if-changed=build.rs");
+}
+
 fn fail(msg: String) -> ! {
     eprintln!("error: {msg}");
     process::exit(1)
