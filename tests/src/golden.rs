@@ -13,7 +13,9 @@
 use std::path::{Path, PathBuf};
 
 use microdiff_kernels::Dtype;
+use microdiff_runtime::batch::BatchModel;
 use microdiff_runtime::blob::ProgramBuilder;
+use microdiff_runtime::blob::program::Instr;
 use microdiff_runtime::{Error, Model, SampleSpec, sample};
 use sha2::{Digest, Sha256};
 
@@ -54,8 +56,9 @@ pub enum Golden {
     /// The reference MLP with weights of this dtype and the programs of [`programs`].
     RefMlp(Dtype),
     /// The on-device digits architecture ([`MlpSpec::digits`]) with seeded random int8 weights
-    /// and a guided DDIM program: it pins the size and the bits of the model the Cortex-M0
-    /// must run until the trainer exports a trained one.
+    /// and a guided DDIM program, its time MLP folded into a `TIME_TABLE` as the exporter does:
+    /// it pins the size and the bits of the model the Cortex-M0 must run until the trainer
+    /// exports a trained one, and checks the table path on every target.
     Digits,
 }
 
@@ -86,23 +89,61 @@ pub fn build_blob(which: Golden) -> Result<Vec<u8>, Error> {
             }
             b
         }
-        Golden::Digits => {
-            let mlp = Mlp::random(MlpSpec::digits(), WEIGHT_SEED);
-            // Model space [-1, 1] to pixel values [0, 16] of the 8x8 digits.
-            let mut b = mlp.to_builder(&[8, 8], (&[8.0], &[8.0]))?;
-            b.program(&ddim_program(
-                DIGITS_PROGRAM,
-                &s,
-                10,
-                0.0,
-                Some(1.0),
-                Some(2.0),
-            ));
-            b
-        }
+        Golden::Digits => return digits_blob(),
     };
     b.schedule(&s.rows());
     b.build()
+}
+
+/// The digits network with its guided program, the time MLP as weights (`table = None`) or
+/// folded into a `TIME_TABLE`; also the value that is the time MLP's output.
+fn digits(table: Option<(&[f32], &[f32])>) -> Result<(Vec<u8>, u16), Error> {
+    let s = schedule();
+    let mlp = Mlp::random(MlpSpec::digits(), WEIGHT_SEED);
+    // Model space [-1, 1] to pixel values [0, 16] of the 8x8 digits.
+    let (mut b, te) = mlp.to_builder_with(&[8, 8], (&[8.0], &[8.0]), table)?;
+    b.program(&ddim_program(
+        DIGITS_PROGRAM,
+        &s,
+        10,
+        0.0,
+        Some(1.0),
+        Some(2.0),
+    ));
+    b.schedule(&s.rows());
+    Ok((b.build()?, te.0))
+}
+
+/// The digits golden as the exporter writes such a model by default: its time MLP folded into a
+/// `TIME_TABLE` (10 rows for `ddim10-cfg`, computed by the runtime from the unfolded blob), so
+/// the conformance cases check the table path on every target while the other golden blobs keep
+/// `TIME_EMBED`. The fold changes no sample's bits: the digests equal the unfolded blob's.
+fn digits_blob() -> Result<Vec<u8>, Error> {
+    let (plain, te) = digits(None)?;
+    let model = Model::parse(&plain)?;
+    let mut times: Vec<u32> = Vec::new();
+    for p in model.programs().iter() {
+        for instr in p?.instructions() {
+            if let (_, Instr::Eval { time, .. }) = instr? {
+                times.push(time.to_bits());
+            }
+        }
+    }
+    times.sort_unstable();
+    times.dedup();
+    let bm = BatchModel::new(&model)?;
+    let mut rows = Vec::new();
+    for &t in &times {
+        rows.extend(bm.time_value(te, f32::from_bits(t))?);
+    }
+    let times: Vec<f32> = times.into_iter().map(f32::from_bits).collect();
+    Ok(digits(Some((&rows, &times)))?.0)
+}
+
+/// The digits golden without the fold (`TIME_EMBED` and the time MLP), for the test that the
+/// fold changes no bits.
+pub fn digits_blob_unfolded() -> Result<Vec<u8>, Error> {
+    Ok(digits(None)?.0)
 }
 
 /// The golden blob called `file`.

@@ -15,8 +15,8 @@
 use half::f16;
 use microdiff_kernels::{Activation, Dtype, quantize_row_i8};
 use microdiff_runtime::Error;
-use microdiff_runtime::blob::BlobBuilder;
 use microdiff_runtime::blob::meta::{Objective, Prediction};
+use microdiff_runtime::blob::{BlobBuilder, Value};
 
 /// Max period of the sinusoidal time embedding.
 pub const MAX_PERIOD: f32 = 10_000.0;
@@ -231,6 +231,18 @@ impl Mlp {
     /// A blob builder holding this network (metadata, tensors, graph); add programs and
     /// build. `norm` maps samples to data units (`x · scale + offset`).
     pub fn to_builder(&self, shape: &[u16], norm: (&[f32], &[f32])) -> Result<BlobBuilder, Error> {
+        Ok(self.to_builder_with(shape, norm, None)?.0)
+    }
+
+    /// [`Mlp::to_builder`], with the time MLP folded into a `TIME_TABLE` over
+    /// `table = Some((rows, times))` (rows `(times.len(), hidden)`), and the value that is the time
+    /// MLP's output (to compute those rows from the unfolded blob).
+    pub fn to_builder_with(
+        &self,
+        shape: &[u16],
+        norm: (&[f32], &[f32]),
+        table: Option<(&[f32], &[f32])>,
+    ) -> Result<(BlobBuilder, Value), Error> {
         let s = self.spec;
         let mut b = BlobBuilder::new(shape, Objective::Ddpm, Prediction::Epsilon);
         if s.classes > 0 {
@@ -244,22 +256,38 @@ impl Mlp {
 
         let w_in = m(&mut b, &self.w_in)?;
         let b_in = vec(&mut b, &self.b_in)?;
-        let w_t1 = m(&mut b, &self.w_t1)?;
-        let b_t1 = vec(&mut b, &self.b_t1)?;
-        let w_t2 = m(&mut b, &self.w_t2)?;
-        let b_t2 = vec(&mut b, &self.b_t2)?;
-        let table = match &self.table {
+        let time = match table {
+            None => Err((
+                m(&mut b, &self.w_t1)?,
+                vec(&mut b, &self.b_t1)?,
+                m(&mut b, &self.w_t2)?,
+                vec(&mut b, &self.b_t2)?,
+            )),
+            Some((rows, times)) => {
+                let k = times.len() as u32;
+                Ok((
+                    b.tensor(Dtype::F32, k, s.hidden as u32, rows)?,
+                    b.tensor(Dtype::F32, k, 1, times)?,
+                ))
+            }
+        };
+        let class_table = match &self.table {
             Some(t) => Some(m(&mut b, t)?),
             None => None,
         };
         let x = b.input();
         let mut h = b.linear(x, w_in, Some(b_in));
-        let te = b.time_embed(s.temb as u32, MAX_PERIOD);
-        let te = b.linear(te, w_t1, Some(b_t1));
-        let te = b.activation(te, Activation::Silu);
-        let te = b.linear(te, w_t2, Some(b_t2));
+        let te = match time {
+            Err((w_t1, b_t1, w_t2, b_t2)) => {
+                let te = b.time_embed(s.temb as u32, MAX_PERIOD);
+                let te = b.linear(te, w_t1, Some(b_t1));
+                let te = b.activation(te, Activation::Silu);
+                b.linear(te, w_t2, Some(b_t2))
+            }
+            Ok((rows, times)) => b.time_table(rows, times),
+        };
         h = b.add(h, te);
-        if let Some(t) = table {
+        if let Some(t) = class_table {
             let ce = b.class_embed(t);
             h = b.add(h, ce);
         }
@@ -284,7 +312,7 @@ impl Mlp {
         let o = b.activation(o, s.act);
         let o = b.linear(o, w_out, Some(b_out));
         b.output(o);
-        Ok(b)
+        Ok((b, te))
     }
 
     /// The network in f64 at time `t` for `class` (the null class is `classes`).

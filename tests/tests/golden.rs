@@ -71,3 +71,31 @@ fn a_sample_does_not_depend_on_other_samples() {
         "different streams must give different samples"
     );
 }
+
+/// The digits golden carries its time MLP folded into a `TIME_TABLE` (as `microdiff export`
+/// writes such a model); every sample is bit for bit the unfolded network's.
+#[test]
+fn the_folded_digits_golden_samples_like_the_unfolded_network() {
+    let folded = std::fs::read(golden::dir().join(golden::DIGITS_FILE)).unwrap();
+    let plain = golden::digits_blob_unfolded().unwrap();
+    let parse = |b: &[u8]| {
+        microdiff_runtime::Model::parse(b)
+            .unwrap()
+            .graph()
+            .time_table()
+    };
+    assert!(parse(&folded).is_some() && parse(&plain).is_none());
+    assert!(folded.len() < plain.len());
+    for i in 0..20u32 {
+        let spec = microdiff_runtime::SampleSpec {
+            seed: u64::from(i % 3),
+            stream: i,
+            class: (i % 10) as u16,
+        };
+        assert_eq!(
+            golden::run(&folded, golden::DIGITS_PROGRAM, spec).unwrap(),
+            golden::run(&plain, golden::DIGITS_PROGRAM, spec).unwrap(),
+            "{spec:?}"
+        );
+    }
+}
