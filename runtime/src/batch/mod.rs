@@ -53,6 +53,9 @@ use crate::sampler::SampleSpec;
 /// arena of the bench networks (≈ 1 500 slots × 64 × 4 bytes) inside a core's L2 cache.
 pub const MAX_BLOCK: usize = 64;
 
+/// Most bytes of arena one block may use (a block of `w` samples needs `w` device arenas).
+pub const BLOCK_ARENA_BYTES: usize = 64 << 20;
+
 /// A failed batched call: which sample failed (the lowest index, when several did), or `None`
 /// when the call itself was wrong (an output buffer of the wrong length, a program from another
 /// model), and the runtime error — the same error the single-sample [`Sampler`](crate::Sampler)
@@ -106,14 +109,18 @@ impl Options {
         }
     }
 
-    /// Samples per block for `n` samples: enough blocks to keep every thread busy, blocks a
-    /// multiple of 8 wide where they can be (the matrix kernel's narrowest tile).
-    fn block_width(&self, n: usize) -> usize {
+    /// Samples per block for `n` samples of a model needing `arena_bytes`: enough blocks to keep
+    /// every thread busy, blocks a multiple of 8 wide where they can be (the matrix kernel's
+    /// narrowest tile), and a block's arena (`width` device arenas) within
+    /// [`BLOCK_ARENA_BYTES`], so a blob with a huge valid plan narrows the blocks instead of
+    /// asking for 64 times its arena.
+    fn block_width(&self, n: usize, arena_bytes: usize) -> usize {
         let threads = self.threads.max(1);
         let per_thread = n.div_ceil(threads).max(1);
         per_thread
             .next_multiple_of(8)
             .min(self.max_block.clamp(1, MAX_BLOCK))
+            .min((BLOCK_ARENA_BYTES / arena_bytes.max(1)).max(1))
     }
 }
 
@@ -189,7 +196,7 @@ impl BatchModel<'_, '_> {
             }
         }
         let specs = &checked[..];
-        let width = options.block_width(specs.len());
+        let width = options.block_width(specs.len(), model.arena_bytes());
         let blocks: Vec<(usize, &[SampleSpec], &mut [f32])> = specs
             .chunks(width)
             .zip(out.chunks_mut(width * d))
@@ -234,5 +241,33 @@ impl BatchModel<'_, '_> {
             }),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_fill_the_threads_and_respect_the_arena_budget() {
+        let o = |threads, max_block| Options {
+            threads,
+            max_block,
+            isa: Isa::Baseline,
+        };
+        assert_eq!(o(2, 64).block_width(2000, 2048), 64);
+        assert_eq!(
+            o(2, 64).block_width(100, 2048),
+            56,
+            "two blocks for two threads"
+        );
+        assert_eq!(o(1, 64).block_width(3, 2048), 8);
+        assert_eq!(
+            o(0, 0).block_width(5, 2048),
+            1,
+            "hostile options are clamped"
+        );
+        assert_eq!(o(2, 64).block_width(2000, BLOCK_ARENA_BYTES / 4), 4);
+        assert_eq!(o(2, 64).block_width(2000, usize::MAX), 1, "never 0");
     }
 }
