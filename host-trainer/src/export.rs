@@ -9,7 +9,6 @@
 use microdiff_kernels::{Activation, Dtype};
 use microdiff_runtime::Error as BlobError;
 use microdiff_runtime::batch::BatchModel;
-use microdiff_runtime::blob::program::Instr;
 use microdiff_runtime::blob::{BlobBuilder, ProgramBuilder, Value};
 
 use crate::model::{LN_EPS, Layout, MAX_PERIOD, MlpConfig, Slot};
@@ -73,26 +72,11 @@ pub fn blob(
     // The rows: the time MLP's output at every time any program evaluates, computed by the
     // runtime from the blob just built (the device's arithmetic, so the device's bits).
     let model = microdiff_runtime::Model::parse(&weights)?;
-    let mut times: Vec<u32> = Vec::new();
-    for p in model.programs().iter() {
-        for instr in p?.instructions() {
-            if let (_, Instr::Eval { time, .. }) = instr? {
-                times.push(time.to_bits());
-            }
-        }
-    }
-    times.sort_unstable();
-    times.dedup();
-    let bm = BatchModel::new(&model)?;
-    let mut rows = Vec::with_capacity(times.len() * config.hidden);
-    for &t in &times {
-        rows.extend(bm.time_value(te.0, f32::from_bits(t))?);
-    }
+    let (rows, times) = BatchModel::new(&model)?.time_table(te.0)?;
     let table_bytes = 4 * (rows.len() + times.len());
     if spec.time_table == TimeTable::Auto && table_bytes > time_mlp_bytes(config, spec.dtype) {
         return Ok(weights);
     }
-    let times: Vec<f32> = times.into_iter().map(f32::from_bits).collect();
     Ok(build(config, params, process, spec, Some((&rows, &times)))?.0)
 }
 

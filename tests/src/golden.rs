@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use microdiff_kernels::Dtype;
 use microdiff_runtime::batch::BatchModel;
 use microdiff_runtime::blob::ProgramBuilder;
-use microdiff_runtime::blob::program::Instr;
 use microdiff_runtime::{Error, Model, SampleSpec, sample};
 use sha2::{Digest, Sha256};
 
@@ -120,23 +119,7 @@ fn digits(table: Option<(&[f32], &[f32])>) -> Result<(Vec<u8>, u16), Error> {
 /// `TIME_EMBED`. The fold changes no sample's bits: the digests equal the unfolded blob's.
 fn digits_blob() -> Result<Vec<u8>, Error> {
     let (plain, te) = digits(None)?;
-    let model = Model::parse(&plain)?;
-    let mut times: Vec<u32> = Vec::new();
-    for p in model.programs().iter() {
-        for instr in p?.instructions() {
-            if let (_, Instr::Eval { time, .. }) = instr? {
-                times.push(time.to_bits());
-            }
-        }
-    }
-    times.sort_unstable();
-    times.dedup();
-    let bm = BatchModel::new(&model)?;
-    let mut rows = Vec::new();
-    for &t in &times {
-        rows.extend(bm.time_value(te, f32::from_bits(t))?);
-    }
-    let times: Vec<f32> = times.into_iter().map(f32::from_bits).collect();
+    let (rows, times) = BatchModel::new(&Model::parse(&plain)?)?.time_table(te)?;
     Ok(digits(Some((&rows, &times)))?.0)
 }
 

@@ -148,6 +148,27 @@ impl BatchModel<'_, '_> {
         exec::time_value(self, v, time)
     }
 
+    /// A `TIME_TABLE` for the time-only value `v`: every distinct time any program evaluates, in
+    /// increasing bit order (the table's order), and the rows of `v` at those times, concatenated
+    /// — what replaces the subgraph computing `v` without changing any sample's bits.
+    pub fn time_table(&self, v: u16) -> Result<(Vec<f32>, Vec<f32>), Error> {
+        let mut times: Vec<u32> = Vec::new();
+        for p in self.model.programs().iter() {
+            for instr in p?.instructions() {
+                if let (_, crate::blob::program::Instr::Eval { time, .. }) = instr? {
+                    times.push(time.to_bits());
+                }
+            }
+        }
+        times.sort_unstable();
+        times.dedup();
+        let mut rows = Vec::new();
+        for &t in &times {
+            rows.extend(self.time_value(v, f32::from_bits(t))?);
+        }
+        Ok((rows, times.into_iter().map(f32::from_bits).collect()))
+    }
+
     /// [`sample_batch`] with a prepared model (prepare once, sample many times) and explicit
     /// [`Options`].
     pub fn sample(
