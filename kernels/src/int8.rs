@@ -209,6 +209,335 @@ pub fn gemv(
     Ok(())
 }
 
+/// `n` rounded up to a multiple of 4, or `None` on overflow.
+pub const fn pad4(n: usize) -> Option<usize> {
+    match n.checked_add(3) {
+        Some(m) => Some(m & !3),
+        None => None,
+    }
+}
+
+/// Byte index of element `(r, c)` of a W8A8 weight matrix in the tiled layout of [`qlinear`],
+/// `cols_p` being the padded column count (a multiple of 4).
+///
+/// The matrix is stored as 4×4 tiles of 16 bytes, row tiles outer and column tiles inner;
+/// inside a tile, row `r % 4` takes 4 bytes holding columns `c0, c2, c1, c3` of its group.
+/// That order lets a Cortex-M's `SXTB16` split one word into the pairs `(c0, c1)` and
+/// `(c2, c3)`, which `SMLAD` multiplies with the natural-order i16 pairs of [`widen`].
+pub const fn tile_index(r: usize, c: usize, cols_p: usize) -> usize {
+    const PERM: [usize; 4] = [0, 2, 1, 3];
+    let tile = (r / 4) * (cols_p / 4) + c / 4;
+    tile * 16 + (r % 4) * 4 + PERM[c % 4]
+}
+
+/// Bytes of one [`qlinear`] row parameter record: little-endian i32 `bias`, `multiplier`,
+/// `shift` (a [`Requant`]).
+pub const QLINEAR_ROW_BYTES: usize = 12;
+
+/// The input of [`qlinear`]: `out[i] = x[i] − zp` as i16 for `i < x.len()`, 0 in the padding
+/// up to `out.len() = pad4(x.len())`. Done once per layer, so the dot product needs neither
+/// the zero point nor a sign extension of the activations.
+pub fn widen(x: &[i8], zp: i32, out: &mut [i16]) -> Result<(), KernelError> {
+    let want = pad4(x.len()).ok_or(KernelError::Overflow { arg: "out" })?;
+    check_len("out", out.len(), want)?;
+    if !(-128..=127).contains(&zp) {
+        return Err(KernelError::Invalid {
+            arg: "zp",
+            requirement: "in -128..=127",
+        });
+    }
+    let (head, pad) = out.split_at_mut(x.len());
+    for (o, &xi) in head.iter_mut().zip(x) {
+        // −255..=255: fits.
+        *o = (i32::from(xi) - zp) as i16;
+    }
+    pad.fill(0);
+    Ok(())
+}
+
+/// One row's [`Requant`] and bias from a [`QLINEAR_ROW_BYTES`] record.
+fn row_params(p: &[u8]) -> Result<(i32, Requant), KernelError> {
+    let word = |i: usize| -> i32 {
+        p.get(4 * i..4 * i + 4)
+            .map_or(0, |c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+    };
+    let shift = word(2);
+    if !(-31..=30).contains(&shift) {
+        return Err(KernelError::Invalid {
+            arg: "params",
+            requirement: "shift in -31..=30",
+        });
+    }
+    Ok((word(0), Requant::new(word(1), shift as i8)?))
+}
+
+/// Checks the arguments of [`qlinear`] (and of any drop-in kernel for it): returns
+/// `(rows_p, cols_p)`.
+pub fn qlinear_shapes(
+    w: &[u8],
+    xw: &[i16],
+    params: &[u8],
+    y_zp: i32,
+    y: &[i8],
+) -> Result<(usize, usize), KernelError> {
+    let cols_p = xw.len();
+    if cols_p % 4 != 0 || cols_p == 0 || cols_p > MAX_COLS {
+        return Err(KernelError::Invalid {
+            arg: "xw",
+            requirement: "a multiple of 4, 4..=MAX_COLS long",
+        });
+    }
+    let rows_p = pad4(y.len()).ok_or(KernelError::Overflow { arg: "y" })?;
+    let w_len = rows_p
+        .checked_mul(cols_p)
+        .ok_or(KernelError::Overflow { arg: "w" })?;
+    check_len("w", w.len(), w_len)?;
+    let p_len = y
+        .len()
+        .checked_mul(QLINEAR_ROW_BYTES)
+        .ok_or(KernelError::Overflow { arg: "params" })?;
+    check_len("params", params.len(), p_len)?;
+    if !(-128..=127).contains(&y_zp) {
+        return Err(KernelError::Invalid {
+            arg: "y_zp",
+            requirement: "in -128..=127",
+        });
+    }
+    Ok((rows_p, cols_p))
+}
+
+/// Finishes one output: `clamp(requant(acc + bias) + y_zp, −128, 127)` (TFLite's
+/// per-channel requantization; the bias add saturates).
+#[inline]
+pub fn qlinear_output(acc: i32, row: &[u8], y_zp: i32) -> Result<i8, KernelError> {
+    let (bias, rq) = row_params(row)?;
+    let v = rq.apply(acc.saturating_add(bias)).saturating_add(y_zp);
+    Ok(v.clamp(-128, 127) as i8)
+}
+
+/// The W8A8 fully connected layer over the tiled layout ([`tile_index`]): for each row `r`,
+/// `acc = Σ_c w[r][c] · xw[c]` in i32 (exact: see [`MAX_COLS`]; padding columns meet the
+/// zero padding of `xw`, padding rows are computed and dropped), then [`qlinear_output`] with
+/// row `r`'s record of `params`. `xw` is the [`widen`]ed input; `y.len()` is the row count.
+///
+/// Equal to [`gemv`] on the untiled matrix (tested); the reference every drop-in kernel
+/// (Cortex-M DSP) must match bit for bit. Nothing is written on `Err`.
+pub fn qlinear(
+    w: &[u8],
+    xw: &[i16],
+    params: &[u8],
+    y_zp: i32,
+    y: &mut [i8],
+) -> Result<(), KernelError> {
+    let (_, cols_p) = qlinear_shapes(w, xw, params, y_zp, y)?;
+    // Every record valid before anything is written.
+    for p in params.chunks_exact(QLINEAR_ROW_BYTES) {
+        row_params(p)?;
+    }
+    let groups = cols_p / 4;
+    for (rt, (tiles, ys)) in w.chunks_exact(16 * groups).zip(y.chunks_mut(4)).enumerate() {
+        let mut acc = [0i32; 4];
+        for (t, x) in tiles.chunks_exact(16).zip(xw.chunks_exact(4)) {
+            for (i, a) in acc.iter_mut().enumerate() {
+                let q = |j: usize| i32::from(t[4 * i + j] as i8);
+                *a += q(0) * i32::from(x[0])
+                    + q(1) * i32::from(x[2])
+                    + q(2) * i32::from(x[1])
+                    + q(3) * i32::from(x[3]);
+            }
+        }
+        for (i, yr) in ys.iter_mut().enumerate() {
+            let at = (4 * rt + i) * QLINEAR_ROW_BYTES;
+            let row = params.get(at..at + QLINEAR_ROW_BYTES).unwrap_or(&[]);
+            *yr = qlinear_output(acc[i], row, y_zp)?;
+        }
+    }
+    Ok(())
+}
+
+/// Constants of [`qadd`]: `y = clamp((c + a·ma + b·mb) >> s, −128, 127)` with an arithmetic
+/// (flooring) shift. The host folds the zero points and the rounding into `c`:
+/// `c = round(y_zp·2^s − a_zp·ma − b_zp·mb) + 2^(s−1)`, `ma ≈ 2^s·scale_a/scale_y`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QAdd {
+    /// Offset, `|c| < 2^29`.
+    pub c: i32,
+    /// Multiplier of `a`, `|ma| < 2^21`.
+    pub ma: i32,
+    /// Multiplier of `b`, `|mb| < 2^21`.
+    pub mb: i32,
+    /// Right shift, `0..=31`.
+    pub s: i32,
+}
+
+impl QAdd {
+    /// Checks the bounds that keep `c + a·ma + b·mb` inside i32 (below 2^30 in magnitude).
+    pub const fn new(c: i32, ma: i32, mb: i32, s: i32) -> Result<Self, KernelError> {
+        let lim = 1 << 21;
+        if c <= -(1 << 29)
+            || c >= 1 << 29
+            || ma <= -lim
+            || ma >= lim
+            || mb <= -lim
+            || mb >= lim
+            || s < 0
+            || s > 31
+        {
+            return Err(KernelError::Invalid {
+                arg: "qadd",
+                requirement: "|c| < 2^29, |ma|, |mb| < 2^21, s in 0..=31",
+            });
+        }
+        Ok(QAdd { c, ma, mb, s })
+    }
+}
+
+/// The W8A8 residual add, in place in `a`: `a[i] = clamp((c + a[i]·ma + b[i]·mb) >> s)`
+/// ([`QAdd`]). Not TFLite's `ADD` (two doubling high multiplies per element): one multiply
+/// per input and a shift, about a quarter of the instructions on a Cortex-M, with the
+/// multipliers to 2^-15 relative precision or better (docs/integer.md).
+pub fn qadd(a: &mut [i8], b: &[i8], k: QAdd) -> Result<(), KernelError> {
+    check_len("b", b.len(), a.len())?;
+    let k = QAdd::new(k.c, k.ma, k.mb, k.s)?;
+    for (x, &y) in a.iter_mut().zip(b) {
+        // Bounded below 2^30 by `QAdd::new`.
+        let v = (k.c + i32::from(*x) * k.ma + i32::from(y) * k.mb) >> k.s;
+        *x = v.clamp(-128, 127) as i8;
+    }
+    Ok(())
+}
+
+/// `floor(sqrt(v))`, exactly, by the digit-by-digit method (no float).
+pub const fn isqrt_u64(v: u64) -> u64 {
+    let mut rem = v;
+    let mut root = 0u64;
+    let mut bit = 1u64 << 62;
+    while bit > v {
+        bit >>= 2;
+    }
+    while bit != 0 {
+        if rem >= root + bit {
+            rem -= root + bit;
+            root = (root >> 1) + bit;
+        } else {
+            root >>= 1;
+        }
+        bit >>= 2;
+    }
+    root
+}
+
+/// Most elements of a [`qlayer_norm`] input (keeps every intermediate inside i32 / u64).
+pub const MAX_NORM_LEN: usize = 4096;
+
+/// Bytes of one [`qlayer_norm`] channel record: little-endian i32 `gamma` code (−127..=127)
+/// and `beta` in output codes (`|beta| < 2^24`).
+pub const QNORM_CHANNEL_BYTES: usize = 8;
+
+/// The fixed-point multiplier `2^8 / r` (`r ≥ 1`) as a [`Requant`]: `m = round(2^(30+b) / r)`
+/// with `b` the bit length of `r`, so `m ∈ (2^30, 2^31]`, renormalised when it reaches 2^31.
+const fn reciprocal(r: u64) -> (i64, i32) {
+    let b = 64 - r.leading_zeros() as i32;
+    let num = 1u64 << (30 + b);
+    let mut m = (num + r / 2) / r;
+    let mut shift = 9 - b;
+    if m >= 1 << 31 {
+        m >>= 1;
+        shift += 1;
+    }
+    (m as i64, shift)
+}
+
+/// The W8A8 layer norm (docs/integer.md): with `n = len`, `S1 = Σq`, `S2 = Σq²` of the input
+/// codes (the zero point cancels), `d_i = n·q_i − S1` and `V = n·S2 − S1² + e` (`e` is the
+/// host's `round(ε·n²/scale_x²)`, at least 1), the normalised value is `d_i / √V`. The device
+/// takes `R = ⌊√(V·2^16)⌋` ([`isqrt_u64`]), the multiplier `2^8/R` ([`reciprocal`]) times the
+/// host's `c = scale_γ / scale_y` (a [`Requant`], combined by one doubling high multiply), and
+/// writes `y_i = clamp(requant(d_i·γ_i) + β_i + y_zp, −128, 127)`.
+///
+/// `x.len() = y.len() ≤ MAX_NORM_LEN`, `channels` = `len` records of [`QNORM_CHANNEL_BYTES`].
+pub fn qlayer_norm(
+    x: &[i8],
+    channels: &[u8],
+    e: i32,
+    c: Requant,
+    y_zp: i32,
+    y: &mut [i8],
+) -> Result<(), KernelError> {
+    let n = x.len();
+    check_len("y", y.len(), n)?;
+    if n == 0 || n > MAX_NORM_LEN {
+        return Err(KernelError::Invalid {
+            arg: "x",
+            requirement: "1..=MAX_NORM_LEN (4096) long",
+        });
+    }
+    check_len("channels", channels.len(), n * QNORM_CHANNEL_BYTES)?;
+    if e < 1 || !(-128..=127).contains(&y_zp) {
+        return Err(KernelError::Invalid {
+            arg: "e, y_zp",
+            requirement: "e >= 1, y_zp in -128..=127",
+        });
+    }
+    let c = Requant::new(c.multiplier, c.shift)?;
+    let (mut s1, mut s2) = (0i32, 0i32);
+    for &q in x {
+        // |S1| ≤ 4096·128 and S2 ≤ 4096·2^14 = 2^26.
+        s1 += i32::from(q);
+        s2 += i32::from(q) * i32::from(q);
+    }
+    let n32 = n as i32;
+    // V ≥ e ≥ 1 (Cauchy–Schwarz makes n·S2 − S1² ≥ 0); V·2^16 < 2^12·2^26·2^16 = 2^54.
+    let v = (n32 as i64 * s2 as i64 - s1 as i64 * s1 as i64 + e as i64) as u64;
+    let r = isqrt_u64(v << 16);
+    let (mr, sr) = reciprocal(r);
+    let mut m = saturating_rounding_doubling_high_mul(mr as i32, c.multiplier);
+    let mut shift = sr + c.shift as i32;
+    if m != 0 && m < 1 << 30 {
+        m <<= 1;
+        shift -= 1;
+    }
+    let rq = if shift < -31 || m == 0 {
+        Requant {
+            multiplier: 0,
+            shift: 0,
+        }
+    } else {
+        // shift ≤ 0 + 30: R ≥ 256 makes the reciprocal's shift ≤ 0.
+        Requant::new(m, if shift > 30 { 30 } else { shift as i8 })?
+    };
+    for ((yi, &q), ch) in y.iter_mut().zip(x).zip(channels.chunks_exact(8)) {
+        let gamma = i32::from_le_bytes([ch[0], ch[1], ch[2], ch[3]]);
+        let beta = i32::from_le_bytes([ch[4], ch[5], ch[6], ch[7]]);
+        // |d| ≤ 4096·255 < 2^20; |γ| clamped to 127: |d·γ| < 2^27.
+        let d = n32 * i32::from(q) - s1;
+        let t = d * gamma.clamp(-127, 127);
+        let out = rq.apply(t).saturating_add(beta).saturating_add(y_zp);
+        *yi = out.clamp(-128, 127) as i8;
+    }
+    Ok(())
+}
+
+/// Row `row` of a row-major int8 table `(rows, y.len())` into `y` (time and class tables of
+/// the integer path).
+pub fn table_row(table: &[u8], row: usize, y: &mut [i8]) -> Result<(), KernelError> {
+    let n = y.len();
+    let start = row
+        .checked_mul(n)
+        .ok_or(KernelError::Overflow { arg: "row" })?;
+    let src = table
+        .get(start..start.saturating_add(n))
+        .ok_or(KernelError::OutOfRange {
+            arg: "row",
+            index: row,
+            len: if n == 0 { 0 } else { table.len() / n },
+        })?;
+    for (o, &b) in y.iter_mut().zip(src) {
+        *o = b as i8;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -390,5 +719,184 @@ mod tests {
             assert_eq!(v as u8, 255 - i as u8);
         }
         assert!(lut(&table[1..], &mut xs).is_err());
+    }
+
+    /// Tiles a row-major `(rows, cols)` int8 matrix into [`tile_index`] order.
+    pub(crate) fn tile(w: &[i8], rows: usize, cols: usize) -> Vec<u8> {
+        let (rp, cp) = (pad4(rows).unwrap(), pad4(cols).unwrap());
+        let mut out = vec![0u8; rp * cp];
+        for r in 0..rows {
+            for c in 0..cols {
+                out[tile_index(r, c, cp)] = w[r * cols + c] as u8;
+            }
+        }
+        out
+    }
+
+    fn xorshift(s: &mut u32) -> u32 {
+        *s ^= *s << 13;
+        *s ^= *s >> 17;
+        *s ^= *s << 5;
+        *s
+    }
+
+    #[test]
+    fn qlinear_equals_the_row_major_gemv_on_every_shape_class() {
+        let mut s = 0x1234_5678u32;
+        // Rows and columns with every remainder mod 4, and full ±128 ranges.
+        for (rows, cols) in [(1, 1), (3, 5), (4, 4), (5, 7), (8, 13), (17, 64), (96, 128)] {
+            let w: Vec<i8> = (0..rows * cols).map(|_| xorshift(&mut s) as i8).collect();
+            let x: Vec<i8> = (0..cols).map(|_| xorshift(&mut s) as i8).collect();
+            let bias: Vec<i32> = (0..rows).map(|_| xorshift(&mut s) as i32 >> 12).collect();
+            let rq: Vec<Requant> = (0..rows)
+                .map(|_| {
+                    quantize_multiplier(f64::from(xorshift(&mut s) % 1000 + 1) * 1e-5).unwrap()
+                })
+                .collect();
+            let (x_zp, y_zp) = (xorshift(&mut s) as i8 as i32, xorshift(&mut s) as i8 as i32);
+            let w_bytes: Vec<u8> = w.iter().map(|&v| v as u8).collect();
+            let mut want = vec![0i8; rows];
+            gemv(
+                &w_bytes,
+                &x,
+                x_zp,
+                Some(&bias),
+                &rq,
+                y_zp,
+                (-128, 127),
+                &mut want,
+            )
+            .unwrap();
+            let mut params = Vec::new();
+            for r in 0..rows {
+                for v in [bias[r], rq[r].multiplier, i32::from(rq[r].shift)] {
+                    params.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+            let mut xw = vec![7i16; pad4(cols).unwrap()];
+            widen(&x, x_zp, &mut xw).unwrap();
+            assert!(xw[cols..].iter().all(|&v| v == 0), "padding zeroed");
+            let mut got = vec![0i8; rows];
+            qlinear(&tile(&w, rows, cols), &xw, &params, y_zp, &mut got).unwrap();
+            assert_eq!(got, want, "{rows}×{cols}");
+        }
+    }
+
+    #[test]
+    fn qlinear_rejects_bad_records_and_shapes_writing_nothing() {
+        let w = vec![1u8; 16];
+        let xw = [1i16; 4];
+        let mut p = Vec::new();
+        for _ in 0..4 {
+            for v in [0i32, 1 << 30, 31] {
+                p.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        let mut y = [5i8; 4];
+        assert!(qlinear(&w, &xw, &p, 0, &mut y).is_err(), "shift 31");
+        assert!(qlinear(&w, &xw[..3], &p, 0, &mut y).is_err());
+        assert!(qlinear(&w[1..], &xw, &p, 0, &mut y).is_err());
+        assert!(qlinear(&w, &xw, &p[1..], 0, &mut y).is_err());
+        assert_eq!(y, [5; 4]);
+    }
+
+    #[test]
+    fn qadd_matches_the_real_sum_within_one_code() {
+        // scale_a = 0.02, scale_b = 0.05, scale_y = 0.04; zero points 3, −7, 1; s = 15.
+        let (sa, sb, sy, za, zb, zy) = (0.02f64, 0.05f64, 0.04f64, 3, -7, 1);
+        let sh = 15;
+        let ma = libm::round(sa / sy * f64::from(1 << sh)) as i32;
+        let mb = libm::round(sb / sy * f64::from(1 << sh)) as i32;
+        let c = zy * (1 << sh) - za * ma - zb * mb + (1 << (sh - 1));
+        let k = QAdd::new(c, ma, mb, sh).unwrap();
+        let mut a: Vec<i8> = (-128..=127).collect();
+        let b: Vec<i8> = (-128..=127).rev().collect();
+        let orig = a.clone();
+        qadd(&mut a, &b, k).unwrap();
+        for i in 0..256 {
+            let real =
+                sa * f64::from(i32::from(orig[i]) - za) + sb * f64::from(i32::from(b[i]) - zb);
+            let want = (libm::round(real / sy) as i32 + zy).clamp(-128, 127);
+            assert!((i32::from(a[i]) - want).abs() <= 1, "{i}");
+        }
+        assert!(QAdd::new(1 << 29, 0, 0, 0).is_err());
+        assert!(QAdd::new(0, 1 << 21, 0, 0).is_err());
+        assert!(QAdd::new(0, 0, 0, 32).is_err());
+    }
+
+    #[test]
+    fn isqrt_is_the_floor_square_root() {
+        for v in (0..200_000u64).chain([u64::MAX, u64::MAX - 1, 1 << 62, (1 << 62) - 1]) {
+            let r = isqrt_u64(v);
+            assert!(u128::from(r) * u128::from(r) <= u128::from(v), "{v}");
+            assert!(
+                (u128::from(r) + 1) * (u128::from(r) + 1) > u128::from(v),
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn qlayer_norm_matches_the_real_layer_norm_within_two_codes() {
+        let mut s = 0xBEEF_u32;
+        for n in [1usize, 2, 7, 96, 128, 4096] {
+            let sx = 0.031f64;
+            let x: Vec<i8> = (0..n).map(|_| (xorshift(&mut s) % 90) as i8 - 30).collect();
+            let zx = 5;
+            let eps = 1e-5f64;
+            let gam: Vec<f64> = (0..n).map(|i| 0.5 + (i % 13) as f64 * 0.1).collect();
+            let bet: Vec<f64> = (0..n).map(|i| (i % 7) as f64 * 0.05 - 0.15).collect();
+            let sg = 1.7 / 127.0;
+            let sy = 0.05f64;
+            let zy = -3;
+            let mut ch = Vec::new();
+            for i in 0..n {
+                let g = libm::round(gam[i] / sg) as i32;
+                let b = libm::round(bet[i] / sy) as i32;
+                ch.extend_from_slice(&g.to_le_bytes());
+                ch.extend_from_slice(&b.to_le_bytes());
+            }
+            let e = (libm::round(eps * (n * n) as f64 / (sx * sx)) as i32).max(1);
+            let c = quantize_multiplier(sg / sy).unwrap();
+            let mut y = vec![0i8; n];
+            qlayer_norm(&x, &ch, e, c, zy, &mut y).unwrap();
+            let real: Vec<f64> = x
+                .iter()
+                .map(|&q| sx * f64::from(i32::from(q) - zx))
+                .collect();
+            let mean = real.iter().sum::<f64>() / n as f64;
+            let var = real.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
+            for i in 0..n {
+                let z = (real[i] - mean) / libm::sqrt(var + eps);
+                let g = f64::from(libm::round(gam[i] / sg) as i32) * sg;
+                let b = f64::from(libm::round(bet[i] / sy) as i32) * sy;
+                let want = (libm::round((z * g + b) / sy) as i32 + zy).clamp(-128, 127);
+                assert!(
+                    (i32::from(y[i]) - want).abs() <= 2,
+                    "n {n} i {i}: {} vs {want}",
+                    y[i]
+                );
+            }
+        }
+        let mut y = [0i8; 2];
+        let c = quantize_multiplier(0.5).unwrap();
+        assert!(
+            qlayer_norm(&[1, 2], &[0; 16], 0, c, 0, &mut y).is_err(),
+            "e = 0"
+        );
+        assert!(qlayer_norm(&[1, 2], &[0; 15], 1, c, 0, &mut y).is_err());
+        let big = vec![0i8; MAX_NORM_LEN + 1];
+        let mut yb = vec![0i8; MAX_NORM_LEN + 1];
+        assert!(qlayer_norm(&big, &vec![0; 8 * (MAX_NORM_LEN + 1)], 1, c, 0, &mut yb).is_err());
+    }
+
+    #[test]
+    fn table_rows_are_copied_and_out_of_range_rows_refused() {
+        let t: Vec<u8> = (0..12u8).collect();
+        let mut y = [0i8; 4];
+        table_row(&t, 2, &mut y).unwrap();
+        assert_eq!(y, [8, 9, 10, 11]);
+        assert!(table_row(&t, 3, &mut y).is_err());
+        assert!(table_row(&t, usize::MAX, &mut y).is_err());
     }
 }

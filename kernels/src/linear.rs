@@ -95,6 +95,13 @@ fn gemv_unchecked(
             Dtype::F32 => dot(f32s(row), x),
             Dtype::F16 => dot(f16s(row), x),
             Dtype::I8 => dot(i8s(row), x) * w.scale(r)?,
+            // `Matrix::new` refuses integer-path dtypes.
+            Dtype::Q8 | Dtype::I32 => {
+                return Err(KernelError::Invalid {
+                    arg: "w",
+                    requirement: "a float-arithmetic matrix",
+                });
+            }
         };
         if let Some(b) = bias.as_mut().and_then(Iterator::next) {
             v += b;

@@ -21,6 +21,12 @@ pub enum Dtype {
     F16 = 1,
     /// Signed 8-bit integer with one f32 scale per row (symmetric, zero-point 0).
     I8 = 2,
+    /// Signed 8-bit integer codes with no scales: the full-integer (W8A8) path's weights and
+    /// tables, whose quantization lives in the ops that read them. Not a float [`Matrix`].
+    Q8 = 3,
+    /// Signed 32-bit integers, little-endian: W8A8 biases and requantization parameters.
+    /// Not a float [`Matrix`].
+    I32 = 4,
 }
 
 impl Dtype {
@@ -30,6 +36,8 @@ impl Dtype {
             0 => Some(Self::F32),
             1 => Some(Self::F16),
             2 => Some(Self::I8),
+            3 => Some(Self::Q8),
+            4 => Some(Self::I32),
             _ => None,
         }
     }
@@ -42,18 +50,20 @@ impl Dtype {
     /// Bytes per stored element: 4, 2 or 1.
     pub const fn bytes_per_element(self) -> usize {
         match self {
-            Self::F32 => 4,
+            Self::F32 | Self::I32 => 4,
             Self::F16 => 2,
-            Self::I8 => 1,
+            Self::I8 | Self::Q8 => 1,
         }
     }
 
-    /// Short lowercase name: `"f32"`, `"f16"` or `"i8"`.
+    /// Short lowercase name: `"f32"`, `"f16"`, `"i8"`, `"q8"` or `"i32"`.
     pub const fn name(self) -> &'static str {
         match self {
             Self::F32 => "f32",
             Self::F16 => "f16",
             Self::I8 => "i8",
+            Self::Q8 => "q8",
+            Self::I32 => "i32",
         }
     }
 }
@@ -132,6 +142,12 @@ impl<'a> Matrix<'a> {
         let scales_len = match dtype {
             Dtype::I8 => f32_bytes("scales", rows)?,
             Dtype::F32 | Dtype::F16 => 0,
+            Dtype::Q8 | Dtype::I32 => {
+                return Err(KernelError::Invalid {
+                    arg: "dtype",
+                    requirement: "f32, f16 or i8 (q8 and i32 tensors belong to the integer ops)",
+                });
+            }
         };
         check_len("scales", scales.len(), scales_len)?;
         Ok(Self {
@@ -195,7 +211,7 @@ impl<'a> Matrix<'a> {
                 index: r,
                 len: self.rows,
             }),
-            Dtype::F32 | Dtype::F16 => Ok(1.0),
+            _ => Ok(1.0),
         }
     }
 
@@ -216,6 +232,8 @@ impl<'a> Matrix<'a> {
                 Some(q) => Some(q * self.scale(r)?),
                 None => None,
             },
+            // Refused by `Matrix::new`.
+            Dtype::Q8 | Dtype::I32 => None,
         };
         value.ok_or(KernelError::OutOfRange {
             arg: "col",
@@ -237,6 +255,8 @@ impl<'a> Matrix<'a> {
                 .iter_mut()
                 .zip(i8s(row))
                 .for_each(|(o, q)| *o = q * scale),
+            // Refused by `Matrix::new`.
+            Dtype::Q8 | Dtype::I32 => {}
         }
         Ok(())
     }
