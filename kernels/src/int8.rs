@@ -530,7 +530,7 @@ pub fn table_row(table: &[u8], row: usize, y: &mut [i8]) -> Result<(), KernelErr
         .ok_or(KernelError::OutOfRange {
             arg: "row",
             index: row,
-            len: if n == 0 { 0 } else { table.len() / n },
+            len: table.len().checked_div(n).unwrap_or(0),
         })?;
     for (o, &b) in y.iter_mut().zip(src) {
         *o = b as i8;
