@@ -71,6 +71,7 @@ fn weights(dtype: Dtype, n: usize, wide: bool) -> BoxedStrategy<(Vec<u8>, Vec<f3
         Dtype::I8 => prop::collection::vec(any::<i8>(), n)
             .prop_map(|q| (i8_le(&q), q.iter().map(|&v| f32::from(v)).collect()))
             .boxed(),
+        Dtype::Q8 | Dtype::I32 => unreachable!("not a float-arithmetic weight dtype"),
     }
 }
 
