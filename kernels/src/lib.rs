@@ -57,6 +57,7 @@ pub mod cuda;
 pub mod embed;
 pub mod error;
 pub mod int8;
+pub mod int8_fast;
 pub mod linear;
 pub mod norm;
 pub mod weights;
