@@ -464,8 +464,19 @@ pub fn qlayer_norm(
     y_zp: i32,
     y: &mut [i8],
 ) -> Result<(), KernelError> {
-    let n = x.len();
-    check_len("y", y.len(), n)?;
+    check_len("y", y.len(), x.len())?;
+    qlayer_norm_check(x.len(), channels, e, c, y_zp)?;
+    y.copy_from_slice(x);
+    qlayer_norm_in_place(y, channels, e, c, y_zp)
+}
+
+fn qlayer_norm_check(
+    n: usize,
+    channels: &[u8],
+    e: i32,
+    c: Requant,
+    y_zp: i32,
+) -> Result<(), KernelError> {
     if n == 0 || n > MAX_NORM_LEN {
         return Err(KernelError::Invalid {
             arg: "x",
@@ -479,9 +490,23 @@ pub fn qlayer_norm(
             requirement: "e >= 1, y_zp in -128..=127",
         });
     }
-    let c = Requant::new(c.multiplier, c.shift)?;
+    Requant::new(c.multiplier, c.shift)?;
+    Ok(())
+}
+
+/// [`qlayer_norm`] in place: each output element depends on its own input element and the
+/// sums, which are taken first. Nothing is written on `Err`.
+pub fn qlayer_norm_in_place(
+    x: &mut [i8],
+    channels: &[u8],
+    e: i32,
+    c: Requant,
+    y_zp: i32,
+) -> Result<(), KernelError> {
+    let n = x.len();
+    qlayer_norm_check(n, channels, e, c, y_zp)?;
     let (mut s1, mut s2) = (0i32, 0i32);
-    for &q in x {
+    for &q in x.iter() {
         // |S1| ≤ 4096·128 and S2 ≤ 4096·2^14 = 2^26.
         s1 += i32::from(q);
         s2 += i32::from(q) * i32::from(q);
@@ -506,14 +531,15 @@ pub fn qlayer_norm(
         // shift ≤ 0 + 30: R ≥ 256 makes the reciprocal's shift ≤ 0.
         Requant::new(m, if shift > 30 { 30 } else { shift as i8 })?
     };
-    for ((yi, &q), ch) in y.iter_mut().zip(x).zip(channels.chunks_exact(8)) {
+    for (xi, ch) in x.iter_mut().zip(channels.chunks_exact(8)) {
+        let q = *xi;
         let gamma = i32::from_le_bytes([ch[0], ch[1], ch[2], ch[3]]);
         let beta = i32::from_le_bytes([ch[4], ch[5], ch[6], ch[7]]);
         // |d| ≤ 4096·255 < 2^20; |γ| clamped to 127: |d·γ| < 2^27.
         let d = n32 * i32::from(q) - s1;
         let t = d * gamma.clamp(-127, 127);
         let out = rq.apply(t).saturating_add(beta).saturating_add(y_zp);
-        *yi = out.clamp(-128, 127) as i8;
+        *xi = out.clamp(-128, 127) as i8;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@
 //! structure — only on numbers (non-finite values) or on the caller's arguments.
 
 use crate::arena::{self, Plan};
-use crate::blob::graph::{Graph, Op, time_row};
+use crate::blob::graph::{Graph, time_row};
 use crate::blob::meta::Meta;
 use crate::blob::program::{Instr, Program, Programs};
 use crate::blob::schedule::Schedule;
@@ -33,7 +33,7 @@ fn check_time_tables(
     programs: &Programs<'_>,
 ) -> Result<(), Error> {
     for k in 0..graph.op_count() {
-        let Op::TimeTable { times, .. } = graph.op(k)? else {
+        let Some(times) = graph.op(k)?.times() else {
             continue;
         };
         let times = tensors.get(times)?.data;

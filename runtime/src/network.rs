@@ -8,7 +8,8 @@ use core::ops::Range;
 
 use microdiff_kernels as k;
 
-use crate::blob::graph::{Op, time_row};
+use crate::arena::{i8s, i8s_mut, i16s, i16s_mut};
+use crate::blob::graph::{GatherKey, Op, time_row};
 use crate::error::Error;
 use crate::model::Model;
 
@@ -55,6 +56,31 @@ pub(crate) fn read_write(
     }
 }
 
+/// The first four little-endian i32 of a validated constants tensor.
+fn i32_words(b: &[u8]) -> [i32; 4] {
+    let mut out = [0i32; 4];
+    for (o, c) in out.iter_mut().zip(b.chunks_exact(4)) {
+        *o = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+    }
+    out
+}
+
+/// The int8 value at slot range `dst` (`n` codes), holding a copy of the one at `src` unless
+/// the op runs in place (`src == dst`): an element-wise integer op then works on it in place.
+fn int_copy(
+    slots: &mut [f32],
+    src: Range<usize>,
+    dst: Range<usize>,
+    n: usize,
+) -> Result<&mut [i8], Error> {
+    if src != dst {
+        let (x, y) = read_write(slots, src, dst.clone())?;
+        y.copy_from_slice(x);
+    }
+    let y = slots.get_mut(dst).ok_or(broken("bad range"))?;
+    i8s_mut(y).get_mut(..n).ok_or(broken("bad range"))
+}
+
 /// Runs the network on register `io.src` at time `t` for class row `class`, writing
 /// register `io.dst`. `slots` is the whole arena (registers first).
 pub(crate) fn forward(
@@ -71,9 +97,10 @@ pub(crate) fn forward(
         if v == 0 {
             range(io.src, data_len)
         } else {
-            range(plan.value_start(v), s.len[v as usize])
+            range(plan.value_start(v), s.slots(v as usize))
         }
     };
+    let len_of = |v: u16| s.len[v as usize] as usize;
     for op_index in 0..model.graph().op_count() {
         let v = op_index + 1;
         let dst = place(v);
@@ -145,6 +172,94 @@ pub(crate) fn forward(
                 let m = model.tensors().get(table)?.matrix()?;
                 let y = slots.get_mut(dst).ok_or(broken("bad range"))?;
                 k::embedding_row(&m, class as usize, y)?;
+            }
+            Op::Quantize {
+                a,
+                zp,
+                scales,
+                times,
+            } => {
+                let row = match times {
+                    Some(tt) => time_row(model.tensors().get(tt)?.data, t)
+                        .ok_or(broken("EVAL time not in the time table"))?,
+                    None => 0,
+                };
+                let sc = model.tensors().get(scales)?.data;
+                let scale = sc
+                    .get(4 * row..4 * row + 4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .ok_or(broken("bad range"))?;
+                let (x, y) = read_write(slots, place(a), dst)?;
+                let y = i8s_mut(y);
+                for (yi, &xi) in y.iter_mut().zip(x) {
+                    *yi = k::int8::quantize(xi, scale, i32::from(zp));
+                }
+            }
+            Op::Dequantize { a, zp, scale } => {
+                let n = len_of(a);
+                let (x, y) = read_write(slots, place(a), dst)?;
+                let x = i8s(x).get(..n).ok_or(broken("bad range"))?;
+                for (yi, &xi) in y.iter_mut().zip(x) {
+                    *yi = k::int8::dequantize(xi, scale, i32::from(zp));
+                }
+            }
+            Op::QLinear {
+                a,
+                weight,
+                params,
+                x_zp,
+                y_zp,
+            } => {
+                let (n, cols_p) = (len_of(a), len_of(a).div_ceil(4) * 4);
+                let scratch = plan.scratch();
+                let (x, xw) = read_write(slots, place(a), scratch.clone())?;
+                let x = i8s(x).get(..n).ok_or(broken("bad range"))?;
+                let xw = i16s_mut(xw).get_mut(..cols_p).ok_or(broken("bad range"))?;
+                k::int8_fast::widen(x, i32::from(x_zp), xw)?;
+                let w = model.tensors().get(weight)?.data;
+                let p = model.tensors().get(params)?.data;
+                let rows = len_of(v);
+                let (xw, y) = read_write(slots, scratch, dst)?;
+                let xw = i16s(xw).get(..cols_p).ok_or(broken("bad range"))?;
+                let y = i8s_mut(y).get_mut(..rows).ok_or(broken("bad range"))?;
+                k::int8_fast::qlinear(w, xw, p, i32::from(y_zp), y)?;
+            }
+            Op::QLut { a, table } => {
+                let y = int_copy(slots, place(a), dst, len_of(a))?;
+                k::int8::lut(model.tensors().get(table)?.data, y)?;
+            }
+            Op::QAdd { a, b, consts } => {
+                let c = i32_words(model.tensors().get(consts)?.data);
+                let q = k::int8::QAdd::new(c[0], c[1], c[2], c[3])?;
+                let n = len_of(a);
+                int_copy(slots, place(a), dst.clone(), n)?;
+                // `structure` refuses QADD(a, a), so b's slots are disjoint from dst's.
+                let (bs, y) = read_write(slots, place(b), dst)?;
+                let bs = i8s(bs).get(..n).ok_or(broken("bad range"))?;
+                let y = i8s_mut(y).get_mut(..n).ok_or(broken("bad range"))?;
+                k::int8::qadd(y, bs, q)?;
+            }
+            Op::QLayerNorm {
+                a,
+                channels,
+                consts,
+            } => {
+                let c = i32_words(model.tensors().get(consts)?.data);
+                let rq = k::int8::Requant::new(c[1], c[2] as i8)?;
+                let ch = model.tensors().get(channels)?.data;
+                let y = int_copy(slots, place(a), dst, len_of(a))?;
+                k::int8::qlayer_norm_in_place(y, ch, c[0], rq, c[3])?;
+            }
+            Op::QGather { table, key } => {
+                let row = match key {
+                    GatherKey::Time(tt) => time_row(model.tensors().get(tt)?.data, t)
+                        .ok_or(broken("EVAL time not in the time table"))?,
+                    GatherKey::Class => class as usize,
+                };
+                let n = len_of(v);
+                let y = slots.get_mut(dst).ok_or(broken("bad range"))?;
+                let y = i8s_mut(y).get_mut(..n).ok_or(broken("bad range"))?;
+                k::int8::table_row(model.tensors().get(table)?.data, row, y)?;
             }
             Op::TimeTable { rows, times } => {
                 let m = model.tensors().get(rows)?.matrix()?;

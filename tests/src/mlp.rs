@@ -102,6 +102,7 @@ fn dequantize(dtype: Dtype, rows: usize, cols: usize, v: &[f32]) -> Vec<f64> {
             }
             out
         }
+        Dtype::Q8 | Dtype::I32 => unreachable!("float-path weight dtypes only"),
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use microdiff_kernels::Dtype;
 use microdiff_trainer::checkpoint::Checkpoint;
-use microdiff_trainer::export::{ExportSpec, TimeTable, blob};
+use microdiff_trainer::export::{ExportSpec, TimeTable, blob, w8a8};
 use microdiff_trainer::sampler::{self, SamplerSpec};
 use microdiff_trainer::train::RunHeader;
 
@@ -17,9 +17,14 @@ use super::{CliError, msg};
 pub struct Args {
     /// Training run directory (or its checkpoint file).
     run: PathBuf,
-    /// Weight storage: f32, f16 or i8 (per-output-channel int8).
+    /// Weight storage: f32, f16, i8 (per-output-channel int8 weights, f32 arithmetic) or w8a8
+    /// (the full-integer network: int8 weights and activations, int32 accumulation,
+    /// calibrated on the exported programs' own trajectories; see docs/integer.md).
     #[arg(long, default_value = "i8")]
     dtype: String,
+    /// W8A8 only: calibration trajectories per program.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    calibration_samples: u32,
     /// A sampler program to include, e.g. ddpm, ddim:10, ddim:10:eta=0.5:clip=1, dpmpp2m:8,
     /// euler:32, heun:16, em:100, pc:100 (repeatable; default: one that fits the objective).
     #[arg(long = "sampler")]
@@ -38,11 +43,12 @@ pub struct Args {
     time_table: TimeTable,
 }
 
+/// The float-arithmetic weight dtype called `name` (`w8a8` is handled by the caller).
 pub fn dtype(name: &str) -> Result<Dtype, CliError> {
-    (0..=255u8)
-        .filter_map(Dtype::from_code)
+    [Dtype::F32, Dtype::F16, Dtype::I8]
+        .into_iter()
         .find(|d| d.name() == name || (name == "int8" && *d == Dtype::I8))
-        .ok_or_else(|| CliError::Msg(format!("--dtype {name:?}: expected f32, f16 or i8")))
+        .ok_or_else(|| CliError::Msg(format!("--dtype {name:?}: expected f32, f16, i8 or w8a8")))
 }
 
 pub fn run(a: Args) -> Result<(), CliError> {
@@ -83,8 +89,9 @@ pub fn run(a: Args) -> Result<(), CliError> {
         );
     }
     let shape: Vec<u16> = info.shape.iter().map(|&d| d as u16).collect();
+    let w8a8 = a.dtype == "w8a8";
     let spec = ExportSpec {
-        dtype: dtype(&a.dtype)?,
+        dtype: if w8a8 { Dtype::F32 } else { dtype(&a.dtype)? },
         shape,
         scale: info.normalizer.scale.clone(),
         offset: info.normalizer.offset.clone(),
@@ -96,16 +103,34 @@ pub fn run(a: Args) -> Result<(), CliError> {
     } else {
         &ckpt.params
     };
-    let bytes = blob(&cfg.model, params, &cfg.process, &spec).map_err(msg("export"))?;
+    let bytes = if w8a8 {
+        let cal = w8a8::Calibration {
+            samples: a.calibration_samples as usize,
+            ..Default::default()
+        };
+        let (bytes, report) =
+            w8a8::blob(&cfg.model, params, &cfg.process, &spec, cal).map_err(msg("export"))?;
+        eprintln!(
+            "microdiff: calibrated on {} network evaluations ({} trajectories, {} evaluation times)",
+            report.evaluations, report.trajectories, report.times
+        );
+        bytes
+    } else {
+        blob(&cfg.model, params, &cfg.process, &spec).map_err(msg("export"))?
+    };
     let tmp = a.out.with_extension("tmp");
     std::fs::write(&tmp, &bytes).map_err(CliError::io(&tmp))?;
     std::fs::rename(&tmp, &a.out).map_err(CliError::io(&a.out))?;
     let model = microdiff_runtime::Model::parse(&bytes).map_err(msg("export"))?;
     eprintln!(
-        "microdiff: wrote {} ({} bytes, {} weights, arena {} bytes, programs: {})",
+        "microdiff: wrote {} ({} bytes, {}, arena {} bytes, programs: {})",
         a.out.display(),
         bytes.len(),
-        a.dtype,
+        if w8a8 {
+            "full-integer w8a8 network".to_string()
+        } else {
+            format!("{} weights", a.dtype)
+        },
         model.arena_bytes(),
         model
             .programs()

@@ -28,7 +28,7 @@
 //! compile time, and the runtime runs the very same code on the very same bytes.
 
 mod cast;
-pub(crate) use cast::as_f32_slots;
+pub(crate) use cast::{as_f32_slots, i8s, i8s_mut, i16s, i16s_mut};
 
 use crate::blob::graph::{self, MAX_VALUES, NO_VALUE};
 use crate::blob::ops;
@@ -47,8 +47,13 @@ pub struct Plan {
     /// Offset of each value in f32 slots from the start of the network region
     /// (value 0, the input, lives in a register and has none).
     pub offset: [u32; MAX_VALUES],
-    /// Slots used by the network region.
+    /// Slots used by the network region (values, then the integer path's scratch).
     pub network_slots: u32,
+    /// Offset (slots, from the network region's start) of the scratch where `QLINEAR`
+    /// widens its input; `scratch_slots` long, after every value.
+    pub scratch_offset: u32,
+    /// Slots of the scratch (0 without `QLINEAR`).
+    pub scratch_slots: u32,
     /// The live-set lower bound for the network region, in slots.
     pub live_bound_slots: u32,
 }
@@ -72,6 +77,12 @@ impl Plan {
     /// Slot index (from the arena start) of value `v`.
     pub const fn value_start(&self, v: u16) -> usize {
         self.register_slots() + self.offset[v as usize] as usize
+    }
+
+    /// Slot range (from the arena start) of the integer path's scratch.
+    pub const fn scratch(&self) -> core::ops::Range<usize> {
+        let start = self.register_slots() + self.scratch_offset as usize;
+        start..start + self.scratch_slots as usize
     }
 
     /// Slot index of register `r`.
@@ -200,18 +211,20 @@ pub(crate) const fn place(s: &graph::Structure, data_len: u32, regs: u8) -> Resu
         values: s.values,
         offset: [0; MAX_VALUES],
         network_slots: 0,
+        scratch_offset: 0,
+        scratch_slots: 0,
         live_bound_slots: 0,
     };
     let mut v = 1usize;
     while v < s.values as usize {
-        let len = s.len[v];
+        let len = s.slots(v);
         // In place: element-wise op whose first input (not the register-resident input)
-        // dies here and has the same length.
+        // dies here and has the same length and element type.
         let a = s.inputs[v][0];
         let mut placed = false;
         if elementwise(s.opcode[v]) && a != NO_VALUE && a != 0 && (a as usize) < v {
             let a = a as usize;
-            if last[a] as usize == v && s.len[a] == len {
+            if last[a] as usize == v && s.len[a] == s.len[v] && s.elem[a] as u8 == s.elem[v] as u8 {
                 plan.offset[v] = plan.offset[a];
                 placed = true;
             }
@@ -224,7 +237,7 @@ pub(crate) const fn place(s: &graph::Structure, data_len: u32, regs: u8) -> Resu
                 let cand = if c == v {
                     0
                 } else if c >= 1 && last[c] as usize >= v {
-                    plan.offset[c] + s.len[c]
+                    plan.offset[c] + s.slots(c)
                 } else {
                     c += 1;
                     continue;
@@ -233,7 +246,8 @@ pub(crate) const fn place(s: &graph::Structure, data_len: u32, regs: u8) -> Resu
                     let mut ok = true;
                     let mut w = 1usize;
                     while w < v {
-                        if last[w] as usize >= v && overlaps(cand, len, plan.offset[w], s.len[w]) {
+                        if last[w] as usize >= v && overlaps(cand, len, plan.offset[w], s.slots(w))
+                        {
                             ok = false;
                             break;
                         }
@@ -259,7 +273,7 @@ pub(crate) const fn place(s: &graph::Structure, data_len: u32, regs: u8) -> Resu
             if last[w] as usize >= v
                 && !(w < v && last[w] as usize == v && placed && w == a as usize)
             {
-                live += s.len[w];
+                live += s.slots(w);
             }
             w += 1;
         }
@@ -268,6 +282,10 @@ pub(crate) const fn place(s: &graph::Structure, data_len: u32, regs: u8) -> Resu
         }
         v += 1;
     }
+    plan.scratch_offset = plan.network_slots;
+    plan.scratch_slots = s.scratch_slots;
+    plan.network_slots += s.scratch_slots;
+    plan.live_bound_slots += s.scratch_slots;
     if plan.total_slots() > (u32::MAX / 4) as usize {
         return Err(Error::Malformed {
             section: Section::Graph,

@@ -428,6 +428,18 @@ fn run_op<K: Kernels>(
         PreparedOp::Plain(Op::Linear { .. } | Op::LayerNorm { .. }) => {
             return Err(broken("op not prepared"));
         }
+        // Integer graphs run sample by sample through the device executor (`BatchModel::sample`).
+        PreparedOp::Plain(
+            Op::Quantize { .. }
+            | Op::Dequantize { .. }
+            | Op::QLinear { .. }
+            | Op::QLut { .. }
+            | Op::QAdd { .. }
+            | Op::QLayerNorm { .. }
+            | Op::QGather { .. },
+        ) => {
+            return Err(broken("integer op in the lane executor"));
+        }
     }
     Ok(())
 }

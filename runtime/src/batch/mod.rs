@@ -20,7 +20,7 @@
 //! batch::sample_batch(&model, program, &specs, &mut out, 2)?;
 //!
 //! // Sample 42 is exactly what the device's sampler makes for stream 42.
-//! let mut arena = vec![0u8; model.arena_bytes()];
+//! let mut arena = std::vec![0u8; model.arena_bytes()];
 //! let mut one = vec![0.0f32; model.data_len()];
 //! microdiff_runtime::sample(&model, program, &mut arena, specs[42], &mut one)?;
 //! assert_eq!(one, out[42 * model.data_len()..43 * model.data_len()]);
@@ -233,6 +233,17 @@ impl BatchModel<'_, '_> {
                 let Some((first, specs, out)) = job else {
                     break;
                 };
+                if self.integer {
+                    let mut arena = std::vec![0u8; model.arena_bytes()];
+                    for (i, (spec, o)) in specs.iter().zip(out.chunks_mut(d)).enumerate() {
+                        if let Err(e) = crate::sample(model, program, &mut arena, *spec, o) {
+                            if let Ok(mut all) = failures.lock() {
+                                all.push((first + i, e));
+                            }
+                        }
+                    }
+                    continue;
+                }
                 let failure = match exec::Block::new(self, specs) {
                     Ok(mut block) => match isa::run(options.isa, self, program, &mut block, out) {
                         Ok(()) => block.first_failure().map(|(i, e)| (first + i, e)),

@@ -9,7 +9,8 @@ use microdiff_kernels::{Dtype, Matrix};
 use std::vec::Vec;
 
 use super::lanes::Packed;
-use crate::blob::graph::{MAX_VALUES, Op};
+use crate::blob::graph::{GatherKey, MAX_VALUES, Op};
+use crate::blob::ops::Elem;
 use crate::error::Error;
 use crate::model::Model;
 
@@ -45,6 +46,9 @@ pub struct BatchModel<'m, 'b> {
     pub(crate) uniform_same_class: [bool; MAX_VALUES],
     /// The same when samples have different classes (the class embedding varies).
     pub(crate) uniform_mixed_class: [bool; MAX_VALUES],
+    /// The graph has integer (W8A8) ops: samples then run one by one through the device's
+    /// own executor, threads across samples (the lane executor is f32 only).
+    pub(crate) integer: bool,
 }
 
 /// Little-endian f32 values.
@@ -67,6 +71,8 @@ fn decode(m: &Matrix<'_>) -> Result<Vec<f32>, Error> {
                     .map(|c| half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32()),
             ),
             Dtype::I8 => out.extend(row.iter().map(|&b| f32::from(b as i8))),
+            // `Matrix::new` refuses them.
+            Dtype::Q8 | Dtype::I32 => return Err(crate::network::broken("integer matrix")),
         }
     }
     Ok(out)
@@ -84,6 +90,7 @@ impl<'m, 'b> BatchModel<'m, 'b> {
             })
         };
         let mut ops = Vec::with_capacity(g.op_count() as usize);
+        let mut integer = false;
         let mut same = [false; MAX_VALUES];
         let mut mixed = [false; MAX_VALUES];
         for k in 0..g.op_count() {
@@ -96,10 +103,17 @@ impl<'m, 'b> BatchModel<'m, 'b> {
                 Op::Linear { a, .. } | Op::Activation { a, .. } | Op::LayerNorm { a, .. } => {
                     (u(&same, a), u(&mixed, a))
                 }
-                Op::Add { a, b } | Op::Concat { a, b } => {
+                Op::Add { a, b } | Op::Concat { a, b } | Op::QAdd { a, b, .. } => {
                     (u(&same, a) && u(&same, b), u(&mixed, a) && u(&mixed, b))
                 }
+                Op::Quantize { a, .. }
+                | Op::Dequantize { a, .. }
+                | Op::QLinear { a, .. }
+                | Op::QLut { a, .. }
+                | Op::QLayerNorm { a, .. } => (u(&same, a), u(&mixed, a)),
+                Op::QGather { key, .. } => (true, key != GatherKey::Class),
             };
+            integer |= op.spec().output == Elem::I8;
             ops.push(match op {
                 Op::Linear { a, weight, bias } => {
                     let m = tensors.get(weight)?.matrix()?;
@@ -109,7 +123,7 @@ impl<'m, 'b> BatchModel<'m, 'b> {
                                 .map(|r| m.scale(r))
                                 .collect::<Result<_, _>>()?,
                         ),
-                        Dtype::F32 | Dtype::F16 => None,
+                        _ => None,
                     };
                     let w =
                         Packed::new(&decode(&m)?, m.rows(), m.cols()).ok_or(Error::Malformed {
@@ -142,6 +156,7 @@ impl<'m, 'b> BatchModel<'m, 'b> {
             ops,
             uniform_same_class: same,
             uniform_mixed_class: mixed,
+            integer,
         })
     }
 

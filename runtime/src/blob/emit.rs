@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use microdiff_kernels::{Activation, Dtype, quantize_row_i8};
 
 use super::crc::crc32;
-use super::graph::{self, Op};
+use super::graph::{self, GatherKey, Op};
 use super::meta::{self, Objective, Prediction};
 use super::program::{self, ClassSel, EncodeInstr, Instr};
 use super::schedule::ScheduleRow;
@@ -144,6 +144,9 @@ impl BlobBuilder {
                     self.data.extend(q.iter().map(|&x| x as u8));
                 }
             }
+            Dtype::Q8 | Dtype::I32 => {
+                return Err(bad("integer tensors are added with tensor_q8 / tensor_i32"));
+            }
         }
         let scales_offset = if dtype == Dtype::I8 {
             pad4(&mut self.data);
@@ -165,6 +168,130 @@ impl BlobBuilder {
         );
         self.tensor_shapes.push((rows, cols));
         Ok(index)
+    }
+
+    /// Adds a `(rows, cols)` tensor of int8 codes (the integer path's weights and tables,
+    /// stored as given: a `QLINEAR` weight already in the kernels' tile order).
+    pub fn tensor_q8(&mut self, rows: u32, cols: u32, codes: &[i8]) -> Result<u16, Error> {
+        let bytes: Vec<u8> = codes.iter().map(|&c| c as u8).collect();
+        self.raw_tensor(Dtype::Q8, rows, cols, &bytes)
+    }
+
+    /// Adds a `(rows, cols)` tensor of i32 (the integer path's biases and constants).
+    pub fn tensor_i32(&mut self, rows: u32, cols: u32, values: &[i32]) -> Result<u16, Error> {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.raw_tensor(Dtype::I32, rows, cols, &bytes)
+    }
+
+    fn raw_tensor(
+        &mut self,
+        dtype: Dtype,
+        rows: u32,
+        cols: u32,
+        bytes: &[u8],
+    ) -> Result<u16, Error> {
+        let index = self.tensor_shapes.len() as u16;
+        let bad = |what| Error::BadTensor {
+            tensor: index,
+            what,
+        };
+        let n = (rows as usize).checked_mul(cols as usize);
+        if rows == 0
+            || cols == 0
+            || n.and_then(|n| n.checked_mul(dtype.bytes_per_element())) != Some(bytes.len())
+        {
+            return Err(bad("values do not match rows * cols"));
+        }
+        if index == tensor::NO_TENSOR - 1 {
+            return Err(bad("too many tensors"));
+        }
+        pad4(&mut self.data);
+        let data_offset = self.data.len() as u32;
+        self.data.extend_from_slice(bytes);
+        tensor::encode_record(
+            &mut self.tensor_records,
+            dtype,
+            rows,
+            cols,
+            data_offset,
+            None,
+        );
+        self.tensor_shapes.push((rows, cols));
+        Ok(index)
+    }
+
+    /// f32 `a` → int8 codes with zero point `zp` and the scale of the f32 `(K, 1)` tensor
+    /// `scales` in the row of the evaluation time in `times` (or its one row).
+    pub fn quantize(&mut self, a: Value, zp: i8, scales: u16, times: Option<u16>) -> Value {
+        let len = self.len_of(a);
+        self.push(
+            Op::Quantize {
+                a: a.0,
+                zp,
+                scales,
+                times,
+            },
+            len,
+        )
+    }
+
+    /// int8 `a` → f32 `(a − zp)·scale`.
+    pub fn dequantize(&mut self, a: Value, zp: i8, scale: f32) -> Value {
+        let len = self.len_of(a);
+        self.push(Op::Dequantize { a: a.0, zp, scale }, len)
+    }
+
+    /// W8A8 fully connected layer: `params` is the i32 `(out, 3)` row-record tensor.
+    pub fn qlinear(&mut self, a: Value, weight: u16, params: u16, x_zp: i8, y_zp: i8) -> Value {
+        let len = self.rows_of(params);
+        self.push(
+            Op::QLinear {
+                a: a.0,
+                weight,
+                params,
+                x_zp,
+                y_zp,
+            },
+            len,
+        )
+    }
+
+    /// `table[a + 128]` with a q8 `(256, 1)` table.
+    pub fn qlut(&mut self, a: Value, table: u16) -> Value {
+        let len = self.len_of(a);
+        self.push(Op::QLut { a: a.0, table }, len)
+    }
+
+    /// Integer add with the i32 `(4, 1)` constants `[c, ma, mb, s]`.
+    pub fn qadd(&mut self, a: Value, b: Value, consts: u16) -> Value {
+        let len = self.len_of(a);
+        self.push(
+            Op::QAdd {
+                a: a.0,
+                b: b.0,
+                consts,
+            },
+            len,
+        )
+    }
+
+    /// Integer layer norm with i32 `(len, 2)` channels and `(4, 1)` constants.
+    pub fn qlayer_norm(&mut self, a: Value, channels: u16, consts: u16) -> Value {
+        let len = self.len_of(a);
+        self.push(
+            Op::QLayerNorm {
+                a: a.0,
+                channels,
+                consts,
+            },
+            len,
+        )
+    }
+
+    /// A row of the q8 `(K, len)` table, by time or class.
+    pub fn qgather(&mut self, table: u16, key: GatherKey) -> Value {
+        let len = self.cols_of(table);
+        self.push(Op::QGather { table, key }, len)
     }
 
     /// The network input.

@@ -20,10 +20,11 @@ use microdiff_kernels::Activation;
 
 use super::bytes::{f32_at, sub, u8_at, u16_at, u32_at};
 use super::meta::Meta;
-use super::ops::{self, LenRule, OpSpec};
+use super::ops::{self, Elem, LenRule, OpSpec};
 use super::tensor::{NO_TENSOR, Tensor, Tensors};
 use crate::error::{Error, Section};
 use microdiff_kernels::Dtype;
+use microdiff_kernels::int8::{QAdd, Requant};
 
 /// Most values (input included) a graph may have; fixes the planner's table sizes.
 pub const MAX_VALUES: usize = 64;
@@ -86,6 +87,35 @@ pub mod opcode {
     /// precomputed on the host for every time the programs evaluate. `T0` = f32 rows
     /// `(K, len)`, `T1` = f32 times `(K, 1)` in strictly increasing bit order.
     pub const TIME_TABLE: u8 = 8;
+    /// `dst = quantize(a)` (f32 → int8 codes), `AUX` = zero point (i8). `T0` = f32 scales
+    /// `(K, 1)`; `T1` = none (`K = 1`, one scale) or f32 times `(K, 1)` as `TIME_TABLE`'s: the
+    /// scale of the `EVAL`'s time (timestep-aware calibration).
+    pub const QUANTIZE: u8 = 9;
+    /// `dst = (a − zp)·scale` (int8 codes → f32), `AUX` = zero point, `PARAM` = f32 scale.
+    pub const DEQUANTIZE: u8 = 10;
+    /// W8A8 fully connected: `T0` = q8 weights `(pad4(len), pad4(len(a)))` in the kernels'
+    /// tile order, `T1` = i32 `(len, 3)` rows `[bias, multiplier, shift]`, `PARAM` bytes 0 and
+    /// 1 = input and output zero points (i8), bytes 2 and 3 zero.
+    pub const QLINEAR: u8 = 11;
+    /// `dst[i] = T0[a[i] + 128]`: an activation as a q8 `(256, 1)` table.
+    pub const QLUT: u8 = 12;
+    /// `dst = clamp((c + a·ma + b·mb) >> s)`, `T0` = i32 `(4, 1)` `[c, ma, mb, s]`.
+    pub const QADD: u8 = 13;
+    /// Integer layer norm: `T0` = i32 `(len, 2)` channels `[γ code, β code]`, `T1` = i32
+    /// `(4, 1)` `[e, multiplier, shift, y_zp]` (the kernels' `qlayer_norm`).
+    pub const QLAYER_NORM: u8 = 14;
+    /// `dst = T0[r]` (int8 codes): `AUX` 0 = the row of the `EVAL`'s time in f32 times `T1`
+    /// `(K, 1)`; `AUX` 1 = the row of the class (`T1` none).
+    pub const QGATHER: u8 = 15;
+}
+
+/// What selects the row of a [`Op::QGather`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatherKey {
+    /// The row whose time (in this f32 `(K, 1)` tensor) is the `EVAL`'s.
+    Time(u16),
+    /// The row of the `EVAL`'s class.
+    Class,
 }
 
 /// A decoded op.
@@ -149,6 +179,71 @@ pub enum Op {
         /// Times tensor, f32 `(K, 1)`, strictly increasing as bit patterns.
         times: u16,
     },
+    /// f32 → int8 codes.
+    Quantize {
+        /// Input value (f32).
+        a: u16,
+        /// Zero point.
+        zp: i8,
+        /// f32 scales `(K, 1)`.
+        scales: u16,
+        /// f32 times `(K, 1)` selecting the scale, or one scale for every time.
+        times: Option<u16>,
+    },
+    /// int8 codes → f32.
+    Dequantize {
+        /// Input value (int8).
+        a: u16,
+        /// Zero point.
+        zp: i8,
+        /// Scale.
+        scale: f32,
+    },
+    /// W8A8 fully connected layer.
+    QLinear {
+        /// Input value (int8).
+        a: u16,
+        /// q8 weights, tiled.
+        weight: u16,
+        /// i32 `(len, 3)` row records.
+        params: u16,
+        /// Input zero point.
+        x_zp: i8,
+        /// Output zero point.
+        y_zp: i8,
+    },
+    /// Activation as a 256-entry table.
+    QLut {
+        /// Input value (int8).
+        a: u16,
+        /// q8 `(256, 1)` table.
+        table: u16,
+    },
+    /// Integer residual add.
+    QAdd {
+        /// First input (int8).
+        a: u16,
+        /// Second input (int8).
+        b: u16,
+        /// i32 `(4, 1)` constants.
+        consts: u16,
+    },
+    /// Integer layer norm.
+    QLayerNorm {
+        /// Input value (int8).
+        a: u16,
+        /// i32 `(len, 2)` channels.
+        channels: u16,
+        /// i32 `(4, 1)` constants.
+        consts: u16,
+    },
+    /// A row of an int8 table, by time or class.
+    QGather {
+        /// q8 `(K, len)` rows.
+        table: u16,
+        /// What selects the row.
+        key: GatherKey,
+    },
 }
 
 const fn opt(v: u16) -> Option<u16> {
@@ -183,6 +278,7 @@ impl Op {
         let t0 = u16_at(rec, field::T0.start).unwrap_or(NO_TENSOR);
         let t1 = u16_at(rec, field::T1.start).unwrap_or(NO_TENSOR);
         let param = f32_at(rec, field::PARAM.start).unwrap_or(0.0);
+        let raw = u32_at(rec, field::PARAM.start).unwrap_or(0).to_le_bytes();
         let op = match code {
             opcode::LINEAR => Op::Linear {
                 a,
@@ -208,6 +304,39 @@ impl Op {
                 rows: t0,
                 times: t1,
             },
+            opcode::QUANTIZE => Op::Quantize {
+                a,
+                zp: aux as i8,
+                scales: t0,
+                times: opt(t1),
+            },
+            opcode::DEQUANTIZE => Op::Dequantize {
+                a,
+                zp: aux as i8,
+                scale: param,
+            },
+            opcode::QLINEAR => Op::QLinear {
+                a,
+                weight: t0,
+                params: t1,
+                x_zp: raw[0] as i8,
+                y_zp: raw[1] as i8,
+            },
+            opcode::QLUT => Op::QLut { a, table: t0 },
+            opcode::QADD => Op::QAdd { a, b, consts: t0 },
+            opcode::QLAYER_NORM => Op::QLayerNorm {
+                a,
+                channels: t0,
+                consts: t1,
+            },
+            opcode::QGATHER => Op::QGather {
+                table: t0,
+                key: match aux {
+                    0 => GatherKey::Time(t1),
+                    1 => GatherKey::Class,
+                    _ => return Err(bad_op(k, "QGATHER key (AUX) must be 0 (time) or 1 (class)")),
+                },
+            },
             _ => {
                 return Err(Error::UnknownOp {
                     op: k,
@@ -229,6 +358,27 @@ impl Op {
             Op::TimeEmbed { .. } => opcode::TIME_EMBED,
             Op::ClassEmbed { .. } => opcode::CLASS_EMBED,
             Op::TimeTable { .. } => opcode::TIME_TABLE,
+            Op::Quantize { .. } => opcode::QUANTIZE,
+            Op::Dequantize { .. } => opcode::DEQUANTIZE,
+            Op::QLinear { .. } => opcode::QLINEAR,
+            Op::QLut { .. } => opcode::QLUT,
+            Op::QAdd { .. } => opcode::QADD,
+            Op::QLayerNorm { .. } => opcode::QLAYER_NORM,
+            Op::QGather { .. } => opcode::QGATHER,
+        }
+    }
+
+    /// The f32 times tensor this op looks the `EVAL`'s time up in, if any (every `EVAL` time
+    /// of every program must be in it).
+    pub const fn times(&self) -> Option<u16> {
+        match *self {
+            Op::TimeTable { times, .. } => Some(times),
+            Op::Quantize { times, .. } => times,
+            Op::QGather {
+                key: GatherKey::Time(times),
+                ..
+            } => Some(times),
+            _ => None,
         }
     }
 
@@ -268,6 +418,39 @@ impl Op {
             Op::TimeEmbed { max_period } => param = max_period,
             Op::ClassEmbed { table } => t0 = table,
             Op::TimeTable { rows, times } => (t0, t1) = (rows, times),
+            Op::Quantize {
+                a: x,
+                zp,
+                scales,
+                times,
+            } => {
+                (a, aux, t0, t1) = (x, zp as u8, scales, times.unwrap_or(NO_TENSOR));
+            }
+            Op::Dequantize { a: x, zp, scale } => (a, aux, param) = (x, zp as u8, scale),
+            Op::QLinear {
+                a: x,
+                weight,
+                params,
+                x_zp,
+                y_zp,
+            } => {
+                (a, t0, t1) = (x, weight, params);
+                param = f32::from_bits(u32::from_le_bytes([x_zp as u8, y_zp as u8, 0, 0]));
+            }
+            Op::QLut { a: x, table } => (a, t0) = (x, table),
+            Op::QAdd { a: x, b: y, consts } => (a, b, t0) = (x, y, consts),
+            Op::QLayerNorm {
+                a: x,
+                channels,
+                consts,
+            } => (a, t0, t1) = (x, channels, consts),
+            Op::QGather { table, key } => {
+                t0 = table;
+                match key {
+                    GatherKey::Time(times) => t1 = times,
+                    GatherKey::Class => aux = 1,
+                }
+            }
         }
         let code = self.code();
         let mut r = [0u8; field::OP_LEN];
@@ -298,6 +481,21 @@ pub struct Structure {
     pub inputs: [[u16; 2]; MAX_VALUES],
     /// Opcode defining each value; index 0 unused.
     pub opcode: [u8; MAX_VALUES],
+    /// Element type of each value (the input is f32).
+    pub elem: [Elem; MAX_VALUES],
+    /// Slots of the integer path's scratch: the widened (i16) input of the widest `QLINEAR`.
+    pub scratch_slots: u32,
+}
+
+impl Structure {
+    /// Arena slots (4 bytes) of value `v`.
+    pub const fn slots(&self, v: usize) -> u32 {
+        self.elem[v].slots(self.len[v])
+    }
+}
+
+const fn same_elem(a: Elem, b: Elem) -> bool {
+    matches!((a, b), (Elem::F32, Elem::F32) | (Elem::I8, Elem::I8))
 }
 
 const fn bad_op(op: u16, what: &'static str) -> Error {
@@ -359,6 +557,8 @@ pub const fn structure(b: &[u8], data_len: u32) -> Result<Structure, Error> {
         len: [0; MAX_VALUES],
         inputs: [[NO_VALUE; 2]; MAX_VALUES],
         opcode: [0; MAX_VALUES],
+        elem: [Elem::F32; MAX_VALUES],
+        scratch_slots: 0,
     };
     s.len[0] = data_len;
     let mut k = 0u16;
@@ -413,7 +613,34 @@ pub const fn structure(b: &[u8], data_len: u32) -> Result<Structure, Error> {
         if !uses_b && bb != NO_VALUE {
             return Err(bad_op(k, "unused input b must be 0xFFFF"));
         }
+        if (uses_a && !same_elem(s.elem[a as usize], spec.input))
+            || (uses_b && !same_elem(s.elem[bb as usize], spec.input))
+        {
+            return Err(bad_op(
+                k,
+                "an input has the wrong element type (f32 where int8 is read, or int8 where f32 is)",
+            ));
+        }
         let la = if uses_a { s.len[a as usize] } else { 0 };
+        if code == opcode::QADD && a == bb {
+            return Err(bad_op(
+                k,
+                "QADD reads the same value twice (it runs in place)",
+            ));
+        }
+        if code == opcode::QLINEAR {
+            if la as usize > microdiff_kernels::int8::MAX_COLS {
+                return Err(bad_op(k, "QLINEAR input longer than 65 536"));
+            }
+            // pad4(la) i16 = pad4(la) / 2 slots; la ≤ 2^16.
+            let scratch = la.div_ceil(4) * 2;
+            if scratch > s.scratch_slots {
+                s.scratch_slots = scratch;
+            }
+        }
+        if code == opcode::QLAYER_NORM && la as usize > microdiff_kernels::int8::MAX_NORM_LEN {
+            return Err(bad_op(k, "QLAYER_NORM input longer than 4096"));
+        }
         let lb = if uses_b { s.len[bb as usize] } else { 0 };
         let expected = match spec.len {
             LenRule::SameAsA => Some(la),
@@ -442,7 +669,14 @@ pub const fn structure(b: &[u8], data_len: u32) -> Result<Structure, Error> {
         s.len[v as usize] = len;
         s.inputs[v as usize] = [a, bb];
         s.opcode[v as usize] = code;
+        s.elem[v as usize] = spec.output;
         k += 1;
+    }
+    if !same_elem(s.elem[output as usize], Elem::F32) {
+        return Err(Error::Malformed {
+            section: Section::Graph,
+            what: "the output value is int8 (end the integer path with DEQUANTIZE)",
+        });
     }
     if s.len[output as usize] != data_len {
         return Err(Error::Malformed {
@@ -459,6 +693,50 @@ pub struct Graph<'a> {
     records: &'a [u8],
     /// Value lengths and operands.
     pub structure: Structure,
+}
+
+/// Rows a class table needs: every class id and the null class.
+fn class_rows(meta: &Meta<'_>) -> u32 {
+    match meta.null_class {
+        Some(n) => (meta.classes as u32).max(n as u32 + 1),
+        None => meta.classes as u32,
+    }
+}
+
+/// Little-endian f32 values.
+fn f32s(b: &[u8]) -> impl Iterator<Item = f32> + '_ {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+}
+
+/// The first four little-endian i32 of `b` (zeros where `b` is shorter).
+fn i32s(b: &[u8]) -> [i32; 4] {
+    let mut out = [0i32; 4];
+    for (o, c) in out.iter_mut().zip(b.chunks_exact(4)) {
+        *o = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+    }
+    out
+}
+
+/// A times tensor of a time-keyed op: f32 `(rows, 1)`, finite, strictly increasing bit
+/// patterns (so the device finds a time by binary search on the bits).
+fn check_times(tensors: &Tensors<'_>, k: u16, times: u16, rows: u32) -> Result<(), Error> {
+    let t = tensors.get(times)?;
+    if t.dtype != Dtype::F32 || t.cols != 1 || t.rows != rows {
+        return Err(bad_op(k, "times must be f32 (K, 1), one per table row"));
+    }
+    let mut prev: Option<u32> = None;
+    for c in t.data.chunks_exact(4) {
+        let bits = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        if !f32::from_bits(bits).is_finite() || prev.is_some_and(|p| p >= bits) {
+            return Err(bad_op(
+                k,
+                "time-table times must be finite, strictly increasing bit patterns",
+            ));
+        }
+        prev = Some(bits);
+    }
+    Ok(())
 }
 
 fn check_vector(
@@ -567,33 +845,136 @@ impl<'a> Graph<'a> {
                             found: t.cols,
                         });
                     }
-                    let rows_needed = match meta.null_class {
-                        Some(n) => (meta.classes as u32).max(n as u32 + 1),
-                        None => meta.classes as u32,
-                    };
-                    if t.rows < rows_needed {
+                    if t.rows < class_rows(meta) {
                         return Err(bad_op(k, "class table has fewer rows than class ids"));
                     }
                 }
                 Op::TimeTable { rows, times } => {
                     let r = tensors.get(rows)?;
-                    let t = tensors.get(times)?;
                     if r.dtype != Dtype::F32 || r.cols != len {
                         return Err(bad_op(k, "time-table rows must be f32 (K, len)"));
                     }
-                    if t.dtype != Dtype::F32 || t.cols != 1 || t.rows != r.rows {
-                        return Err(bad_op(k, "time-table times must be f32 (K, 1)"));
+                    check_times(tensors, k, times, r.rows)?;
+                }
+                Op::Quantize { scales, times, .. } => {
+                    let sc = tensors.get(scales)?;
+                    if sc.dtype != Dtype::F32 || sc.cols != 1 {
+                        return Err(bad_op(k, "QUANTIZE scales must be f32 (K, 1)"));
                     }
-                    let mut prev: Option<u32> = None;
-                    for c in t.data.chunks_exact(4) {
-                        let bits = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                        if !f32::from_bits(bits).is_finite() || prev.is_some_and(|p| p >= bits) {
+                    match times {
+                        Some(t) => check_times(tensors, k, t, sc.rows)?,
+                        None if sc.rows != 1 => {
+                            return Err(bad_op(k, "QUANTIZE without times takes one scale"));
+                        }
+                        None => {}
+                    }
+                    if !f32s(sc.data).all(|v| v.is_finite() && v > 0.0) {
+                        return Err(bad_op(k, "QUANTIZE scales must be finite and > 0"));
+                    }
+                }
+                Op::Dequantize { scale, .. } => {
+                    if !(scale.is_finite() && scale > 0.0) {
+                        return Err(bad_op(k, "DEQUANTIZE scale must be finite and > 0"));
+                    }
+                }
+                Op::QLinear {
+                    a, weight, params, ..
+                } => {
+                    if param & 0xFFFF_0000 != 0 {
+                        return Err(bad_op(k, "QLINEAR PARAM bytes 2 and 3 must be 0"));
+                    }
+                    let cols = structure.len[a as usize];
+                    let w = tensors.get(weight)?;
+                    if w.dtype != Dtype::Q8
+                        || w.rows != len.div_ceil(4) * 4
+                        || w.cols != cols.div_ceil(4) * 4
+                    {
+                        return Err(bad_op(
+                            k,
+                            "QLINEAR weights must be q8 (pad4(len), pad4(len(a)))",
+                        ));
+                    }
+                    let p = tensors.get(params)?;
+                    if p.dtype != Dtype::I32 || p.rows != len || p.cols != 3 {
+                        return Err(bad_op(k, "QLINEAR params must be i32 (len, 3)"));
+                    }
+                    for row in p.data.chunks_exact(12) {
+                        let w = i32s(row);
+                        if !(-31..=30).contains(&w[2]) || Requant::new(w[1], w[2] as i8).is_err() {
                             return Err(bad_op(
                                 k,
-                                "time-table times must be finite, strictly increasing bit patterns",
+                                "QLINEAR multiplier must be 0 or in [2^30, 2^31), shift in -31..=30",
                             ));
                         }
-                        prev = Some(bits);
+                    }
+                }
+                Op::QLut { table, .. } => {
+                    let t = tensors.get(table)?;
+                    if t.dtype != Dtype::Q8 || t.rows != 256 || t.cols != 1 {
+                        return Err(bad_op(k, "QLUT table must be q8 (256, 1)"));
+                    }
+                }
+                Op::QAdd { consts, .. } => {
+                    let c = tensors.get(consts)?;
+                    if c.dtype != Dtype::I32 || c.rows != 4 || c.cols != 1 {
+                        return Err(bad_op(k, "QADD constants must be i32 (4, 1)"));
+                    }
+                    let w = i32s(c.data);
+                    if QAdd::new(w[0], w[1], w[2], w[3]).is_err() {
+                        return Err(bad_op(
+                            k,
+                            "QADD needs |c| < 2^29, |ma|, |mb| < 2^21, s in 0..=31",
+                        ));
+                    }
+                }
+                Op::QLayerNorm {
+                    channels, consts, ..
+                } => {
+                    let ch = tensors.get(channels)?;
+                    if ch.dtype != Dtype::I32 || ch.rows != len || ch.cols != 2 {
+                        return Err(bad_op(k, "QLAYER_NORM channels must be i32 (len, 2)"));
+                    }
+                    for c in ch.data.chunks_exact(8) {
+                        let w = i32s(c);
+                        if !(-127..=127).contains(&w[0]) || !(-(1 << 24)..(1 << 24)).contains(&w[1])
+                        {
+                            return Err(bad_op(
+                                k,
+                                "QLAYER_NORM needs |gamma| <= 127, |beta| < 2^24",
+                            ));
+                        }
+                    }
+                    let c = tensors.get(consts)?;
+                    if c.dtype != Dtype::I32 || c.rows != 4 || c.cols != 1 {
+                        return Err(bad_op(k, "QLAYER_NORM constants must be i32 (4, 1)"));
+                    }
+                    let w = i32s(c.data);
+                    if w[0] < 1
+                        || !(-31..=30).contains(&w[2])
+                        || Requant::new(w[1], w[2] as i8).is_err()
+                        || !(-128..=127).contains(&w[3])
+                    {
+                        return Err(bad_op(
+                            k,
+                            "QLAYER_NORM constants need e >= 1, a valid multiplier and shift, y_zp in -128..=127",
+                        ));
+                    }
+                }
+                Op::QGather { table, key } => {
+                    let t = tensors.get(table)?;
+                    if t.dtype != Dtype::Q8 || t.cols != len {
+                        return Err(bad_op(k, "QGATHER table must be q8 (K, len)"));
+                    }
+                    match key {
+                        GatherKey::Time(times) => check_times(tensors, k, times, t.rows)?,
+                        GatherKey::Class => {
+                            if meta.classes == 0 {
+                                return Err(bad_op(k, "class table in an unconditional model"));
+                            }
+                            if t.rows < class_rows(meta) {
+                                return Err(bad_op(k, "class table has fewer rows than class ids"));
+                            }
+                        }
                     }
                 }
                 Op::Activation { .. } | Op::Add { .. } | Op::Concat { .. } => {}

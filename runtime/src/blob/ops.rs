@@ -24,6 +24,26 @@ pub enum LenRule {
     SumOfBoth,
 }
 
+/// The element type of a value in the arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Elem {
+    /// f32, one 4-byte slot per element (the float network and the sampler registers).
+    F32,
+    /// int8 codes of the integer (W8A8) path, four per slot; the op that defines the value
+    /// owns its quantization (scale and zero point live in the ops' parameters).
+    I8,
+}
+
+impl Elem {
+    /// Arena slots (4 bytes) a value of `len` elements takes.
+    pub const fn slots(self, len: u32) -> u32 {
+        match self {
+            Elem::F32 => len,
+            Elem::I8 => len.div_ceil(4),
+        }
+    }
+}
+
 /// What the format says about one opcode's record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpSpec {
@@ -47,6 +67,10 @@ pub struct OpSpec {
     pub len: LenRule,
     /// Element-wise in `A`: the output may take `A`'s slots when `A` dies at this op.
     pub in_place: bool,
+    /// Element type the op reads from `A` and `B`.
+    pub input: Elem,
+    /// Element type of the value the op defines.
+    pub output: Elem,
 }
 
 impl OpSpec {
@@ -65,12 +89,23 @@ impl OpSpec {
             uses_param: false,
             len,
             in_place: false,
+            input: Elem::F32,
+            output: Elem::F32,
+        }
+    }
+
+    const fn int(code: u8, name: &'static str, len: LenRule) -> Self {
+        OpSpec {
+            input: Elem::I8,
+            output: Elem::I8,
+            ..OpSpec::new(code, name, len)
         }
     }
 }
 
-/// Every v1 op. Codes not here are `UnknownOp` (9–15 and 16–63 are reserved).
-pub const TABLE: [OpSpec; 8] = [
+/// Every op. Codes not here are `UnknownOp` (16–63 are reserved). 1–8 are the float network's
+/// ops; 9–15 the integer (W8A8) path's, whose values are int8 codes.
+pub const TABLE: [OpSpec; 15] = [
     OpSpec {
         reads_a: true,
         uses_t0: true,
@@ -114,9 +149,57 @@ pub const TABLE: [OpSpec; 8] = [
         uses_t1: true,
         ..OpSpec::new(opcode::TIME_TABLE, "TIME_TABLE", LenRule::Stored)
     },
+    OpSpec {
+        reads_a: true,
+        uses_aux: true,
+        uses_t0: true,
+        uses_t1: true,
+        output: Elem::I8,
+        ..OpSpec::new(opcode::QUANTIZE, "QUANTIZE", LenRule::SameAsA)
+    },
+    OpSpec {
+        reads_a: true,
+        uses_aux: true,
+        uses_param: true,
+        input: Elem::I8,
+        ..OpSpec::new(opcode::DEQUANTIZE, "DEQUANTIZE", LenRule::SameAsA)
+    },
+    OpSpec {
+        reads_a: true,
+        uses_t0: true,
+        uses_t1: true,
+        uses_param: true,
+        ..OpSpec::int(opcode::QLINEAR, "QLINEAR", LenRule::Stored)
+    },
+    OpSpec {
+        reads_a: true,
+        uses_t0: true,
+        in_place: true,
+        ..OpSpec::int(opcode::QLUT, "QLUT", LenRule::SameAsA)
+    },
+    OpSpec {
+        reads_a: true,
+        reads_b: true,
+        uses_t0: true,
+        in_place: true,
+        ..OpSpec::int(opcode::QADD, "QADD", LenRule::SameAsBoth)
+    },
+    OpSpec {
+        reads_a: true,
+        uses_t0: true,
+        uses_t1: true,
+        in_place: true,
+        ..OpSpec::int(opcode::QLAYER_NORM, "QLAYER_NORM", LenRule::SameAsA)
+    },
+    OpSpec {
+        uses_aux: true,
+        uses_t0: true,
+        uses_t1: true,
+        ..OpSpec::int(opcode::QGATHER, "QGATHER", LenRule::Stored)
+    },
 ];
 
-/// The row of opcode `code`, if it is a v1 op.
+/// The row of opcode `code`, if it is an op.
 pub const fn spec(code: u8) -> Option<OpSpec> {
     let mut i = 0;
     while i < TABLE.len() {
@@ -133,10 +216,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_v1_code_has_one_row_and_no_other_code_has_any() {
+    fn every_op_code_has_one_row_and_no_other_code_has_any() {
         for code in 0..=255u8 {
             let rows = TABLE.iter().filter(|s| s.code == code).count();
-            let v1 = (1..=8).contains(&code);
+            let v1 = (1..=15).contains(&code);
             assert_eq!(rows, usize::from(v1), "opcode {code}");
             assert_eq!(spec(code).is_some(), v1);
         }

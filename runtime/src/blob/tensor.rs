@@ -205,7 +205,7 @@ impl Tensor<'_> {
                 .data
                 .chunks_exact(2)
                 .all(|c| u16::from_le_bytes([c[0], c[1]]) & 0x7C00 != 0x7C00),
-            Dtype::I8 => true,
+            Dtype::I8 | Dtype::Q8 | Dtype::I32 => true,
         };
         scales_ok && data_ok
     }

@@ -6,6 +6,8 @@
 //! the data shape, the map back to data units, the objective and prediction type, the classes
 //! and the null class used by guidance; the schedule table and the sampler programs follow.
 
+pub mod w8a8;
+
 use microdiff_kernels::{Activation, Dtype};
 use microdiff_runtime::Error as BlobError;
 use microdiff_runtime::batch::BatchModel;
