@@ -11,7 +11,7 @@ use microdiff_kernels::{Activation, Dtype};
 use microdiff_trainer::backend::Backend;
 use microdiff_trainer::backend::cpu::{Cpu, hot_pool};
 use microdiff_trainer::data::{Dataset, Normalizer, digits};
-use microdiff_trainer::export::{ExportSpec, blob};
+use microdiff_trainer::export::{ExportSpec, blob, w8a8};
 use microdiff_trainer::model::MlpConfig;
 use microdiff_trainer::optim::OptimConfig;
 use microdiff_trainer::sampler::{self, SamplerSpec};
@@ -103,6 +103,12 @@ struct Summary {
     class_accuracy_int8: f64,
     frechet_f32: f64,
     frechet_int8: f64,
+    /// Guided class accuracy of the full-integer network (target: within 2 points of f32).
+    class_accuracy_w8a8: f64,
+    /// Fréchet distance of the full-integer network (target: ≤ 1.25 × `frechet_f32`).
+    frechet_w8a8: f64,
+    /// How the W8A8 blob was calibrated.
+    w8a8_calibration: String,
     frechet_noise_floor: f64,
     /// `frechet_f32 / frechet_noise_floor` (the target: ≤ 2).
     frechet_f32_over_floor: f64,
@@ -112,6 +118,7 @@ struct Summary {
     parameters: usize,
     blob_bytes_f32: usize,
     blob_bytes_int8: usize,
+    blob_bytes_w8a8: usize,
     arena_bytes: usize,
 }
 
@@ -180,7 +187,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
     )
     .map_err(msg("loss.png"))?;
 
-    eprintln!("microdiff demo: 3/5 exporting f32 and int8 blobs");
+    eprintln!("microdiff demo: 3/5 exporting f32, int8-weight and full-integer (w8a8) blobs");
     let base: SamplerSpec = a
         .sampler
         .parse()
@@ -209,6 +216,29 @@ pub fn run(a: Args) -> Result<(), CliError> {
         std::fs::write(&path, &bytes).map_err(CliError::io(&path))?;
         blobs.push(bytes);
     }
+    let spec = ExportSpec {
+        dtype: Dtype::F32,
+        shape: vec![8, 8],
+        scale: norm.scale.clone(),
+        offset: norm.offset.clone(),
+        programs: programs.clone(),
+        time_table: Default::default(),
+    };
+    let (bytes, cal) = w8a8::blob(
+        &config.model,
+        &params,
+        &config.process,
+        &spec,
+        w8a8::Calibration::default(),
+    )
+    .map_err(msg("export w8a8"))?;
+    eprintln!(
+        "  w8a8 calibrated on {} network evaluations ({} trajectories)",
+        cal.evaluations, cal.trajectories
+    );
+    let path = a.out.join("digits-w8a8.mdfb");
+    std::fs::write(&path, &bytes).map_err(CliError::io(&path))?;
+    blobs.push(bytes);
     let arena = microdiff_runtime::Model::parse(&blobs[1])
         .map_err(msg("blob"))?
         .arena_bytes();
@@ -220,6 +250,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
     let (x_u, y_u) = sample_classes(&blobs[0], &name_u, a.per_class, a.seed)?;
     let (x_f, y_f) = sample_classes(&blobs[0], &name_g, a.per_class, a.seed)?;
     let (x_q, y_q) = sample_classes(&blobs[1], &name_g, a.per_class, a.seed)?;
+    let (x_w, y_w) = sample_classes(&blobs[2], &name_g, a.per_class, a.seed)?;
     let grid = |x: &[f32]| -> Vec<f32> {
         (0..10)
             .flat_map(|c| {
@@ -231,6 +262,8 @@ pub fn run(a: Args) -> Result<(), CliError> {
     viz::digit_grid_png(&a.out.join("samples-f32.png"), &grid(&x_f), 10, cols, 4)
         .map_err(msg("png"))?;
     viz::digit_grid_png(&a.out.join("samples-int8.png"), &grid(&x_q), 10, cols, 4)
+        .map_err(msg("png"))?;
+    viz::digit_grid_png(&a.out.join("samples-w8a8.png"), &grid(&x_w), 10, cols, 4)
         .map_err(msg("png"))?;
     viz::digit_grid_png(
         &a.out.join("samples-f32-unguided.png"),
@@ -254,6 +287,16 @@ pub fn run(a: Args) -> Result<(), CliError> {
         class_accuracy_int8: judge.class_accuracy(&x_q, &y_q),
         frechet_f32,
         frechet_int8: judge.frechet(&x_q)?,
+        class_accuracy_w8a8: judge.class_accuracy(&x_w, &y_w),
+        frechet_w8a8: judge.frechet(&x_w)?,
+        w8a8_calibration: format!(
+            "{} trajectories per program of {} and {} (seed {}), {} network evaluations, one scale per value over all steps",
+            w8a8::Calibration::default().samples,
+            name_u,
+            name_g,
+            w8a8::Calibration::default().seed,
+            cal.evaluations
+        ),
         frechet_noise_floor: judge.frechet_noise_floor,
         frechet_f32_over_floor: frechet_f32 / judge.frechet_noise_floor,
         train_seconds,
@@ -262,6 +305,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
         parameters: config.model.parameter_count(),
         blob_bytes_f32: blobs[0].len(),
         blob_bytes_int8: blobs[1].len(),
+        blob_bytes_w8a8: blobs[2].len(),
         arena_bytes: arena,
     };
     let text = serde_json::to_string_pretty(&summary).map_err(msg("summary"))?;
