@@ -27,6 +27,9 @@ Runs, stopping at the first failure:
                  thumbv6m-none-eabi, thumbv7em-none-eabihf, riscv32imac-unknown-none-elf
   ensure QEMU    .ci/install-qemu.sh (OS packages) when qemu-system-arm/-riscv32 are missing
   conformance    every golden case on the QEMU firmware (m0, m4f, m7, riscv32) = host = golden
+  kernel check   firmware-examples/qemu-kernel-check/check.sh: the Cortex-M4/M7 DSP integer
+                 kernels = the portable ones, bit for bit, on ~6 700 cases on QEMU's M4F and
+                 M7, and their instructions per MAC within budget (plus the M0's portable figures)
   size           firmware sizes, stack, arena, instructions/step vs expected-size.txt
   boards         cargo build --release of firmware-examples/rp2040-pico and nrf52840-dk
   size probe     cd firmware-examples/size-probe && cargo build --release
@@ -53,9 +56,10 @@ const NO_STD_TARGETS: [&str; 3] = [
 ];
 
 /// Packages outside the workspace (own target, own lock file), linted one by one.
-const OUT_OF_WORKSPACE: [&str; 11] = [
+const OUT_OF_WORKSPACE: [&str; 12] = [
     "firmware-examples/common",
     "firmware-examples/model-select",
+    "firmware-examples/qemu-kernel-check",
     "firmware-examples/qemu-m0",
     "firmware-examples/qemu-m0-model",
     "firmware-examples/qemu-m4f",
@@ -199,6 +203,10 @@ fn plan(opts: &Options) -> Vec<Step> {
             crate::firmware::firmware_cmd(["conformance"]),
         ),
         (
+            "kernel check (QEMU m4f, m7: DSP int8 kernels = portable, instructions/MAC)",
+            Cmd::new("bash").arg("firmware-examples/qemu-kernel-check/check.sh"),
+        ),
+        (
             "firmware size (vs expected-size.txt)",
             crate::firmware::firmware_cmd(["size", "--reuse-reports"]),
         ),
@@ -280,12 +288,12 @@ mod tests {
     fn plan_has_every_step() {
         let o = parse(&[]).unwrap().unwrap();
         let steps = plan(&o);
-        // ensure, fmt, clippy, doc, test, cuda, two builds per target, conformance, size, two
-        // board builds, size probe, fuzz check, the README's board flow, and a lint step per
-        // out-of-workspace package.
+        // ensure, fmt, clippy, doc, test, cuda, two builds per target, conformance, kernel
+        // check, size, two board builds, size probe, fuzz check, the README's board flow, and a
+        // lint step per out-of-workspace package.
         assert_eq!(
             steps.len(),
-            6 + 2 * NO_STD_TARGETS.len() + 7 + OUT_OF_WORKSPACE.len()
+            6 + 2 * NO_STD_TARGETS.len() + 8 + OUT_OF_WORKSPACE.len()
         );
         for t in NO_STD_TARGETS {
             assert!(USAGE.contains(t), "USAGE should list {t}");
