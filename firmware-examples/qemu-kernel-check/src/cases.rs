@@ -227,11 +227,14 @@ fn fill_records(p: &mut [u8], rows: usize, rng: &mut Rng) -> bool {
         // or one the reference rejects.
         if rng.one_in(300) {
             all_fast = false;
-            match rng.below(5) {
+            match rng.below(8) {
                 0 | 1 => m = 0,
                 2 => s = 31,
                 3 => s = -32,
-                _ => m = (1 << 30) - 1,
+                4 => s = i32::MIN,
+                5 => m = (1 << 30) - 1,
+                6 => m = i32::MIN,
+                _ => m = -(1 << 30),
             }
         }
         for (dst, v) in r.chunks_exact_mut(4).zip([bias, m, s]) {

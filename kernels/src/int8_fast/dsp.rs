@@ -52,9 +52,24 @@
 //!
 //! `QADD` saturates where the reference's `saturating_add(y_zp)` would not, but only at
 //! magnitudes ≥ 2^30 − 256, where both clamp to the same end of `−128..=127`. The host tests
-//! in `model.rs` check a step-by-step model of this sequence against [`int8::qlinear_output`]
-//! on edge and random records; the QEMU check firmware (`firmware-examples/qemu-kernel-check`)
-//! checks the assembly itself against the reference on the M4F and the M7.
+//! in `model.rs` check a step-by-step model of this sequence (and of the record check) against
+//! [`int8::qlinear_output`] on edge and random records; the QEMU check firmware
+//! (`firmware-examples/qemu-kernel-check`) checks the assembly itself against the reference on
+//! the M4F and the M7.
+//!
+//! # Cost (instructions, which is what QEMU's `-icount` counts)
+//!
+//! Per 16 multiply-accumulates 18, plus the column loop's 2 per 8 groups (unrolled 8×); per
+//! row 11 for the requantization, 5 for the record check and 2 for its share of the row-tile
+//! loop; per call about 130 (argument checks, setup). On the digits model's layers that is
+//! 1.445 (96×64), 1.340 (128×96), 1.293 (96×128) and 1.352 (64×96) instructions per MAC on
+//! the M4F and the M7, where the reference takes 11.0–11.8. The per-row 18 is why the figure
+//! falls with the column count: `1.141 + 18 / cols`.
+//!
+//! # Toolchain
+//!
+//! `#[unsafe(naked)]` and `naked_asm!` are stable since Rust 1.88. This module is compiled only
+//! for DSP targets, so the crate's `rust-version` (1.85) still holds for every other one.
 #![allow(unsafe_code)]
 
 use crate::error::KernelError;
@@ -175,75 +190,75 @@ fn is_word_aligned<T>(p: *const T) -> bool {
 /// `−31..=30`. `params` is word-aligned, `params.len()` a multiple of [`RECORD`].
 fn records_fast(params: &[u8]) -> bool {
     let rows = params.len() / RECORD;
-    if rows == 0 {
-        return true;
-    }
-    // SAFETY: `params` holds `rows >= 1` whole records and is word-aligned (for `LDM`), the
-    // contract of `check_records`, which only reads them.
-    unsafe { check_records(params.as_ptr(), rows) == 0 }
+    // SAFETY: `params` holds `3·(rows / 3) + rows % 3 = rows` whole records and is word-aligned
+    // (for `LDM`): the contract of `check_records`, which only reads them.
+    unsafe { check_records(params.as_ptr(), rows / 3, rows % 3) == 0 }
 }
 
-/// Returns 0 when every one of the `rows` records at `p` has a multiplier in `[2^30, 2^31)` and
-/// a shift in `−31..=30`, non-zero otherwise.
+/// Returns 0 when every one of the `3·triples + singles` records at `p` has a multiplier in
+/// `[2^30, 2^31)` and a shift in `−31..=30`, non-zero otherwise.
 ///
-/// Per record: `(m − 2^30)` must have its top two bits clear, and `f + 1` with
-/// `f = s ^ (s >> 31)` (`s` for `s >= 0`, `−s − 1` below; so `−31..=30` ↦ `0..=30`) must be
-/// below 32; both are OR-ed into an accumulator and tested once. Two records per `LDM`.
+/// Each bound is one saturating instruction, and saturation sets the sticky Q flag, which is
+/// cleared first and read once at the end (exceptions save and restore it with the xPSR):
+/// `USAT #30 (m − 2^30)` saturates unless `m − 2^30 ∈ [0, 2^30)` (wrapping: `m < 0` gives
+/// `m − 2^30 ≥ 2^30` or `< 0`), `QADD s, 2^31 − 31` unless `s <= 30`, `QSUB s, 2^31 − 31` unless
+/// `s >= −31`. Three records per `LDM`: 5 instructions a record.
 ///
 /// # Safety
-/// `p` is word-aligned and `rows >= 1` records of 12 bytes are readable from it.
+/// `p` is word-aligned and `3·triples + singles` records of 12 bytes are readable from it.
 #[unsafe(naked)]
-unsafe extern "C" fn check_records(p: *const u8, rows: usize) -> u32 {
+unsafe extern "C" fn check_records(p: *const u8, triples: usize, singles: usize) -> u32 {
     core::arch::naked_asm!(
-        "push {{r4-r7, lr}}",
-        "mov.w r12, #0",
-        "mov.w lr, #0",
-        // end = p + 12·rows
-        "add r2, r1, r1, lsl #1",
-        "add r2, r0, r2, lsl #2",
-        "tst r1, #1",
-        "beq 2f",
-        // An odd count: one record alone first.
-        "ldmia r0!, {{r3, r4, r5}}",
-        "sub r4, r4, #0x40000000",
-        "orr r12, r12, r4",
-        "eor r5, r5, r5, asr #31",
-        "add r5, r5, #1",
-        "orr lr, lr, r5",
-        "cmp r0, r2",
-        "beq 3f",
+        // One record: multiplier in `\m`, shift in `\s`, K = 2^31 − 31 in r3; sets Q if bad.
+        ".macro microdiff_dsp_check m, s",
+        "sub \\m, \\m, #0x40000000",
+        "usat \\m, #30, \\m",
+        "qadd lr, \\s, r3",
+        "qsub lr, \\s, r3",
+        ".endm",
+        "push {{r4-r11, lr}}",
+        "movs r3, #0",
+        "msr apsr_nzcvq, r3",
+        "mvn r3, #0x80000000",
+        "sub r3, r3, #30",
+        "cbz r2, 2f",
+        "1:",
+        "ldmia r0!, {{r4, r5, r6}}",
+        "microdiff_dsp_check r5, r6",
+        "subs r2, r2, #1",
+        "bne 1b",
         "2:",
-        "ldmia r0!, {{r1, r3, r4, r5, r6, r7}}",
-        "sub r3, r3, #0x40000000",
-        "sub r6, r6, #0x40000000",
-        "orr r3, r3, r6",
-        "orr r12, r12, r3",
-        "eor r4, r4, r4, asr #31",
-        "eor r7, r7, r7, asr #31",
-        "add r4, r4, #1",
-        "add r7, r7, #1",
-        "orr r4, r4, r7",
-        "orr lr, lr, r4",
-        "cmp r0, r2",
-        "bne 2b",
+        "cbz r1, 4f",
         "3:",
-        "lsr r0, r12, #30",
-        "orr r0, r0, lr, lsr #5",
-        "pop {{r4-r7, pc}}",
+        "ldmia.w r0!, {{r4, r5, r6, r7, r8, r9, r10, r11, r12}}",
+        "microdiff_dsp_check r5, r6",
+        "microdiff_dsp_check r8, r9",
+        "microdiff_dsp_check r11, r12",
+        "subs r1, r1, #1",
+        "bne 3b",
+        "4:",
+        "mrs r0, apsr",
+        "and r0, r0, #0x08000000",
+        "pop {{r4-r11, pc}}",
+        ".purgem microdiff_dsp_check",
     )
 }
 
 /// The DSP `qlinear` over a whole matrix (see the module doc for the arithmetic).
 ///
 /// Registers in the inner loop: r0 weights, r1 input, r2–r5 the tile's four row words,
-/// r6 `(xw[0], xw[1])`, r7 `(xw[2], xw[3])`, r8–r11 the four row accumulators, r12 the row
-/// tile's end, lr scratch. The column loop is unrolled four times and entered Duff-style, so
-/// any `groups` takes one computed `LDR PC` per row tile. Per row tile the frame reloads the
-/// input pointer, four zeros for the accumulators and the tile stride in one `LDM`.
+/// r6 `(xw[0], xw[1])`, r7 `(xw[2], xw[3])`, r8–r11 the four row accumulators, r12 the end of
+/// the input, lr scratch. The column loop is unrolled eight times and entered Duff-style, so
+/// any `groups` costs one computed `LDR PC` per row tile; it ends when the input pointer
+/// reaches the input's end, the same address for every row tile. A row tile starts with one
+/// `LDM` of the input pointer, four zero accumulators and that end; it finishes with an
+/// `LDR PC` to the requantization of four rows or, for the last tile of `rows % 4 != 0`, of
+/// the remaining rows.
 ///
-/// Frame (from sp): 0 `xw`, 4..20 zeros, 20 tile stride (`16·groups`), 24 loop entry (Thumb
-/// bit set), 28 `params` cursor, 32 `y` cursor, 36 `c = 2·y_zp + 1`, 40 `y + rows − rows % 4`
-/// (the start of the partial row tile), 44 `y + rows`.
+/// Frame (from sp): 0 `xw`, 4..20 zeros, 20 `xw + 4·groups` (end), 24 loop entry, 28
+/// `params` cursor, 32 `y` cursor, 36 `c = 2·y_zp + 1`, 40 `y + rows − rows % 4`, 44 the
+/// requantization to run after the inner loop, 48 `rows % 4`. Code addresses have the Thumb
+/// bit set.
 ///
 /// # Safety
 /// `job` points to a [`Job`] whose fields satisfy their docs: `w` has `16·groups·pad4(rows)/4`
@@ -276,7 +291,7 @@ unsafe extern "C" fn qlinear_tiles(job: *const Job) {
         ".endm",
         // One output: accumulator `acc`, record at r2 (advanced), y at r3 (advanced), c in r4.
         // Shift >= 0 branches to `slow` (a `microdiff_dsp_slow` instance), which rejoins at
-        // `join`. Clobbers r7, r12, lr (and r1, r5 on the slow path) and the flags.
+        // `join`. Clobbers r7, r12, lr (and r1, r6 on the slow path) and the flags.
         ".macro microdiff_dsp_row acc, slow, join",
         "ldmia.w r2!, {{r7, r12, lr}}",
         "qadd r7, \\acc, r7",
@@ -297,8 +312,8 @@ unsafe extern "C" fn qlinear_tiles(job: *const Job) {
         "\\slow:",
         "mvn.w lr, lr",
         "lsl.w r1, r7, lr",
-        "asr.w r5, r1, lr",
-        "cmp r5, r7",
+        "asr.w r6, r1, lr",
+        "cmp r6, r7",
         "beq 8f",
         "mvn r1, #0x80000000",
         "eor.w r1, r1, r7, asr #31",
@@ -310,66 +325,86 @@ unsafe extern "C" fn qlinear_tiles(job: *const Job) {
         ".endm",
         // Set up the frame.
         "push {{r4-r11, lr}}",
-        "sub sp, #48",
+        "sub sp, #56",
         "ldm r0, {{r0, r1, r2, r3, r4, r5, r6}}",
         "movs r7, #0",
         "str r1, [sp, #0]",
         "strd r7, r7, [sp, #4]",
         "strd r7, r7, [sp, #12]",
-        "lsl.w r8, r4, #4",
-        "str r8, [sp, #20]",
-        // Loop entry: skip (−groups) mod 4 groups of the unrolled body in the first pass.
+        "add.w r8, r1, r4, lsl #3",
+        "str.w r8, [sp, #20]",
+        // Loop entry: skip (−groups) mod 8 groups of the unrolled body in the first pass.
         "rsb.w r9, r4, #0",
-        "and r9, r9, #3",
+        "and r9, r9, #7",
         "movs r10, #72",
         "adr.w r11, 1f",
         "mla r11, r9, r10, r11",
         "orr r11, r11, #1",
-        "str r11, [sp, #24]",
+        "str.w r11, [sp, #24]",
         "strd r2, r3, [sp, #28]",
         "str r6, [sp, #36]",
         "bic r7, r5, #3",
         "add r7, r7, r3",
         "str r7, [sp, #40]",
-        "add r7, r3, r5",
+        // After the inner loop: four rows, or the partial tile when there is no full one.
+        "adr.w r7, 6f",
+        "adr.w r8, 7f",
+        "cmp r5, #4",
+        "it lo",
+        "movlo r7, r8",
+        "orr r7, r7, #1",
         "str r7, [sp, #44]",
-        // Row tile: input pointer, zero accumulators, end of the tile's weights.
+        "and r5, r5, #3",
+        "str r5, [sp, #48]",
+        // Row tile: input pointer, zero accumulators, end of the input.
         "2:",
         "ldm.w sp, {{r1, r8, r9, r10, r11, r12}}",
-        "add r12, r12, r0",
         "ldr pc, [sp, #24]",
         "1:",
         "microdiff_dsp_group",
         "microdiff_dsp_group",
         "microdiff_dsp_group",
         "microdiff_dsp_group",
-        "cmp r0, r12",
+        "microdiff_dsp_group",
+        "microdiff_dsp_group",
+        "microdiff_dsp_group",
+        "microdiff_dsp_group",
+        "cmp r1, r12",
         "bne 1b",
-        // Requantize: r2 params, r3 y, r4 c, r5 start of the partial tile, r6 y + rows.
+        "ldr pc, [sp, #44]",
+        // Four rows: r2 params, r3 y, r4 c, r5 the start of the partial tile.
+        "6:",
         "add r2, sp, #28",
-        "ldm r2, {{r2, r3, r4, r5, r6}}",
-        "cmp r3, r5",
-        "beq 5f",
+        "ldm r2, {{r2, r3, r4, r5}}",
         "microdiff_dsp_row r8, 30f, 40",
         "microdiff_dsp_row r9, 31f, 41",
         "microdiff_dsp_row r10, 32f, 42",
         "microdiff_dsp_row r11, 33f, 43",
         "strd r2, r3, [sp, #28]",
-        "cmp r3, r6",
+        "cmp r3, r5",
         "bne 2b",
-        "b 9f",
-        // The last row tile holds 1..=3 rows.
-        "5:",
-        "sub r6, r6, r5",
+        // Full tiles done; one more for rows % 4 != 0.
+        "ldr r6, [sp, #48]",
+        "cmp r6, #0",
+        "beq 9f",
+        "adr.w r7, 7f",
+        "orr r7, r7, #1",
+        "str r7, [sp, #44]",
+        "b 2b",
+        // The last row tile, holding rows % 4 = 1..=3 rows (r5).
+        "7:",
+        "add r2, sp, #28",
+        "ldm r2, {{r2, r3, r4}}",
+        "ldr r5, [sp, #48]",
         "microdiff_dsp_row r8, 34f, 44",
-        "cmp r6, #2",
+        "cmp r5, #2",
         "blo 9f",
         "microdiff_dsp_row r9, 35f, 45",
-        "cmp r6, #3",
+        "cmp r5, #3",
         "blo 9f",
         "microdiff_dsp_row r10, 36f, 46",
         "9:",
-        "add sp, #48",
+        "add sp, #56",
         "pop {{r4-r11, pc}}",
         "microdiff_dsp_slow 30, 40b",
         "microdiff_dsp_slow 31, 41b",
