@@ -242,6 +242,7 @@ fn main() {
         programs,
         // The same network as PyTorch's, time MLP included (no precomputed table).
         time_table: TimeTable::Never,
+        schedule: true,
     };
     let bytes =
         export::blob(&config, &params, &process, &spec).unwrap_or_else(|e| die("export", e));

@@ -38,6 +38,34 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// The demo's class-conditional digits model (the on-device architecture: 8×8 images, width
+    /// 96, two blocks of 128, 10 classes and the null class for guidance), as `microdiff demo`
+    /// trains it; also what the trained golden blobs are made from.
+    pub fn digits_demo(steps: u64, seed: u64) -> Self {
+        TrainConfig {
+            model: MlpConfig {
+                data_dim: 64,
+                hidden: 96,
+                ff: 128,
+                temb: 32,
+                blocks: 2,
+                classes: 10,
+                act: microdiff_kernels::Activation::Silu,
+            },
+            process: Process::ddpm_default(),
+            optim: crate::optim::OptimConfig {
+                lr: 2e-3,
+                warmup: 200,
+                ema_decay: 0.999,
+                ..crate::optim::OptimConfig::default()
+            },
+            steps,
+            batch: 256,
+            seed,
+            cfg_dropout: 0.1,
+        }
+    }
+
     /// Checks the configuration.
     pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |what: String| Err(TrainError::Config(what));

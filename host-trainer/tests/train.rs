@@ -126,6 +126,7 @@ fn exported_blob_reproduces_the_trained_network() {
             offset: vec![],
             programs: vec![p.clone()],
             time_table: Default::default(),
+            schedule: true,
         };
         let b = blob(&cfg.model, &params, &cfg.process, &spec).unwrap();
         let model = Model::parse(&b).unwrap();
@@ -201,6 +202,7 @@ fn a_folded_time_table_gives_the_same_samples_bit_for_bit() {
                 offset: vec![-1.0],
                 programs: programs.clone(),
                 time_table,
+                schedule: true,
             };
             blob(&cfg.model, &params, &cfg.process, &spec).unwrap()
         };

@@ -38,14 +38,15 @@ pub const fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     if a == i32::MIN && b == i32::MIN {
         return i32::MAX;
     }
-    let ab = a as i64 * b as i64;
-    let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
-    // `/` truncates towards zero, as C++'s does; the result fits in i32 (|ab| < 2^62).
-    ((ab + nudge) / (1 << 31)) as i32
+    // floor((a·b + 2^30) / 2^31) is an arithmetic shift of the exact 64-bit sum (|a·b| < 2^62
+    // outside the case above); the result fits in i32. One multiply and a shift on a Cortex-M4,
+    // where the truncating division of gemmlowp's formulation costs a sign fix-up.
+    ((a as i64 * b as i64 + (1 << 30)) >> 31) as i32
 }
 
 /// gemmlowp's `RoundingDivideByPOT`: `x / 2^exponent` rounded to nearest, ties away from zero.
 /// `exponent` is taken modulo 32 (callers pass 0..=31).
+#[inline]
 pub const fn rounding_divide_by_pot(x: i32, exponent: u32) -> i32 {
     let exponent = exponent & 31;
     let mask = ((1i64 << exponent) - 1) as i32;
@@ -78,6 +79,7 @@ impl Requant {
 
     /// TFLite's `MultiplyByQuantizedMultiplier(x, multiplier, shift)` (double rounding). The
     /// left shift saturates where TFLite's would overflow (undefined there).
+    #[inline]
     pub const fn apply(self, x: i32) -> i32 {
         let left = if self.shift > 0 { self.shift as u32 } else { 0 };
         let right = if self.shift > 0 {
@@ -452,8 +454,11 @@ const fn reciprocal(r: u64) -> (i64, i32) {
 /// codes (the zero point cancels), `d_i = n·q_i − S1` and `V = n·S2 − S1² + e` (`e` is the
 /// host's `round(ε·n²/scale_x²)`, at least 1), the normalised value is `d_i / √V`. The device
 /// takes `R = ⌊√(V·2^16)⌋` ([`isqrt_u64`]), the multiplier `2^8/R` ([`reciprocal`]) times the
-/// host's `c = scale_γ / scale_y` (a [`Requant`], combined by one doubling high multiply), and
-/// writes `y_i = clamp(requant(d_i·γ_i) + β_i + y_zp, −128, 127)`.
+/// host's `c = scale_γ / scale_y` (a [`Requant`], combined by one doubling high multiply into
+/// `m · 2^(shift − 31)`, `m ∈ [2^30, 2^31)`), and writes
+/// `y_i = clamp(⌊(d_i·γ_i·m + 2^(S−1)) / 2^S⌋ + β_i + y_zp, −128, 127)` with
+/// `S = clamp(31 − shift, 1, 62)`: one rounding, half up (TFLite has no integer layer norm to
+/// follow, and one 64-bit multiply-add per element is what a Cortex-M4 does fastest).
 ///
 /// `x.len() = y.len() ≤ MAX_NORM_LEN`, `channels` = `len` records of [`QNORM_CHANNEL_BYTES`].
 pub fn qlayer_norm(
@@ -522,24 +527,43 @@ pub fn qlayer_norm_in_place(
         m <<= 1;
         shift -= 1;
     }
-    let rq = if shift < -31 || m == 0 {
-        Requant {
-            multiplier: 0,
-            shift: 0,
+    // One rounding (not TFLite's two: this op is ours): y = ⌊(t·m + 2^(S−1)) / 2^S⌋ with
+    // S = 31 − shift. |t| < 2^31 and m < 2^31 keep t·m + 2^61 inside i64, and S ≥ 62 rounds
+    // every t to 0, as S = 62 does.
+    let sh = (31 - shift).clamp(1, 62) as u32;
+    let (m, round) = (i64::from(m), 1i64 << (sh - 1));
+    // The parser bounds γ (|γ| ≤ 127) and β (|β| < 2^24); other values still give defined,
+    // target-independent results (wrapping product, saturating sums), just not a layer norm.
+    let out = |q: i8, ch: &[u8; 8], scaled: &dyn Fn(i64) -> i32| -> i8 {
+        // Whole-word reads of a `[u8; 8]`: one load each where the target allows unaligned ones.
+        let (g, b) = ch.split_at(4);
+        let word = |w: &[u8]| w.first_chunk::<4>().map_or(0, |c| i32::from_le_bytes(*c));
+        let (gamma, beta) = (word(g), word(b));
+        let d = n32 * i32::from(q) - s1;
+        let v = scaled(i64::from(d.wrapping_mul(gamma)) * m + round);
+        v.saturating_add(beta).saturating_add(y_zp).clamp(-128, 127) as i8
+    };
+    if sh >= 32 {
+        // The usual case (a multiplier below 1): ⌊p / 2^S⌋ is the high word shifted, which a
+        // Cortex-M does in one instruction.
+        let k = sh - 32;
+        for (xi, ch) in x.iter_mut().zip(
+            channels
+                .chunks_exact(8)
+                .filter_map(|c| c.first_chunk::<8>()),
+        ) {
+            *xi = out(*xi, ch, &|p| ((p >> 32) as i32) >> k);
         }
     } else {
-        // shift ≤ 0 + 30: R ≥ 256 makes the reciprocal's shift ≤ 0.
-        Requant::new(m, if shift > 30 { 30 } else { shift as i8 })?
-    };
-    for (xi, ch) in x.iter_mut().zip(channels.chunks_exact(8)) {
-        let q = *xi;
-        let gamma = i32::from_le_bytes([ch[0], ch[1], ch[2], ch[3]]);
-        let beta = i32::from_le_bytes([ch[4], ch[5], ch[6], ch[7]]);
-        // |d| ≤ 4096·255 < 2^20; |γ| clamped to 127: |d·γ| < 2^27.
-        let d = n32 * i32::from(q) - s1;
-        let t = d * gamma.clamp(-127, 127);
-        let out = rq.apply(t).saturating_add(beta).saturating_add(y_zp);
-        *xi = out.clamp(-128, 127) as i8;
+        for (xi, ch) in x.iter_mut().zip(
+            channels
+                .chunks_exact(8)
+                .filter_map(|c| c.first_chunk::<8>()),
+        ) {
+            *xi = out(*xi, ch, &|p| {
+                (p >> sh).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+            });
+        }
     }
     Ok(())
 }

@@ -70,7 +70,7 @@ mod sampler;
 pub use arena::{ArenaBuffer, Plan, arena_bytes, program_index};
 pub use error::{Error, Section};
 pub use model::Model;
-pub use sampler::{SampleSpec, Sampler, Status, sample};
+pub use sampler::{SampleSpec, Sampler, Status, evaluate, sample};
 
 /// A tiny valid blob for documentation examples (feature `alloc`).
 #[cfg(feature = "alloc")]

@@ -105,6 +105,7 @@ pub(crate) fn forward(
         let v = op_index + 1;
         let dst = place(v);
         match model.graph().op(op_index)? {
+            #[cfg(feature = "float-net")]
             Op::Linear { a, weight, bias } => {
                 let w = model.tensors().get(weight)?.matrix()?;
                 let b = match bias {
@@ -114,6 +115,7 @@ pub(crate) fn forward(
                 let (x, y) = read_write(slots, place(a), dst)?;
                 k::gemv_bias_bytes(&w, x, b, y)?;
             }
+            #[cfg(feature = "float-net")]
             Op::Activation { a, act } => {
                 let src = place(a);
                 if src != dst {
@@ -122,6 +124,7 @@ pub(crate) fn forward(
                 }
                 act.apply_slice(slots.get_mut(dst).ok_or(broken("bad range"))?);
             }
+            #[cfg(feature = "float-net")]
             Op::Add { a, b } => {
                 let (ra, rb) = (place(a), place(b));
                 if ra.end > slots.len() || rb.end > slots.len() || dst.end > slots.len() {
@@ -133,6 +136,7 @@ pub(crate) fn forward(
                     slots[dst.start + i] = slots[ra.start + i] + slots[rb.start + i];
                 }
             }
+            #[cfg(feature = "float-net")]
             Op::Concat { a, b } => {
                 let (ra, rb) = (place(a), place(b));
                 let split = dst.start + ra.len();
@@ -141,6 +145,7 @@ pub(crate) fn forward(
                 let (x, y) = read_write(slots, rb, split..dst.end)?;
                 y.copy_from_slice(x);
             }
+            #[cfg(feature = "float-net")]
             Op::LayerNorm {
                 a,
                 gamma,
@@ -168,6 +173,18 @@ pub(crate) fn forward(
             Op::TimeEmbed { .. } => {
                 return Err(broken("TIME_EMBED without the time-embed feature"));
             }
+            // Likewise: an integer-only runtime refuses the float ops at parse time.
+            #[cfg(not(feature = "float-net"))]
+            Op::Linear { .. }
+            | Op::Activation { .. }
+            | Op::Add { .. }
+            | Op::Concat { .. }
+            | Op::LayerNorm { .. }
+            | Op::ClassEmbed { .. }
+            | Op::TimeTable { .. } => {
+                return Err(broken("a float op without the float-net feature"));
+            }
+            #[cfg(feature = "float-net")]
             Op::ClassEmbed { table } => {
                 let m = model.tensors().get(table)?.matrix()?;
                 let y = slots.get_mut(dst).ok_or(broken("bad range"))?;
@@ -261,6 +278,7 @@ pub(crate) fn forward(
                 let y = i8s_mut(y).get_mut(..n).ok_or(broken("bad range"))?;
                 k::int8::table_row(model.tensors().get(table)?.data, row, y)?;
             }
+            #[cfg(feature = "float-net")]
             Op::TimeTable { rows, times } => {
                 let m = model.tensors().get(rows)?.matrix()?;
                 let times = model.tensors().get(times)?.data;

@@ -306,3 +306,54 @@ pub fn sample<'b>(
     s.run()?;
     s.output(out)
 }
+
+/// Runs the network once, outside any program: `out = network(x, time, class)` in model units
+/// (what an `EVAL` computes), over `arena` ([`Model::arena_bytes`] bytes after aligning its
+/// start). For benchmarks and tests of the network alone; `time` must be one the model can
+/// evaluate (with a time table: one of its rows, i.e. an `EVAL` time of one of its programs).
+pub fn evaluate(
+    model: &Model<'_>,
+    arena: &mut [u8],
+    x: &[f32],
+    time: f32,
+    class: u16,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    let provided = arena.len();
+    let needed = model.arena_bytes();
+    let (slots, skipped) = as_f32_slots(arena);
+    if slots.len() < model.plan().total_slots() || model.plan().regs == 0 {
+        return Err(Error::ArenaTooSmall {
+            needed: needed + skipped,
+            provided,
+        });
+    }
+    let n = model.data_len();
+    for (len, provided) in [(x.len(), x.len()), (out.len(), out.len())] {
+        if len != n {
+            return Err(Error::OutputLength {
+                expected: n,
+                provided,
+            });
+        }
+    }
+    let meta = model.meta();
+    if model.graph().uses_class() && class >= meta.classes && meta.null_class != Some(class) {
+        return Err(Error::ClassOutOfRange {
+            class,
+            classes: meta.classes,
+        });
+    }
+    let r0 = model.plan().register_start(0);
+    slots
+        .get_mut(r0..r0 + n)
+        .ok_or(Error::ArenaTooSmall { needed, provided })?
+        .copy_from_slice(x);
+    forward(model, slots, Io { src: r0, dst: r0 }, time, class)?;
+    out.copy_from_slice(
+        slots
+            .get(r0..r0 + n)
+            .ok_or(Error::ArenaTooSmall { needed, provided })?,
+    );
+    Ok(())
+}

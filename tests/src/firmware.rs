@@ -27,6 +27,9 @@ pub struct Target {
     pub ram_bytes: u64,
     /// Flash of the modelled MCU.
     pub flash_bytes: u64,
+    /// Golden blobs this target's firmware leaves out (`small-flash`); their cases may be
+    /// reported `skipped`.
+    pub skips: &'static [&'static str],
 }
 
 /// Every QEMU target, in report order.
@@ -38,6 +41,7 @@ pub const TARGETS: [Target; 4] = [
         machine: "BBC micro:bit (Cortex-M0, soft float)",
         ram_bytes: 16 * 1024,
         flash_bytes: 256 * 1024,
+        skips: &["ref-mlp-f32.mdfb", "ref-mlp-f16.mdfb"],
     },
     Target {
         name: "m4f",
@@ -46,6 +50,7 @@ pub const TARGETS: [Target; 4] = [
         machine: "MPS2-AN386 (Cortex-M4F)",
         ram_bytes: 4 << 20,
         flash_bytes: 4 << 20,
+        skips: &[],
     },
     Target {
         name: "m7",
@@ -54,6 +59,7 @@ pub const TARGETS: [Target; 4] = [
         machine: "MPS2-AN500 (Cortex-M7)",
         ram_bytes: 4 << 20,
         flash_bytes: 4 << 20,
+        skips: &[],
     },
     Target {
         name: "riscv32",
@@ -62,6 +68,7 @@ pub const TARGETS: [Target; 4] = [
         machine: "QEMU virt (RV32IMAC)",
         ram_bytes: 64 * 1024,
         flash_bytes: 4 << 20,
+        skips: &[],
     },
 ];
 
@@ -188,6 +195,8 @@ pub struct Report {
     pub digit: Vec<String>,
     /// `done p/t`.
     pub done: Option<(usize, usize)>,
+    /// `netperf BLOB PROGRAM instructions=N`: one network evaluation of each blob.
+    pub netperf: BTreeMap<String, u64>,
 }
 
 /// Parses a firmware report; unknown lines are ignored (boards may log more).
@@ -211,6 +220,14 @@ pub fn parse_report(text: &str) -> Report {
                     .to_string()
             }
             Some("arena") => r.arena = num(1),
+            Some("netperf") if f.len() >= 4 => {
+                if let Some(n) = f[3]
+                    .strip_prefix("instructions=")
+                    .and_then(|v| v.parse().ok())
+                {
+                    r.netperf.insert(f[1].to_string(), n);
+                }
+            }
             Some("stack") => r.stack = num(1),
             Some("case") if f.len() >= 9 => {
                 if let Some(i) = num(1) {
@@ -282,13 +299,22 @@ pub enum Verdict {
     Match,
     /// Something differs; the text says what (first differing element, both values).
     Mismatch(String),
+    /// Not run on a target that leaves the case's blob out ([`Target::skips`]).
+    Skipped,
 }
 
 /// Compares a firmware case with the golden digest and the host output.
-pub fn judge(golden: &Case, host: &[u32], fw: Option<&CaseReport>) -> Verdict {
+pub fn judge(target: &Target, golden: &Case, host: &[u32], fw: Option<&CaseReport>) -> Verdict {
     let Some(fw) = fw else {
         return Verdict::Mismatch("case missing from the report".into());
     };
+    if fw.verdict == "skipped" {
+        return if target.skips.contains(&golden.blob.as_str()) {
+            Verdict::Skipped
+        } else {
+            Verdict::Mismatch("skipped on a target that should run it".into())
+        };
+    }
     if fw.verdict.starts_with("ERROR") || fw.sha256 == "-" {
         return Verdict::Mismatch(fw.verdict.clone());
     }
@@ -368,6 +394,17 @@ pub fn elf_sizes(path: &Path) -> Result<Sizes, String> {
     Ok(s)
 }
 
+/// Bytes of the ELF section `name` (0 if there is none).
+pub fn section_size(path: &Path, name: &str) -> Result<u64, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file = object::File::parse(&*bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(file
+        .sections()
+        .filter(|s| s.name() == Ok(name))
+        .map(|s| s.size())
+        .sum())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,6 +416,7 @@ arena 2304
 case 0 ref.mdfb ddim10 1 0 1 aabb match
 out 0 3f800000 40000000
 perf 0 steps=11 evals=10 instructions=12345
+netperf ref.mdfb ddim10 instructions=777
 case 1 ref.mdfb ddim10 42 7 3 - ERROR:arena too small
 digit 3
  1
@@ -416,6 +454,7 @@ stack 6364
         );
         assert_eq!(r.cases[&0].out, vec![0x3f80_0000, 0x4000_0000]);
         assert_eq!(r.cases[&0].perf, Some((11, 10, 12345)));
+        assert_eq!(r.netperf["ref.mdfb"], 777);
         assert!(r.cases[&1].verdict.starts_with("ERROR"));
         assert_eq!(r.digit.len(), 8);
     }
@@ -424,23 +463,49 @@ stack 6364
     fn judges_and_names_the_first_difference() {
         let r = parse_report(REPORT);
         let host = [0x3f80_0000, 0x4000_0000];
-        assert_eq!(judge(&case("aabb"), &host, r.cases.get(&0)), Verdict::Match);
-        let v = judge(&case("aabb"), &[0x3f80_0000, 0x4000_0001], r.cases.get(&0));
+        assert_eq!(
+            judge(&TARGETS[1], &case("aabb"), &host, r.cases.get(&0)),
+            Verdict::Match
+        );
+        let v = judge(
+            &TARGETS[1],
+            &case("aabb"),
+            &[0x3f80_0000, 0x4000_0001],
+            r.cases.get(&0),
+        );
         assert!(
             matches!(&v, Verdict::Mismatch(m) if m.contains("element 1")),
             "{v:?}"
         );
-        let v = judge(&case("ffff"), &host, r.cases.get(&0));
+        let v = judge(&TARGETS[1], &case("ffff"), &host, r.cases.get(&0));
         assert!(
             matches!(&v, Verdict::Mismatch(m) if m.contains("not the golden")),
             "{v:?}"
         );
         assert!(matches!(
-            judge(&case("aabb"), &host, r.cases.get(&1)),
+            judge(&TARGETS[1], &case("aabb"), &host, r.cases.get(&1)),
             Verdict::Mismatch(_)
         ));
         assert!(matches!(
-            judge(&case("aabb"), &host, None),
+            judge(&TARGETS[1], &case("aabb"), &host, None),
+            Verdict::Mismatch(_)
+        ));
+    }
+
+    #[test]
+    fn a_skipped_case_passes_only_where_the_target_leaves_its_blob_out() {
+        let r = parse_report("case 0 ref-mlp-f32.mdfb ddim10 1 0 1 - skipped\n");
+        let mut c = case("aabb");
+        c.blob = "ref-mlp-f32.mdfb".into();
+        let m0 = TARGETS.iter().find(|t| t.name == "m0").unwrap();
+        assert_eq!(judge(m0, &c, &[], r.cases.get(&0)), Verdict::Skipped);
+        assert!(matches!(
+            judge(&TARGETS[1], &c, &[], r.cases.get(&0)),
+            Verdict::Mismatch(_)
+        ));
+        c.blob = "digits-w8a8.mdfb".into();
+        assert!(matches!(
+            judge(m0, &c, &[], r.cases.get(&0)),
             Verdict::Mismatch(_)
         ));
     }

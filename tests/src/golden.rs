@@ -54,29 +54,35 @@ pub fn normalization() -> (Vec<f32>, Vec<f32>) {
 pub enum Golden {
     /// The reference MLP with weights of this dtype and the programs of [`programs`].
     RefMlp(Dtype),
-    /// The on-device digits architecture ([`MlpSpec::digits`]) with seeded random int8 weights
-    /// and a guided DDIM program, its time MLP folded into a `TIME_TABLE` as the exporter does:
-    /// it pins the size and the bits of the model the Cortex-M0 must run until the trainer
-    /// exports a trained one, and checks the table path on every target.
-    Digits,
+    /// A trained model, checked in as an artifact (`host-trainer/examples/golden_digits.rs`
+    /// writes it; training is not promised to give the same weights on every CPU, so it is not
+    /// rebuilt here): the demo's class-conditional digits network with the one program
+    /// [`DIGITS_PROGRAM`], its time MLP folded into a table. The cases pin its bits on every
+    /// target and the Cortex-M0 prints its first sample as a digit.
+    Trained,
 }
 
-/// The golden blobs and their file names.
-pub const BLOBS: [(Golden, &str); 4] = [
+/// The golden blobs and their file names. The full-integer digits model comes first among the
+/// digits models, so the firmware's ASCII-art digit is the integer network's.
+pub const BLOBS: [(Golden, &str); 5] = [
     (Golden::RefMlp(Dtype::F32), "ref-mlp-f32.mdfb"),
     (Golden::RefMlp(Dtype::F16), "ref-mlp-f16.mdfb"),
     (Golden::RefMlp(Dtype::I8), "ref-mlp-i8.mdfb"),
-    (Golden::Digits, "digits-i8.mdfb"),
+    (Golden::Trained, DIGITS_W8A8_FILE),
+    (Golden::Trained, DIGITS_FILE),
 ];
 
-/// The program the digits blob carries.
+/// The program the digits blobs carry: DDIM, 10 steps, x̂₀ clipped, guidance 1.2.
 pub const DIGITS_PROGRAM: &str = "ddim10-cfg";
 
-/// The digits blob's file name.
+/// The trained digits model with int8 weights and f32 arithmetic.
 pub const DIGITS_FILE: &str = "digits-i8.mdfb";
 
-/// Builds a golden blob.
-pub fn build_blob(which: Golden) -> Result<Vec<u8>, Error> {
+/// The trained digits model as a full-integer (W8A8) network.
+pub const DIGITS_W8A8_FILE: &str = "digits-w8a8.mdfb";
+
+/// Builds a golden blob (a trained one is read from `tests/golden`).
+pub fn build_blob(which: Golden, file: &str) -> Result<Vec<u8>, Error> {
     let s = schedule();
     let mut b = match which {
         Golden::RefMlp(dtype) => {
@@ -88,14 +94,20 @@ pub fn build_blob(which: Golden) -> Result<Vec<u8>, Error> {
             }
             b
         }
-        Golden::Digits => return digits_blob(),
+        Golden::Trained => {
+            return std::fs::read(dir().join(file)).map_err(|_| Error::Malformed {
+                section: microdiff_runtime::Section::Header,
+                what: "a trained golden blob is missing from tests/golden",
+            });
+        }
     };
     b.schedule(&s.rows());
     b.build()
 }
 
-/// The digits network with its guided program, the time MLP as weights (`table = None`) or
-/// folded into a `TIME_TABLE`; also the value that is the time MLP's output.
+/// The digits architecture with seeded random weights and a guided program, the time MLP as
+/// weights (`table = None`) or folded into a `TIME_TABLE`; also the value that is the time
+/// MLP's output. (The golden digits models are trained; this one checks the fold.)
 fn digits(table: Option<(&[f32], &[f32])>) -> Result<(Vec<u8>, u16), Error> {
     let s = schedule();
     let mlp = Mlp::random(MlpSpec::digits(), WEIGHT_SEED);
@@ -113,18 +125,17 @@ fn digits(table: Option<(&[f32], &[f32])>) -> Result<(Vec<u8>, u16), Error> {
     Ok((b.build()?, te.0))
 }
 
-/// The digits golden as the exporter writes such a model by default: its time MLP folded into a
-/// `TIME_TABLE` (10 rows for `ddim10-cfg`, computed by the runtime from the unfolded blob), so
-/// the conformance cases check the table path on every target while the other golden blobs keep
-/// `TIME_EMBED`. The fold changes no sample's bits: the digests equal the unfolded blob's.
-fn digits_blob() -> Result<Vec<u8>, Error> {
+/// The random digits network as the exporter writes such a model by default: its time MLP
+/// folded into a `TIME_TABLE` (10 rows for `ddim10-cfg`, computed by the runtime from the
+/// unfolded blob). The fold changes no sample's bits (tested against [`digits_blob_unfolded`]).
+pub fn digits_blob_folded() -> Result<Vec<u8>, Error> {
     let (plain, te) = digits(None)?;
     let (rows, times) = BatchModel::new(&Model::parse(&plain)?)?.time_table(te)?;
     Ok(digits(Some((&rows, &times)))?.0)
 }
 
-/// The digits golden without the fold (`TIME_EMBED` and the time MLP), for the test that the
-/// fold changes no bits.
+/// The random digits network without the fold (`TIME_EMBED` and the time MLP), for the test
+/// that the fold changes no bits.
 pub fn digits_blob_unfolded() -> Result<Vec<u8>, Error> {
     Ok(digits(None)?.0)
 }
@@ -136,7 +147,7 @@ pub fn build_named(file: &str) -> Result<Vec<u8>, Error> {
         .find(|b| b.1 == file)
         .map(|b| b.0)
         .ok_or(Error::ProgramNotFound)?;
-    build_blob(which)
+    build_blob(which, file)
 }
 
 /// One golden case.
@@ -173,7 +184,7 @@ pub fn case_grid() -> Vec<(String, String, SampleSpec)> {
                 .iter()
                 .map(|p| p.name().to_string())
                 .collect(),
-            Golden::Digits => vec![DIGITS_PROGRAM.to_string()],
+            Golden::Trained => vec![DIGITS_PROGRAM.to_string()],
         };
         for name in names {
             for spec in specs {

@@ -126,8 +126,13 @@ pub fn select(default_blob: &Path, budget: Budget) {
 fn model_rs(copy: &Path, name: &str, program: &str, budget: Budget) -> String {
     let (arena, max) = (budget.arena, budget.max_data_len);
     format!(
-        r#"/// The blob, `{name}`, read in place from flash.
-static BLOB: &[u8] = include_bytes!({copy:?});
+        r#"/// The blob's bytes at a 4-byte-aligned address (the integer kernels read weights with word
+/// loads and take a slower path for an unaligned blob).
+#[repr(C, align(4))]
+struct AlignedBlob<const N: usize>([u8; N]);
+static BLOB_BYTES: AlignedBlob<{{ include_bytes!({copy:?}).len() }}> = AlignedBlob(*include_bytes!({copy:?}));
+/// The blob, `{name}`, read in place from flash.
+static BLOB: &[u8] = &BLOB_BYTES.0;
 /// Its file name, for the log.
 const BLOB_NAME: &str = {name:?};
 /// The sampler program to run.

@@ -1,7 +1,8 @@
 //! Size probe: links the microdiff runtime and runs one program (`ddim10` on the int8 reference
-//! MLP), so `llvm-size` on the ELF gives the runtime's flash cost. The weight blob sits in its own
-//! `.blob` section (see `memory.x`) so it can be left out of the count. `--features baseline`
-//! builds the same `main` without the runtime calls.
+//! MLP; with `--features w8a8`, `ddim10-cfg` on the full-integer digits golden), so `llvm-size`
+//! on the ELF gives the runtime's flash cost. The weight blob sits in its own `.blob` section
+//! (see `memory.x`) so it can be left out of the count. `--features baseline` builds the same
+//! `main` without the runtime calls.
 #![no_std]
 #![no_main]
 
@@ -11,10 +12,29 @@ use cortex_m_rt::entry;
 use microdiff_runtime::ArenaBuffer;
 use panic_halt as _;
 
-const BLOB_LEN: usize = include_bytes!("../../../tests/golden/ref-mlp-i8.mdfb").len();
+#[cfg(not(feature = "w8a8"))]
+macro_rules! blob {
+    () => {
+        include_bytes!("../../../tests/golden/ref-mlp-i8.mdfb")
+    };
+}
+#[cfg(feature = "w8a8")]
+macro_rules! blob {
+    () => {
+        include_bytes!("../../../tests/golden/digits-w8a8.mdfb")
+    };
+}
+
+/// The program the probe runs.
+#[cfg(any(not(feature = "w8a8"), feature = "baseline"))]
+const PROGRAM: &str = "ddim10";
+#[cfg(all(feature = "w8a8", not(feature = "baseline")))]
+const PROGRAM: &str = "ddim10-cfg";
+
+const BLOB_LEN: usize = blob!().len();
 
 #[unsafe(link_section = ".blob")]
-static BLOB_BYTES: [u8; BLOB_LEN] = *include_bytes!("../../../tests/golden/ref-mlp-i8.mdfb");
+static BLOB_BYTES: [u8; BLOB_LEN] = *blob!();
 
 /// Arena bytes, planned at compile time from the blob itself.
 const ARENA: usize = match microdiff_runtime::arena_bytes(&BLOB_BYTES) {
@@ -22,7 +42,7 @@ const ARENA: usize = match microdiff_runtime::arena_bytes(&BLOB_BYTES) {
     Err(_) => panic!("bad blob"),
 };
 
-/// Room for one sample; the reference MLP has `data_len` 8.
+/// Room for one sample; the reference MLP has `data_len` 8, the digits model 64.
 const MAX_DATA: usize = 64;
 
 #[entry]
@@ -42,7 +62,7 @@ fn main() -> ! {
 fn run(blob: &[u8], arena: &mut [u8], out: &mut [f32]) -> Result<(), microdiff_runtime::Error> {
     use microdiff_runtime::{Model, SampleSpec, sample};
     let model = Model::parse(blob)?;
-    let program = model.program("ddim10")?;
+    let program = model.program(PROGRAM)?;
     let (expected, provided) = (model.data_len(), out.len());
     let out = out
         .get_mut(..expected)
@@ -62,6 +82,6 @@ fn run(blob: &[u8], arena: &mut [u8], out: &mut [f32]) -> Result<(), microdiff_r
 
 #[cfg(feature = "baseline")]
 fn run(blob: &[u8], arena: &mut [u8], out: &mut [f32]) -> Result<(), ()> {
-    black_box((blob, arena, out));
+    black_box((blob, arena, out, PROGRAM));
     Ok(())
 }

@@ -7,15 +7,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use microdiff_kernels::{Activation, Dtype};
+use microdiff_kernels::Dtype;
 use microdiff_trainer::backend::Backend;
 use microdiff_trainer::backend::cpu::{Cpu, hot_pool};
 use microdiff_trainer::data::{Dataset, Normalizer, digits};
 use microdiff_trainer::export::{ExportSpec, blob, w8a8};
-use microdiff_trainer::model::MlpConfig;
-use microdiff_trainer::optim::OptimConfig;
 use microdiff_trainer::sampler::{self, SamplerSpec};
-use microdiff_trainer::schedule::Process;
 use microdiff_trainer::train::{TrainConfig, TrainData, Trainer};
 use microdiff_trainer::viz;
 use serde::Serialize;
@@ -140,28 +137,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
     );
     let norm = Normalizer::digits();
     let model_space = norm.dataset_to_model(&all);
-    let config = TrainConfig {
-        model: MlpConfig {
-            data_dim: 64,
-            hidden: 96,
-            ff: 128,
-            temb: 32,
-            blocks: 2,
-            classes: 10,
-            act: Activation::Silu,
-        },
-        process: Process::ddpm_default(),
-        optim: OptimConfig {
-            lr: 2e-3,
-            warmup: 200,
-            ema_decay: 0.999,
-            ..OptimConfig::default()
-        },
-        steps: a.steps,
-        batch: 256,
-        seed: a.seed,
-        cfg_dropout: 0.1,
-    };
+    let config = TrainConfig::digits_demo(a.steps, a.seed);
     let data = TrainData {
         x: model_space.x,
         dim: 64,
@@ -210,6 +186,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
             offset: norm.offset.clone(),
             programs: programs.clone(),
             time_table: Default::default(),
+            schedule: true,
         };
         let bytes = blob(&config.model, &params, &config.process, &spec).map_err(msg("export"))?;
         let path = a.out.join(file);
@@ -223,6 +200,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
         offset: norm.offset.clone(),
         programs: programs.clone(),
         time_table: Default::default(),
+        schedule: true,
     };
     let (bytes, cal) = w8a8::blob(
         &config.model,

@@ -97,6 +97,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
         offset: info.normalizer.offset.clone(),
         programs,
         time_table: a.time_table,
+        schedule: true,
     };
     let params = if cfg.optim.ema_decay > 0.0 {
         &ckpt.ema

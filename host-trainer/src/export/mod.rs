@@ -58,6 +58,10 @@ pub struct ExportSpec {
     pub programs: Vec<ProgramBuilder>,
     /// Store the time-embedding MLP as weights or as a table of its outputs.
     pub time_table: TimeTable,
+    /// Include the noise schedule (one row per training step: what host tools such as the
+    /// likelihood evaluation read; the programs carry their own coefficients, so a blob made
+    /// only for sampling on a device can leave it out and save 16 bytes per step).
+    pub schedule: bool,
 }
 
 /// Builds the blob.
@@ -111,7 +115,9 @@ fn build(
         b.classes(config.classes as u16, Some(config.classes as u16));
     }
     b.normalization(&spec.scale, &spec.offset);
-    b.schedule(&process.schedule_rows());
+    if spec.schedule {
+        b.schedule(&process.schedule_rows());
+    }
     let slice = |s: Slot| &params[s.offset..s.offset + s.len()];
     let mat =
         |b: &mut BlobBuilder, s: Slot| b.tensor(spec.dtype, s.rows as u32, s.cols as u32, slice(s));

@@ -417,7 +417,9 @@ pub fn blob(
         b.classes(config.classes as u16, Some(config.classes as u16));
     }
     b.normalization(&spec.scale, &spec.offset);
-    b.schedule(&process.schedule_rows());
+    if spec.schedule {
+        b.schedule(&process.schedule_rows());
+    }
 
     let (d, hdim) = (config.data_dim, config.hidden);
     let x_scale = b.tensor(microdiff_kernels::Dtype::F32, 1, 1, &[q(id::X).scale])?;

@@ -8,21 +8,28 @@ pub(crate) const fn u8_at(b: &[u8], at: usize) -> Option<u8> {
     if at < b.len() { Some(b[at]) } else { None }
 }
 
-/// Little-endian `u16` at `at`.
+/// Little-endian `u16` at `at`. (One bounds check, inlined: the executor reads op records
+/// and tensor records on every network evaluation.)
+#[inline]
 pub(crate) const fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    match at.checked_add(2) {
-        Some(end) if end <= b.len() => Some(u16::from_le_bytes([b[at], b[at + 1]])),
-        _ => None,
+    match b.split_at_checked(at) {
+        Some((_, tail)) => match tail.first_chunk::<2>() {
+            Some(c) => Some(u16::from_le_bytes(*c)),
+            None => None,
+        },
+        None => None,
     }
 }
 
-/// Little-endian `u32` at `at`.
+/// Little-endian `u32` at `at` (one bounds check, inlined).
+#[inline]
 pub(crate) const fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    match at.checked_add(4) {
-        Some(end) if end <= b.len() => {
-            Some(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]))
-        }
-        _ => None,
+    match b.split_at_checked(at) {
+        Some((_, tail)) => match tail.first_chunk::<4>() {
+            Some(c) => Some(u32::from_le_bytes(*c)),
+            None => None,
+        },
+        None => None,
     }
 }
 

@@ -773,6 +773,13 @@ impl<'a> Graph<'a> {
             let t1 = u16_at(rec, field::T1.start).unwrap_or(NO_TENSOR);
             let param = u32_at(rec, field::PARAM.start).unwrap_or(0);
             let spec = op.spec();
+            if cfg!(not(feature = "float-net")) && op.code() <= opcode::TIME_TABLE {
+                return Err(bad_op(
+                    k,
+                    "a float-network op in a runtime built without the float-net feature \
+                     (an integer-only build runs w8a8 blobs: microdiff export --dtype w8a8)",
+                ));
+            }
             if (!spec.uses_aux && aux != 0)
                 || (!spec.uses_t0 && t0 != NO_TENSOR)
                 || (!spec.uses_t1 && t1 != NO_TENSOR)

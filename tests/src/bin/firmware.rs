@@ -77,7 +77,9 @@ fn run_target(t: &Target) -> Result<(Report, firmware::Run), String> {
 fn stable_lines(report: &str) -> String {
     report
         .lines()
-        .filter(|l| !l.starts_with("perf ") && !l.starts_with("stack "))
+        .filter(|l| {
+            !l.starts_with("perf ") && !l.starts_with("netperf ") && !l.starts_with("stack ")
+        })
         .map(|l| format!("{l}\n"))
         .collect()
 }
@@ -106,10 +108,13 @@ fn conformance(args: &[String]) -> Result<bool, String> {
                 let verdicts: Vec<Verdict> = cases
                     .iter()
                     .enumerate()
-                    .map(|(i, c)| firmware::judge(c, &host[i], report.cases.get(&i)))
+                    .map(|(i, c)| firmware::judge(t, c, &host[i], report.cases.get(&i)))
                     .collect();
                 let exit_ok = run.code == Some(0);
-                all_ok &= exit_ok && verdicts.iter().all(|v| *v == Verdict::Match);
+                all_ok &= exit_ok
+                    && verdicts
+                        .iter()
+                        .all(|v| matches!(v, Verdict::Match | Verdict::Skipped));
                 let expected_path = firmware::package_dir(t).join("expected-output.txt");
                 let stable = stable_lines(&run.stdout);
                 if bless_output {
@@ -172,6 +177,7 @@ fn conformance(args: &[String]) -> Result<bool, String> {
                 None => "no run".to_string(),
                 Some(v) => match &v[i] {
                     Verdict::Match => "match".into(),
+                    Verdict::Skipped => "skipped".into(),
                     Verdict::Mismatch(why) => {
                         notes.push(format!(
                             "{name}, case {i} ({} {}): {why}",
@@ -200,55 +206,112 @@ fn conformance(args: &[String]) -> Result<bool, String> {
 }
 
 /// Multiply-accumulates of one network evaluation of a golden blob: Σ rows·cols over its
-/// linear layers.
+/// linear layers (`QLINEAR`: the layer's own rows and columns, not the tile padding).
 fn macs_per_eval(file: &str) -> Result<u64, String> {
     use microdiff_runtime::blob::graph::Op;
     let bytes = std::fs::read(golden::dir().join(file)).map_err(|e| format!("{file}: {e}"))?;
     let model = microdiff_runtime::Model::parse(&bytes).map_err(|e| format!("{file}: {e}"))?;
+    let s = &model.graph().structure;
     let mut macs = 0u64;
     for k in 0..model.graph().op_count() {
-        if let Ok(Op::Linear { weight, .. }) = model.graph().op(k) {
-            let w = model.tensors().get(weight).map_err(|e| e.to_string())?;
-            macs += u64::from(w.rows) * u64::from(w.cols);
+        match model.graph().op(k) {
+            Ok(Op::Linear { weight, .. }) => {
+                let w = model.tensors().get(weight).map_err(|e| e.to_string())?;
+                macs += u64::from(w.rows) * u64::from(w.cols);
+            }
+            Ok(Op::QLinear { a, .. }) => {
+                macs += u64::from(s.len[k as usize + 1]) * u64::from(s.len[a as usize]);
+            }
+            _ => {}
         }
     }
     Ok(macs)
 }
 
+/// The integer-only runtime's flash for a Cortex-M target: `firmware-examples/size-probe` built
+/// with `--no-default-features --features w8a8` (the runtime without its float network, running
+/// the full-integer digits golden) less its `baseline` build, weights (`.blob`) excluded.
+/// `None` for targets the probe does not build for (RISC-V).
+fn probe_flash_w8a8(t: &Target) -> Result<Option<u64>, String> {
+    if !t.triple.starts_with("thumb") {
+        return Ok(None);
+    }
+    let dir = firmware::repo_root().join("firmware-examples/size-probe");
+    let elf = dir.join("target").join(t.triple).join("release/size-probe");
+    let flash = |features: &[&str]| -> Result<u64, String> {
+        let status = std::process::Command::new("cargo")
+            .args(["build", "--release", "--quiet", "--target", t.triple])
+            .args(features)
+            .current_dir(&dir)
+            .status()
+            .map_err(|e| format!("size-probe: {e}"))?;
+        if !status.success() {
+            return Err(format!("size-probe for {}: cargo build failed", t.triple));
+        }
+        Ok(firmware::elf_sizes(&elf)?.flash() - firmware::section_size(&elf, ".blob")?)
+    };
+    let probe = flash(&["--no-default-features", "--features", "w8a8"])?;
+    let base = flash(&["--features", "baseline"])?;
+    Ok(Some(probe.saturating_sub(base)))
+}
+
+/// `(steps, evaluations, instructions)` of the golden case `blob`/`program` in a report.
+fn case_perf(report: &Report, blob: &str, program: &str) -> Option<(u64, u64, u64)> {
+    let text = std::fs::read_to_string(golden::dir().join("cases.txt")).unwrap_or_default();
+    let cases = golden::parse_cases(&text).unwrap_or_default();
+    cases
+        .iter()
+        .position(|c| c.blob == blob && c.program == program)
+        .and_then(|i| report.cases.get(&i)?.perf)
+}
+
+/// `instructions / (evaluations · macs)` with three decimals, or `null`.
+fn per_mac(perf: Option<(u64, u64, u64)>, macs: u64) -> String {
+    perf.filter(|&(_, evals, _)| evals > 0 && macs > 0)
+        .map_or("null".to_string(), |(_, evals, n)| {
+            format!("{:.3}", n as f64 / (evals * macs) as f64)
+        })
+}
+
 /// One target's figures as a JSON object (machine-readable `size --json`):
 /// `target`; `flash_bytes`, `static_ram_bytes` (data + bss), `stack_bytes`, `arena_bytes`;
 /// `runtime_and_runner_flash_bytes` — the firmware less its `baseline` build less the golden
-/// blobs (the runtime with its f32 network path, the case runner and SHA-256; the runtime alone
-/// is measured by `firmware-examples/size-probe`); for the golden guided digits
-/// case (`digits-i8.mdfb`, `ddim10-cfg`, int8 weights with f32 arithmetic: 10 guided steps, 20
-/// network evaluations) `macs_per_eval_digits`, `instructions_per_sample_f32_digits_cfg10` (the
-/// whole program) and `instructions_per_mac_f32` (that count / (evaluations · MACs), so the
-/// `LIN`s and noise are charged to the network too). Figures a target cannot give are `null`.
+/// blobs it links (the runtime with both network paths, the case runner and SHA-256);
+/// `runtime_flash_bytes_w8a8` — the runtime built with only the integer path
+/// ([`probe_flash_w8a8`], Cortex-M targets); for the trained guided digits models
+/// (`ddim10-cfg`: 10 guided steps, 20 network evaluations), `digits-i8.mdfb` (int8 weights,
+/// f32 arithmetic) and `digits-w8a8.mdfb` (full integer): `macs_per_eval_digits` and
+/// `macs_per_eval_w8a8_digits`, `instructions_per_sample_{f32,w8a8}_digits_cfg10` (the whole
+/// program: network, `LIN`s, noise) and `instructions_per_mac_{f32,w8a8}` (one network
+/// evaluation alone, the firmware's `netperf` line, / MACs). Figures a target cannot give are
+/// `null`.
 fn json_line(
     t: &Target,
     probe: &firmware::Sizes,
     runtime_flash: i64,
     report: &Report,
-    digits: Option<(u64, u64, u64)>,
-    macs: u64,
+    (digits, macs): (Option<(u64, u64, u64)>, u64),
+    (w8a8, w8a8_macs): (Option<(u64, u64, u64)>, u64),
+    runtime_flash_w8a8: Option<u64>,
 ) -> String {
     let opt = |v: Option<u64>| v.map_or("null".to_string(), |v| v.to_string());
-    let per_mac = digits
-        .filter(|&(_, evals, _)| evals > 0 && macs > 0)
-        .map_or("null".to_string(), |(_, evals, n)| {
-            format!("{:.3}", n as f64 / (evals * macs) as f64)
-        });
+    // One network evaluation (the `netperf` line), counted as one evaluation of `macs`.
+    let net = |file: &str| report.netperf.get(file).map(|&n| (1, 1, n));
     format!(
-        "{{\"target\":\"{}\",\"flash_bytes\":{},\"static_ram_bytes\":{},\"stack_bytes\":{},\"arena_bytes\":{},\"runtime_and_runner_flash_bytes\":{},\"macs_per_eval_digits\":{},\"instructions_per_sample_f32_digits_cfg10\":{},\"instructions_per_mac_f32\":{}}}",
+        "{{\"target\":\"{}\",\"flash_bytes\":{},\"static_ram_bytes\":{},\"stack_bytes\":{},\"arena_bytes\":{},\"runtime_and_runner_flash_bytes\":{},\"runtime_flash_bytes_w8a8\":{},\"macs_per_eval_digits\":{},\"instructions_per_sample_f32_digits_cfg10\":{},\"instructions_per_mac_f32\":{},\"macs_per_eval_w8a8_digits\":{},\"instructions_per_sample_w8a8_digits_cfg10\":{},\"instructions_per_mac_w8a8\":{}}}",
         t.name,
         probe.flash(),
         probe.ram(),
         opt(report.stack),
         opt(report.arena),
         runtime_flash,
+        opt(runtime_flash_w8a8),
         macs,
         opt(digits.map(|d| d.2)),
-        per_mac
+        per_mac(net(golden::DIGITS_FILE), macs),
+        w8a8_macs,
+        opt(w8a8.map(|d| d.2)),
+        per_mac(net(golden::DIGITS_W8A8_FILE), w8a8_macs),
     )
 }
 
@@ -266,14 +329,18 @@ fn size(args: &[String]) -> Result<bool, String> {
         }
     }
     let digits_macs = macs_per_eval(golden::DIGITS_FILE)?;
+    let w8a8_macs = macs_per_eval(golden::DIGITS_W8A8_FILE)?;
     let mut ok = true;
-    // Every golden blob is linked into every QEMU firmware (weights, not code).
-    let blob_bytes: u64 = golden::BLOBS
-        .iter()
-        .map(|(_, f)| std::fs::metadata(golden::dir().join(f)).map_or(0, |m| m.len()))
-        .sum();
+    // The golden blobs a target links in (weights, not code): all but its `skips`.
+    let blob_bytes = |t: &Target| -> u64 {
+        golden::BLOBS
+            .iter()
+            .filter(|(_, f)| !t.skips.contains(f))
+            .map(|(_, f)| std::fs::metadata(golden::dir().join(f)).map_or(0, |m| m.len()))
+            .sum()
+    };
     let header = format!(
-        "{:<8} {:>8} {:>6} {:>6} {:>7} {:>8} {:>7} {:>7} {:>7} {:>11} {:>12} {:>12}",
+        "{:<8} {:>8} {:>6} {:>6} {:>7} {:>8} {:>7} {:>7} {:>7} {:>11} {:>12} {:>12} {:>12}",
         "target",
         "text",
         "data",
@@ -285,7 +352,8 @@ fn size(args: &[String]) -> Result<bool, String> {
         "stack",
         "RAM use",
         "ref ddim10",
-        "digits cfg"
+        "digits cfg",
+        "w8a8 cfg"
     );
     if !json {
         println!("{header}");
@@ -315,41 +383,39 @@ fn size(args: &[String]) -> Result<bool, String> {
                     format!("{}", n / steps.saturating_sub(1).max(1))
                 })
         };
-        let digits_case = {
-            let text = std::fs::read_to_string(golden::dir().join("cases.txt")).unwrap_or_default();
-            let cases = golden::parse_cases(&text).unwrap_or_default();
-            cases
-                .iter()
-                .position(|c| c.blob == golden::DIGITS_FILE && c.program == golden::DIGITS_PROGRAM)
-                .and_then(|i| report.cases.get(&i)?.perf)
-        };
+        let digits_case = case_perf(&report, golden::DIGITS_FILE, golden::DIGITS_PROGRAM);
+        let w8a8_case = case_perf(&report, golden::DIGITS_W8A8_FILE, golden::DIGITS_PROGRAM);
+        let blobs = blob_bytes(t);
         if json {
+            let w8a8_flash = probe_flash_w8a8(t)?;
             println!(
                 "{}",
                 json_line(
                     t,
                     &probe,
-                    probe.flash() as i64 - base.flash() as i64 - blob_bytes as i64,
+                    probe.flash() as i64 - base.flash() as i64 - blobs as i64,
                     &report,
-                    digits_case,
-                    digits_macs
+                    (digits_case, digits_macs),
+                    (w8a8_case, w8a8_macs),
+                    w8a8_flash,
                 )
             );
         } else {
             println!(
-                "{:<8} {:>8} {:>6} {:>6} {:>7} {:>8} {:>6.1}% {:>7} {:>7} {:>11} {:>12} {:>12}",
+                "{:<8} {:>8} {:>6} {:>6} {:>7} {:>8} {:>6.1}% {:>7} {:>7} {:>11} {:>12} {:>12} {:>12}",
                 t.name,
                 probe.text,
                 probe.data,
                 probe.bss,
-                blob_bytes,
-                probe.flash() as i64 - base.flash() as i64 - blob_bytes as i64,
+                blobs,
+                probe.flash() as i64 - base.flash() as i64 - blobs as i64,
                 100.0 * probe.flash() as f64 / t.flash_bytes as f64,
                 report.arena.map_or("-".into(), |a| a.to_string()),
                 report.stack.map_or("-".into(), |s| s.to_string()),
                 format!("{ram_use}/{}", t.ram_bytes),
                 per_step("ref-mlp-i8.mdfb", "ddim10"),
                 per_step(golden::DIGITS_FILE, golden::DIGITS_PROGRAM),
+                per_step(golden::DIGITS_W8A8_FILE, golden::DIGITS_PROGRAM),
             );
         }
         if ram_use > t.ram_bytes || probe.flash() > t.flash_bytes {

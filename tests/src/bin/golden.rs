@@ -39,7 +39,7 @@ fn run(bless: bool) -> Result<bool, String> {
     let dir = golden::dir();
     let mut ok = true;
     for (dtype, file) in BLOBS {
-        let built = golden::build_blob(dtype).map_err(|e| format!("building {file}: {e}"))?;
+        let built = golden::build_blob(dtype, file).map_err(|e| format!("building {file}: {e}"))?;
         let path = dir.join(file);
         let old = std::fs::read(&path).ok();
         let same = old.as_deref() == Some(&built[..]);
@@ -77,6 +77,7 @@ fn run(bless: bool) -> Result<bool, String> {
                 .find(|b| b.1 == blob)
                 .map(|b| b.0)
                 .ok_or("unknown blob")?,
+            &blob,
         )
         .map_err(|e| e.to_string())?;
         let out =
