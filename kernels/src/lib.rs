@@ -1,7 +1,8 @@
 //! Numeric kernels of microdiff: dot products and matrix-vector products over f32 / f16 /
 //! int8 weights read in place from flash, activations and their derivatives, time and class
-//! embeddings, and layer norm. `no_std`, no allocator, no `unsafe`; no kernel panics on any
-//! input: every length is checked up front and a mismatch is a [`KernelError`].
+//! embeddings, and layer norm. `no_std`, no allocator, no `unsafe` outside the Cortex-M DSP
+//! assembly of [`int8_fast`]; no kernel panics on any input: every length is checked up front
+//! and a mismatch is a [`KernelError`].
 //!
 //! # Determinism contract
 //!
@@ -33,6 +34,8 @@
 //!
 //! [`weights`] (dtypes, the in-place [`Matrix`] view, encoders), [`linear`] (dot, gemv),
 //! [`int8`] (the full-integer W8A8 path's reference kernels, TFLite's conventions),
+//! [`int8_fast`] (the kernels the runtime calls: the reference's bits, DSP assembly where the
+//! target has it),
 //! [`act`] (activations and derivatives), [`embed`] (time embedding, embedding rows),
 //! [`cuda`] (the CUDA kernel sources of the host trainer and their ABI),
 //! [`norm`] (layer norm), [`error`].
