@@ -6,9 +6,9 @@
 //! * Targets with the Arm DSP extension (`cfg(microdiff_dsp)`, set by the crate's build script
 //!   for `thumbv7em*` — Cortex-M4, M7 — and for `thumbv8m.main*` with `+dsp`): `SMLAD` /
 //!   `SXTB16` kernels in assembly (`int8_fast/dsp.rs`, the crate's only `unsafe`): 1.3–1.5
-//!   instructions per multiply-accumulate on the digits model's layers, against the
-//!   reference's 11–12 on the same core. They fall back to the reference for inputs they do not
-//!   cover (a misaligned buffer, a zero multiplier).
+//!   instructions per multiply-accumulate on the digits model's layers (the check firmware
+//!   prints the portable reference's figure next to it). They fall back to the reference for
+//!   inputs they do not cover (a misaligned buffer, a zero multiplier).
 //! * Every other target (Cortex-M0+, RISC-V, the host): the reference kernels themselves.
 //!
 //! The assembly is checked against the reference under QEMU on the M4F and the M7
