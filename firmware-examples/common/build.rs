@@ -13,6 +13,13 @@ const SMALL_FLASH_SKIP: &[&str] = &["ref-mlp-f32.mdfb", "ref-mlp-f16.mdfb"];
 
 fn main() {
     let small_flash = std::env::var_os("CARGO_FEATURE_SMALL_FLASH").is_some();
+    // Development aid: `MICRODIFF_ONLY_BLOB=digits-w8a8.mdfb cargo run --release` runs (and
+    // links) only that blob's cases, e.g. to trace one model under QEMU (`-d exec,in_asm`).
+    println!("cargo:rerun-if-env-changed=MICRODIFF_ONLY_BLOB");
+    let only = std::env::var("MICRODIFF_ONLY_BLOB").ok();
+    let left_out = |blob: &str| {
+        (small_flash && SMALL_FLASH_SKIP.contains(&blob)) || only.as_deref().is_some_and(|o| o != blob)
+    };
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let golden = manifest.join("../../tests/golden");
     let cases_path = golden.join("cases.txt");
@@ -46,7 +53,7 @@ fn main() {
             f[3],
             f[4],
             sha.join(", "),
-            small_flash && SMALL_FLASH_SKIP.contains(&f[0])
+            left_out(f[0])
         )
         .unwrap();
     }
@@ -56,7 +63,7 @@ fn main() {
     for b in &blobs {
         let path = golden.join(b);
         println!("cargo:rerun-if-changed={}", path.display());
-        if small_flash && SMALL_FLASH_SKIP.contains(&b.as_str()) {
+        if left_out(b) {
             writeln!(out, "    ({b:?}, &[]),").unwrap();
             continue;
         }

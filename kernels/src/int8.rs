@@ -337,21 +337,23 @@ pub fn qlinear(
         row_params(p)?;
     }
     let groups = cols_p / 4;
+    // Row by row (not a 4-row tile at a time): one accumulator and two pointers fit the eight
+    // low registers of a Cortex-M0, where a 4×4 tile spills to the stack.
     for (rt, (tiles, ys)) in w.chunks_exact(16 * groups).zip(y.chunks_mut(4)).enumerate() {
-        let mut acc = [0i32; 4];
-        for (t, x) in tiles.chunks_exact(16).zip(xw.chunks_exact(4)) {
-            for (i, a) in acc.iter_mut().enumerate() {
-                let q = |j: usize| i32::from(t[4 * i + j] as i8);
-                *a += q(0) * i32::from(x[0])
-                    + q(1) * i32::from(x[2])
-                    + q(2) * i32::from(x[1])
-                    + q(3) * i32::from(x[3]);
-            }
-        }
         for (i, yr) in ys.iter_mut().enumerate() {
+            let mut acc = 0i32;
+            for (t, x) in tiles.chunks_exact(16).zip(xw.chunks_exact(4)) {
+                if let (Some(q), Some(x)) = (t.get(4 * i..4 * i + 4), x.first_chunk::<4>()) {
+                    let q = |j: usize| i32::from(q[j] as i8);
+                    acc += q(0) * i32::from(x[0])
+                        + q(1) * i32::from(x[2])
+                        + q(2) * i32::from(x[1])
+                        + q(3) * i32::from(x[3]);
+                }
+            }
             let at = (4 * rt + i) * QLINEAR_ROW_BYTES;
             let row = params.get(at..at + QLINEAR_ROW_BYTES).unwrap_or(&[]);
-            *yr = qlinear_output(acc[i], row, y_zp)?;
+            *yr = qlinear_output(acc, row, y_zp)?;
         }
     }
     Ok(())

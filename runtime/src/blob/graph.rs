@@ -723,7 +723,7 @@ fn i32s(b: &[u8]) -> [i32; 4] {
 fn check_times(tensors: &Tensors<'_>, k: u16, times: u16, rows: u32) -> Result<(), Error> {
     let t = tensors.get(times)?;
     if t.dtype != Dtype::F32 || t.cols != 1 || t.rows != rows {
-        return Err(bad_op(k, "times must be f32 (K, 1), one per table row"));
+        return Err(bad_op(k, "time-table times must be f32 (K, 1)"));
     }
     let mut prev: Option<u32> = None;
     for c in t.data.chunks_exact(4) {
