@@ -455,7 +455,7 @@ const fn reciprocal(r: u64) -> (i64, i32) {
 /// The W8A8 layer norm (docs/integer.md): with `n = len`, `S1 = Σq`, `S2 = Σq²` of the input
 /// codes (the zero point cancels), `d_i = n·q_i − S1` and `V = n·S2 − S1² + e` (`e` is the
 /// host's `round(ε·n²/scale_x²)`, at least 1), the normalised value is `d_i / √V`. The device
-/// takes `R = ⌊√(V·2^16)⌋` ([`isqrt_u64`]), the multiplier `2^8/R` ([`reciprocal`]) times the
+/// takes `R = ⌊√(V·2^16)⌋` ([`isqrt_u64`]), the multiplier `2^8/R` (a Q31 reciprocal) times the
 /// host's `c = scale_γ / scale_y` (a [`Requant`], combined by one doubling high multiply into
 /// `m · 2^(shift − 31)`, `m ∈ [2^30, 2^31)`), and writes
 /// `y_i = clamp(⌊(d_i·γ_i·m + 2^(S−1)) / 2^S⌋ + β_i + y_zp, −128, 127)` with
