@@ -20,7 +20,7 @@ use crate::weights::Matrix;
 /// and gives NaN.
 pub fn time_embedding(t: f32, max_period: f32, out: &mut [f32]) -> Result<(), KernelError> {
     let dim = out.len();
-    if dim == 0 || dim % 2 != 0 {
+    if dim == 0 || !dim.is_multiple_of(2) {
         return Err(KernelError::Invalid {
             arg: "out",
             requirement: "of even length >= 2",

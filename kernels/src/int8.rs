@@ -283,7 +283,7 @@ pub fn qlinear_shapes(
     y: &[i8],
 ) -> Result<(usize, usize), KernelError> {
     let cols_p = xw.len();
-    if cols_p % 4 != 0 || cols_p == 0 || cols_p > MAX_COLS {
+    if !cols_p.is_multiple_of(4) || cols_p == 0 || cols_p > MAX_COLS {
         return Err(KernelError::Invalid {
             arg: "xw",
             requirement: "a multiple of 4, 4..=MAX_COLS long",

@@ -313,8 +313,17 @@ mod tests {
             assert_eq!(Dtype::from_code(d.code()), Some(d));
         }
         assert_eq!(Dtype::from_code(5), None);
-        assert_eq!((Dtype::Q8.bytes_per_element(), Dtype::I32.bytes_per_element()), (1, 4));
-        assert!(Matrix::new(Dtype::Q8, 1, 1, &[0], &[]).is_err(), "not a float matrix");
+        assert_eq!(
+            (
+                Dtype::Q8.bytes_per_element(),
+                Dtype::I32.bytes_per_element()
+            ),
+            (1, 4)
+        );
+        assert!(
+            Matrix::new(Dtype::Q8, 1, 1, &[0], &[]).is_err(),
+            "not a float matrix"
+        );
         assert_eq!(Dtype::F16.bytes_per_element(), 2);
         assert_eq!(Dtype::I8.name(), "i8");
     }

@@ -1,4 +1,5 @@
-//! Acceptance: truncated, bit-flipped and length-lying blobs — 12 000 per run — each give
+//! Acceptance: truncated, bit-flipped and length-lying blobs — 12 000 per run, over five seed
+//! models (f32, f16 and int8 weights, a time table, the integer ops) — each give
 //! `Ok` or a typed error from the const planner, the parser and the sampler; never a panic.
 //!
 //! Most mutations also get their length and CRC fields rewritten to match, so they reach the
@@ -50,7 +51,10 @@ fn seeds() -> &'static [Vec<u8>] {
                 b.program(&ddim_program("ddim", &s, 3, 0.7, Some(1.0), Some(2.0)));
                 b.build().unwrap()
             })
-            .chain([time_table_seed()])
+            .chain([
+                time_table_seed(),
+                microdiff_conformance::integer::tiny_w8a8_blob(),
+            ])
             .collect()
     })
 }
@@ -194,7 +198,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: CASES_PER_STRATEGY, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn truncated(which in 0usize..4, cut in any::<prop::sample::Index>(), fix in any::<bool>()) {
+    fn truncated(which in 0usize..5, cut in any::<prop::sample::Index>(), fix in any::<bool>()) {
         let seed = &seeds()[which];
         let mut b = seed[..cut.index(seed.len())].to_vec();
         if fix { fix_len_and_crc(&mut b); }
@@ -204,7 +208,7 @@ proptest! {
     }
 
     #[test]
-    fn bit_flipped(which in 0usize..4, flips in prop::collection::vec(any::<prop::sample::Index>(), 1..12), fix in any::<bool>()) {
+    fn bit_flipped(which in 0usize..5, flips in prop::collection::vec(any::<prop::sample::Index>(), 1..12), fix in any::<bool>()) {
         let mut b = seeds()[which].clone();
         let n = b.len() * 8;
         for f in &flips {
@@ -216,7 +220,7 @@ proptest! {
     }
 
     #[test]
-    fn length_lying(which in 0usize..4, at in any::<prop::sample::Index>(), width in prop::sample::select(vec![1usize, 2, 4]),
+    fn length_lying(which in 0usize..5, at in any::<prop::sample::Index>(), width in prop::sample::select(vec![1usize, 2, 4]),
                     value in prop_oneof![Just(0u32), Just(1), Just(u32::MAX), Just(0x7FFF_FFFF), Just(0xFFFF), Just(0x8000), any::<u32>()],
                     relative in -8i64..8, use_relative in any::<bool>()) {
         let mut b = seeds()[which].clone();
@@ -239,20 +243,29 @@ fn unmodified_seeds_parse_and_run() {
     }
 }
 
-/// The fuzz target's seed with a `TIME_TABLE` is this file's seed, byte for byte (rewrite it with
+/// The fuzz target's seeds with a `TIME_TABLE` and with the integer ops are this file's seeds,
+/// byte for byte (rewrite them with
 /// `MICRODIFF_BLESS_SEEDS=1 cargo test -p microdiff-conformance --test robustness`).
 #[test]
-fn the_fuzz_seed_with_a_time_table_is_current() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/seeds/parse_blob/time-table.mdfb");
-    let want = time_table_seed();
-    if std::env::var("MICRODIFF_BLESS_SEEDS").as_deref() == Ok("1") {
-        std::fs::write(&path, &want).unwrap();
+fn the_fuzz_seeds_with_a_time_table_and_integer_ops_are_current() {
+    for (file, want) in [
+        ("time-table.mdfb", time_table_seed()),
+        (
+            "w8a8.mdfb",
+            microdiff_conformance::integer::tiny_w8a8_blob(),
+        ),
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/seeds/parse_blob")
+            .join(file);
+        if std::env::var("MICRODIFF_BLESS_SEEDS").as_deref() == Ok("1") {
+            std::fs::write(&path, &want).unwrap();
+        }
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            want,
+            "{} is stale (MICRODIFF_BLESS_SEEDS=1 rewrites it)",
+            path.display()
+        );
     }
-    assert_eq!(
-        std::fs::read(&path).unwrap(),
-        want,
-        "{} is stale (MICRODIFF_BLESS_SEEDS=1 rewrites it)",
-        path.display()
-    );
 }

@@ -184,7 +184,7 @@ pub fn widen(x: &[i8], zp: i32, out: &mut [i16]) -> Result<(), KernelError> {
 }
 
 fn is_word_aligned<T>(p: *const T) -> bool {
-    (p as usize) % 4 == 0
+    (p as usize).is_multiple_of(4)
 }
 
 /// Whether every record is one the assembly handles: multiplier in `[2^30, 2^31)`, shift in

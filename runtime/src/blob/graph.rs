@@ -657,14 +657,14 @@ pub const fn structure(b: &[u8], data_len: u32) -> Result<Structure, Error> {
             LenRule::SumOfBoth => Some(la.saturating_add(lb)),
             LenRule::Stored => None,
         };
-        if let Some(e) = expected {
-            if e != len {
-                return Err(Error::ShapeMismatch {
-                    op: k,
-                    expected: e,
-                    found: len,
-                });
-            }
+        if let Some(e) = expected
+            && e != len
+        {
+            return Err(Error::ShapeMismatch {
+                op: k,
+                expected: e,
+                found: len,
+            });
         }
         s.len[v as usize] = len;
         s.inputs[v as usize] = [a, bb];
@@ -693,6 +693,11 @@ pub struct Graph<'a> {
     records: &'a [u8],
     /// Value lengths and operands.
     pub structure: Structure,
+}
+
+/// A dtype the float network's matrices may have (q8 and i32 belong to the integer ops).
+fn is_float_matrix(d: Dtype) -> bool {
+    matches!(d, Dtype::F32 | Dtype::F16 | Dtype::I8)
 }
 
 /// Rows a class table needs: every class id and the null class.
@@ -790,6 +795,9 @@ impl<'a> Graph<'a> {
             match op {
                 Op::Linear { a, weight, bias } => {
                     let w: Tensor<'_> = tensors.get(weight)?;
+                    if !is_float_matrix(w.dtype) {
+                        return Err(bad_op(k, "LINEAR weights must be f32, f16 or i8"));
+                    }
                     if w.rows != len {
                         return Err(Error::ShapeMismatch {
                             op: k,
@@ -845,6 +853,9 @@ impl<'a> Graph<'a> {
                         return Err(bad_op(k, "class embedding in an unconditional model"));
                     }
                     let t = tensors.get(table)?;
+                    if !is_float_matrix(t.dtype) {
+                        return Err(bad_op(k, "CLASS_EMBED table must be f32, f16 or i8"));
+                    }
                     if t.cols != len {
                         return Err(Error::ShapeMismatch {
                             op: k,
@@ -1013,11 +1024,17 @@ impl<'a> Graph<'a> {
         })
     }
 
-    /// True if the graph reads a class (has a class embedding).
+    /// True if the graph reads a class (a class embedding, float or int8).
     pub fn uses_class(&self) -> bool {
-        self.structure
-            .opcode
-            .get(1..self.structure.values as usize)
-            .is_some_and(|ops| ops.contains(&opcode::CLASS_EMBED))
+        (0..self.op_count()).any(|k| {
+            matches!(
+                self.op(k),
+                Ok(Op::ClassEmbed { .. }
+                    | Op::QGather {
+                        key: GatherKey::Class,
+                        ..
+                    })
+            )
+        })
     }
 }
