@@ -366,14 +366,14 @@ impl Emulator {
 
         let mem = self.mem();
         for (index, a) in args.iter().enumerate() {
-            if let Arg::Ptr(addr) = *a {
-                if mem.available(addr).is_none() {
-                    return Err(EmuError::BadPointer {
-                        kernel: kernel.to_owned(),
-                        index,
-                        addr,
-                    });
-                }
+            if let Arg::Ptr(addr) = *a
+                && mem.available(addr).is_none()
+            {
+                return Err(EmuError::BadPointer {
+                    kernel: kernel.to_owned(),
+                    index,
+                    addr,
+                });
             }
         }
         let available = |i: usize| match args.get(i) {

@@ -239,7 +239,7 @@ impl<B: Backend> Trainer<B> {
                 data.dim, c.data_dim
             )));
         }
-        if data.x.is_empty() || data.x.len() % data.dim != 0 {
+        if data.x.is_empty() || !data.x.len().is_multiple_of(data.dim) {
             return Err(TrainError::Data("no examples, or a partial row".into()));
         }
         if c.classes > 0 {

@@ -253,7 +253,7 @@ pub fn digit_grid_image(
     scale: u32,
 ) -> Result<RgbImage, VizError> {
     let cell_len = (DIGIT_SIDE * DIGIT_SIDE) as usize;
-    if images.len() % cell_len != 0 {
+    if !images.len().is_multiple_of(cell_len) {
         return Err(bad(format!(
             "digit grid: {} values is not a list of 8×8 images",
             images.len()

@@ -41,14 +41,14 @@ fn check_time_tables(
             let p = p?;
             for instr in p.instructions() {
                 let (at, instr) = instr?;
-                if let Instr::Eval { time, .. } = instr {
-                    if time_row(times, time).is_none() {
-                        return Err(Error::BadProgram {
-                            program: p.index,
-                            offset: at as u32,
-                            what: "EVAL time is not in the graph's time table",
-                        });
-                    }
+                if let Instr::Eval { time, .. } = instr
+                    && time_row(times, time).is_none()
+                {
+                    return Err(Error::BadProgram {
+                        program: p.index,
+                        offset: at as u32,
+                        what: "EVAL time is not in the graph's time table",
+                    });
                 }
             }
         }

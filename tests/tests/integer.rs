@@ -18,9 +18,8 @@ fn the_tiny_integer_network_parses_plans_samples_and_batches() {
     // int8 values take ⌈n/4⌉ slots, and QLINEAR's widened input has its scratch.
     let s = &model.graph().structure;
     for v in 1..s.values as usize {
-        assert_eq!(
+        assert!(
             plan.offset[v] <= plan.scratch_offset,
-            true,
             "value {v} before the scratch"
         );
     }
@@ -140,7 +139,7 @@ fn miswired_integer_graphs_are_typed_errors() {
         "wrong element type",
     );
     // The network ends in int8.
-    rejected(graph(|b, x| quantized(b, x)), "output value is int8");
+    rejected(graph(quantized), "output value is int8");
     // A requantization multiplier outside [2^30, 2^31).
     rejected(
         graph(|b, x| {

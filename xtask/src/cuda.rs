@@ -178,11 +178,9 @@ pub fn main(args: &[String]) -> ExitCode {
         }
     }
     let root = crate::repo_root();
-    if !skip_install {
-        if let Err(f) = ensure(&[cuda_tools()], &root) {
-            eprintln!("xtask cuda: {}", f.message);
-            return ExitCode::FAILURE;
-        }
+    if !skip_install && let Err(f) = ensure(&[cuda_tools()], &root) {
+        eprintln!("xtask cuda: {}", f.message);
+        return ExitCode::FAILURE;
     }
     let cmds = match commands(&root) {
         Ok(c) => c,

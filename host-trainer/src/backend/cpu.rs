@@ -916,7 +916,7 @@ impl Backend for Cpu {
     fn time_embed(&self, t: &Vec<f32>, y: &mut Vec<f32>, dim: usize, max_period: f32) {
         let rows = t.len();
         let half = dim / 2;
-        if dim == 0 || dim % 2 != 0 || !(max_period.is_finite() && max_period > 0.0) {
+        if dim == 0 || !dim.is_multiple_of(2) || !(max_period.is_finite() && max_period > 0.0) {
             // Shapes are fixed by the model, so this cannot happen; the kernels' function
             // leaves such rows alone too, and a zero row would show up in training as an
             // untrainable time embedding, never silently in a blob.

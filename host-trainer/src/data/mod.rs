@@ -239,7 +239,7 @@ impl Dataset {
                 self.shape, self.dim
             )));
         }
-        if self.x.len() % self.dim != 0 {
+        if !self.x.len().is_multiple_of(self.dim) {
             return Err(bad(format!(
                 "{} values is not a multiple of dim {}",
                 self.x.len(),

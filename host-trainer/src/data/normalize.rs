@@ -136,7 +136,7 @@ impl Normalizer {
             }
             n => {
                 assert!(
-                    x.len() % n == 0,
+                    x.len().is_multiple_of(n),
                     "Normalizer: {} values is not a multiple of {n} entries",
                     x.len()
                 );

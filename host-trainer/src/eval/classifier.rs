@@ -467,7 +467,7 @@ impl Classifier {
     fn map_chunks<T: Send>(&self, x: &[f32], f: impl Fn(&Activations) -> Vec<T> + Sync) -> Vec<T> {
         let dim = self.dim;
         assert!(
-            x.len() % dim == 0,
+            x.len().is_multiple_of(dim),
             "classifier input: {} values is not a whole number of rows of dimension {dim}",
             x.len()
         );

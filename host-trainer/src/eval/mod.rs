@@ -118,7 +118,7 @@ pub enum EvalError {
 
 /// Number of whole rows of `dim` values in `data`, or [`EvalError::BadShape`].
 pub(crate) fn rows(what: &'static str, data: &[f32], dim: usize) -> Result<usize, EvalError> {
-    if dim == 0 || data.len() % dim != 0 {
+    if dim == 0 || !data.len().is_multiple_of(dim) {
         return Err(EvalError::BadShape {
             what,
             len: data.len(),

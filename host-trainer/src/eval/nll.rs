@@ -218,7 +218,7 @@ pub fn nll(
     cfg: &NllConfig,
 ) -> Result<Vec<f64>, EvalError> {
     let d = field.dim();
-    if d == 0 || x.len() % d != 0 {
+    if d == 0 || !x.len().is_multiple_of(d) {
         return Err(EvalError::BadShape {
             what: "nll data",
             len: x.len(),

@@ -215,7 +215,7 @@ impl MlpConfig {
         if self.data_dim == 0 || self.hidden == 0 || self.ff == 0 {
             return Err("data_dim, hidden and ff must be > 0".into());
         }
-        if self.temb < 2 || self.temb % 2 != 0 {
+        if self.temb < 2 || !self.temb.is_multiple_of(2) {
             return Err("temb must be even and >= 2".into());
         }
         if self.classes > u16::MAX as usize - 1 {

@@ -82,18 +82,18 @@ pub(crate) fn run(
 ) -> Result<(), Error> {
     #[cfg(target_arch = "x86_64")]
     {
-        if isa == Isa::Avx512 {
-            if let Some(k) = x86::Avx512::new() {
-                // SAFETY: `k` exists, so the CPU supports AVX-512F, the only requirement of
-                // calling a function compiled with that target feature.
-                return unsafe { x86::run_avx512(k, bm, program, block, out) };
-            }
+        if isa == Isa::Avx512
+            && let Some(k) = x86::Avx512::new()
+        {
+            // SAFETY: `k` exists, so the CPU supports AVX-512F, the only requirement of
+            // calling a function compiled with that target feature.
+            return unsafe { x86::run_avx512(k, bm, program, block, out) };
         }
-        if isa == Isa::Avx2 {
-            if let Some(k) = x86::Avx2::new() {
-                // SAFETY: `k` exists, so the CPU supports AVX2.
-                return unsafe { x86::run_avx2(k, bm, program, block, out) };
-            }
+        if isa == Isa::Avx2
+            && let Some(k) = x86::Avx2::new()
+        {
+            // SAFETY: `k` exists, so the CPU supports AVX2.
+            return unsafe { x86::run_avx2(k, bm, program, block, out) };
         }
     }
     let _ = isa;

@@ -236,10 +236,10 @@ impl BatchModel<'_, '_> {
                 if self.integer {
                     let mut arena = std::vec![0u8; model.arena_bytes()];
                     for (i, (spec, o)) in specs.iter().zip(out.chunks_mut(d)).enumerate() {
-                        if let Err(e) = crate::sample(model, program, &mut arena, *spec, o) {
-                            if let Ok(mut all) = failures.lock() {
-                                all.push((first + i, e));
-                            }
+                        if let Err(e) = crate::sample(model, program, &mut arena, *spec, o)
+                            && let Ok(mut all) = failures.lock()
+                        {
+                            all.push((first + i, e));
                         }
                     }
                     continue;

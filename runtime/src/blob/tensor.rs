@@ -148,7 +148,7 @@ impl<'a> Tensors<'a> {
             .and_then(|n| n.checked_mul(dtype.bytes_per_element()))
             .ok_or(bad("size overflows"))?;
         let off = u32_at(rec, field::DATA_OFFSET.start).unwrap_or(1);
-        if off % 4 != 0 {
+        if !off.is_multiple_of(4) {
             return Err(bad("data offset is not a multiple of 4"));
         }
         let data =
@@ -156,7 +156,7 @@ impl<'a> Tensors<'a> {
         let soff = u32_at(rec, field::SCALES_OFFSET.start).unwrap_or(NO_SCALES);
         let scales: &[u8] = match dtype {
             Dtype::I8 => {
-                if soff % 4 != 0 {
+                if !soff.is_multiple_of(4) {
                     return Err(bad("scales offset is not a multiple of 4"));
                 }
                 let len = (rows as usize)

@@ -334,10 +334,10 @@ pub fn ptx_for_in(source: &Source, arch: Arch, dir: &Path) -> Result<String, Nvr
         cache_key(source, arch, version),
         arch.compute_name()
     ));
-    if let Ok(ptx) = std::fs::read_to_string(&path) {
-        if has_entry_points(&ptx, source) {
-            return Ok(ptx);
-        }
+    if let Ok(ptx) = std::fs::read_to_string(&path)
+        && has_entry_points(&ptx, source)
+    {
+        return Ok(ptx);
     }
     let ptx = compile(source, arch)?;
     write_atomic(&path, ptx.as_bytes())?;
