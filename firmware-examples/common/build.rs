@@ -18,7 +18,8 @@ fn main() {
     println!("cargo:rerun-if-env-changed=MICRODIFF_ONLY_BLOB");
     let only = std::env::var("MICRODIFF_ONLY_BLOB").ok();
     let left_out = |blob: &str| {
-        (small_flash && SMALL_FLASH_SKIP.contains(&blob)) || only.as_deref().is_some_and(|o| o != blob)
+        (small_flash && SMALL_FLASH_SKIP.contains(&blob))
+            || only.as_deref().is_some_and(|o| o != blob)
     };
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let golden = manifest.join("../../tests/golden");

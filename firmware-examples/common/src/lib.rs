@@ -183,7 +183,15 @@ pub fn network_instructions<B: Board>(board: &mut B, case: &Case, arena: &mut [u
     }
     let mut out = [0.0f32; MAX_DATA_LEN];
     board.counter_start();
-    evaluate(&model, arena, x.get(..n)?, time, case.class, out.get_mut(..n)?).ok()?;
+    evaluate(
+        &model,
+        arena,
+        x.get(..n)?,
+        time,
+        case.class,
+        out.get_mut(..n)?,
+    )
+    .ok()?;
     board.counter_read()
 }
 
@@ -257,10 +265,14 @@ pub fn run_all<B: Board>(board: &mut B, target: &str, arena: &mut [u8]) -> bool 
                         o.steps, o.evals
                     );
                 }
-                if CASES.iter().position(|k| k.blob == case.blob) == Some(i) {
-                    if let Some(n) = network_instructions(board, case, arena) {
-                        let _ = writeln!(Console(board), "netperf {name} {} instructions={n}", case.program);
-                    }
+                if CASES.iter().position(|k| k.blob == case.blob) == Some(i)
+                    && let Some(n) = network_instructions(board, case, arena)
+                {
+                    let _ = writeln!(
+                        Console(board),
+                        "netperf {name} {} instructions={n}",
+                        case.program
+                    );
                 }
                 let mut c = Console(board);
                 if o.len == 64 && !digit_shown {
