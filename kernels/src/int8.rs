@@ -41,7 +41,32 @@ pub const fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     // floor((a·b + 2^30) / 2^31) is an arithmetic shift of the exact 64-bit sum (|a·b| < 2^62
     // outside the case above); the result fits in i32. One multiply and a shift on a Cortex-M4,
     // where the truncating division of gemmlowp's formulation costs a sign fix-up.
-    ((a as i64 * b as i64 + (1 << 30)) >> 31) as i32
+    ((wide_mul(a, b) + (1 << 30)) >> 31) as i32
+}
+
+/// `a·b` exactly, as i64. Armv6-M (Cortex-M0/M0+, `cfg(microdiff_armv6m)` from the build
+/// script) has only a 32×32→32 `MULS`, and the compiler's `i64` multiply there is a call to a
+/// full 64×64 routine (≈ 40 instructions and a stack frame): four 16×16 products and the
+/// carries, inline, are about half. Elsewhere one widening multiply.
+#[inline]
+pub const fn wide_mul(a: i32, b: i32) -> i64 {
+    if cfg!(microdiff_armv6m) {
+        wide_mul_halves(a, b)
+    } else {
+        a as i64 * b as i64
+    }
+}
+
+/// [`wide_mul`] by 16-bit halves: `a = ah·2^16 + al` with `al ∈ 0..2^16`, `ah ∈ −2^15..2^15`
+/// (same for `b`), so every partial product fits its type (`al·bl < 2^32` unsigned,
+/// `|ah·bl|, |al·bh| < 2^31`, `|ah·bh| ≤ 2^30`).
+#[inline]
+const fn wide_mul_halves(a: i32, b: i32) -> i64 {
+    let (al, ah) = (a & 0xFFFF, a >> 16);
+    let (bl, bh) = (b & 0xFFFF, b >> 16);
+    let low = (al as u32 * bl as u32) as i64;
+    let mid = (ah * bl) as i64 + (al * bh) as i64;
+    (((ah * bh) as i64) << 32) + (mid << 16) + low
 }
 
 /// gemmlowp's `RoundingDivideByPOT`: `x / 2^exponent` rounded to nearest, ties away from zero.
@@ -87,7 +112,16 @@ impl Requant {
         } else {
             (-(self.shift as i32)) as u32
         };
-        let shifted = x.saturating_mul(1 << left);
+        // `x.saturating_mul(1 << left)` without a multiply: on a Cortex-M0 an overflow-checked
+        // i32 multiply is a call to the 64-bit multiply routine.
+        let up = x << left;
+        let shifted = if up >> left == x {
+            up
+        } else if x < 0 {
+            i32::MIN
+        } else {
+            i32::MAX
+        };
         rounding_divide_by_pot(
             saturating_rounding_doubling_high_mul(shifted, self.multiplier),
             right,
@@ -137,10 +171,25 @@ pub fn quantize_multiplier(real: f64) -> Result<Requant, KernelError> {
 /// NaN maps to `zero_point` (clamped); `scale` must be finite and > 0 (the caller's contract:
 /// blobs are validated), otherwise the quotient's overflow saturates like any other value.
 pub fn quantize(x: f32, scale: f32, zero_point: i32) -> i8 {
-    let r = libm::roundf(x / scale);
-    // `as i32` saturates (and maps NaN to 0); the sum cannot overflow after the clamp below.
-    let q = (r as i32).saturating_add(zero_point);
+    let q = round_half_away(x / scale).saturating_add(zero_point);
     q.clamp(-128, 127) as i8
+}
+
+/// `roundf(q) as i32` (ties away from zero; saturating, NaN → 0) without `roundf`: `as i32`
+/// truncates, and `q − trunc(q)` is exact (the fraction of a float is a float; beyond 2^23
+/// every float is an integer and the fraction is 0), so comparing it with ±0.5 decides the
+/// rounding exactly. A third of the instructions of libm's `roundf` on a Cortex-M4F, and no
+/// soft-float `roundf` on a Cortex-M0.
+fn round_half_away(q: f32) -> i32 {
+    let t = q as i32;
+    let frac = q - t as f32;
+    if frac >= 0.5 {
+        t.saturating_add(1)
+    } else if frac <= -0.5 {
+        t.saturating_sub(1)
+    } else {
+        t
+    }
 }
 
 /// `((q − zero_point) as f32) · scale`: TFLite's dequantization, bit for bit.
@@ -151,9 +200,12 @@ pub fn dequantize(q: i8, scale: f32, zero_point: i32) -> f32 {
 /// `xs[i] = table[xs[i] + 128]`: an activation as a 256-entry table computed on the host.
 pub fn lut(table: &[u8], xs: &mut [i8]) -> Result<(), KernelError> {
     check_len("table", table.len(), 256)?;
+    let Some(table) = table.first_chunk::<256>() else {
+        return Ok(());
+    };
     for x in xs.iter_mut() {
-        let i = (i16::from(*x) + 128) as usize;
-        *x = table.get(i).map_or(*x, |&t| t as i8);
+        // `x + 128` as a byte: the index is below 256 by its type.
+        *x = table[usize::from(*x as u8 ^ 0x80)] as i8;
     }
     Ok(())
 }
@@ -259,18 +311,68 @@ pub fn widen(x: &[i8], zp: i32, out: &mut [i16]) -> Result<(), KernelError> {
 
 /// One row's [`Requant`] and bias from a [`QLINEAR_ROW_BYTES`] record.
 fn row_params(p: &[u8]) -> Result<(i32, Requant), KernelError> {
-    let word = |i: usize| -> i32 {
-        p.get(4 * i..4 * i + 4)
-            .map_or(0, |c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+    let Some(p) = p.first_chunk::<QLINEAR_ROW_BYTES>() else {
+        return Err(KernelError::Shape {
+            arg: "params",
+            len: p.len(),
+            expected: QLINEAR_ROW_BYTES,
+        });
     };
-    let shift = word(2);
+    let (bias, multiplier, shift) = record(p);
+    Ok((bias, check_record(multiplier, shift)?))
+}
+
+/// A record's multiplier and shift as a [`Requant`], or the reference's error.
+#[inline]
+pub(crate) fn check_record(multiplier: i32, shift: i32) -> Result<Requant, KernelError> {
     if !(-31..=30).contains(&shift) {
         return Err(KernelError::Invalid {
             arg: "params",
             requirement: "shift in -31..=30",
         });
     }
-    Ok((word(0), Requant::new(word(1), shift as i8)?))
+    Requant::new(multiplier, shift as i8)
+}
+
+/// The three little-endian i32s of a row record: `(bias, multiplier, shift)`, unchecked.
+#[inline]
+pub(crate) fn record(p: &[u8; QLINEAR_ROW_BYTES]) -> (i32, i32, i32) {
+    let [b0, b1, b2, b3, m0, m1, m2, m3, s0, s1, s2, s3] = *p;
+    (
+        i32::from_le_bytes([b0, b1, b2, b3]),
+        i32::from_le_bytes([m0, m1, m2, m3]),
+        i32::from_le_bytes([s0, s1, s2, s3]),
+    )
+}
+
+/// Every record of `params` valid ([`qlinear_output`]'s checks), before anything is written;
+/// then [`requantize`] may take them unchecked.
+pub(crate) fn check_records(params: &[u8]) -> Result<(), KernelError> {
+    for p in params.as_chunks::<QLINEAR_ROW_BYTES>().0 {
+        row_params(p)?;
+    }
+    Ok(())
+}
+
+/// [`qlinear_output`] for a record that passed [`check_records`].
+#[inline]
+pub(crate) fn requantize(acc: i32, p: &[u8; QLINEAR_ROW_BYTES], y_zp: i32) -> i8 {
+    requantize_fields(acc, record(p), y_zp)
+}
+
+/// [`requantize`] from the record's fields `(bias, multiplier, shift)`.
+#[inline]
+pub(crate) fn requantize_fields(
+    acc: i32,
+    (bias, multiplier, shift): (i32, i32, i32),
+    y_zp: i32,
+) -> i8 {
+    let rq = Requant {
+        multiplier,
+        shift: shift as i8,
+    };
+    let v = rq.apply(acc.saturating_add(bias)).saturating_add(y_zp);
+    v.clamp(-128, 127) as i8
 }
 
 /// Checks the arguments of [`qlinear`] (and of any drop-in kernel for it): returns
@@ -332,18 +434,22 @@ pub fn qlinear(
     y: &mut [i8],
 ) -> Result<(), KernelError> {
     let (_, cols_p) = qlinear_shapes(w, xw, params, y_zp, y)?;
-    // Every record valid before anything is written.
-    for p in params.chunks_exact(QLINEAR_ROW_BYTES) {
-        row_params(p)?;
-    }
+    check_records(params)?;
     let groups = cols_p / 4;
+    let xs = xw.as_chunks::<4>().0;
+    let records = params.as_chunks::<QLINEAR_ROW_BYTES>().0;
     // Row by row (not a 4-row tile at a time): one accumulator and two pointers fit the eight
     // low registers of a Cortex-M0, where a 4×4 tile spills to the stack.
-    for (rt, (tiles, ys)) in w.chunks_exact(16 * groups).zip(y.chunks_mut(4)).enumerate() {
-        for (i, yr) in ys.iter_mut().enumerate() {
+    for ((tiles, ys), ps) in w
+        .chunks_exact(16 * groups)
+        .zip(y.chunks_mut(4))
+        .zip(records.chunks(4))
+    {
+        let tiles = tiles.as_chunks::<16>().0;
+        for (i, (yr, p)) in ys.iter_mut().zip(ps).enumerate() {
             let mut acc = 0i32;
-            for (t, x) in tiles.chunks_exact(16).zip(xw.chunks_exact(4)) {
-                if let (Some(q), Some(x)) = (t.get(4 * i..4 * i + 4), x.first_chunk::<4>()) {
+            for (t, x) in tiles.iter().zip(xs) {
+                if let Some(q) = t.get(4 * i..).and_then(|r| r.first_chunk::<4>()) {
                     let q = |j: usize| i32::from(q[j] as i8);
                     acc += q(0) * i32::from(x[0])
                         + q(1) * i32::from(x[2])
@@ -351,9 +457,7 @@ pub fn qlinear(
                         + q(3) * i32::from(x[3]);
                 }
             }
-            let at = (4 * rt + i) * QLINEAR_ROW_BYTES;
-            let row = params.get(at..at + QLINEAR_ROW_BYTES).unwrap_or(&[]);
-            *yr = qlinear_output(acc, row, y_zp)?;
+            *yr = requantize(acc, p, y_zp);
         }
     }
     Ok(())
@@ -503,6 +607,8 @@ fn qlayer_norm_check(
 
 /// [`qlayer_norm`] in place: each output element depends on its own input element and the
 /// sums, which are taken first. Nothing is written on `Err`.
+// Not inlined: inside the runtime's one large `forward` its loop spills to the stack.
+#[inline(never)]
 pub fn qlayer_norm_in_place(
     x: &mut [i8],
     channels: &[u8],
@@ -533,41 +639,49 @@ pub fn qlayer_norm_in_place(
     // S = 31 − shift. |t| < 2^31 and m < 2^31 keep t·m + 2^61 inside i64, and S ≥ 62 rounds
     // every t to 0, as S = 62 does.
     let sh = (31 - shift).clamp(1, 62) as u32;
-    let (m, round) = (i64::from(m), 1i64 << (sh - 1));
+    let round = 1i64 << (sh - 1);
     // The parser bounds γ (|γ| ≤ 127) and β (|β| < 2^24); other values still give defined,
     // target-independent results (wrapping product, saturating sums), just not a layer norm.
-    let out = |q: i8, ch: &[u8; 8], scaled: &dyn Fn(i64) -> i32| -> i8 {
-        // Whole-word reads of a `[u8; 8]`: one load each where the target allows unaligned ones.
-        let (g, b) = ch.split_at(4);
-        let word = |w: &[u8]| w.first_chunk::<4>().map_or(0, |c| i32::from_le_bytes(*c));
-        let (gamma, beta) = (word(g), word(b));
-        let d = n32 * i32::from(q) - s1;
-        let v = scaled(i64::from(d.wrapping_mul(gamma)) * m + round);
-        v.saturating_add(beta).saturating_add(y_zp).clamp(-128, 127) as i8
-    };
-    if sh >= 32 {
-        // The usual case (a multiplier below 1): ⌊p / 2^S⌋ is the high word shifted, which a
-        // Cortex-M does in one instruction.
+    let chs = channels.as_chunks::<QNORM_CHANNEL_BYTES>().0;
+    if sh >= 33 {
+        // The usual case (a multiplier below 1/2). With p = t·m = h·2^32 + l (0 ≤ l < 2^32)
+        // and S = 32 + k, k ≥ 1: ⌊(p + 2^(S−1)) / 2^S⌋ = ⌊(h + 2^(k−1) + l/2^32) / 2^k⌋
+        // = ⌊(h + 2^(k−1)) / 2^k⌋, as h + 2^(k−1) is an integer and l/2^32 < 1: the high word
+        // of one multiply, an add and a shift (|h| < 2^30, k ≤ 30: no overflow).
         let k = sh - 32;
-        for (xi, ch) in x.iter_mut().zip(
-            channels
-                .chunks_exact(8)
-                .filter_map(|c| c.first_chunk::<8>()),
-        ) {
-            *xi = out(*xi, ch, &|p| ((p >> 32) as i32) >> k);
+        let half = 1i32 << (k - 1);
+        for (xi, ch) in x.iter_mut().zip(chs) {
+            let h = (norm_product(*xi, ch, n32, s1, m) >> 32) as i32;
+            *xi = norm_output((h + half) >> k, ch, y_zp);
+        }
+    } else if sh == 32 {
+        for (xi, ch) in x.iter_mut().zip(chs) {
+            let p = norm_product(*xi, ch, n32, s1, m) + round;
+            *xi = norm_output((p >> 32) as i32, ch, y_zp);
         }
     } else {
-        for (xi, ch) in x.iter_mut().zip(
-            channels
-                .chunks_exact(8)
-                .filter_map(|c| c.first_chunk::<8>()),
-        ) {
-            *xi = out(*xi, ch, &|p| {
-                (p >> sh).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
-            });
+        let (lo, hi) = (i64::from(i32::MIN), i64::from(i32::MAX));
+        for (xi, ch) in x.iter_mut().zip(chs) {
+            let p = norm_product(*xi, ch, n32, s1, m) + round;
+            *xi = norm_output((p >> sh).clamp(lo, hi) as i32, ch, y_zp);
         }
     }
     Ok(())
+}
+
+/// `(n·q − S1)·γ · m` of [`qlayer_norm_in_place`], exactly (|·| < 2^62).
+#[inline]
+fn norm_product(q: i8, ch: &[u8; QNORM_CHANNEL_BYTES], n: i32, s1: i32, m: i32) -> i64 {
+    let gamma = i32::from_le_bytes([ch[0], ch[1], ch[2], ch[3]]);
+    let d = n * i32::from(q) - s1;
+    wide_mul(d.wrapping_mul(gamma), m)
+}
+
+/// `clamp(v + β + y_zp, −128, 127)` of [`qlayer_norm_in_place`].
+#[inline]
+fn norm_output(v: i32, ch: &[u8; QNORM_CHANNEL_BYTES], y_zp: i32) -> i8 {
+    let beta = i32::from_le_bytes([ch[4], ch[5], ch[6], ch[7]]);
+    v.saturating_add(beta).saturating_add(y_zp).clamp(-128, 127) as i8
 }
 
 /// Row `row` of a row-major int8 table `(rows, y.len())` into `y` (time and class tables of
@@ -597,6 +711,160 @@ mod tests {
     use std::vec::Vec;
 
     use super::*;
+
+    #[test]
+    fn apply_saturates_its_left_shift_like_a_saturating_multiply() {
+        let mut s = 0x5A7u32;
+        let mut xs = std::vec![
+            i32::MIN,
+            i32::MIN + 1,
+            -(1 << 20),
+            -1,
+            0,
+            1,
+            1 << 20,
+            i32::MAX
+        ];
+        xs.extend((0..2000).map(|_| xorshift(&mut s) as i32 >> (xorshift(&mut s) % 31)));
+        for shift in -31i8..=30 {
+            let rq = Requant::new(1 << 30 | 12345, shift).unwrap();
+            let left = shift.max(0) as u32;
+            let right = (-i32::from(shift)).max(0) as u32;
+            for &x in &xs {
+                let want = rounding_divide_by_pot(
+                    saturating_rounding_doubling_high_mul(
+                        x.saturating_mul(1 << left),
+                        rq.multiplier,
+                    ),
+                    right,
+                );
+                assert_eq!(rq.apply(x), want, "x {x} shift {shift}");
+            }
+        }
+    }
+
+    #[test]
+    fn wide_mul_by_halves_is_the_exact_product() {
+        let edges = [
+            i32::MIN,
+            i32::MIN + 1,
+            -65537,
+            -65536,
+            -65535,
+            -32769,
+            -32768,
+            -1,
+            0,
+            1,
+            32767,
+            32768,
+            65535,
+            65536,
+            1 << 30,
+            i32::MAX,
+        ];
+        for &a in &edges {
+            for &b in &edges {
+                assert_eq!(wide_mul_halves(a, b), a as i64 * b as i64, "{a} * {b}");
+            }
+        }
+        let mut s = 0x1234_5678u32;
+        for _ in 0..100_000 {
+            let (a, b) = (xorshift(&mut s) as i32, xorshift(&mut s) as i32);
+            assert_eq!(wide_mul_halves(a, b), a as i64 * b as i64, "{a} * {b}");
+            assert_eq!(wide_mul(a, b), a as i64 * b as i64);
+        }
+    }
+
+    #[test]
+    fn rounding_equals_roundf_on_every_kind_of_float() {
+        let mut values = std::vec![
+            0.0f32,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            -2.5,
+            0.499_999_97,
+            -0.499_999_97,
+            8_388_607.5,
+            -8_388_607.5,
+            8_388_608.0,
+            16_777_217.0,
+            2_147_483_520.0,
+            2_147_483_648.0,
+            -2_147_483_648.0,
+            3e9,
+            -3e9,
+            f32::MAX,
+            f32::MIN,
+            f32::MIN_POSITIVE,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ];
+        let mut s = 0x00DD_BA11_u32;
+        values.extend((0..200_000).map(|_| f32::from_bits(xorshift(&mut s))));
+        values.extend((0..200_000).map(|i| (i as f32 - 100_000.0) / 64.0 + 0.5));
+        for q in values {
+            assert_eq!(round_half_away(q), libm::roundf(q) as i32, "{q:e}");
+        }
+    }
+
+    /// The layer norm as first written (one i64 expression per element), the model that the
+    /// loop of `qlayer_norm_in_place` must equal bit for bit.
+    fn layer_norm_model(x: &[i8], ch: &[u8], e: i32, c: Requant, y_zp: i32) -> Vec<i8> {
+        let n = x.len() as i64;
+        let s1: i64 = x.iter().map(|&q| i64::from(q)).sum();
+        let s2: i64 = x.iter().map(|&q| i64::from(q) * i64::from(q)).sum();
+        let r = isqrt_u64(((n * s2 - s1 * s1 + i64::from(e)) as u64) << 16);
+        let (mr, sr) = reciprocal(r);
+        let mut m = saturating_rounding_doubling_high_mul(mr as i32, c.multiplier);
+        let mut shift = sr + i32::from(c.shift);
+        if m != 0 && m < 1 << 30 {
+            m <<= 1;
+            shift -= 1;
+        }
+        let sh = (31 - shift).clamp(1, 62) as u32;
+        x.iter()
+            .zip(ch.chunks_exact(8))
+            .map(|(&q, c)| {
+                let g = i32::from_le_bytes(c[..4].try_into().unwrap());
+                let b = i32::from_le_bytes(c[4..].try_into().unwrap());
+                let d = (n as i32) * i32::from(q) - s1 as i32;
+                let p = i64::from(d.wrapping_mul(g)) * i64::from(m) + (1i64 << (sh - 1));
+                let v = (p >> sh).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+                v.saturating_add(b).saturating_add(y_zp).clamp(-128, 127) as i8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn layer_norm_loop_equals_its_model_on_both_shift_paths() {
+        let mut s = 0xACE0_F00Du32;
+        for case in 0..3000 {
+            let n = 1 + (xorshift(&mut s) % 200) as usize;
+            let x: Vec<i8> = (0..n).map(|_| xorshift(&mut s) as i8).collect();
+            let mut ch = Vec::new();
+            for _ in 0..n {
+                let g = (xorshift(&mut s) % 255) as i32 - 127;
+                let b = (xorshift(&mut s) >> 8) as i32 - (1 << 23);
+                ch.extend_from_slice(&g.to_le_bytes());
+                ch.extend_from_slice(&b.to_le_bytes());
+            }
+            let e = 1 + (xorshift(&mut s) % 10_000) as i32;
+            // Multipliers from tiny to large, so both `S >= 32` and `S < 32` run.
+            let shift = (xorshift(&mut s) % 40) as i8 - 31;
+            let c =
+                Requant::new((1 << 30) | (xorshift(&mut s) >> 2) as i32, shift.min(30)).unwrap();
+            let y_zp = xorshift(&mut s) as i8 as i32;
+            let mut y = x.clone();
+            qlayer_norm_in_place(&mut y, &ch, e, c, y_zp).unwrap();
+            assert_eq!(y, layer_norm_model(&x, &ch, e, c, y_zp), "case {case}");
+        }
+    }
 
     /// `x · 2^-e` rounded half away from zero, in f64 (exact for these magnitudes).
     fn rdbpot_f64(x: i32, e: u32) -> i32 {

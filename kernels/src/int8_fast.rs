@@ -5,28 +5,40 @@
 //!
 //! * Targets with the Arm DSP extension (`cfg(microdiff_dsp)`, set by the crate's build script
 //!   for `thumbv7em*` — Cortex-M4, M7 — and for `thumbv8m.main*` with `+dsp`): `SMLAD` /
-//!   `SXTB16` kernels in assembly (`int8_fast/dsp.rs`, the crate's only `unsafe`): 1.3–1.5
+//!   `SXTB16` kernels in assembly (`int8_fast/dsp.rs`; with `armv6m.rs` the crate's only
+//!   `unsafe`): 1.3–1.5
 //!   instructions per multiply-accumulate on the digits model's layers (the check firmware
 //!   prints the portable reference's figure next to it). They fall back to the reference for
 //!   inputs they do not cover (a misaligned buffer, a zero multiplier).
-//! * Every other target (Cortex-M0+, RISC-V, the host): the reference kernels themselves.
+//! * Armv6-M (`cfg(microdiff_armv6m)`: Cortex-M0, M0+, and Armv8-M Baseline): a `MULS` tile
+//!   kernel in assembly (`int8_fast/armv6m.rs`) for `qlinear`'s sums, ≈ 4.4 instructions per
+//!   multiply-accumulate against the compiled reference's 6.75; `widen` is the reference.
+//! * Every other target (RISC-V, Cortex-M3, the host): the reference kernels themselves.
 //!
-//! The assembly is checked against the reference under QEMU on the M4F and the M7
-//! (`firmware-examples/qemu-kernel-check`, a step of `cargo xtask test`); its requantization
-//! arithmetic is also modelled and checked on the host (this module's tests).
+//! The assembly is checked against the reference under QEMU on the M4F, the M7 and (the
+//! Armv6-M build) an MPS2 board (`firmware-examples/qemu-kernel-check`, a step of
+//! `cargo xtask test`); the DSP requantization arithmetic is also modelled and checked on the
+//! host (this module's tests).
 
 use crate::error::KernelError;
 
+#[cfg(microdiff_armv6m)]
+mod armv6m;
 #[cfg(microdiff_dsp)]
 mod dsp;
 #[cfg(test)]
 mod model;
 
 // The kernels of this target.
-#[cfg(not(microdiff_dsp))]
+#[cfg(not(any(microdiff_dsp, microdiff_armv6m)))]
 use crate::int8 as imp;
 #[cfg(microdiff_dsp)]
 use dsp as imp;
+#[cfg(microdiff_armv6m)]
+mod imp {
+    pub use super::armv6m::qlinear;
+    pub use crate::int8::widen;
+}
 
 /// [`int8::widen`](crate::int8::widen), bit for bit.
 pub fn widen(x: &[i8], zp: i32, out: &mut [i16]) -> Result<(), KernelError> {
@@ -46,6 +58,9 @@ pub fn qlinear(
 
 /// Whether this build runs the DSP kernels (for reports and tests that measure them).
 pub const DSP: bool = cfg!(microdiff_dsp);
+
+/// Whether this build runs the Armv6-M `MULS` kernel (for reports and tests that measure it).
+pub const ARMV6M: bool = cfg!(microdiff_armv6m);
 
 #[cfg(test)]
 mod tests {

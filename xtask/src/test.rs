@@ -203,7 +203,7 @@ fn plan(opts: &Options) -> Vec<Step> {
             crate::firmware::firmware_cmd(["conformance"]),
         ),
         (
-            "kernel check (QEMU m4f, m7: DSP int8 kernels = portable, instructions/MAC)",
+            "kernel check (QEMU m4f, m7, m0: assembly int8 kernels = portable, instructions/MAC)",
             Cmd::new("bash").arg("firmware-examples/qemu-kernel-check/check.sh"),
         ),
         (

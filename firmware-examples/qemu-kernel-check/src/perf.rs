@@ -28,6 +28,15 @@ pub const fn dsp_budget(rows: usize, cols: usize) -> u64 {
     ((37 * rows * cols) / 32 + 19 * rows + 200) as u64
 }
 
+/// Most instructions the Armv6-M `qlinear` may take on `(rows, cols)`: per 16
+/// multiply-accumulates 70 (4.375 per MAC; budget 4.4), per row the record check and the
+/// requantization in compiled Rust with a 16-bit-halves multiply (≈ 110 measured; budget 160),
+/// per row tile the call (≈ 45, in the row budget), per call the checks (budget 300). The
+/// compiled portable reference takes about 9 per MAC on `96x64`, so a fall back to it fails.
+pub const fn armv6m_budget(rows: usize, cols: usize) -> u64 {
+    ((44 * rows * cols) / 10 + 160 * rows + 300) as u64
+}
+
 #[repr(C, align(4))]
 struct Aligned<const N: usize>([u8; N]);
 

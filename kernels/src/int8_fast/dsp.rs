@@ -69,8 +69,8 @@
 //!
 //! # Toolchain
 //!
-//! `#[unsafe(naked)]` and `naked_asm!` are stable since Rust 1.88. This module is compiled only
-//! for DSP targets, so the crate's `rust-version` (1.85) still holds for every other one.
+//! `#[unsafe(naked)]` and `naked_asm!` are stable since Rust 1.88, the workspace's
+//! `rust-version`.
 #![allow(unsafe_code)]
 
 use crate::error::KernelError;
