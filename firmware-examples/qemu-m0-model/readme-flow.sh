@@ -15,7 +15,7 @@ microdiff() { cargo run --quiet -p microdiff-trainer -- "$@"; }
 echo "== train ($STEPS steps) and export"
 microdiff train --data digits --conditional true --hidden 96 --ff 128 --blocks 2 --temb 32 \
     --steps "$STEPS" --quiet --out "$TMP/digits-m0"
-microdiff export "$TMP/digits-m0" --dtype i8 --sampler ddpm:25 --guidance 1.2 \
+microdiff export "$TMP/digits-m0" --dtype w8a8 --sampler ddpm:25 --guidance 1.2 \
     --out "$TMP/digits-m0.mdfb"
 
 echo "== QEMU micro:bit (Cortex-M0, 16 KiB RAM)"

@@ -94,6 +94,7 @@ impl Tool {
 /// Fails on the first tool that cannot be checked, cannot be installed, or is
 /// still missing after its install commands ran.
 pub fn ensure(tools: &[Tool], root: &Path) -> Result<(), Failure> {
+    // Progress goes to stderr, so `--json` output on stdout stays one object per line.
     for tool in tools {
         let cannot = |why: String, reproduce: Option<String>| Failure {
             message: format!("cannot provide {}: {why}\n{}", tool.name, tool.manual),
@@ -102,16 +103,16 @@ pub fn ensure(tools: &[Tool], root: &Path) -> Result<(), Failure> {
         let present =
             (tool.check)(root).map_err(|e| cannot(format!("checking failed: {e}"), None))?;
         if present {
-            println!("    {}: present", tool.name);
+            eprintln!("    {}: present", tool.name);
             continue;
         }
         for cmd in &tool.install {
-            println!("    {}: missing, installing: {cmd}", tool.name);
+            eprintln!("    {}: missing, installing: {cmd}", tool.name);
             cmd.run(root)
                 .map_err(|e| cannot(e, Some(cmd.to_string())))?;
         }
         match (tool.check)(root) {
-            Ok(true) => println!("    {}: installed", tool.name),
+            Ok(true) => eprintln!("    {}: installed", tool.name),
             Ok(false) => {
                 return Err(cannot(
                     "still missing after installing".into(),
