@@ -547,7 +547,11 @@ pub const QNORM_CHANNEL_BYTES: usize = 8;
 const fn reciprocal(r: u64) -> (i64, i32) {
     let b = 64 - r.leading_zeros() as i32;
     let num = 1u64 << (30 + b);
-    let mut m = (num + r / 2) / r;
+    // r ≥ 1 (the caller's V ≥ 1); `checked_div` keeps a division-by-zero panic out of flash.
+    let mut m = match (num + r / 2).checked_div(r) {
+        Some(m) => m,
+        None => 0,
+    };
     let mut shift = 9 - b;
     if m >= 1 << 31 {
         m >>= 1;

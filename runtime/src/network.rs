@@ -43,12 +43,18 @@ pub(crate) fn read_write(
     if src.end > slots.len() || dst.end > slots.len() {
         return Err(broken("value outside the arena"));
     }
+    // `split_at_mut_checked`: the bound is checked above, but a panic path would still be
+    // linked into every firmware.
     if src.end <= dst.start {
-        let (lo, hi) = slots.split_at_mut(dst.start);
+        let (lo, hi) = slots
+            .split_at_mut_checked(dst.start)
+            .ok_or(broken("bad range"))?;
         let d = hi.get_mut(..dst.len()).ok_or(broken("bad range"))?;
         Ok((lo.get(src).ok_or(broken("bad range"))?, d))
     } else if dst.end <= src.start {
-        let (lo, hi) = slots.split_at_mut(src.start);
+        let (lo, hi) = slots
+            .split_at_mut_checked(src.start)
+            .ok_or(broken("bad range"))?;
         let s = hi.get(..src.len()).ok_or(broken("bad range"))?;
         Ok((s, lo.get_mut(dst).ok_or(broken("bad range"))?))
     } else {
@@ -75,6 +81,9 @@ fn int_copy(
 ) -> Result<&mut [i8], Error> {
     if src != dst {
         let (x, y) = read_write(slots, src, dst.clone())?;
+        if x.len() != y.len() {
+            return Err(broken("copy between ranges of different lengths"));
+        }
         y.copy_from_slice(x);
     }
     let y = slots.get_mut(dst).ok_or(broken("bad range"))?;
@@ -293,7 +302,7 @@ pub(crate) fn forward(
     let out = place(s.output);
     let target = range(io.dst, data_len);
     if out != target {
-        if out.end > slots.len() || target.end > slots.len() {
+        if out.start > out.end || out.end > slots.len() || target.end > slots.len() {
             return Err(broken("value outside the arena"));
         }
         slots.copy_within(out, target.start);

@@ -489,8 +489,14 @@ pub struct Structure {
 
 impl Structure {
     /// Arena slots (4 bytes) of value `v`.
+    /// 0 for a value that does not exist (no panic path: the planner and the executor call
+    /// this with checked indices, but a bounds-check panic would still cost flash).
     pub const fn slots(&self, v: usize) -> u32 {
-        self.elem[v].slots(self.len[v])
+        if v < self.elem.len() && v < self.len.len() {
+            self.elem[v].slots(self.len[v])
+        } else {
+            0
+        }
     }
 }
 
