@@ -300,7 +300,10 @@ pub fn widen(x: &[i8], zp: i32, out: &mut [i16]) -> Result<(), KernelError> {
             requirement: "in -128..=127",
         });
     }
-    let (head, pad) = out.split_at_mut(x.len());
+    // `out.len() = pad4(x.len()) >= x.len()`; `_checked` keeps the panic path out of firmware.
+    let Some((head, pad)) = out.split_at_mut_checked(x.len()) else {
+        return Err(KernelError::Overflow { arg: "out" });
+    };
     for (o, &xi) in head.iter_mut().zip(x) {
         // −255..=255: fits.
         *o = (i32::from(xi) - zp) as i16;
@@ -440,12 +443,13 @@ pub fn qlinear(
     let records = params.as_chunks::<QLINEAR_ROW_BYTES>().0;
     // Row by row (not a 4-row tile at a time): one accumulator and two pointers fit the eight
     // low registers of a Cortex-M0, where a 4×4 tile spills to the stack.
-    for ((tiles, ys), ps) in w
-        .chunks_exact(16 * groups)
-        .zip(y.chunks_mut(4))
-        .zip(records.chunks(4))
-    {
-        let tiles = tiles.as_chunks::<16>().0;
+    // Indexed, not zipped chunk iterators: `Zip::new` over runtime-sized chunks links a
+    // division-by-zero panic into firmware.
+    let tile_bytes = 16 * groups;
+    for (rt, ys) in y.chunks_mut(4).enumerate() {
+        let tiles = w.get(rt * tile_bytes..).unwrap_or(&[]);
+        let tiles = tiles.get(..tile_bytes).unwrap_or(&[]).as_chunks::<16>().0;
+        let ps = records.get(4 * rt..).unwrap_or(&[]);
         for (i, (yr, p)) in ys.iter_mut().zip(ps).enumerate() {
             let mut acc = 0i32;
             for (t, x) in tiles.iter().zip(xs) {

@@ -62,6 +62,16 @@ pub(crate) fn read_write(
     }
 }
 
+/// `y.copy_from_slice(x)` as an error instead of a panic when the lengths differ (they do
+/// not for a validated graph; the check keeps the panic path out of the firmware).
+fn copy(x: &[f32], y: &mut [f32]) -> Result<(), Error> {
+    if x.len() != y.len() {
+        return Err(broken("copy between ranges of different lengths"));
+    }
+    y.copy_from_slice(x);
+    Ok(())
+}
+
 /// The first four little-endian i32 of a validated constants tensor.
 fn i32_words(b: &[u8]) -> [i32; 4] {
     let mut out = [0i32; 4];
@@ -81,10 +91,7 @@ fn int_copy(
 ) -> Result<&mut [i8], Error> {
     if src != dst {
         let (x, y) = read_write(slots, src, dst.clone())?;
-        if x.len() != y.len() {
-            return Err(broken("copy between ranges of different lengths"));
-        }
-        y.copy_from_slice(x);
+        copy(x, y)?;
     }
     let y = slots.get_mut(dst).ok_or(broken("bad range"))?;
     i8s_mut(y).get_mut(..n).ok_or(broken("bad range"))
@@ -109,7 +116,7 @@ pub(crate) fn forward(
             range(plan.value_start(v), s.slots(v as usize))
         }
     };
-    let len_of = |v: u16| s.len[v as usize] as usize;
+    let len_of = |v: u16| s.len_of(v as usize) as usize;
     for op_index in 0..model.graph().op_count() {
         let v = op_index + 1;
         let dst = place(v);
@@ -129,20 +136,23 @@ pub(crate) fn forward(
                 let src = place(a);
                 if src != dst {
                     let (x, y) = read_write(slots, src, dst.clone())?;
-                    y.copy_from_slice(x);
+                    copy(x, y)?;
                 }
                 act.apply_slice(slots.get_mut(dst).ok_or(broken("bad range"))?);
             }
             #[cfg(feature = "float-net")]
             Op::Add { a, b } => {
                 let (ra, rb) = (place(a), place(b));
-                if ra.end > slots.len() || rb.end > slots.len() || dst.end > slots.len() {
-                    return Err(broken("value outside the arena"));
-                }
                 // In place is allowed (dst may be a's slots): each element is read before
                 // it is written.
                 for i in 0..dst.len() {
-                    slots[dst.start + i] = slots[ra.start + i] + slots[rb.start + i];
+                    let (x, y) = match (slots.get(ra.start + i), slots.get(rb.start + i)) {
+                        (Some(&x), Some(&y)) => (x, y),
+                        _ => return Err(broken("value outside the arena")),
+                    };
+                    *slots
+                        .get_mut(dst.start + i)
+                        .ok_or(broken("value outside the arena"))? = x + y;
                 }
             }
             #[cfg(feature = "float-net")]
@@ -150,9 +160,9 @@ pub(crate) fn forward(
                 let (ra, rb) = (place(a), place(b));
                 let split = dst.start + ra.len();
                 let (x, y) = read_write(slots, ra, dst.start..split)?;
-                y.copy_from_slice(x);
+                copy(x, y)?;
                 let (x, y) = read_write(slots, rb, split..dst.end)?;
-                y.copy_from_slice(x);
+                copy(x, y)?;
             }
             #[cfg(feature = "float-net")]
             Op::LayerNorm {
@@ -302,10 +312,9 @@ pub(crate) fn forward(
     let out = place(s.output);
     let target = range(io.dst, data_len);
     if out != target {
-        if out.start > out.end || out.end > slots.len() || target.end > slots.len() {
-            return Err(broken("value outside the arena"));
-        }
-        slots.copy_within(out, target.start);
+        // A network value and a register: disjoint slots (`read_write` checks).
+        let (x, y) = read_write(slots, out, target)?;
+        copy(x, y)?;
     }
     Ok(())
 }

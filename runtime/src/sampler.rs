@@ -206,7 +206,10 @@ impl<'m, 'b, 'a> Sampler<'m, 'b, 'a> {
                             let zi = crate::noise::standard_normal(z[i % 4]);
                             acc += cz * zi;
                         }
-                        self.slots[d0 + i] = acc;
+                        // In range: `d0 + n <= slots.len()` was checked above.
+                        if let Some(slot) = self.slots.get_mut(d0 + i) {
+                            *slot = acc;
+                        }
                     }
                     self.check_finite(dst, at)?;
                 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use object::{Object, ObjectSection};
+use object::{Object, ObjectSection, ObjectSymbol};
 
 use crate::golden::{self, Case};
 
@@ -392,6 +392,34 @@ pub fn elf_sizes(path: &Path) -> Result<Sizes, String> {
         }
     }
     Ok(s)
+}
+
+/// Substrings of the symbols a panic path links in (mangled names contain them too): the
+/// `#[panic_handler]` itself (`rust_begin_unwind`, kept only when something can call it) and
+/// core's panic entry points.
+pub const PANIC_MARKERS: [&str; 7] = [
+    "rust_begin_unwind",
+    "panicking",
+    "panic_bounds_check",
+    "slice_index_fail",
+    "len_mismatch_fail",
+    "unwrap_failed",
+    "expect_failed",
+];
+
+/// The ELF's symbols that show a panic path is linked (see [`PANIC_MARKERS`]), sorted.
+pub fn panic_symbols(path: &Path) -> Result<Vec<String>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file = object::File::parse(&*bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut found: Vec<String> = file
+        .symbols()
+        .filter_map(|s| s.name().ok())
+        .filter(|n| PANIC_MARKERS.iter().any(|m| n.contains(m)))
+        .map(str::to_string)
+        .collect();
+    found.sort();
+    found.dedup();
+    Ok(found)
 }
 
 /// Bytes of the ELF section `name` (0 if there is none).

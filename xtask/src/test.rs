@@ -33,6 +33,8 @@ Runs, stopping at the first failure:
   size           firmware sizes, stack, arena, instructions/step vs expected-size.txt
   boards         cargo build --release of firmware-examples/rp2040-pico and nrf52840-dk
   size probe     cd firmware-examples/size-probe && cargo build --release
+  panic-free     the size probe for the M4F and the M0, default and W8A8-only: no panic entry
+                 point may be linked (and a deliberate one, `panic-canary`, must be caught)
   fuzz target    cd fuzz && cargo check
   your model     firmware-examples/qemu-m0-model/readme-flow.sh: the README's \"Your model on a
                  board\" commands with a short training (QEMU M0 run, Pico build, and a wrong
@@ -229,6 +231,10 @@ fn plan(opts: &Options) -> Vec<Step> {
                 .in_dir("firmware-examples/size-probe"),
         ),
         (
+            "panic-free runtime (size probe M4F + M0, default and W8A8-only; canary caught)",
+            crate::firmware::firmware_cmd(["panic-free"]),
+        ),
+        (
             "fuzz target (check)",
             Cmd::cargo().arg("check").in_dir("fuzz"),
         ),
@@ -289,11 +295,11 @@ mod tests {
         let o = parse(&[]).unwrap().unwrap();
         let steps = plan(&o);
         // ensure, fmt, clippy, doc, test, cuda, two builds per target, conformance, kernel
-        // check, size, two board builds, size probe, fuzz check, the README's board flow, and a
-        // lint step per out-of-workspace package.
+        // check, size, two board builds, size probe, panic-free check, fuzz check, the README's
+        // board flow, and a lint step per out-of-workspace package.
         assert_eq!(
             steps.len(),
-            6 + 2 * NO_STD_TARGETS.len() + 8 + OUT_OF_WORKSPACE.len()
+            6 + 2 * NO_STD_TARGETS.len() + 9 + OUT_OF_WORKSPACE.len()
         );
         for t in NO_STD_TARGETS {
             assert!(USAGE.contains(t), "USAGE should list {t}");

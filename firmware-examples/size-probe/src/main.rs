@@ -52,6 +52,11 @@ fn main() -> ! {
     // Read the blob through `black_box` so the compiler cannot fold the model into constants.
     let blob: &[u8] = black_box(&BLOB_BYTES);
     let _ = black_box(run(blob, arena.as_mut_bytes(), &mut out));
+    #[cfg(feature = "panic-canary")]
+    {
+        let table = black_box([1u8, 2, 3, 4]);
+        black_box(table[black_box(7usize)]);
+    }
     black_box(&out);
     loop {
         core::hint::spin_loop();

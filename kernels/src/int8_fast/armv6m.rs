@@ -53,11 +53,14 @@ pub fn qlinear(
         int8::check_record(m, s)?;
     }
     let groups = cols_p / 4;
-    for ((tiles, ys), ps) in w
-        .chunks_exact(16 * groups)
-        .zip(y.chunks_mut(4))
-        .zip(records.chunks(4))
-    {
+    // Indexed, not zipped chunk iterators: `Zip::new` over runtime-sized chunks links a
+    // division-by-zero panic into firmware.
+    let tile_bytes = 16 * groups;
+    for (rt, ys) in y.chunks_mut(4).enumerate() {
+        let Some(tiles) = w.get(rt * tile_bytes..).and_then(|t| t.get(..tile_bytes)) else {
+            break;
+        };
+        let ps = records.get(4 * rt..).unwrap_or(&[]);
         let mut acc = [0i32; 4];
         // SAFETY: `qlinear_shapes` checked `w.len() == pad4(rows)·cols_p` and
         // `xw.len() == cols_p`, a non-zero multiple of 4: `tiles` is one row tile of

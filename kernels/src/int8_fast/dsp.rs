@@ -175,7 +175,10 @@ pub fn widen(x: &[i8], zp: i32, out: &mut [i16]) -> Result<(), KernelError> {
         }
     }
     let done = 4 * words;
-    let (head, pad) = out.split_at_mut(x.len());
+    // `out.len() = pad4(x.len()) >= x.len()` (checked above); `_checked` keeps the panic out.
+    let Some((head, pad)) = out.split_at_mut_checked(x.len()) else {
+        return int8::widen(x, zp, out);
+    };
     for (o, &xi) in head.iter_mut().zip(x).skip(done) {
         *o = (i32::from(xi) - zp) as i16;
     }

@@ -76,7 +76,13 @@ impl Plan {
 
     /// Slot index (from the arena start) of value `v`.
     pub const fn value_start(&self, v: u16) -> usize {
-        self.register_slots() + self.offset[v as usize] as usize
+        let v = v as usize;
+        let off = if v < self.offset.len() {
+            self.offset[v]
+        } else {
+            0
+        };
+        self.register_slots() + off as usize
     }
 
     /// Slot range (from the arena start) of the integer path's scratch.
@@ -175,14 +181,15 @@ pub const fn program_index(b: &[u8], name: &str) -> Result<u16, Error> {
 /// Live range end (index of the last op reading each value; `values` for the output).
 const fn last_uses(s: &graph::Structure) -> [u16; MAX_VALUES] {
     let mut last = [0u16; MAX_VALUES];
+    let values = values(s);
     let mut v = 1;
-    while v < s.values as usize {
+    while v < values {
         // A value nobody reads is still written by its op.
         last[v] = v as u16;
         v += 1;
     }
     let mut v = 1;
-    while v < s.values as usize {
+    while v < values {
         let mut i = 0;
         while i < 2 {
             let a = s.inputs[v][i];
@@ -194,8 +201,20 @@ const fn last_uses(s: &graph::Structure) -> [u16; MAX_VALUES] {
         }
         v += 1;
     }
-    last[s.output as usize] = s.values;
+    if (s.output as usize) < MAX_VALUES {
+        last[s.output as usize] = s.values;
+    }
     last
+}
+
+/// `s.values`, at most [`MAX_VALUES`] (which `Graph::parse` guarantees): loops bounded by it
+/// index the structure's arrays without a bounds-check panic path.
+const fn values(s: &graph::Structure) -> usize {
+    if (s.values as usize) < MAX_VALUES {
+        s.values as usize
+    } else {
+        MAX_VALUES
+    }
 }
 
 const fn overlaps(a0: u32, alen: u32, b0: u32, blen: u32) -> bool {
@@ -216,7 +235,7 @@ pub(crate) const fn place(s: &graph::Structure, data_len: u32, regs: u8) -> Resu
         live_bound_slots: 0,
     };
     let mut v = 1usize;
-    while v < s.values as usize {
+    while v < values(s) {
         let len = s.slots(v);
         // In place: element-wise op whose first input (not the register-resident input)
         // dies here and has the same length and element type.

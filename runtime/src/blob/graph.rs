@@ -488,9 +488,14 @@ pub struct Structure {
 }
 
 impl Structure {
-    /// Arena slots (4 bytes) of value `v`.
-    /// 0 for a value that does not exist (no panic path: the planner and the executor call
-    /// this with checked indices, but a bounds-check panic would still cost flash).
+    /// Element count of value `v`, 0 for a value that does not exist (no panic path: callers
+    /// pass checked indices, but a bounds-check panic would still be linked into firmware).
+    pub const fn len_of(&self, v: usize) -> u32 {
+        if v < self.len.len() { self.len[v] } else { 0 }
+    }
+
+    /// Arena slots (4 bytes) of value `v`:
+    /// 0 for a value that does not exist.
     pub const fn slots(&self, v: usize) -> u32 {
         if v < self.elem.len() && v < self.len.len() {
             self.elem[v].slots(self.len[v])
@@ -594,6 +599,11 @@ pub const fn structure(b: &[u8], data_len: u32) -> Result<Structure, Error> {
         if dst != v {
             return Err(bad_op(k, "op k must define value k + 1"));
         }
+        // Implied by `values <= MAX_VALUES`; said here so that the indexing below carries no
+        // bounds-check panic into firmware.
+        if v as usize >= MAX_VALUES {
+            return Err(bad_op(k, "more values than MAX_VALUES"));
+        }
         if len == 0 || len > super::meta::MAX_DATA_LEN {
             return Err(bad_op(k, "value length must be 1..=2^24"));
         }
@@ -619,15 +629,17 @@ pub const fn structure(b: &[u8], data_len: u32) -> Result<Structure, Error> {
         if !uses_b && bb != NO_VALUE {
             return Err(bad_op(k, "unused input b must be 0xFFFF"));
         }
-        if (uses_a && !same_elem(s.elem[a as usize], spec.input))
-            || (uses_b && !same_elem(s.elem[bb as usize], spec.input))
+        // `a < v` and `bb < v` where read (checked above), so below MAX_VALUES.
+        let (ai, bi) = ((a as usize) % MAX_VALUES, (bb as usize) % MAX_VALUES);
+        if (uses_a && !same_elem(s.elem[ai], spec.input))
+            || (uses_b && !same_elem(s.elem[bi], spec.input))
         {
             return Err(bad_op(
                 k,
                 "an input has the wrong element type (f32 where int8 is read, or int8 where f32 is)",
             ));
         }
-        let la = if uses_a { s.len[a as usize] } else { 0 };
+        let la = if uses_a { s.len[ai] } else { 0 };
         if code == opcode::QADD && a == bb {
             return Err(bad_op(
                 k,
@@ -647,7 +659,7 @@ pub const fn structure(b: &[u8], data_len: u32) -> Result<Structure, Error> {
         if code == opcode::QLAYER_NORM && la as usize > microdiff_kernels::int8::MAX_NORM_LEN {
             return Err(bad_op(k, "QLAYER_NORM input longer than 4096"));
         }
-        let lb = if uses_b { s.len[bb as usize] } else { 0 };
+        let lb = if uses_b { s.len[bi] } else { 0 };
         let expected = match spec.len {
             LenRule::SameAsA => Some(la),
             LenRule::SameAsBoth => {
@@ -678,13 +690,15 @@ pub const fn structure(b: &[u8], data_len: u32) -> Result<Structure, Error> {
         s.elem[v as usize] = spec.output;
         k += 1;
     }
-    if !same_elem(s.elem[output as usize], Elem::F32) {
+    // `output < values <= MAX_VALUES` (checked above).
+    let out = (output as usize) % MAX_VALUES;
+    if !same_elem(s.elem[out], Elem::F32) {
         return Err(Error::Malformed {
             section: Section::Graph,
             what: "the output value is int8 (end the integer path with DEQUANTIZE)",
         });
     }
-    if s.len[output as usize] != data_len {
+    if s.len[out] != data_len {
         return Err(Error::Malformed {
             section: Section::Graph,
             what: "output length differs from the data length",
@@ -778,7 +792,7 @@ impl<'a> Graph<'a> {
             let rec = g.record(k)?;
             let op = Op::decode(k, rec)?;
             let v = k as usize + 1;
-            let len = structure.len[v];
+            let len = structure.len_of(v);
             let aux = u8_at(rec, field::AUX).unwrap_or(0);
             let t0 = u16_at(rec, field::T0.start).unwrap_or(NO_TENSOR);
             let t1 = u16_at(rec, field::T1.start).unwrap_or(NO_TENSOR);
@@ -811,7 +825,7 @@ impl<'a> Graph<'a> {
                             found: w.rows,
                         });
                     }
-                    let la = structure.len[a as usize];
+                    let la = structure.len_of(a as usize);
                     if w.cols != la {
                         return Err(Error::ShapeMismatch {
                             op: k,
@@ -907,7 +921,7 @@ impl<'a> Graph<'a> {
                     if param & 0xFFFF_0000 != 0 {
                         return Err(bad_op(k, "QLINEAR PARAM bytes 2 and 3 must be 0"));
                     }
-                    let cols = structure.len[a as usize];
+                    let cols = structure.len_of(a as usize);
                     let w = tensors.get(weight)?;
                     if w.dtype != Dtype::Q8
                         || w.rows != len.div_ceil(4) * 4

@@ -10,6 +10,12 @@
 //!   step; compares with the checked-in `expected-size.txt` (fails when a build grows by more
 //!   than [`GROWTH_MARGIN`]); `--bless` rewrites those files. `--json` prints one JSON object
 //!   per target instead of the table (keys in [`json_line`]).
+//! * `firmware panic-free` builds `firmware-examples/size-probe` (the runtime as a firmware
+//!   links it) for the Cortex-M4F and the Cortex-M0, with the default features and with only
+//!   the integer path, and fails if any build links a panic entry point (a symbol of
+//!   `firmware::PANIC_MARKERS`); then builds it with `panic-canary` (one indexing that can
+//!   panic) and fails unless the check catches that one. The runtime's "never panics" contract,
+//!   proved on the linked code rather than argued.
 
 use std::process::ExitCode;
 
@@ -24,9 +30,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("conformance") => conformance(&args[1..]),
         Some("size") => size(&args[1..]),
+        Some("panic-free") => panic_free(),
         _ => {
             eprintln!(
-                "usage: firmware conformance [m0|m4f|m7|riscv32 …]\n       firmware size [--bless]"
+                "usage: firmware conformance [m0|m4f|m7|riscv32 …]\n       firmware size [--bless]\n       firmware panic-free"
             );
             return ExitCode::from(2);
         }
@@ -226,6 +233,74 @@ fn macs_per_eval(file: &str) -> Result<u64, String> {
         }
     }
     Ok(macs)
+}
+
+/// `firmware panic-free` (see the module doc). Prints one line per build.
+fn panic_free() -> Result<bool, String> {
+    let dir = firmware::repo_root().join("firmware-examples/size-probe");
+    let builds: [(&str, &[&str], bool); 5] = [
+        ("thumbv7em-none-eabihf", &[], false),
+        (
+            "thumbv7em-none-eabihf",
+            &["--no-default-features", "--features", "w8a8"],
+            false,
+        ),
+        ("thumbv6m-none-eabi", &[], false),
+        (
+            "thumbv6m-none-eabi",
+            &["--no-default-features", "--features", "w8a8"],
+            false,
+        ),
+        (
+            "thumbv7em-none-eabihf",
+            &["--features", "panic-canary"],
+            true,
+        ),
+    ];
+    let mut ok = true;
+    for (triple, features, canary) in builds {
+        // Its own target directory per build: the feature sets write the same ELF path.
+        let target_dir = dir
+            .join("target")
+            .join("panic-free")
+            .join(features.join("_"));
+        let status = std::process::Command::new("cargo")
+            .args(["build", "--release", "--quiet", "--target", triple])
+            .args(features)
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .current_dir(&dir)
+            .status()
+            .map_err(|e| format!("size-probe: {e}"))?;
+        if !status.success() {
+            return Err(format!(
+                "size-probe for {triple} {features:?}: cargo build failed"
+            ));
+        }
+        let elf = target_dir.join(triple).join("release/size-probe");
+        let found = firmware::panic_symbols(&elf)?;
+        let what = format!("size-probe {triple} {}", features.join(" "));
+        match (canary, found.is_empty()) {
+            (false, true) => println!("{what}: no panic entry point linked"),
+            (false, false) => {
+                ok = false;
+                println!("{what}: PANIC PATH LINKED: {}", found.join(", "));
+                println!(
+                    "  find the call sites: llvm-objdump -d --demangle {} | grep -B2 'bl.*panic'",
+                    elf.display()
+                );
+            }
+            (true, false) => println!(
+                "{what}: the check catches the canary ({} symbols)",
+                found.len()
+            ),
+            (true, true) => {
+                ok = false;
+                println!("{what}: the canary's panic path was NOT detected: the check is broken");
+            }
+        }
+    }
+    Ok(ok)
 }
 
 /// The integer-only runtime's flash for a Cortex-M target: `firmware-examples/size-probe` built
