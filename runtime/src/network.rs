@@ -143,16 +143,33 @@ pub(crate) fn forward(
             #[cfg(feature = "float-net")]
             Op::Add { a, b } => {
                 let (ra, rb) = (place(a), place(b));
-                // In place is allowed (dst may be a's slots): each element is read before
-                // it is written.
-                for i in 0..dst.len() {
-                    let (x, y) = match (slots.get(ra.start + i), slots.get(rb.start + i)) {
-                        (Some(&x), Some(&y)) => (x, y),
-                        _ => return Err(broken("value outside the arena")),
-                    };
-                    *slots
-                        .get_mut(dst.start + i)
-                        .ok_or(broken("value outside the arena"))? = x + y;
+                // In place is allowed (dst may be a's or b's slots). IEEE addition commutes, so
+                // `y += other` is `a + b` bit for bit whichever input y holds.
+                if ra == rb && dst == ra {
+                    // ADD(a, a) in place.
+                    for y in slots
+                        .get_mut(dst)
+                        .ok_or(broken("value outside the arena"))?
+                    {
+                        *y += *y;
+                    }
+                    continue;
+                }
+                let other = if dst == ra {
+                    rb
+                } else if dst == rb {
+                    ra
+                } else {
+                    let (x, y) = read_write(slots, ra, dst.clone())?;
+                    copy(x, y)?;
+                    rb
+                };
+                let (x, y) = read_write(slots, other, dst)?;
+                if x.len() != y.len() {
+                    return Err(broken("ADD over values of different lengths"));
+                }
+                for (yi, &xi) in y.iter_mut().zip(x) {
+                    *yi += xi;
                 }
             }
             #[cfg(feature = "float-net")]
