@@ -1,5 +1,6 @@
 //! Fuzzes the blob parser and, when a blob parses, the planner and the sampler on it:
-//! any input must give `Ok` or a typed error, never a panic, overflow or out-of-bounds access.
+//! any input must give `Ok` or a typed error, never a panic, overflow or out-of-bounds access,
+//! and a sample returned with `Ok` is finite.
 //!
 //! Each input is tried twice: as given (exercising the header and CRC checks) and with its
 //! total-length and CRC fields rewritten to match (so mutations reach the section parsers, the
@@ -47,7 +48,14 @@ fn exercise(data: &[u8]) {
             }
         }
         let mut out = vec![0.0; model.data_len()];
-        let _ = s.output(&mut out);
+        // A sample the runtime hands out is finite: registers are checked after every write
+        // and the data-unit scaling is checked too (`Error::OutputNotFinite`).
+        if s.output(&mut out).is_ok() {
+            assert!(
+                out.iter().all(|x| x.is_finite()),
+                "Ok output not finite: {out:?}"
+            );
+        }
     }
 }
 
