@@ -187,6 +187,37 @@ fn w8a8_export_samples_like_f32_and_a_bad_dtype_writes_nothing() {
     std::fs::remove_dir_all(&run).ok();
 }
 
+#[test]
+fn inspect_json_lists_every_instruction_with_its_coefficients() {
+    let out = bin()
+        .args(["inspect", "--json", GOLDEN_BLOB])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let programs = doc["programs"].as_array().unwrap();
+    assert!(!programs.is_empty());
+    for p in programs {
+        let code = p["instructions"].as_array().unwrap();
+        let count = |op: &str| code.iter().filter(|i| i["op"] == op).count() as u64;
+        // The instruction list agrees with the program header.
+        assert_eq!(count("eval"), p["evaluations"].as_u64().unwrap(), "{p}");
+        assert_eq!(count("step"), p["steps"].as_u64().unwrap(), "{p}");
+        // The first step draws the initial noise: a LIN with no terms and noise 1.
+        assert_eq!(code[0]["op"], "lin");
+        assert_eq!(code[0]["noise"], 1.0);
+        for i in code.iter().filter(|i| i["op"] == "lin") {
+            for t in i["terms"].as_array().unwrap() {
+                assert!(t[0].is_u64() && t[1].as_f64().unwrap().is_finite(), "{i}");
+            }
+        }
+        for i in code.iter().filter(|i| i["op"] == "eval") {
+            assert!(i["class"] == "caller" || i["class"] == "null");
+            assert!(i["time"].as_f64().unwrap() >= 0.0);
+        }
+    }
+}
+
 /// A golden blob of the conformance tests (64 values per sample, 10 classes): 2^32 samples of
 /// it are a terabyte.
 const GOLDEN_BLOB: &str = concat!(

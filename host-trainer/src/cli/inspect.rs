@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use microdiff_runtime::Model;
-use serde_json::json;
+use microdiff_runtime::blob::program::{ClassSel, Instr, Program};
+use serde_json::{Value, json};
 
 use super::{CliError, msg};
 
@@ -12,9 +13,41 @@ use super::{CliError, msg};
 pub struct Args {
     /// The blob.
     blob: PathBuf,
-    /// Print JSON instead of text.
+    /// Print JSON instead of text (with every program's instructions and coefficients).
     #[arg(long)]
     json: bool,
+}
+
+/// A program's instructions as JSON objects, in order: `{"op": "eval", "dst", "src", "class":
+/// "caller" | "null", "time"}`, `{"op": "lin", "dst", "terms": [[register, coefficient], …],
+/// "noise": coefficient | null}`, `{"op": "clamp", "reg", "lo", "hi"}`, `{"op": "step"}`.
+fn instructions(p: &Program<'_>) -> Result<Vec<Value>, microdiff_runtime::Error> {
+    p.instructions()
+        .map(|i| {
+            Ok(match i?.1 {
+                Instr::Eval {
+                    dst,
+                    src,
+                    class,
+                    time,
+                } => {
+                    let class = match class {
+                        ClassSel::Caller => "caller",
+                        ClassSel::Null => "null",
+                    };
+                    json!({"op": "eval", "dst": dst, "src": src, "class": class, "time": time})
+                }
+                Instr::Lin { dst, noise, terms } => {
+                    let terms: Vec<Value> = terms.iter().map(|(r, c)| json!([r, c])).collect();
+                    json!({"op": "lin", "dst": dst, "terms": terms, "noise": noise})
+                }
+                Instr::Clamp { reg, lo, hi } => {
+                    json!({"op": "clamp", "reg": reg, "lo": lo, "hi": hi})
+                }
+                Instr::Step => json!({"op": "step"}),
+            })
+        })
+        .collect()
 }
 
 pub fn run(a: Args) -> Result<(), CliError> {
@@ -30,8 +63,11 @@ pub fn run(a: Args) -> Result<(), CliError> {
         .programs()
         .iter()
         .flatten()
-        .map(|p| json!({"name": p.name(), "registers": p.regs, "steps": p.steps, "evaluations": p.evals, "code_bytes": p.code.len()}))
-        .collect();
+        .map(|p| {
+            let code = instructions(&p).map_err(msg(p.name()))?;
+            Ok(json!({"name": p.name(), "registers": p.regs, "steps": p.steps, "evaluations": p.evals, "code_bytes": p.code.len(), "instructions": code}))
+        })
+        .collect::<Result<_, CliError>>()?;
     let plan = model.plan();
     let doc = json!({
         "file": a.blob.display().to_string(),
