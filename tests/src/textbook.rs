@@ -110,10 +110,18 @@ pub fn ddpm_program(name: &str, s: &Schedule, v: AncestralVariance, g: Guidance)
     p
 }
 
-/// The DDIM timesteps τ₁ < … < τ_K (trailing spacing: τ_i = round(i·T/K)).
+/// The DDIM timesteps τ₁ < … < τ_K (trailing spacing: τ_i = round(i·T/K), ties to even,
+/// computed exactly).
 pub fn ddim_timesteps(t: usize, k: usize) -> Vec<usize> {
     (1..=k)
-        .map(|i| ((i * t) as f64 / k as f64).round() as usize)
+        .map(|i| {
+            let (q, r) = (i * t / k, i * t % k);
+            if 2 * r > k || (2 * r == k && q % 2 == 1) {
+                q + 1
+            } else {
+                q
+            }
+        })
         .collect()
 }
 

@@ -59,19 +59,27 @@ use microdiff_runtime::blob::program::NAME_LEN;
 
 use crate::schedule::{Process, ScheduleError};
 
-/// How `N` sampling timesteps are picked from DDPM's `T` training steps (as diffusers'
+/// How `N` sampling timesteps are picked from DDPM's `T` training steps (diffusers'
 /// `timestep_spacing`; Lin et al. 2024, "Common diffusion noise schedules and sample steps are
 /// flawed", Table 2). Steps are 1-based here; the final target is always step 0 (ᾱ₀ = 1).
 /// Only DDPM's discrete grid is spaced this way; DDIM on the VP SDE uses uniform times.
+///
+/// Rounding is to the nearest step with ties to even, on the exact quotient ([`div_round_even`]).
+/// diffusers rounds ties to even too (numpy's `round`) but of a float quotient, so the grids are
+/// equal whenever that quotient is exact — for `T = 1000`, every `N ≤ 200` except trailing
+/// `N ∈ {48, 61, 96, 103, 112, 121, 122, 144, 176, 192}` and linspace `N ∈ {27, 31, 47, 53, 61,
+/// 93, 103, 105, 107, 121, 185, 191, 199}`, where numpy's `arange` / `linspace` arithmetic moves a
+/// value across a half (compared with numpy 2 by hand; the tests pin `N = 7, 13, 16, 32`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Spacing {
     /// `τ_i = i·⌊T/N⌋ + 1`, i = 0..N−1 (DDIM's and Stable Diffusion's original choice; does not
     /// start at T).
     Leading,
     /// `τ_i = round(i·T/N)`, i = 1..=N (starts at T; Lin et al.'s recommendation; the default,
-    /// and what `tests/src/textbook.rs` uses).
+    /// and what `tests/src/textbook.rs` uses), ties to even.
     Trailing,
-    /// `τ_i = round(i·(T − 1)/(N − 1)) + 1`, i = 0..N−1 (numpy `linspace`; starts at T).
+    /// `τ_i = round(i·(T − 1)/(N − 1)) + 1`, i = 0..N−1 (numpy `linspace`; starts at T), ties
+    /// to even.
     Linspace,
 }
 
@@ -376,19 +384,28 @@ fn uniform(a: f64, b: f64, n: usize) -> Vec<f64> {
 /// sampling steps out of `t` (see [`Spacing`]).
 pub fn ddpm_timesteps(t: usize, n: usize, spacing: Spacing) -> Vec<usize> {
     match spacing {
-        Spacing::Trailing => (1..=n)
-            .map(|i| ((i * t) as f64 / n as f64).round() as usize)
-            .collect(),
+        Spacing::Trailing => (1..=n).map(|i| div_round_even(i * t, n)).collect(),
         Spacing::Leading => (0..n).map(|i| i * (t / n) + 1).collect(),
         Spacing::Linspace => (0..n)
             .map(|i| {
                 if n == 1 {
                     1
                 } else {
-                    ((i * (t - 1)) as f64 / (n - 1) as f64).round() as usize + 1
+                    div_round_even(i * (t - 1), n - 1) + 1
                 }
             })
             .collect(),
+    }
+}
+
+/// `a / b` rounded to the nearest integer, ties to even (numpy's `round`, which diffusers
+/// applies), exactly: integer arithmetic, no float quotient to misplace a tie. `b > 0`.
+pub fn div_round_even(a: usize, b: usize) -> usize {
+    let (q, r) = (a / b, a % b);
+    match (2 * r).cmp(&b) {
+        std::cmp::Ordering::Greater => q + 1,
+        std::cmp::Ordering::Equal => q + (q & 1),
+        std::cmp::Ordering::Less => q,
     }
 }
 

@@ -804,6 +804,46 @@ fn ddpm_spacings_follow_diffusers() {
         ddpm_timesteps(7, 7, Spacing::Trailing),
         (1..=7).collect::<Vec<_>>()
     );
+    // Ties round to even, as numpy's `round` in diffusers (`np.round(np.arange(1000, 0,
+    // -1000 / N)) - 1` and `np.linspace(0, 999, N).round()`, computed with numpy 2): these N
+    // have exact halves, which rounding half away from zero moved up.
+    let diffusers_trailing_16 = [
+        61, 124, 187, 249, 311, 374, 437, 499, 561, 624, 687, 749, 811, 874, 937, 999,
+    ];
+    let trailing = |n| -> Vec<usize> {
+        ddpm_timesteps(1000, n, Spacing::Trailing)
+            .iter()
+            .map(|t| t - 1)
+            .collect()
+    };
+    assert_eq!(trailing(16), diffusers_trailing_16);
+    let diffusers_trailing_32 = [
+        30, 61, 93, 124, 155, 187, 218, 249, 280, 311, 343, 374, 405, 437, 468, 499, 530, 561, 593,
+        624, 655, 687, 718, 749, 780, 811, 843, 874, 905, 937, 968, 999,
+    ];
+    assert_eq!(trailing(32), diffusers_trailing_32);
+    let linspace = |n| -> Vec<usize> {
+        ddpm_timesteps(1000, n, Spacing::Linspace)
+            .iter()
+            .map(|t| t - 1)
+            .collect()
+    };
+    assert_eq!(linspace(7), [0, 166, 333, 500, 666, 832, 999]);
+    assert_eq!(
+        linspace(13),
+        [0, 83, 166, 250, 333, 416, 500, 583, 666, 749, 832, 916, 999]
+    );
+    for (a, b, q) in [
+        (5, 2, 2),
+        (7, 2, 4),
+        (9, 2, 4),
+        (11, 2, 6),
+        (10, 4, 2),
+        (3, 4, 1),
+        (0, 3, 0),
+    ] {
+        assert_eq!(div_round_even(a, b), q, "{a}/{b}");
+    }
     let spec = SamplerSpec::new(kind("ddim:1:spacing=leading"), 10);
     let g = grid(&Process::ddpm_default(), &spec).unwrap_or_default();
     assert_eq!(g.first(), Some(&901.0));
