@@ -56,6 +56,12 @@ pub fn qlinear(
     imp::qlinear(w, xw, params, y_zp, y)
 }
 
+/// Whether `p` is 4-byte aligned: the assembly kernels' word loads need it.
+#[cfg(any(microdiff_dsp, microdiff_armv6m))]
+fn is_word_aligned<T>(p: *const T) -> bool {
+    (p as usize).is_multiple_of(4)
+}
+
 /// Whether this build runs the DSP kernels (for reports and tests that measure them).
 pub const DSP: bool = cfg!(microdiff_dsp);
 

@@ -30,6 +30,7 @@
 //! executes Armv6-M code and has the RAM for them) and counts its instructions on the micro:bit.
 #![allow(unsafe_code)]
 
+use super::is_word_aligned;
 use crate::error::KernelError;
 use crate::int8::{self, QLINEAR_ROW_BYTES};
 
@@ -84,10 +85,6 @@ fn words(p: &[u8; QLINEAR_ROW_BYTES]) -> (i32, i32, i32) {
     // word-aligned `params` (checked), and 12 is a multiple of 4, so `q` is word-aligned.
     // Armv6-M and Armv8-M Baseline cores here are little-endian, as the record is.
     unsafe { (q.read(), q.add(1).read(), q.add(2).read()) }
-}
-
-fn is_word_aligned<T>(p: *const T) -> bool {
-    (p as usize).is_multiple_of(4)
 }
 
 /// The four row sums of one row tile: `acc[i] = Σ_c w[i][c] · xw[c]` over `4·groups` columns,

@@ -73,6 +73,7 @@
 //! `rust-version`.
 #![allow(unsafe_code)]
 
+use super::is_word_aligned;
 use crate::error::KernelError;
 use crate::int8;
 
@@ -184,10 +185,6 @@ pub fn widen(x: &[i8], zp: i32, out: &mut [i16]) -> Result<(), KernelError> {
     }
     pad.fill(0);
     Ok(())
-}
-
-fn is_word_aligned<T>(p: *const T) -> bool {
-    (p as usize).is_multiple_of(4)
 }
 
 /// Whether every record is one the assembly handles: multiplier in `[2^30, 2^31)`, shift in
