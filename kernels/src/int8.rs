@@ -445,10 +445,13 @@ pub fn qlinear(
     // low registers of a Cortex-M0, where a 4×4 tile spills to the stack.
     // Indexed, not zipped chunk iterators: `Zip::new` over runtime-sized chunks links a
     // division-by-zero panic into firmware.
-    let tile_bytes = 16 * groups;
+    // `groups >= 1`; `max` makes the non-zero chunk size visible to the compiler.
+    let mut row_tiles = w.chunks_exact((16 * groups).max(16));
     for (rt, ys) in y.chunks_mut(4).enumerate() {
-        let tiles = w.get(rt * tile_bytes..).unwrap_or(&[]);
-        let tiles = tiles.get(..tile_bytes).unwrap_or(&[]).as_chunks::<16>().0;
+        let Some(tiles) = row_tiles.next() else {
+            break;
+        };
+        let tiles = tiles.as_chunks::<16>().0;
         let ps = records.get(4 * rt..).unwrap_or(&[]);
         for (i, (yr, p)) in ys.iter_mut().zip(ps).enumerate() {
             let mut acc = 0i32;
