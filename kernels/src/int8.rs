@@ -443,9 +443,9 @@ pub fn qlinear(
     let records = params.as_chunks::<QLINEAR_ROW_BYTES>().0;
     // Row by row (not a 4-row tile at a time): one accumulator and two pointers fit the eight
     // low registers of a Cortex-M0, where a 4×4 tile spills to the stack.
-    // Indexed, not zipped chunk iterators: `Zip::new` over runtime-sized chunks links a
-    // division-by-zero panic into firmware.
-    // `groups >= 1`; `max` makes the non-zero chunk size visible to the compiler.
+    // Row tiles by `next()`, not zipped with `y`: `Zip::new` over runtime-sized chunks is not
+    // inlined and links a division-by-zero panic into firmware. `groups >= 1`; `max` makes the
+    // non-zero chunk size visible to the compiler.
     let mut row_tiles = w.chunks_exact((16 * groups).max(16));
     for (rt, ys) in y.chunks_mut(4).enumerate() {
         let Some(tiles) = row_tiles.next() else {
