@@ -3,8 +3,8 @@
 //!
 //! # Why `unsafe`
 //!
-//! The crate denies `unsafe_code`; this module alone allows it, for hand-written assembly:
-//! the speed of the integer path is the number of instructions per multiply-accumulate, and the
+//! The crate denies `unsafe_code`; this module (and, for Armv6-M, `armv6m.rs`) allows it, for
+//! hand-written assembly: the speed of the integer path is the number of instructions per multiply-accumulate, and the
 //! kernel needs 14 registers in its inner loop (4 accumulators, 4 weight words, 2 input words,
 //! 2 pointers, an end pointer and a scratch register) — more than `asm!` may name (r6, r7 (the
 //! Thumb frame pointer), sp and pc are reserved there). So the matrix kernel and the record
