@@ -188,6 +188,89 @@ fn w8a8_export_samples_like_f32_and_a_bad_dtype_writes_nothing() {
 }
 
 #[test]
+fn hostile_values_are_one_line_and_exit_code_1_before_any_work() {
+    let run = scratch("hostile");
+    assert!(train(&run, &[]).status().unwrap().success());
+    let blob = run.join("m.mdfb");
+    let st = bin()
+        .args(["export", "--out"])
+        .arg(&blob)
+        .arg(&run)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (r, b) = (run.to_str().unwrap(), blob.to_str().unwrap());
+    let fresh = run.join("fresh");
+    let f = fresh.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        // Each of these panicked, hung or was accepted silently (issue #12).
+        (
+            &[
+                "train",
+                "--data",
+                "moons",
+                "--checkpoint-every",
+                "0",
+                "--out",
+                f,
+            ],
+            "--checkpoint-every 0",
+        ),
+        (
+            &[
+                "train",
+                "--data",
+                "moons",
+                "--threads",
+                "100000",
+                "--out",
+                f,
+            ],
+            "expected 1..=256",
+        ),
+        (
+            &["eval", b, "--data", "moons", "-n", "0"],
+            "at least 2 samples",
+        ),
+        (
+            &["eval", b, "--data", "moons", "-n", "1"],
+            "at least 2 samples",
+        ),
+        (
+            &[
+                "eval", b, "--data", "moons", "-n", "10", "--run", r, "--nll-n", "0",
+            ],
+            "--nll-n 0",
+        ),
+        (&["sample", b, "--class", "3"], "the model is unconditional"),
+        (&["sample", b, "--png", f], "ending in .png"),
+        (
+            &["export", r, "--guidance", "-1", "--out", f],
+            "--guidance -1: expected 0..=100",
+        ),
+        (
+            &["export", r, "--guidance", "1e30", "--out", f],
+            "--guidance 1e30",
+        ),
+        (
+            &["export", r, "--guidance", "NaN", "--out", f],
+            "--guidance NaN",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = bin().args(*args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        // Refused before any work: nothing was written.
+        assert!(!fresh.exists(), "{args:?} wrote {f}");
+    }
+    std::fs::remove_dir_all(&run).ok();
+}
+
+#[test]
 fn inspect_json_lists_every_instruction_with_its_coefficients() {
     let out = bin()
         .args(["inspect", "--json", GOLDEN_BLOB])

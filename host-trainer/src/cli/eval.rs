@@ -279,6 +279,17 @@ pub fn digits_metrics(
 }
 
 pub fn run(a: Args) -> Result<(), CliError> {
+    if a.n < 2 {
+        return Err(CliError::Msg(format!(
+            "-n {}: the distances compare two point sets of at least 2 samples each",
+            a.n
+        )));
+    }
+    if a.run.is_some() && a.nll_n == 0 {
+        return Err(CliError::Msg(
+            "--nll-n 0: the likelihood needs at least one held-out point".into(),
+        ));
+    }
     let (bytes, program) = super::sample::open(&a.blob, a.program.as_deref())?;
     let model = Model::parse(&bytes).map_err(msg(&a.blob.display().to_string()))?;
     let evals = model

@@ -29,9 +29,9 @@ pub struct Args {
     /// euler:32, heun:16, em:100, pc:100 (repeatable; default: one that fits the objective).
     #[arg(long = "sampler")]
     samplers: Vec<String>,
-    /// Classifier-free guidance weight w (ε̃ = ε(∅) + w·(ε(c) − ε(∅))) applied to every program
-    /// of a class-conditional model.
-    #[arg(long)]
+    /// Classifier-free guidance weight w (ε̃ = ε(∅) + w·(ε(c) − ε(∅))), 0..=100, applied to every
+    /// program of a class-conditional model.
+    #[arg(long, allow_negative_numbers = true)]
     guidance: Option<f64>,
     /// Output blob.
     #[arg(long, default_value = "model.mdfb")]
@@ -44,6 +44,10 @@ pub struct Args {
 }
 
 /// The float-arithmetic weight dtype called `name` (`w8a8` is handled by the caller).
+/// Largest guidance weight accepted: far past any useful one (quality falls beyond ≈ 5), small
+/// enough that `w·(ε(c) − ε(∅))` stays far from overflowing f32.
+const MAX_GUIDANCE: f64 = 100.0;
+
 pub fn dtype(name: &str) -> Result<Dtype, CliError> {
     [Dtype::F32, Dtype::F16, Dtype::I8]
         .into_iter()
@@ -64,6 +68,19 @@ pub fn run(a: Args) -> Result<(), CliError> {
     let ckpt =
         Checkpoint::<RunHeader>::load(&ckpt_path).map_err(|e| CliError::Msg(e.to_string()))?;
     let cfg = &ckpt.header.config;
+    if let Some(w) = a.guidance
+        && !(0.0..=MAX_GUIDANCE).contains(&w)
+    {
+        // Huge values in exponent form: 1e30, not thirty-one digits.
+        let shown = if w.abs() >= 1e6 {
+            format!("{w:e}")
+        } else {
+            format!("{w}")
+        };
+        return Err(CliError::Msg(format!(
+            "--guidance {shown}: expected 0..={MAX_GUIDANCE} (1 is no guidance; 1.2 to 3 is usual)"
+        )));
+    }
     if a.guidance.is_some() && cfg.model.classes == 0 {
         return Err(CliError::Msg(
             "--guidance needs a class-conditional model (train with --conditional true)".into(),

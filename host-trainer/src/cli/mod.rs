@@ -66,6 +66,26 @@ impl CliError {
 }
 
 /// Shorthand for turning any error into a user message.
+/// Most worker threads a command accepts: far more than any machine's cores, far fewer than
+/// the thousands of busy-polling workers a typo would start.
+const MAX_THREADS: usize = 256;
+
+/// A `--png` path must end in `.png` (the file is PNG whatever its name says).
+fn check_png_path(path: &std::path::Path) -> Result<(), CliError> {
+    let png = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if png {
+        Ok(())
+    } else {
+        Err(CliError::Msg(format!(
+            "--png {}: the picture is a PNG; give a path ending in .png",
+            path.display()
+        )))
+    }
+}
+
 fn msg<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> CliError + '_ {
     move |e| CliError::Msg(format!("{context}: {e}"))
 }

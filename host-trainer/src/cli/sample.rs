@@ -145,6 +145,21 @@ pub fn open(path: &std::path::Path, program: Option<&str>) -> Result<(Vec<u8>, S
 pub fn run(a: Args) -> Result<(), CliError> {
     let (bytes, program) = open(&a.blob, a.program.as_deref())?;
     let model = Model::parse(&bytes).map_err(msg(&a.blob.display().to_string()))?;
+    if !a.all_classes && a.class != 0 && model.meta().classes == 0 {
+        return Err(CliError::Msg(format!(
+            "--class {}: the model is unconditional (it has no classes)",
+            a.class
+        )));
+    }
+    if let Some(path) = &a.png {
+        super::check_png_path(path)?;
+        let d = model.data_len();
+        if d != 2 && d != 64 {
+            return Err(CliError::Msg(format!(
+                "--png: pictures exist for 2-D points and 8x8 digits, not {d} values"
+            )));
+        }
+    }
     let classes: Vec<u16> = if a.all_classes {
         if model.meta().classes == 0 {
             return Err(CliError::Msg(

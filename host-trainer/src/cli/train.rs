@@ -86,13 +86,13 @@ pub struct Args {
     /// Run directory (checkpoint, metrics, pictures).
     #[arg(long, default_value = "runs/latest")]
     out: PathBuf,
-    /// Save a checkpoint every N steps (and at the end).
+    /// Save a checkpoint every N steps (and at the end), N ≥ 1.
     #[arg(long, default_value_t = 500)]
     checkpoint_every: u64,
     /// Continue the run in --out from its checkpoint (bit-identical to not stopping).
     #[arg(long)]
     resume: bool,
-    /// Worker threads of the CPU backend (default: all cores).
+    /// Worker threads of the CPU backend, 1..=256 (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
     /// Backend: auto (a GPU if usable, else the CPU, said in one line), cpu, cuda or cuda:N.
@@ -224,6 +224,19 @@ pub fn run(a: Args) -> Result<(), CliError> {
         None => Settings::default(),
     };
     let settings = merge(a.settings.clone(), file);
+    if a.checkpoint_every == 0 {
+        return Err(CliError::Msg(
+            "--checkpoint-every 0: expected a step count of at least 1".into(),
+        ));
+    }
+    if let Some(n) = a.threads
+        && !(1..=super::MAX_THREADS).contains(&n)
+    {
+        return Err(CliError::Msg(format!(
+            "--threads {n}: expected 1..={}",
+            super::MAX_THREADS
+        )));
+    }
     if let Some(n) = a.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
