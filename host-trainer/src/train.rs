@@ -37,6 +37,9 @@ pub struct TrainConfig {
     pub cfg_dropout: f32,
 }
 
+/// Most training steps ([`TrainConfig::validate`]).
+pub const MAX_STEPS: u64 = 1_000_000_000;
+
 impl TrainConfig {
     /// The demo's class-conditional digits model (the on-device architecture: 8×8 images, width
     /// 96, two blocks of 128, 10 classes and the null class for guidance), as `microdiff demo`
@@ -70,9 +73,17 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |what: String| Err(TrainError::Config(what));
         self.model.validate().map_err(TrainError::Config)?;
+        // Before the first step, not at export: a NaN or negative σ_max trained into a
+        // non-finite loss blamed on the learning rate.
+        self.process
+            .validate()
+            .map_err(|e| TrainError::Config(e.to_string()))?;
         self.optim.validate().map_err(TrainError::Config)?;
         if self.batch == 0 || self.steps == 0 {
             return bad("batch and steps must be > 0".into());
+        }
+        if self.steps > MAX_STEPS {
+            return bad(format!("steps {}: at most {MAX_STEPS}", self.steps));
         }
         if !(0.0..1.0).contains(&self.cfg_dropout) {
             return bad("cfg_dropout must be in [0, 1)".into());

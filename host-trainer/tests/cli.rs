@@ -201,6 +201,9 @@ fn hostile_values_are_one_line_and_exit_code_1_before_any_work() {
         .unwrap();
     assert!(st.success());
     let (r, b) = (run.to_str().unwrap(), blob.to_str().unwrap());
+    let backup = run.join("backup.mdck");
+    std::fs::copy(run.join("checkpoint.mdck"), &backup).unwrap();
+    let backup = backup.to_str().unwrap().to_string();
     let fresh = run.join("fresh");
     let f = fresh.to_str().unwrap();
     let cases: &[(&[&str], &str)] = &[
@@ -257,6 +260,73 @@ fn hostile_values_are_one_line_and_exit_code_1_before_any_work() {
             &["export", r, "--guidance", "NaN", "--out", f],
             "--guidance NaN",
         ),
+        // Sizes refused before anything is allocated (`--hidden 70000` asked for ≈ 20 GB,
+        // a huge one overflowed the layout arithmetic; u64::MAX steps ran for ever).
+        (
+            &["train", "--data", "moons", "--hidden", "70000", "--out", f],
+            "must be at most 16384",
+        ),
+        (
+            &[
+                "train",
+                "--data",
+                "moons",
+                "--hidden",
+                "18446744073709551615",
+                "--out",
+                f,
+            ],
+            "must be at most 16384",
+        ),
+        (
+            &[
+                "train", "--data", "moons", "--hidden", "8192", "--ff", "16384", "--out", f,
+            ],
+            "make the network smaller",
+        ),
+        (
+            &[
+                "train",
+                "--data",
+                "moons",
+                "--steps",
+                "18446744073709551615",
+                "--out",
+                f,
+            ],
+            "at most 1000000000",
+        ),
+        // σ_max checked before training, not blamed on the learning rate after it.
+        (
+            &[
+                "train",
+                "--data",
+                "moons",
+                "--objective",
+                "ve",
+                "--sigma-max",
+                "NaN",
+                "--out",
+                f,
+            ],
+            "σ_max = NaN",
+        ),
+        (
+            &[
+                "train",
+                "--data",
+                "moons",
+                "--objective",
+                "ve",
+                "--sigma-max",
+                "-1",
+                "--out",
+                f,
+            ],
+            "σ_max = -1",
+        ),
+        // Another file than the run's checkpoint is not silently replaced by it.
+        (&["export", &backup, "--out", f], "give a run directory"),
     ];
     for (args, needle) in cases {
         let out = bin().args(*args).output().unwrap();

@@ -95,7 +95,7 @@ pub fn nll_metrics(
     trace: &str,
     seed: u64,
 ) -> Result<serde_json::Value, CliError> {
-    let dir = super::train::run_dir(run);
+    let dir = super::train::run_dir(run)?;
     let info = super::run::RunInfo::load(&dir)?;
     let ckpt = Checkpoint::<RunHeader>::load(&super::run::checkpoint_path(&dir))
         .map_err(|e| CliError::Msg(e.to_string()))?;

@@ -62,7 +62,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
             a.run.display()
         )));
     }
-    let dir = run_dir(&a.run);
+    let dir = run_dir(&a.run)?;
     let info = RunInfo::load(&dir)?;
     let ckpt_path = run::checkpoint_path(&dir);
     let ckpt =

@@ -70,8 +70,9 @@ pub struct Settings {
     /// Seed of the weights and every random draw.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// σ_max of the VE SDE (default: 1.5 × the data's largest per-dimension range).
-    #[arg(long)]
+    /// σ_max of the VE SDE, finite and above σ_min (default: 1.5 × the data's largest
+    /// per-dimension range).
+    #[arg(long, allow_negative_numbers = true)]
     pub sigma_max: Option<f64>,
 }
 
@@ -368,11 +369,20 @@ fn train_on<B: Backend>(
 }
 
 /// Run directory of a checkpoint argument: the directory itself, or a checkpoint file's parent.
-pub fn run_dir(p: &Path) -> PathBuf {
+pub fn run_dir(p: &Path) -> Result<PathBuf, CliError> {
     if p.is_dir() {
-        p.to_path_buf()
-    } else {
-        p.parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        return Ok(p.to_path_buf());
     }
+    // A file must be the run's own checkpoint: `DIR/backup.mdck` silently meant
+    // `DIR/checkpoint.mdck` before.
+    if p.file_name().is_some_and(|n| n != "checkpoint.mdck") {
+        return Err(CliError::Msg(format!(
+            "{}: give a run directory (or its checkpoint.mdck); a run reads only \
+             DIR/checkpoint.mdck, so copy a backup there to use it",
+            p.display()
+        )));
+    }
+    Ok(p.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf))
 }

@@ -24,6 +24,15 @@ pub const MAX_PERIOD: f32 = 10_000.0;
 /// Layer-norm ε.
 pub const LN_EPS: f32 = 1e-5;
 
+/// Widest `hidden`, `ff` and `temb` a model may have ([`MlpConfig::validate`]).
+pub const MAX_WIDTH: usize = 16_384;
+/// Most residual blocks.
+pub const MAX_BLOCKS: usize = 256;
+/// Most values per example: the blob's limit (`MAX_DATA_LEN` of the runtime).
+pub const MAX_DATA_DIM: usize = 1 << 24;
+/// Most parameters: 2^28 (1 GiB of f32; 4 GiB with the EMA copy and AdamW's moments).
+pub const MAX_PARAMETERS: usize = 1 << 28;
+
 /// Shape of the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MlpConfig {
@@ -214,6 +223,31 @@ impl MlpConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.data_dim == 0 || self.hidden == 0 || self.ff == 0 {
             return Err("data_dim, hidden and ff must be > 0".into());
+        }
+        // Each bound keeps `Layout::new`'s sizes far inside usize; the parameter bound keeps
+        // the model, its EMA and AdamW's two moments (16 bytes a parameter) within 4 GiB.
+        if self.hidden > MAX_WIDTH || self.ff > MAX_WIDTH || self.temb > MAX_WIDTH {
+            return Err(format!(
+                "hidden {}, ff {}, temb {}: each must be at most {MAX_WIDTH}",
+                self.hidden, self.ff, self.temb
+            ));
+        }
+        if self.blocks > MAX_BLOCKS {
+            return Err(format!("blocks {}: at most {MAX_BLOCKS}", self.blocks));
+        }
+        if self.data_dim > MAX_DATA_DIM {
+            return Err(format!(
+                "data of {} values per example: at most {MAX_DATA_DIM}",
+                self.data_dim
+            ));
+        }
+        let params = self.parameter_count();
+        if params > MAX_PARAMETERS {
+            return Err(format!(
+                "{params} parameters (hidden {}, ff {}, blocks {}, data {}): at most \
+                 {MAX_PARAMETERS}; make the network smaller",
+                self.hidden, self.ff, self.blocks, self.data_dim
+            ));
         }
         if self.temb < 2 || !self.temb.is_multiple_of(2) {
             return Err("temb must be even and >= 2".into());
