@@ -201,6 +201,18 @@ fn hostile_values_are_one_line_and_exit_code_1_before_any_work() {
         .unwrap();
     assert!(st.success());
     let (r, b) = (run.to_str().unwrap(), blob.to_str().unwrap());
+    // An NPY of 2 samples of 70 000 values: wider than a blob's 16-bit dimensions.
+    let wide = run.join("wide.npy");
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 70000), }";
+    let pad = 64 - (10 + header.len() + 1) % 64;
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    npy.extend_from_slice(&((header.len() + pad + 1) as u16).to_le_bytes());
+    npy.extend_from_slice(header.as_bytes());
+    npy.extend(std::iter::repeat_n(b' ', pad));
+    npy.push(b'\n');
+    npy.resize(npy.len() + 2 * 70_000 * 4, 0);
+    std::fs::write(&wide, npy).unwrap();
+    let wide = wide.to_str().unwrap().to_string();
     let backup = run.join("backup.mdck");
     std::fs::copy(run.join("checkpoint.mdck"), &backup).unwrap();
     let backup = backup.to_str().unwrap().to_string();
@@ -324,6 +336,11 @@ fn hostile_values_are_one_line_and_exit_code_1_before_any_work() {
                 f,
             ],
             "σ_max = -1",
+        ),
+        // Data a blob cannot describe is refused before training, not truncated at export.
+        (
+            &["train", "--data", &wide, "--out", f],
+            "at most 4 dimensions of at most 65535",
         ),
         // Another file than the run's checkpoint is not silently replaced by it.
         (&["export", &backup, "--out", f], "give a run directory"),

@@ -105,7 +105,18 @@ pub fn run(a: Args) -> Result<(), CliError> {
             sampler::build(&cfg.process, &spec, &name).map_err(msg(&format!("--sampler {n}")))?,
         );
     }
-    let shape: Vec<u16> = info.shape.iter().map(|&d| d as u16).collect();
+    // Checked, not `as u16`: a dimension above 65535 was truncated into a wrong blob.
+    let shape = info
+        .shape
+        .iter()
+        .map(|&d| u16::try_from(d))
+        .collect::<Result<Vec<u16>, _>>()
+        .map_err(|_| {
+            CliError::Msg(format!(
+                "samples of shape {:?}: a blob stores each dimension in 16 bits (at most 65535)",
+                info.shape
+            ))
+        })?;
     let w8a8 = a.dtype == "w8a8";
     let spec = ExportSpec {
         dtype: if w8a8 { Dtype::F32 } else { dtype(&a.dtype)? },

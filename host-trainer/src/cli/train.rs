@@ -143,6 +143,15 @@ fn resolve(s: &Settings) -> Result<(TrainConfig, TrainData, RunInfo), CliError> 
     let conditional = s.conditional.unwrap_or(false);
     let seed = s.seed.unwrap_or(0);
     let (ds, norm) = run::dataset(&data_spec, conditional, seed)?;
+    // A blob stores the sample shape as at most four 16-bit dimensions: refuse now what could
+    // never be exported, rather than after training.
+    if ds.shape.len() > 4 || ds.shape.iter().any(|&d| d > usize::from(u16::MAX)) {
+        return Err(CliError::Msg(format!(
+            "{data_spec}: samples of shape {:?}: a blob holds at most 4 dimensions of at most \
+             65535 each; reshape the data (e.g. an NPY of shape (N, 250, 280) for 70000 values)",
+            ds.shape
+        )));
+    }
     let digits = data_spec == "digits";
     let objective = s.objective.clone().unwrap_or_else(|| "ddpm".into());
     let process = match objective.as_str() {
