@@ -12,7 +12,9 @@
 //! * [`objective`] — DDPM, score (VE/VP) and flow-matching training targets.
 //! * [`train`] — the training loop; [`optim`] — learning rate, EMA, clipping;
 //!   [`checkpoint`] — atomic, versioned, bit-exact resumable checkpoints.
-//! * [`export`] — trained parameters → a weight blob (f32 / f16 / int8) with sampler programs.
+//! * [`export`] — trained parameters → a weight blob (f32 / f16 / int8, or the full-integer
+//!   W8A8 network calibrated on the sampler's trajectories) with sampler programs.
+//! * [`files`] — reading a user's file whole, with a size limit.
 #![deny(missing_docs)]
 
 pub use microdiff_runtime as runtime;
@@ -22,6 +24,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod eval;
 pub mod export;
+pub mod files;
 pub mod model;
 pub mod objective;
 pub mod optim;

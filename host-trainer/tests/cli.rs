@@ -213,6 +213,12 @@ fn hostile_values_are_one_line_and_exit_code_1_before_any_work() {
     npy.resize(npy.len() + 2 * 70_000 * 4, 0);
     std::fs::write(&wide, npy).unwrap();
     let wide = wide.to_str().unwrap().to_string();
+    let huge = run.join("huge.mdfb");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(3 << 30)
+        .unwrap();
+    let huge = huge.to_str().unwrap().to_string();
     let backup = run.join("backup.mdck");
     std::fs::copy(run.join("checkpoint.mdck"), &backup).unwrap();
     let backup = backup.to_str().unwrap().to_string();
@@ -342,6 +348,8 @@ fn hostile_values_are_one_line_and_exit_code_1_before_any_work() {
             &["train", "--data", &wide, "--out", f],
             "at most 4 dimensions of at most 65535",
         ),
+        // A blob file larger than any blob: refused from its length, not read into memory.
+        (&["inspect", &huge], "larger than the limit"),
         // Another file than the run's checkpoint is not silently replaced by it.
         (&["export", &backup, "--out", f], "give a run directory"),
     ];

@@ -51,7 +51,9 @@ fn instructions(p: &Program<'_>) -> Result<Vec<Value>, microdiff_runtime::Error>
 }
 
 pub fn run(a: Args) -> Result<(), CliError> {
-    let bytes = std::fs::read(&a.blob).map_err(CliError::io(&a.blob))?;
+    let bytes =
+        microdiff_trainer::files::read_limited(&a.blob, microdiff_trainer::files::MAX_BLOB_BYTES)
+            .map_err(CliError::io(&a.blob))?;
     let model = Model::parse(&bytes).map_err(msg(&a.blob.display().to_string()))?;
     let m = model.meta();
     let shape = &m.shape[..m.rank as usize];

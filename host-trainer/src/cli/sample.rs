@@ -128,7 +128,9 @@ fn fits_in_memory(bytes: usize) -> bool {
 
 /// Reads a blob and names the program to run: `program`, or the blob's first one.
 pub fn open(path: &std::path::Path, program: Option<&str>) -> Result<(Vec<u8>, String), CliError> {
-    let bytes = std::fs::read(path).map_err(CliError::io(path))?;
+    let bytes =
+        microdiff_trainer::files::read_limited(path, microdiff_trainer::files::MAX_BLOB_BYTES)
+            .map_err(CliError::io(path))?;
     let model = Model::parse(&bytes).map_err(msg(&path.display().to_string()))?;
     let name = match program {
         Some(p) => p.to_string(),
