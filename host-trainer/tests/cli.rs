@@ -366,6 +366,60 @@ fn hostile_values_are_one_line_and_exit_code_1_before_any_work() {
 }
 
 #[test]
+fn resume_reuses_the_saved_settings_and_names_the_ones_that_differ() {
+    let run = scratch("resume-settings");
+    let short = [
+        "train",
+        "--data",
+        "8gaussians",
+        "--steps",
+        "30",
+        "--hidden",
+        "32",
+        "--ff",
+        "64",
+    ];
+    let st = bin()
+        .args(short)
+        .arg("--out")
+        .arg(&run)
+        .args(["--quiet", "--device", "cpu"])
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let resume = |extra: &[&str]| {
+        bin()
+            .args(["train", "--resume", "--quiet", "--device", "cpu", "--out"])
+            .arg(&run)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // No data flag: the run's own data (8gaussians), not the default (moons); --steps extends.
+    let out = resume(&["--steps", "40"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Each differing setting is named with the run's value; nothing runs.
+    let out = resume(&["--steps", "50", "--seed", "7", "--hidden", "64"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--seed 7 (the run has 0)"), "{err}");
+    assert!(err.contains("--hidden 64 (the run has 32)"), "{err}");
+    // Fewer steps than already trained.
+    let out = resume(&["--steps", "10"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has already trained 40 steps"));
+    std::fs::remove_dir_all(&run).ok();
+}
+
+#[test]
 fn inspect_json_lists_every_instruction_with_its_coefficients() {
     let out = bin()
         .args(["inspect", "--json", GOLDEN_BLOB])

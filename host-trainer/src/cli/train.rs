@@ -90,7 +90,9 @@ pub struct Args {
     /// Save a checkpoint every N steps (and at the end), N ≥ 1.
     #[arg(long, default_value_t = 500)]
     checkpoint_every: u64,
-    /// Continue the run in --out from its checkpoint (bit-identical to not stopping).
+    /// Continue the run in --out from its checkpoint (bit-identical to not stopping), with the
+    /// settings it was trained with: only --steps may change; other settings, if given, must
+    /// match.
     #[arg(long)]
     resume: bool,
     /// Worker threads of the CPU backend, 1..=256 (default: all cores).
@@ -216,6 +218,109 @@ fn resolve(s: &Settings) -> Result<(TrainConfig, TrainData, RunInfo), CliError> 
     Ok((config, data, info))
 }
 
+/// The settings of the run in `dir`, for `--resume`: its saved configuration and data, with
+/// `--steps` (the one setting a resumed run may change, to train longer) applied. Any other
+/// setting given (on the command line or in `--config`) must equal the saved one; those that
+/// differ are named.
+fn resume_settings(
+    dir: &Path,
+    s: &Settings,
+) -> Result<(TrainConfig, TrainData, RunInfo), CliError> {
+    let ckpt_path = run::checkpoint_path(dir);
+    let ckpt =
+        Checkpoint::<RunHeader>::load(&ckpt_path).map_err(|e| CliError::Msg(e.to_string()))?;
+    let saved = ckpt.header.config.clone();
+    let info = RunInfo::load(dir)?;
+    let (m, o) = (&saved.model, &saved.optim);
+    let sigma_max = match saved.process {
+        Process::Ve { sigma_max, .. } => Some(sigma_max),
+        _ => None,
+    };
+    let mut differ = Vec::new();
+    let mut check = |flag: &str, given: Option<String>, was: String| {
+        if let Some(g) = given
+            && g != was
+        {
+            differ.push(format!("--{flag} {g} (the run has {was})"));
+        }
+    };
+    check("data", s.data.clone(), info.dataset.clone());
+    check(
+        "objective",
+        s.objective.clone(),
+        saved.process.name().to_string(),
+    );
+    check(
+        "conditional",
+        str_of(s.conditional),
+        (m.classes > 0).to_string(),
+    );
+    check(
+        "cfg-dropout",
+        str_of(s.cfg_dropout),
+        saved.cfg_dropout.to_string(),
+    );
+    check("batch", str_of(s.batch), saved.batch.to_string());
+    check("lr", str_of(s.lr), o.lr.to_string());
+    check("warmup", str_of(s.warmup), o.warmup.to_string());
+    check("ema-decay", str_of(s.ema_decay), o.ema_decay.to_string());
+    check("hidden", str_of(s.hidden), m.hidden.to_string());
+    check("ff", str_of(s.ff), m.ff.to_string());
+    check("blocks", str_of(s.blocks), m.blocks.to_string());
+    check("temb", str_of(s.temb), m.temb.to_string());
+    check("act", s.act.clone(), m.act.name().to_string());
+    check("seed", str_of(s.seed), saved.seed.to_string());
+    if let Some(g) = s.sigma_max {
+        check(
+            "sigma-max",
+            Some(g.to_string()),
+            sigma_max.map_or("none".into(), |v| v.to_string()),
+        );
+    }
+    if !differ.is_empty() {
+        return Err(CliError::Msg(format!(
+            "--resume: {} keeps the settings it was trained with (only --steps may change): {}",
+            dir.display(),
+            differ.join(", ")
+        )));
+    }
+    let steps = s.steps.unwrap_or(saved.steps);
+    if steps < ckpt.header.step {
+        return Err(CliError::Msg(format!(
+            "--resume --steps {steps}: {} has already trained {} steps",
+            dir.display(),
+            ckpt.header.step
+        )));
+    }
+    let (ds, norm) = run::dataset(&info.dataset, m.classes > 0, saved.seed)?;
+    let now = RunInfo {
+        dataset: info.dataset.clone(),
+        shape: ds.shape.clone(),
+        normalizer: norm,
+        classes: m.classes,
+    };
+    if now != info {
+        return Err(CliError::Msg(format!(
+            "--resume: the data {} has changed since {} started (shape, normalisation or classes)",
+            info.dataset,
+            dir.display()
+        )));
+    }
+    let data = TrainData {
+        x: ds.x,
+        dim: ds.dim,
+        labels: ds.labels,
+    };
+    let config = TrainConfig { steps, ..saved };
+    config.validate().map_err(msg("settings"))?;
+    Ok((config, data, info))
+}
+
+/// A setting given as text, for [`resume_settings`]'s comparisons.
+fn str_of<T: ToString>(v: Option<T>) -> Option<String> {
+    v.map(|v| v.to_string())
+}
+
 /// One JSONL metrics record.
 #[derive(serde::Serialize)]
 struct Metric {
@@ -253,7 +358,11 @@ pub fn run(a: Args) -> Result<(), CliError> {
             .build_global()
             .map_err(msg("--threads"))?;
     }
-    let (config, data, info) = resolve(&settings)?;
+    let (config, data, info) = if a.resume {
+        resume_settings(&a.out, &settings)?
+    } else {
+        resolve(&settings)?
+    };
     std::fs::create_dir_all(&a.out).map_err(CliError::io(&a.out))?;
     let selected = device::select(a.device)?;
     let on = selected.describe();
