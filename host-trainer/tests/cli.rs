@@ -412,10 +412,33 @@ fn resume_reuses_the_saved_settings_and_names_the_ones_that_differ() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("--seed 7 (the run has 0)"), "{err}");
     assert!(err.contains("--hidden 64 (the run has 32)"), "{err}");
+    // Rows logged after the last checkpoint, then a kill: the resumed run logs those steps
+    // again, once.
+    let metrics = run.join("metrics.jsonl");
+    let mut text = std::fs::read_to_string(&metrics).unwrap();
+    text.push_str("{\"step\":50,\"loss\":1.0,\"lr\":0.001,\"steps_per_sec\":1.0}\n{\"step\":6");
+    std::fs::write(&metrics, text).unwrap();
+    let out = resume(&["--steps", "60"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let steps: Vec<u64> = std::fs::read_to_string(&metrics)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
+    assert_eq!(steps.last(), Some(&60));
     // Fewer steps than already trained.
     let out = resume(&["--steps", "10"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("has already trained 40 steps"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has already trained 60 steps"));
     std::fs::remove_dir_all(&run).ok();
 }
 

@@ -316,6 +316,36 @@ fn resume_settings(
     Ok((config, data, info))
 }
 
+/// Drops the rows of `metrics.jsonl` past `step` (the checkpoint a resumed run starts from):
+/// rows logged between that checkpoint and a kill are logged again by the resumed run, and
+/// were duplicated. A torn last line goes too. Replaced atomically (temporary file + rename).
+fn prune_metrics(path: &Path, step: u64) -> Result<(), CliError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(CliError::io(path)(e)),
+    };
+    let kept: String = text
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v["step"].as_u64())
+                .is_some_and(|s| s <= step)
+        })
+        .flat_map(|line| [line, "\n"])
+        .collect();
+    if kept == text {
+        return Ok(());
+    }
+    let tmp = path.with_extension(format!("jsonl.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, kept).map_err(CliError::io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        CliError::io(path)(e)
+    })
+}
+
 /// A setting given as text, for [`resume_settings`]'s comparisons.
 fn str_of<T: ToString>(v: Option<T>) -> Option<String> {
     v.map(|v| v.to_string())
@@ -402,6 +432,9 @@ fn train_on<B: Backend>(
     };
     info.save(&a.out)?;
     let metrics_path = a.out.join("metrics.jsonl");
+    if a.resume {
+        prune_metrics(&metrics_path, trainer.step_count())?;
+    }
     let mut metrics = std::fs::OpenOptions::new()
         .create(true)
         .append(a.resume)
