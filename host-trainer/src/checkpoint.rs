@@ -10,7 +10,6 @@
 //! truncated, corrupted or foreign file is a typed [`CheckpointError`], and so is resuming
 //! with a configuration that does not match the checkpoint's.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use microdiff_runtime::blob::crc::crc32;
@@ -168,15 +167,10 @@ impl<H: Serialize + for<'de> Deserialize<'de>> Checkpoint<H> {
         })
     }
 
-    /// Writes atomically: temporary file, `fsync`, rename.
+    /// Writes atomically ([`crate::files::write_atomic`]: a uniquely named temporary file,
+    /// `fsync`, rename, `fsync` of the directory; no temporary file left on failure).
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        let tmp = path.with_extension("tmp");
-        {
-            let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-            f.write_all(&self.to_bytes()).map_err(io(&tmp))?;
-            f.sync_all().map_err(io(&tmp))?;
-        }
-        std::fs::rename(&tmp, path).map_err(io(path))
+        crate::files::write_atomic(path, &self.to_bytes()).map_err(io(path))
     }
 
     /// Reads and validates a checkpoint file.
@@ -238,7 +232,17 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("run.ckpt");
         sample().save(&path).unwrap();
-        assert!(!path.with_extension("tmp").exists());
+        let leftovers = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(".tmp")
+            })
+            .count();
+        assert_eq!(leftovers, 0);
         assert_eq!(Checkpoint::<(String, u64)>::load(&path).unwrap(), sample());
         let err = Checkpoint::<(String, u64)>::load(&dir.join("missing.ckpt")).unwrap_err();
         assert!(err.to_string().contains("missing.ckpt"));

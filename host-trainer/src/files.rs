@@ -1,8 +1,13 @@
-//! Reading a user's file whole, with a size limit: a path to a huge file (or to `/dev/zero`)
-//! is a clear error, not an allocation that takes the machine's memory.
+//! Files the tools read and write, safely:
+//! * [`read_limited`] reads a user's file whole with a size limit: a path to a huge file (or to
+//!   `/dev/zero`) is a clear error, not an allocation that takes the machine's memory;
+//! * [`write_atomic`] replaces a file all at once (a reader sees the old bytes or the new ones,
+//!   a crash leaves one of them, a failure leaves no temporary file behind);
+//! * [`RunLock`] keeps two processes from writing one run directory at a time.
 
-use std::io::Read;
-use std::path::Path;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Largest weight blob the tools read: a blob's total length is a u32, and 1 GiB is far past
 /// any model the runtime targets.
@@ -31,6 +36,82 @@ pub fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Writes `bytes` to `path` atomically: a temporary file of a unique name beside it (process
+/// id and a counter, so concurrent writers never share one), `fsync`, rename over `path`, then
+/// `fsync` of the directory so the rename itself survives a crash. On any error the temporary
+/// file is removed and `path` is untouched.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name"))?;
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp-{}-{}",
+        name.to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(path)
+}
+
+/// `fsync` of the directory holding `path` (where the platform allows opening a directory).
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match std::fs::File::open(dir) {
+        Ok(d) => d.sync_all().or(Ok(())),
+        Err(_) => Ok(()),
+    }
+}
+
+/// An exclusive advisory lock on a run directory (`DIR/.microdiff.lock`), held while the value
+/// lives. The operating system releases it when the process ends, however it ends (no stale
+/// lock after a kill).
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+impl RunLock {
+    /// Takes the lock of `dir` (created if missing), or fails at once with `WouldBlock` when
+    /// another process holds it.
+    pub fn acquire(dir: &Path) -> std::io::Result<RunLock> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(".microdiff.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(RunLock { _file: file, path }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "another microdiff process is using this run directory",
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,6 +137,39 @@ mod tests {
         if Path::new("/dev/zero").exists() {
             assert!(read_limited(Path::new("/dev/zero"), 1 << 10).is_err());
         }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn atomic_writes_replace_whole_files_and_leave_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("microdiff-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two!").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two!");
+        // A failed write (the target is a directory) leaves the directory as it was.
+        let blocked = dir.join("sub");
+        std::fs::create_dir_all(&blocked).unwrap();
+        assert!(write_atomic(&blocked, b"x").is_err());
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_run_lock_excludes_a_second_holder_until_dropped() {
+        let dir = std::env::temp_dir().join(format!("microdiff-lock-{}", std::process::id()));
+        let first = RunLock::acquire(&dir).unwrap();
+        let second = RunLock::acquire(&dir).unwrap_err();
+        assert_eq!(second.kind(), std::io::ErrorKind::WouldBlock);
+        drop(first);
+        let again = RunLock::acquire(&dir).unwrap();
+        assert!(again.path().ends_with(".microdiff.lock"));
+        drop(again);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -836,20 +836,9 @@ fn save(path: &Path, img: &RgbImage) -> Result<(), VizError> {
             path: path.to_path_buf(),
             source,
         })?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, &png).map_err(|source| VizError::Io {
-        path: tmp.clone(),
+    crate::files::write_atomic(path, &png).map_err(|source| VizError::Io {
+        path: path.to_path_buf(),
         source,
-    })?;
-    std::fs::rename(&tmp, path).map_err(|source| {
-        // Do not leave the temporary file behind; the rename error is the one to report.
-        let _ = std::fs::remove_file(&tmp);
-        VizError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
     })
 }
 
@@ -878,7 +867,17 @@ mod tests {
         scatter_png(&path, &data, &samples, 300).unwrap();
         let img = decode(&path);
         assert_eq!(img.dimensions(), (300, 300));
-        assert!(!dir.join("s.png.tmp").exists());
+        let leftovers = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(".tmp")
+            })
+            .count();
+        assert_eq!(leftovers, 0);
         // Both colours appear: grey data and blue-ish samples.
         assert!(img.pixels().any(|p| p.0 == DATA_GREY.0));
         assert!(

@@ -443,6 +443,78 @@ fn resume_reuses_the_saved_settings_and_names_the_ones_that_differ() {
 }
 
 #[test]
+fn a_run_directory_has_one_writer_and_is_not_overwritten_by_accident() {
+    let run = scratch("one-writer");
+    let long = || {
+        bin()
+            .args([
+                "train", "--data", "moons", "--steps", "1000000", "--quiet", "--device", "cpu",
+            ])
+            .args(["--checkpoint-every", "1000000", "--out"])
+            .arg(&run)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = long();
+    // Wait until the first run has started writing (its metrics file appears).
+    let t0 = Instant::now();
+    while !run.join("metrics.jsonl").exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the first run did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A second writer is refused at once, with one line, and changes nothing.
+    let second = bin()
+        .args([
+            "train", "--data", "moons", "--steps", "10", "--force", "--out",
+        ])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("another microdiff process is training into it"),
+        "{err}"
+    );
+    // Killed, the first run's lock goes with it (no stale lock): a fresh run into the
+    // directory is refused without --force (it holds a run) and accepted with it.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let again = |extra: &[&str]| {
+        bin()
+            .args([
+                "train", "--data", "moons", "--steps", "20", "--quiet", "--out",
+            ])
+            .arg(&run)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = again(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("already holds a run") && err.contains("--force"),
+        "{err}"
+    );
+    let out = again(&["--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The forced run's metrics start over (no rows of the killed run).
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    std::fs::remove_dir_all(&run).ok();
+}
+
+#[test]
 fn inspect_json_lists_every_instruction_with_its_coefficients() {
     let out = bin()
         .args(["inspect", "--json", GOLDEN_BLOB])

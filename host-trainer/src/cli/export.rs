@@ -147,9 +147,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
     } else {
         blob(&cfg.model, params, &cfg.process, &spec).map_err(msg("export"))?
     };
-    let tmp = a.out.with_extension("tmp");
-    std::fs::write(&tmp, &bytes).map_err(CliError::io(&tmp))?;
-    std::fs::rename(&tmp, &a.out).map_err(CliError::io(&a.out))?;
+    microdiff_trainer::files::write_atomic(&a.out, &bytes).map_err(CliError::io(&a.out))?;
     let model = microdiff_runtime::Model::parse(&bytes).map_err(msg("export"))?;
     eprintln!(
         "microdiff: wrote {} ({} bytes, {}, arena {} bytes, programs: {})",

@@ -46,10 +46,8 @@ impl RunInfo {
     /// Writes `DIR/run.json` atomically.
     pub fn save(&self, dir: &Path) -> Result<(), CliError> {
         let p = info_path(dir);
-        let tmp = p.with_extension("tmp");
         let text = serde_json::to_string_pretty(self).map_err(msg("run.json"))?;
-        std::fs::write(&tmp, text).map_err(CliError::io(&tmp))?;
-        std::fs::rename(&tmp, &p).map_err(CliError::io(&p))
+        microdiff_trainer::files::write_atomic(&p, text.as_bytes()).map_err(CliError::io(&p))
     }
 }
 

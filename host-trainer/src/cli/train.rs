@@ -104,7 +104,14 @@ pub struct Args {
     /// No progress bar (logs one line per checkpoint instead).
     #[arg(long)]
     quiet: bool,
+    /// Start a fresh run in a directory that already holds one, deleting its checkpoint,
+    /// run.json, metrics and loss curve first (without it that is refused).
+    #[arg(long, conflicts_with = "resume")]
+    force: bool,
 }
+
+/// The files of a run in its directory (what `--force` deletes before a fresh run).
+const RUN_FILES: [&str; 4] = ["checkpoint.mdck", "run.json", "metrics.jsonl", "loss.png"];
 
 fn merge(cli: Settings, file: Settings) -> Settings {
     macro_rules! pick { ($($f:ident),*) => { Settings { $($f: cli.$f.or(file.$f)),* } } }
@@ -393,7 +400,36 @@ pub fn run(a: Args) -> Result<(), CliError> {
     } else {
         resolve(&settings)?
     };
-    std::fs::create_dir_all(&a.out).map_err(CliError::io(&a.out))?;
+    // One writer per run directory, for the whole run (released however the process ends).
+    let _lock = microdiff_trainer::files::RunLock::acquire(&a.out).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            CliError::Msg(format!(
+                "--out {}: another microdiff process is training into it",
+                a.out.display()
+            ))
+        } else {
+            CliError::io(&a.out)(e)
+        }
+    })?;
+    if !a.resume {
+        let present: Vec<&str> = RUN_FILES
+            .into_iter()
+            .filter(|f| a.out.join(f).exists())
+            .collect();
+        if !present.is_empty() && !a.force {
+            return Err(CliError::Msg(format!(
+                "--out {} already holds a run ({}): --resume continues it, --force starts over \
+                 (deleting it), or choose another --out",
+                a.out.display(),
+                present.join(", ")
+            )));
+        }
+        // Checkpoint first: a crash in between leaves no checkpoint beside the new settings.
+        for f in present {
+            let p = a.out.join(f);
+            std::fs::remove_file(&p).map_err(CliError::io(&p))?;
+        }
+    }
     let selected = device::select(a.device)?;
     let on = selected.describe();
     match selected {
@@ -430,7 +466,6 @@ fn train_on<B: Backend>(
     } else {
         Trainer::new(be, config.clone(), data).map_err(msg("train"))?
     };
-    info.save(&a.out)?;
     let metrics_path = a.out.join("metrics.jsonl");
     if a.resume {
         prune_metrics(&metrics_path, trainer.step_count())?;
@@ -494,6 +529,12 @@ fn train_on<B: Backend>(
             let ckpt = trainer.checkpoint();
             // A device error while downloading must not reach the checkpoint file.
             trainer.backend().check().map_err(msg("train"))?;
+            // A fresh run's run.json goes in with its first checkpoint, not at start-up: a
+            // crash before the first checkpoint leaves no settings that another run's
+            // checkpoint could be read with.
+            if !a.resume && !run::info_path(&a.out).exists() {
+                info.save(&a.out)?;
+            }
             ckpt.save(&ckpt_path)
                 .map_err(|e| CliError::Msg(e.to_string()))?;
             if a.quiet {
