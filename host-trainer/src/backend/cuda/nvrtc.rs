@@ -19,7 +19,6 @@
 
 use std::ffi::{CString, c_char, c_int};
 use std::fmt;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -344,8 +343,8 @@ pub fn ptx_for_in(source: &Source, arch: Arch, dir: &Path) -> Result<String, Nvr
     Ok(ptx)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so
-/// concurrent readers see the old file or the whole new one.
+/// Writes `bytes` to `path` (creating its directory) with the crate's one atomic-write helper,
+/// so concurrent readers see the old file or the whole new one.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NvrtcError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let io = |p: &Path| {
@@ -353,22 +352,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NvrtcError> {
         move |source| NvrtcError::Cache { path: p, source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.{:?}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("ptx"),
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(path)(e)
-    })
+    crate::files::write_atomic(path, bytes).map_err(io(path))
 }
 
 #[cfg(test)]
