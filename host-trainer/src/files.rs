@@ -39,9 +39,25 @@ pub fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
 /// Writes `bytes` to `path` atomically: a temporary file of a unique name beside it (process
 /// id and a counter, so concurrent writers never share one), `fsync`, rename over `path`, then
 /// `fsync` of the directory so the rename itself survives a crash. On any error the temporary
-/// file is removed and `path` is untouched.
+/// file is removed and `path` is untouched. A `path` that exists and is not a regular file (a
+/// device, a FIFO) is written in place instead, and a directory is an error.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // A device, FIFO or terminal (`/dev/stdout`, `/dev/full`) is written, not replaced: a
+    // rename would swap the device node for a regular file (as root, in /dev).
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+    {
+        if meta.is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "is a directory",
+            ));
+        }
+        let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+        f.write_all(bytes)?;
+        return f.flush();
+    }
     let name = path
         .file_name()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name"))?;
@@ -157,6 +173,16 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
+        // A device is written, never replaced: /dev/full reports its error, /dev/null stays.
+        if Path::new("/dev/full").exists() {
+            assert!(write_atomic(Path::new("/dev/full"), b"x").is_err());
+            let meta = std::fs::metadata("/dev/full").unwrap();
+            assert!(!meta.is_file(), "/dev/full must stay a device");
+        }
+        if Path::new("/dev/null").exists() {
+            write_atomic(Path::new("/dev/null"), b"x").unwrap();
+            assert!(!std::fs::metadata("/dev/null").unwrap().is_file());
+        }
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -18,6 +18,7 @@ Runs, stopping at the first failure:
   doc            RUSTDOCFLAGS='-D warnings' cargo doc --workspace --no-deps
                  --features microdiff-trainer/cuda-emu
   test           cargo test --workspace [-- <test-harness-args>...]
+  abuse          the CLI under hostile input (host-trainer/tests/abuse.rs), its table printed
   cuda           cargo xtask cuda --skip-install: every CUDA kernel compiled with NVRTC for
                  compute_70/80/90 (ptxas: no spills) and executed on the CPU emulator against
                  the CPU backend; prints kernels compiled/executed/matched (see `help cuda`)
@@ -168,6 +169,20 @@ fn plan(opts: &Options) -> Vec<Step> {
         test = test.arg("--").args(opts.harness_args.iter().cloned());
     }
     steps.push(Step::run("test", test));
+    // Also inside `test`; run again so that its table of cases is printed.
+    steps.push(Step::run(
+        "abuse suite (the CLI under hostile input: a table of cases)",
+        Cmd::cargo().args([
+            "test",
+            "--quiet",
+            "-p",
+            "microdiff-trainer",
+            "--test",
+            "abuse",
+            "--",
+            "--nocapture",
+        ]),
+    ));
     // The CUDA tiers need no GPU, so they run in --quick too; the wheels come from `ensure`.
     steps.push(Step::run(
         "cuda (NVRTC compile + CPU emulation)",
@@ -294,12 +309,12 @@ mod tests {
     fn plan_has_every_step() {
         let o = parse(&[]).unwrap().unwrap();
         let steps = plan(&o);
-        // ensure, fmt, clippy, doc, test, cuda, two builds per target, conformance, kernel
+        // ensure, fmt, clippy, doc, test, abuse, cuda, two builds per target, conformance, kernel
         // check, size, two board builds, size probe, panic-free check, fuzz check, the README's
         // board flow, and a lint step per out-of-workspace package.
         assert_eq!(
             steps.len(),
-            6 + 2 * NO_STD_TARGETS.len() + 9 + OUT_OF_WORKSPACE.len()
+            7 + 2 * NO_STD_TARGETS.len() + 9 + OUT_OF_WORKSPACE.len()
         );
         for t in NO_STD_TARGETS {
             assert!(USAGE.contains(t), "USAGE should list {t}");

@@ -147,6 +147,9 @@ pub fn open(path: &std::path::Path, program: Option<&str>) -> Result<(Vec<u8>, S
 pub fn run(a: Args) -> Result<(), CliError> {
     let (bytes, program) = open(&a.blob, a.program.as_deref())?;
     let model = Model::parse(&bytes).map_err(msg(&a.blob.display().to_string()))?;
+    if a.n == 0 {
+        return Err(CliError::Msg("-n 0: nothing to draw".into()));
+    }
     if !a.all_classes && a.class != 0 && model.meta().classes == 0 {
         return Err(CliError::Msg(format!(
             "--class {}: the model is unconditional (it has no classes)",

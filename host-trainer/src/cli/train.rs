@@ -353,6 +353,19 @@ fn prune_metrics(path: &Path, step: u64) -> Result<(), CliError> {
     })
 }
 
+/// A TOML error in one line: `FILE: line L, column C: message` (the parser's own report spans
+/// several lines with a source excerpt).
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> CliError {
+    let at = e.span().map_or(String::new(), |span| {
+        let before = text.get(..span.start).unwrap_or("");
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!(" line {line}, column {column}:")
+    });
+    let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    CliError::Msg(format!("{}:{at} {message}", path.display()))
+}
+
 /// A setting given as text, for [`resume_settings`]'s comparisons.
 fn str_of<T: ToString>(v: Option<T>) -> Option<String> {
     v.map(|v| v.to_string())
@@ -371,7 +384,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
     let file = match &a.config {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(CliError::io(p))?;
-            toml::from_str::<Settings>(&text).map_err(msg(&p.display().to_string()))?
+            toml::from_str::<Settings>(&text).map_err(|e| toml_error(p, &text, &e))?
         }
         None => Settings::default(),
     };
