@@ -7,8 +7,10 @@
 //! byte-identical. The table of cases is printed (`cargo test -p microdiff-trainer --test abuse
 //! -- --nocapture`; `cargo xtask test` runs it so) and documented in docs/trainer.md.
 //!
-//! Covered elsewhere: a second writer into a running run and kill-then-resume
-//! (`tests/cli.rs`), a reader that closes the pipe early (`tests/cli.rs`).
+//! [`full_and_read_only_disks`] mounts a 16 KiB and a read-only tmpfs where the machine allows
+//! it (root) and trains and exports there. Covered elsewhere: a second writer into a running
+//! run and kill-then-resume (`tests/cli.rs`), a reader that closes the pipe early
+//! (`tests/cli.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -249,5 +251,148 @@ fn the_cli_under_hostile_input() {
     }
     println!("{} cases, {} failed", CASES.len(), failures.len());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    std::fs::remove_dir_all(&d).ok();
+}
+
+/// A tmpfs mounted for the test (full or read-only disks), unmounted on drop; `None` where
+/// this machine does not allow mounting (not root, no privilege): the cases are then skipped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, options: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// Names under `dir` that look like temporary files.
+fn temporaries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|r| {
+            r.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(".tmp"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn full_and_read_only_disks() {
+    let d = std::env::temp_dir().join(format!("microdiff-disks-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    let run = d.join("run");
+    let st = bin()
+        .args([
+            "train", "--data", "moons", "--steps", "50", "--hidden", "32", "--ff", "64",
+        ])
+        .args(["--blocks", "1", "--quiet", "--device", "cpu", "--out"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    // 16 KiB (four pages): room for small files, not for the checkpoint or the 20 KB blob.
+    let Some(full) = Tmpfs::mount(&d.join("full"), "size=16k") else {
+        println!("full and read-only disks: skipped (cannot mount a tmpfs here)");
+        return;
+    };
+    let expect_error = |args: &[&std::ffi::OsStr], says: &str| {
+        let out = bin().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        println!(
+            "| {:?} | 1 | ok: {} |",
+            args,
+            err.lines().last().unwrap_or("")
+        );
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    // Training into a full disk: the first checkpoint cannot be written.
+    let out_run = full.0.join("run");
+    expect_error(
+        &[
+            &os("train"),
+            &os("--data"),
+            &os("moons"),
+            &os("--steps"),
+            &os("20"),
+            &os("--quiet"),
+            &os("--out"),
+            out_run.as_os_str(),
+        ],
+        "No space left on device",
+    );
+    assert!(
+        temporaries(&out_run).is_empty(),
+        "{:?}",
+        temporaries(&out_run)
+    );
+    assert!(!out_run.join("checkpoint.mdck").exists());
+    // Exporting over an existing file on a full disk: the old file stays whole.
+    let blob = full.0.join("m.mdfb");
+    std::fs::write(&blob, b"the old blob").unwrap();
+    expect_error(
+        &[
+            &os("export"),
+            run.as_os_str(),
+            &os("--out"),
+            blob.as_os_str(),
+        ],
+        "No space left on device",
+    );
+    assert_eq!(std::fs::read(&blob).unwrap(), b"the old blob");
+    assert!(
+        temporaries(&full.0).is_empty(),
+        "{:?}",
+        temporaries(&full.0)
+    );
+    drop(full);
+    // A read-only disk (binding for root too).
+    let Some(ro) = Tmpfs::mount(&d.join("ro"), "ro,size=16k") else {
+        println!("read-only disk: skipped (cannot mount a read-only tmpfs here)");
+        return;
+    };
+    expect_error(
+        &[
+            &os("train"),
+            &os("--data"),
+            &os("moons"),
+            &os("--steps"),
+            &os("20"),
+            &os("--out"),
+            ro.0.join("run").as_os_str(),
+        ],
+        "Read-only file system",
+    );
+    expect_error(
+        &[
+            &os("export"),
+            run.as_os_str(),
+            &os("--out"),
+            ro.0.join("m.mdfb").as_os_str(),
+        ],
+        "Read-only file system",
+    );
+    drop(ro);
     std::fs::remove_dir_all(&d).ok();
 }
