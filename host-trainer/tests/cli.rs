@@ -337,6 +337,107 @@ fn a_run_directory_has_one_writer_and_is_not_overwritten_by_accident() {
 }
 
 #[test]
+fn export_without_flags_samples_each_objective_well() {
+    // `train --data moons --objective O`, `export R` with no other flag, `eval --json`: the
+    // default sampler fits each objective and stays within 2x of the noise floor (issue #11).
+    for objective in ["ddpm", "vp", "ve", "flow"] {
+        let run = scratch(&format!("default-{objective}"));
+        let out = bin()
+            .args([
+                "train",
+                "--data",
+                "moons",
+                "--objective",
+                objective,
+                "--quiet",
+            ])
+            .args(["--device", "cpu", "--out"])
+            .arg(&run)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let blob = run.join("m.mdfb");
+        let out = bin()
+            .arg("export")
+            .arg(&run)
+            .arg("--out")
+            .arg(&blob)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{objective}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = bin()
+            .arg("eval")
+            .arg(&blob)
+            .args(["--data", "moons", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let ratio = doc["metrics"]["sliced_w2"]["ratio"].as_f64().unwrap();
+        assert!(
+            ratio <= 2.0,
+            "{objective} ({}): sliced W2 {ratio}x its floor",
+            doc["program"]
+        );
+        std::fs::remove_dir_all(&run).ok();
+    }
+}
+
+/// The README's `microdiff` commands ("Other commands"), in order and as written, but with a
+/// short training (`--steps 300`); each must succeed and write what it says.
+#[test]
+fn readme_commands_run_as_written() {
+    let dir = scratch("readme");
+    std::fs::create_dir_all(&dir).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let commands: Vec<String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `microdiff "))
+        .filter_map(|l| l.split('`').next())
+        // `[--json]`-style optional parts: run the command without them, then with them.
+        .flat_map(|c| {
+            let plain = c.split(" [").next().unwrap_or(c).to_string();
+            let full = c.replace(['[', ']'], "");
+            if plain == full {
+                vec![plain]
+            } else {
+                vec![plain, full]
+            }
+        })
+        .collect();
+    assert!(commands.len() >= 5, "{commands:?}");
+    for c in &commands {
+        let mut args: Vec<&str> = c.split_whitespace().collect();
+        if args[0] == "train" {
+            args.extend(["--steps", "300", "--quiet"]);
+        }
+        let out = bin().args(&args).current_dir(&dir).output().unwrap();
+        assert!(
+            out.status.success(),
+            "`microdiff {c}`: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for written in ["runs/m/checkpoint.mdck", "m.mdfb", "s.png", "s.csv"] {
+        assert!(dir.join(written).exists(), "{written} missing");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn inspect_json_lists_every_instruction_with_its_coefficients() {
     let out = bin()
         .args(["inspect", "--json", GOLDEN_BLOB])
