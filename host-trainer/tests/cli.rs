@@ -438,6 +438,81 @@ fn readme_commands_run_as_written() {
 }
 
 #[test]
+fn eval_compares_samples_with_the_users_own_data() {
+    let dir = scratch("own-data");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A noisy 3-D ring: a shape no built-in set has.
+    let mut csv = String::new();
+    let mut s = 0x2545_F491u32;
+    let mut next = || {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        f64::from(s) / f64::from(u32::MAX)
+    };
+    for _ in 0..2000 {
+        let t = next() * std::f64::consts::TAU;
+        let r = 1.0 + 0.1 * (next() - 0.5);
+        csv.push_str(&format!(
+            "{},{},{}\n",
+            r * t.cos(),
+            r * t.sin(),
+            0.2 * (next() - 0.5)
+        ));
+    }
+    let data = dir.join("ring.csv");
+    std::fs::write(&data, csv).unwrap();
+    let run = dir.join("run");
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    ok(bin()
+        .args(["train", "--steps", "1500", "--quiet", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap());
+    let blob = dir.join("m.mdfb");
+    ok(bin()
+        .arg("export")
+        .arg(&run)
+        .arg("--out")
+        .arg(&blob)
+        .output()
+        .unwrap());
+    let out = ok(bin()
+        .arg("eval")
+        .arg(&blob)
+        .arg("--data")
+        .arg(&data)
+        .args(["-n", "500", "--json"])
+        .output()
+        .unwrap());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let m = &doc["metrics"];
+    assert_eq!(m["samples"], 500);
+    let ratio = m["sliced_w2"]["ratio"].as_f64().unwrap();
+    // Trained on this ring, sampled well: near the floor of two halves of the data.
+    assert!(ratio > 0.3 && ratio < 3.0, "sliced W2 ratio {ratio}");
+    // A model of another width is refused with one line.
+    let out = bin()
+        .arg("eval")
+        .arg(&blob)
+        .args(["--data", "moons"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not 2"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn inspect_json_lists_every_instruction_with_its_coefficients() {
     let out = bin()
         .args(["inspect", "--json", GOLDEN_BLOB])
