@@ -35,6 +35,7 @@ const CASES: &[Case] = &[
     Case { group: "data", args: "train --data {D}/text.csv --out {F}", code: 1, says: "is not a number" },
     Case { group: "data", args: "train --data {D}/empty.csv --out {F}", code: 1, says: "no samples" },
     Case { group: "data", args: "train --data {D}/nan.csv --out {F}", code: 1, says: "NaN is not finite" },
+    Case { group: "data", args: "train --data {D}/huge-values.csv --out {F}", code: 1, says: "beyond ±2^60" },
     Case { group: "data", args: "train --data {D}/bad.npy --out {F}", code: 1, says: "expected magic" },
     Case { group: "data", args: "train --data {D}/trunc.npy --out {F}", code: 1, says: "runs past the end of the file" },
     Case { group: "data", args: "train --data {D}/short.npy --out {F}", code: 1, says: "needs 32 data bytes, found 8" },
@@ -111,6 +112,8 @@ fn inputs(d: &Path) {
     w("text.csv", b"a,b\n1,x\n");
     w("empty.csv", b"");
     w("nan.csv", b"1,nan\n2,3\n");
+    // Finite, but beyond what a blob scales samples back to: was train → export → ±inf, exit 0.
+    w("huge-values.csv", b"1e38,2\n-1e38,3\n5e37,1\n");
     w("bad.npy", b"garbage");
     w("trunc.npy", b"\x93NUMPY\x01\x00\xff\x00");
     npy(&d.join("short.npy"), "<f4", "(4, 2)", 8);

@@ -207,9 +207,13 @@ fn the_convenience_function_and_errors() {
 fn a_sample_that_overflows_in_data_units_fails_in_both_executors() {
     use microdiff_runtime::blob::BlobBuilder;
     use microdiff_runtime::blob::meta::{Objective, Prediction};
-    // Model space is tame (x = 2·z + 1.5 per element), but the data scale is near f32::MAX.
+    // The largest data scale the format allows (2^64) times a model-space value of 10^21
+    // (clamped there) overflows f32 in data units.
     let mut b = BlobBuilder::new(&[3], Objective::Ddpm, Prediction::Epsilon);
-    b.normalization(&[1.0, 3.0e38, 1.0], &[0.0, 0.0, 0.0]);
+    b.normalization(
+        &[1.0, microdiff_runtime::blob::meta::MAX_NORM, 1.0],
+        &[0.0, 0.0, 0.0],
+    );
     let w = b.tensor(Dtype::F32, 3, 3, &[0.0; 9]).unwrap();
     let h = b.linear(b.input(), w, None);
     let mut p = ProgramBuilder::new("big", 2);
@@ -217,9 +221,20 @@ fn a_sample_that_overflows_in_data_units_fails_in_both_executors() {
     p.eval(1, 0, ClassSel::Caller, 10.0);
     p.lin(0, &[(0, 0.0), (1, 0.0)], None);
     p.lin(0, &[(0, 1.0)], Some(0.0)).step();
-    p.clamp(0, 2.0, 2.0).step();
+    p.clamp(0, 1.0e21, 1.0e21).step();
     b.output(h).program(&p);
     let bytes = b.build().unwrap();
+    // A scale beyond 2^64 is refused by the format itself.
+    let mut huge = BlobBuilder::new(&[3], Objective::Ddpm, Prediction::Epsilon);
+    huge.normalization(&[1.0, 3.0e38, 1.0], &[0.0, 0.0, 0.0]);
+    let w = huge.tensor(Dtype::F32, 3, 3, &[0.0; 9]).unwrap();
+    let h2 = huge.linear(huge.input(), w, None);
+    huge.output(h2).program(&p);
+    let refused = huge.build().map(|b| Model::parse(&b).map(|_| ()));
+    assert!(
+        !matches!(refused, Ok(Ok(()))),
+        "a 3e38 data scale must not make a valid blob"
+    );
     let model = Model::parse(&bytes).unwrap();
     let specs = mixed_specs(3, 0);
     let want = single(&model, "big", &specs);

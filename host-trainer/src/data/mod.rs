@@ -205,6 +205,10 @@ pub struct Dataset {
     pub classes: usize,
 }
 
+/// Largest magnitude of a data value: 2^60, well inside what a blob's normalisation (scales up
+/// to 2^64) maps back without overflow.
+pub const MAX_DATA_MAGNITUDE: f32 = 1_152_921_504_606_846_976.0;
+
 impl Dataset {
     /// A dataset from its parts, checking the invariants listed on [`Dataset`].
     pub fn new(
@@ -244,6 +248,20 @@ impl Dataset {
                 "{} values is not a multiple of dim {}",
                 self.x.len(),
                 self.dim
+            )));
+        }
+        // A blob maps samples back to data units with scales of at most 2^64 (the runtime's
+        // `MAX_NORM`); data this large would export to samples that overflow.
+        if let Some((i, v)) = self
+            .x
+            .iter()
+            .enumerate()
+            .find(|(_, v)| v.is_nan() || v.abs() > MAX_DATA_MAGNITUDE)
+        {
+            return Err(bad(format!(
+                "value {v:e} (example {}): beyond ±2^60, which a blob cannot scale samples \
+                 back to; rescale the data",
+                i / self.dim.max(1)
             )));
         }
         match &self.labels {
@@ -389,20 +407,26 @@ impl Dataset {
 /// subdirectories is [`DataError::MixedLayout`].
 pub fn load(path: &Path) -> Result<Dataset, DataError> {
     let meta = std::fs::metadata(path).map_err(|source| io_err(path, source))?;
-    if meta.is_dir() {
-        return png_dir::load(path);
-    }
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    match ext.as_deref() {
-        Some("csv") => csv::load(path),
-        Some("npy") => npy::load(path),
-        _ => Err(DataError::UnknownFormat {
-            path: path.to_path_buf(),
-        }),
-    }
+    let ds = if meta.is_dir() {
+        png_dir::load(path)?
+    } else {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("csv") => csv::load(path)?,
+            Some("npy") => npy::load(path)?,
+            _ => {
+                return Err(DataError::UnknownFormat {
+                    path: path.to_path_buf(),
+                });
+            }
+        }
+    };
+    // The invariants of every dataset, and values a blob can scale samples back to.
+    ds.check()?;
+    Ok(ds)
 }
 
 /// The name a loaded dataset gets: the file (or directory) name.

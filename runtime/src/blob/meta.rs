@@ -29,6 +29,10 @@ pub mod field {
 
 /// Largest number of elements in one sample.
 pub const MAX_DATA_LEN: u32 = 1 << 24;
+
+/// Largest magnitude of a normalisation scale or offset: 2^64, so that mapping a sample back
+/// to data units cannot overflow f32 for any model-space value up to 2^63.
+pub const MAX_NORM: f32 = 18_446_744_073_709_551_616.0;
 /// `NULL_CLASS` value meaning the model has no null class.
 pub const NO_NULL_CLASS: u16 = 0xFFFF;
 
@@ -229,8 +233,12 @@ impl<'a> Meta<'a> {
         };
         for i in 0..norm_len {
             let (s, o) = meta.norm_at(i);
-            if !s.is_finite() || !o.is_finite() {
-                return Err(bad("normalisation scale or offset is not finite"));
+            // Also false for NaN. Within ±2^64, `x·s + o` is finite for every register value
+            // up to 2^63 in magnitude; beyond it the sampler's `OutputNotFinite` still holds.
+            if s.is_nan() || o.is_nan() || s.abs() > MAX_NORM || o.abs() > MAX_NORM {
+                return Err(bad(
+                    "normalisation scale or offset is not finite or beyond ±2^64",
+                ));
             }
         }
         Ok(meta)
