@@ -232,17 +232,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("run.ckpt");
         sample().save(&path).unwrap();
-        let leftovers = std::fs::read_dir(&dir)
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .contains(".tmp")
-            })
-            .count();
-        assert_eq!(leftovers, 0);
+        assert_eq!(crate::files::temporaries(&dir), Vec::<String>::new());
         assert_eq!(Checkpoint::<(String, u64)>::load(&path).unwrap(), sample());
         let err = Checkpoint::<(String, u64)>::load(&dir.join("missing.ckpt")).unwrap_err();
         assert!(err.to_string().contains("missing.ckpt"));

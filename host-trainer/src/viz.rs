@@ -867,17 +867,7 @@ mod tests {
         scatter_png(&path, &data, &samples, 300).unwrap();
         let img = decode(&path);
         assert_eq!(img.dimensions(), (300, 300));
-        let leftovers = std::fs::read_dir(&dir)
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .contains(".tmp")
-            })
-            .count();
-        assert_eq!(leftovers, 0);
+        assert_eq!(crate::files::temporaries(&dir), Vec::<String>::new());
         // Both colours appear: grey data and blue-ish samples.
         assert!(img.pixels().any(|p| p.0 == DATA_GREY.0));
         assert!(

@@ -15,6 +15,17 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Runs `c` and returns its output, failing the test (with its stderr) unless it succeeded.
+fn ok(c: &mut Command) -> std::process::Output {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_microdiff"))
 }
@@ -161,32 +172,14 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 fn the_cli_under_hostile_input() {
     let d = scratch();
     let run = d.join("run");
-    let st = bin()
+    ok(bin()
         .args([
             "train", "--data", "moons", "--steps", "300", "--hidden", "32", "--ff", "64",
         ])
         .args(["--blocks", "1", "--quiet", "--device", "cpu", "--out"])
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+        .arg(&run));
     let blob = d.join("m.mdfb");
-    let st = bin()
-        .arg("export")
-        .arg(&run)
-        .arg("--out")
-        .arg(&blob)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    ok(bin().arg("export").arg(&run).arg("--out").arg(&blob));
     std::fs::copy(run.join("checkpoint.mdck"), run.join("backup.mdck")).unwrap();
     inputs(&d);
     let absent = d.join("must-stay-absent");
@@ -299,19 +292,12 @@ fn full_and_read_only_disks() {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     let run = d.join("run");
-    let st = bin()
+    ok(bin()
         .args([
             "train", "--data", "moons", "--steps", "50", "--hidden", "32", "--ff", "64",
         ])
         .args(["--blocks", "1", "--quiet", "--device", "cpu", "--out"])
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+        .arg(&run));
     // 16 KiB (four pages): room for small files, not for the checkpoint or the 20 KB blob.
     let Some(full) = Tmpfs::mount(&d.join("full"), "size=16k") else {
         println!("full and read-only disks: skipped (cannot mount a tmpfs here)");

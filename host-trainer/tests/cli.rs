@@ -7,6 +7,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Runs `c` and returns its output, failing the test (with its stderr) unless it succeeded.
+fn ok(c: &mut Command) -> std::process::Output {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_microdiff"))
 }
@@ -159,17 +170,10 @@ fn w8a8_export_samples_like_f32_and_a_bad_dtype_writes_nothing() {
     // default 64 calibration trajectories, 2.3 with 256), so the bound is loose; a broken
     // quantization (a wrong scale or zero point) lands at 10× and more.
     let sliced_w2_ratio = |blob: &Path| -> f64 {
-        let out = bin()
+        let out = ok(bin()
             .arg("eval")
             .arg(blob)
-            .args(["--data", "moons", "-n", "500", "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .args(["--data", "moons", "-n", "500", "--json"]));
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         doc["metrics"]["sliced_w2"]["ratio"].as_f64().unwrap()
     };
@@ -201,18 +205,11 @@ fn resume_reuses_the_saved_settings_and_names_the_ones_that_differ() {
         "--ff",
         "64",
     ];
-    let st = bin()
+    ok(bin()
         .args(short)
         .arg("--out")
         .arg(&run)
-        .args(["--quiet", "--device", "cpu"])
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+        .args(["--quiet", "--device", "cpu"]));
     let resume = |extra: &[&str]| {
         bin()
             .args(["train", "--resume", "--quiet", "--device", "cpu", "--out"])
@@ -342,7 +339,7 @@ fn export_without_flags_samples_each_objective_well() {
     // default sampler fits each objective and stays within 2x of the noise floor (issue #11).
     for objective in ["ddpm", "vp", "ve", "flow"] {
         let run = scratch(&format!("default-{objective}"));
-        let out = bin()
+        ok(bin()
             .args([
                 "train",
                 "--data",
@@ -352,14 +349,7 @@ fn export_without_flags_samples_each_objective_well() {
                 "--quiet",
             ])
             .args(["--device", "cpu", "--out"])
-            .arg(&run)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .arg(&run));
         let blob = run.join("m.mdfb");
         let out = bin()
             .arg("export")
@@ -373,17 +363,10 @@ fn export_without_flags_samples_each_objective_well() {
             "{objective}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let out = bin()
+        let out = ok(bin()
             .arg("eval")
             .arg(&blob)
-            .args(["--data", "moons", "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .args(["--data", "moons", "--json"]));
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let ratio = doc["metrics"]["sliced_w2"]["ratio"].as_f64().unwrap();
         assert!(
