@@ -128,10 +128,9 @@ impl RunLock {
     }
 }
 
-/// The names in `dir` that look like [`write_atomic`]'s temporary files (for tests that check
-/// none is left behind).
-#[cfg(test)]
-pub(crate) fn temporaries(dir: &Path) -> Vec<String> {
+/// The names in `dir` that look like [`write_atomic`]'s temporary files: what a check that
+/// none was left behind looks for.
+pub fn temporaries(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .map(|r| {
             r.filter_map(|e| e.ok())

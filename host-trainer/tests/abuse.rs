@@ -15,20 +15,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Runs `c` and returns its output, failing the test (with its stderr) unless it succeeded.
-fn ok(c: &mut Command) -> std::process::Output {
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_microdiff"))
-}
+mod common;
+use common::bin;
 
 /// One hostile invocation: its arguments (`{R}` the run, `{B}` its blob, `{D}` the scratch
 /// directory, `{F}` a path that must stay absent), the exit code and a piece of the message.
@@ -171,15 +159,7 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 #[test]
 fn the_cli_under_hostile_input() {
     let d = scratch();
-    let run = d.join("run");
-    ok(bin()
-        .args([
-            "train", "--data", "moons", "--steps", "300", "--hidden", "32", "--ff", "64",
-        ])
-        .args(["--blocks", "1", "--quiet", "--device", "cpu", "--out"])
-        .arg(&run));
-    let blob = d.join("m.mdfb");
-    ok(bin().arg("export").arg(&run).arg("--out").arg(&blob));
+    let (run, blob) = common::small_run(&d, 300);
     std::fs::copy(run.join("checkpoint.mdck"), run.join("backup.mdck")).unwrap();
     inputs(&d);
     let absent = d.join("must-stay-absent");
@@ -274,30 +254,12 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Names under `dir` that look like temporary files.
-fn temporaries(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|r| {
-            r.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.contains(".tmp"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn full_and_read_only_disks() {
     let d = std::env::temp_dir().join(format!("microdiff-disks-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    let run = d.join("run");
-    ok(bin()
-        .args([
-            "train", "--data", "moons", "--steps", "50", "--hidden", "32", "--ff", "64",
-        ])
-        .args(["--blocks", "1", "--quiet", "--device", "cpu", "--out"])
-        .arg(&run));
+    let (run, _) = common::small_run(&d, 50);
     // 16 KiB (four pages): room for small files, not for the checkpoint or the 20 KB blob.
     let Some(full) = Tmpfs::mount(&d.join("full"), "size=16k") else {
         println!("full and read-only disks: skipped (cannot mount a tmpfs here)");
@@ -332,9 +294,9 @@ fn full_and_read_only_disks() {
         "No space left on device",
     );
     assert!(
-        temporaries(&out_run).is_empty(),
+        microdiff_trainer::files::temporaries(&out_run).is_empty(),
         "{:?}",
-        temporaries(&out_run)
+        microdiff_trainer::files::temporaries(&out_run)
     );
     assert!(!out_run.join("checkpoint.mdck").exists());
     // Exporting over an existing file on a full disk: the old file stays whole.
@@ -351,9 +313,9 @@ fn full_and_read_only_disks() {
     );
     assert_eq!(std::fs::read(&blob).unwrap(), b"the old blob");
     assert!(
-        temporaries(&full.0).is_empty(),
+        microdiff_trainer::files::temporaries(&full.0).is_empty(),
         "{:?}",
-        temporaries(&full.0)
+        microdiff_trainer::files::temporaries(&full.0)
     );
     drop(full);
     // A read-only disk (binding for root too).

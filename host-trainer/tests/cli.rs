@@ -5,22 +5,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+mod common;
+use common::{bin, ok};
 use std::time::{Duration, Instant};
-
-/// Runs `c` and returns its output, failing the test (with its stderr) unless it succeeded.
-fn ok(c: &mut Command) -> std::process::Output {
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_microdiff"))
-}
 
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("microdiff-cli-{}-{name}", std::process::id()));

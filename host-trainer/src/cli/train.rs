@@ -228,11 +228,11 @@ fn resolve(s: &Settings) -> Result<(TrainConfig, TrainData, RunInfo), CliError> 
 /// The settings of the run in `dir`, for `--resume`: its saved configuration and data, with
 /// `--steps` (the one setting a resumed run may change, to train longer) applied. Any other
 /// setting given (on the command line or in `--config`) must equal the saved one; those that
-/// differ are named.
+/// differ are named. Returns the checkpoint too, read once.
 fn resume_settings(
     dir: &Path,
     s: &Settings,
-) -> Result<(TrainConfig, TrainData, RunInfo), CliError> {
+) -> Result<(TrainConfig, TrainData, RunInfo, Checkpoint<RunHeader>), CliError> {
     let ckpt_path = run::checkpoint_path(dir);
     let ckpt =
         Checkpoint::<RunHeader>::load(&ckpt_path).map_err(|e| CliError::Msg(e.to_string()))?;
@@ -320,7 +320,7 @@ fn resume_settings(
     };
     let config = TrainConfig { steps, ..saved };
     config.validate().map_err(msg("settings"))?;
-    Ok((config, data, info))
+    Ok((config, data, info, ckpt))
 }
 
 /// Drops the rows of `metrics.jsonl` past `step` (the checkpoint a resumed run starts from):
@@ -408,10 +408,12 @@ pub fn run(a: Args) -> Result<(), CliError> {
             .build_global()
             .map_err(msg("--threads"))?;
     }
-    let (config, data, info) = if a.resume {
-        resume_settings(&a.out, &settings)?
+    let (config, data, info, resumed) = if a.resume {
+        let (config, data, info, ckpt) = resume_settings(&a.out, &settings)?;
+        (config, data, info, Some(ckpt))
     } else {
-        resolve(&settings)?
+        let (config, data, info) = resolve(&settings)?;
+        (config, data, info, None)
     };
     // One writer per run directory, for the whole run (released however the process ends).
     let _lock = microdiff_trainer::files::RunLock::acquire(&a.out).map_err(|e| {
@@ -448,8 +450,8 @@ pub fn run(a: Args) -> Result<(), CliError> {
     match selected {
         // On one of rayon's workers, with the others polling for work: the backend's parallel
         // operations are then shared without waking sleeping workers (see `hot_pool`).
-        Selected::Cpu => hot_pool(|| train_on(Cpu, &on, &a, config, data, info)),
-        Selected::Cuda(be) => train_on(*be, &on, &a, config, data, info),
+        Selected::Cpu => hot_pool(|| train_on(Cpu, &on, &a, config, data, info, resumed)),
+        Selected::Cuda(be) => train_on(*be, &on, &a, config, data, info, resumed),
     }
 }
 
@@ -461,20 +463,12 @@ fn train_on<B: Backend>(
     config: TrainConfig,
     data: TrainData,
     info: RunInfo,
+    resumed: Option<Checkpoint<RunHeader>>,
 ) -> Result<(), CliError> {
     let examples = data.x.len() / data.dim.max(1);
     let ckpt_path = run::checkpoint_path(&a.out);
-    let mut trainer = if a.resume {
-        let ckpt =
-            Checkpoint::<RunHeader>::load(&ckpt_path).map_err(|e| CliError::Msg(e.to_string()))?;
-        let saved = RunInfo::load(&a.out)?;
-        if saved != info {
-            return Err(CliError::Msg(format!(
-                "--resume: {} was trained on other data ({})",
-                a.out.display(),
-                saved.dataset
-            )));
-        }
+    // `resume_settings` read the checkpoint and checked the settings and data against it.
+    let mut trainer = if let Some(ckpt) = resumed {
         Trainer::resume(be, config.clone(), data, ckpt, &ckpt_path).map_err(msg("--resume"))?
     } else {
         Trainer::new(be, config.clone(), data).map_err(msg("train"))?

@@ -54,11 +54,11 @@ pub fn qlinear(
         int8::check_record(m, s)?;
     }
     let groups = cols_p / 4;
-    // Indexed, not zipped chunk iterators: `Zip::new` over runtime-sized chunks links a
-    // division-by-zero panic into firmware.
-    let tile_bytes = 16 * groups;
+    // Row tiles by `next()`, as the reference takes them (no `Zip` over runtime-sized chunks,
+    // whose division-by-zero panic would be linked into firmware).
+    let mut row_tiles = w.chunks_exact((16 * groups).max(16));
     for (rt, ys) in y.chunks_mut(4).enumerate() {
-        let Some(tiles) = w.get(rt * tile_bytes..).and_then(|t| t.get(..tile_bytes)) else {
+        let Some(tiles) = row_tiles.next() else {
             break;
         };
         let ps = records.get(4 * rt..).unwrap_or(&[]);

@@ -137,17 +137,19 @@ pub fn widen(x: &[i8], zp: i32, out: &mut [i16]) -> Result<(), KernelError> {
         && (-128..=127).contains(&zp)
         && is_word_aligned(x.as_ptr())
         && is_word_aligned(out.as_ptr());
-    if !fast {
+    // `out.len() = pad4(x.len()) >= x.len()`; `_checked` keeps the panic path out of firmware.
+    let split = out.split_at_mut_checked(x.len()).filter(|_| fast);
+    let Some((head, pad)) = split else {
         // Also every error case: the reference names it.
         return int8::widen(x, zp, out);
-    }
+    };
     let words = x.len() / 4;
     if words > 0 {
         // `-zp` in both halfwords; −127..=128 fits.
         let nzp = (-zp as u32 & 0xFFFF) * 0x0001_0001;
-        let (src, dst) = (x.as_ptr(), out.as_mut_ptr());
-        // SAFETY: `x` has `4·words` readable bytes from `src` and `out` (length
-        // `pad4(x.len()) >= 4·words`) `4·words` writable i16s from `dst`; both are word-aligned
+        let (src, dst) = (x.as_ptr(), head.as_mut_ptr());
+        // SAFETY: `x` has `4·words` readable bytes from `src` and `head` (length
+        // `x.len() >= 4·words`) `4·words` writable i16s from `dst`; both are word-aligned
         // (for `LDR`, `STRD`); the loop runs `words >= 1` times, reading and writing only
         // those, and uses no stack.
         unsafe {
@@ -176,10 +178,6 @@ pub fn widen(x: &[i8], zp: i32, out: &mut [i16]) -> Result<(), KernelError> {
         }
     }
     let done = 4 * words;
-    // `out.len() = pad4(x.len()) >= x.len()` (checked above); `_checked` keeps the panic out.
-    let Some((head, pad)) = out.split_at_mut_checked(x.len()) else {
-        return int8::widen(x, zp, out);
-    };
     for (o, &xi) in head.iter_mut().zip(x).skip(done) {
         *o = (i32::from(xi) - zp) as i16;
     }
