@@ -2,19 +2,31 @@
 //! any input must give `Ok` or a typed error, never a panic, overflow or out-of-bounds access,
 //! and a sample returned with `Ok` is finite.
 //!
+//! The input is also given to the blob-free program checks (`Program::parse` of one record,
+//! `check_code` of bare instruction bytes).
+//!
 //! Each input is tried twice: as given (exercising the header and CRC checks) and with its
 //! total-length and CRC fields rewritten to match (so mutations reach the section parsers, the
 //! planner and the sampler instead of stopping at the checksum).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use microdiff_runtime::blob::{crc::crc32, field};
-use microdiff_runtime::{Model, SampleSpec, Sampler, Status, arena_bytes};
+use microdiff_runtime::blob::{crc::crc32, field, program};
+use microdiff_runtime::{Model, SampleRequest, Sampler, Status, arena_bytes};
 
 /// Steps run per program, so a large valid blob cannot stall the fuzzer.
 const MAX_STEPS: usize = 64;
 
 fn exercise(data: &[u8]) {
+    // The same bytes as one program record and as bare code, checked without a blob.
+    let _ = program::Program::parse(data, 0, true);
+    if let Ok(counts) = program::check_code(0, data, program::MAX_REGS, true) {
+        // Valid code decodes to the end, with the counted STEPs.
+        let steps = program::instructions(0, data)
+            .map(|i| matches!(i, Ok((_, program::Instr::Step))) as u32)
+            .sum::<u32>();
+        assert_eq!(steps, counts.steps);
+    }
     let planned = arena_bytes(data);
     // The const program lookup firmware builds use: never a panic, whatever the bytes.
     let _ = microdiff_runtime::program_index(data, "ddim10-cfg");
@@ -33,7 +45,7 @@ fn exercise(data: &[u8]) {
             microdiff_runtime::program_index(data, program.name()),
             model.program(program.name()).map(|p| p.index)
         );
-        let spec = SampleSpec {
+        let spec = SampleRequest {
             seed: data.len() as u64,
             stream: 1,
             class: classes - 1,

@@ -13,7 +13,7 @@
 //! `ddpm:S` program (DDPM ancestral on the linear-β DDPM process of T = 1000 steps, `S`
 //! trailing timesteps; `bench/torch_sample.py` documents the timesteps and coefficients) and a
 //! short `ddpm:W` warm-up program, then times drawing `N` samples, sample `i` with
-//! `SampleSpec { seed, stream: i, class: i % 10 }` (class 0 for the unconditional toy shape):
+//! `SampleRequest { seed, stream: i, class: i % 10 }` (class 0 for the unconditional toy shape):
 //!
 //! * default (`path: "batched"`): one call of [`microdiff_runtime::batch::sample_batch`] over
 //!   all `N` samples with `T` worker threads;
@@ -49,13 +49,13 @@ use std::time::Instant;
 use clap::{Parser, ValueEnum};
 use microdiff_kernels::Dtype;
 use microdiff_runtime::batch::sample_batch;
-use microdiff_runtime::{Model, SampleSpec, sample};
+use microdiff_runtime::{Model, SampleRequest, sample};
 use microdiff_trainer::backend::cpu::Cpu;
 use microdiff_trainer::export::{self, ExportSpec, TimeTable};
 use microdiff_trainer::model::MlpConfig;
 use microdiff_trainer::optim::OptimConfig;
+use microdiff_trainer::process::Process;
 use microdiff_trainer::sampler::{self, SamplerSpec};
-use microdiff_trainer::schedule::Process;
 use microdiff_trainer::train::{TrainConfig, Trainer};
 use rayon::prelude::*;
 use serde_json::json;
@@ -152,9 +152,9 @@ fn ddpm_program(
 }
 
 /// The specs of samples `0..n`.
-fn specs(n: usize, seed: u64, classes: usize) -> Vec<SampleSpec> {
+fn specs(n: usize, seed: u64, classes: usize) -> Vec<SampleRequest> {
     (0..n)
-        .map(|i| SampleSpec {
+        .map(|i| SampleRequest {
             seed,
             stream: i as u32,
             class: if classes > 0 { (i % 10) as u16 } else { 0 },
@@ -165,7 +165,7 @@ fn specs(n: usize, seed: u64, classes: usize) -> Vec<SampleSpec> {
 /// The single-sample path `microdiff sample` used before the batched executor (`draw` in
 /// `cli/sample.rs` up to commit 7b0e0d6): one arena and one `sample` call per sample, in
 /// parallel over samples on rayon's global pool.
-fn draw_reference(model: &Model<'_>, program: &str, specs: &[SampleSpec], out: &mut [f32]) {
+fn draw_reference(model: &Model<'_>, program: &str, specs: &[SampleRequest], out: &mut [f32]) {
     let p = model.program(program).unwrap_or_else(|e| die("program", e));
     let d = model.data_len();
     out.par_chunks_mut(d)
@@ -182,7 +182,7 @@ fn draw_reference(model: &Model<'_>, program: &str, specs: &[SampleSpec], out: &
 fn draw_batched(
     model: &Model<'_>,
     program: &str,
-    specs: &[SampleSpec],
+    specs: &[SampleRequest],
     out: &mut [f32],
     threads: usize,
 ) {

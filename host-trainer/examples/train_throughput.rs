@@ -22,7 +22,7 @@ use clap::Parser;
 use microdiff_trainer::backend::cpu::Cpu;
 use microdiff_trainer::model::MlpConfig;
 use microdiff_trainer::optim::OptimConfig;
-use microdiff_trainer::schedule::Process;
+use microdiff_trainer::process::Process;
 use microdiff_trainer::train::{TrainConfig, Trainer};
 use serde_json::json;
 

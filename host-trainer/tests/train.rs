@@ -4,14 +4,14 @@
 use microdiff_kernels::{Activation, Dtype};
 use microdiff_runtime::blob::ProgramBuilder;
 use microdiff_runtime::blob::program::ClassSel;
-use microdiff_runtime::{Model, SampleSpec, Sampler};
+use microdiff_runtime::{Model, SampleRequest, Sampler};
 use microdiff_trainer::backend::cpu::Cpu;
 use microdiff_trainer::checkpoint::Checkpoint;
 use microdiff_trainer::data::{Toy, toy_labelled};
 use microdiff_trainer::export::{ExportSpec, blob};
 use microdiff_trainer::model::{Mlp, MlpConfig};
 use microdiff_trainer::optim::OptimConfig;
-use microdiff_trainer::schedule::Process;
+use microdiff_trainer::process::Process;
 use microdiff_trainer::train::{RunHeader, TrainConfig, TrainData, Trainer};
 
 fn moons() -> TrainData {
@@ -139,7 +139,7 @@ fn exported_blob_reproduces_the_trained_network() {
                 &model,
                 model.program("eval").unwrap(),
                 &mut arena,
-                SampleSpec {
+                SampleRequest {
                     seed: 3,
                     stream: class as u32,
                     class,
@@ -215,8 +215,8 @@ fn a_folded_time_table_gives_the_same_samples_bit_for_bit() {
         assert!(a.graph().time_table().is_none() && b.graph().time_table().is_some());
         for p in a.programs().iter() {
             let name = p.unwrap().name();
-            let specs: Vec<SampleSpec> = (0..6)
-                .map(|i| SampleSpec {
+            let specs: Vec<SampleRequest> = (0..6)
+                .map(|i| SampleRequest {
                     seed: 9,
                     stream: i,
                     class: (i % 2) as u16,

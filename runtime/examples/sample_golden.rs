@@ -6,7 +6,7 @@
 
 use std::sync::Mutex;
 
-use microdiff_runtime::{ArenaBuffer, Model, SampleSpec, Sampler, Status, arena_bytes};
+use microdiff_runtime::{ArenaBuffer, Model, SampleRequest, Sampler, Status, arena_bytes};
 
 static BLOB: &[u8] = include_bytes!("../../tests/golden/ref-mlp-i8.mdfb");
 
@@ -48,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &model,
         p,
         arena.as_mut_bytes(),
-        SampleSpec {
+        SampleRequest {
             seed,
             stream: 0,
             class,

@@ -1,7 +1,7 @@
 //! microdiff runtime: run diffusion samplers on a microcontroller, with no allocator.
 //!
 //! * [`blob`] — the weight blob v1: parsed in place from flash with checked accessors, and
-//!   (feature `alloc`) emitted by [`blob::BlobBuilder`] from the same field definitions.
+//!   (feature `alloc`) emitted by `blob::BlobBuilder` from the same field definitions.
 //! * [`arena`] — one caller-provided byte buffer; a `const fn` planner places every network
 //!   value and sampler register, so `static` arenas are sized at compile time.
 //! * [`Model`] — a validated blob: metadata, tensors, graph, schedule, programs, plan.
@@ -19,11 +19,11 @@
 //! ```
 //! # fn main() -> Result<(), microdiff_runtime::Error> {
 //! # let blob = microdiff_runtime::doc_example_blob();
-//! use microdiff_runtime::{Model, SampleSpec, Sampler, Status};
+//! use microdiff_runtime::{Model, SampleRequest, Sampler, Status};
 //! let model = Model::parse(&blob)?;
 //! let program = model.program("ddim4")?;
 //! let mut arena = vec![0u8; model.arena_bytes()];
-//! let mut sampler = Sampler::new(&model, program, &mut arena, SampleSpec { seed: 7, stream: 0, class: 0 })?;
+//! let mut sampler = Sampler::new(&model, program, &mut arena, SampleRequest { seed: 7, stream: 0, class: 0 })?;
 //! while let Status::Running { step, steps } = sampler.step()? {
 //!     println!("step {step}/{steps}");
 //! }
@@ -70,7 +70,7 @@ mod sampler;
 pub use arena::{ArenaBuffer, Plan, arena_bytes, program_index};
 pub use error::{Error, Section};
 pub use model::Model;
-pub use sampler::{SampleSpec, Sampler, Status, evaluate, sample};
+pub use sampler::{SampleRequest, Sampler, Status, evaluate, sample};
 
 /// A tiny valid blob for documentation examples (feature `alloc`).
 #[cfg(feature = "alloc")]

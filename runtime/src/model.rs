@@ -76,7 +76,11 @@ impl<'b> Model<'b> {
             meta.null_class.is_some(),
         )?;
         check_time_tables(&graph, &tensors, &programs)?;
-        let plan = arena::plan(bytes)?;
+        // The planner `arena::plan` runs on raw bytes (it is a `const fn`, for static arenas)
+        // and would locate and read the sections again; here they are parsed already, so the
+        // plan is made from them: the same `place` on the same structure, data length and
+        // register count, hence the same plan (the fuzz target checks they agree).
+        let plan = arena::place(&graph.structure, meta.data_len, programs.max_regs())?;
         Ok(Model {
             bytes,
             meta,

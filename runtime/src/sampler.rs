@@ -3,7 +3,7 @@
 //! ```text
 //! let model = Model::parse(BLOB)?;
 //! let program = model.program("ddim10")?;
-//! let mut s = Sampler::new(&model, program, &mut arena, SampleSpec { seed, stream: 0, class: 3 })?;
+//! let mut s = Sampler::new(&model, program, &mut arena, SampleRequest { seed, stream: 0, class: 3 })?;
 //! while let Status::Running { step, steps } = s.step()? { report(step, steps) }
 //! s.output(&mut out)?; // data units
 //! ```
@@ -31,7 +31,7 @@ use crate::noise::{Domain, NoiseStream};
 /// depend on batching) and the class (ignored by unconditional models).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct SampleSpec {
+pub struct SampleRequest {
     /// Noise seed.
     pub seed: u64,
     /// Sample index.
@@ -77,7 +77,7 @@ impl<'m, 'b, 'a> Sampler<'m, 'b, 'a> {
         model: &'m Model<'b>,
         program: Program<'b>,
         arena: &'a mut [u8],
-        spec: SampleSpec,
+        spec: SampleRequest,
     ) -> Result<Self, Error> {
         let provided = arena.len();
         let needed = model.arena_bytes();
@@ -302,7 +302,7 @@ pub fn sample<'b>(
     model: &Model<'b>,
     program: Program<'b>,
     arena: &mut [u8],
-    spec: SampleSpec,
+    spec: SampleRequest,
     out: &mut [f32],
 ) -> Result<(), Error> {
     let mut s = Sampler::new(model, program, arena, spec)?;

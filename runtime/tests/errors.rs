@@ -5,7 +5,7 @@ use microdiff_runtime::blob::graph::{self, opcode};
 use microdiff_runtime::blob::meta::{Objective, Prediction};
 use microdiff_runtime::blob::program::{self, ClassSel};
 use microdiff_runtime::blob::{Blob, BlobBuilder, ProgramBuilder, crc::crc32, field, tensor};
-use microdiff_runtime::{Error, Model, SampleSpec, Sampler, Section, arena_bytes, sample};
+use microdiff_runtime::{Error, Model, SampleRequest, Sampler, Section, arena_bytes, sample};
 
 fn reseal(b: &mut [u8]) {
     let crc = crc32(&b[field::CRC_START..]);
@@ -73,7 +73,7 @@ fn a_valid_blob_parses_and_samples() {
         &m,
         m.program("cfg").unwrap(),
         &mut arena,
-        SampleSpec {
+        SampleRequest {
             seed: 1,
             stream: 0,
             class: 1,
@@ -268,7 +268,7 @@ fn run_time_errors() {
     let p = m.program("cfg").unwrap();
     assert_eq!(m.program("nope").unwrap_err(), Error::ProgramNotFound);
     let mut arena = vec![0u8; m.arena_bytes()];
-    let spec = SampleSpec {
+    let spec = SampleRequest {
         seed: 0,
         stream: 0,
         class: 2,
@@ -280,7 +280,7 @@ fn run_time_errors() {
             classes: 2
         }
     );
-    let spec = SampleSpec { class: 0, ..spec };
+    let spec = SampleRequest { class: 0, ..spec };
     let mut short = vec![0u8; m.arena_bytes() - 4];
     assert!(matches!(
         Sampler::new(&m, p, &mut short, spec),
@@ -319,7 +319,7 @@ fn overflow_is_a_typed_error_naming_the_step() {
         &m,
         m.program("blowup").unwrap(),
         &mut arena,
-        SampleSpec {
+        SampleRequest {
             seed: 3,
             stream: 0,
             class: 0,
@@ -455,7 +455,7 @@ fn time_table_errors() {
     let model = Model::parse(&ok).unwrap();
     let mut out = [0.0f32; 2];
     let mut arena = vec![0u8; model.arena_bytes()];
-    let spec = SampleSpec {
+    let spec = SampleRequest {
         seed: 1,
         stream: 0,
         class: 0,

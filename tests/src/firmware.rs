@@ -436,7 +436,7 @@ pub fn section_size(path: &Path, name: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use microdiff_runtime::SampleSpec;
+    use microdiff_runtime::SampleRequest;
 
     const REPORT: &str = "\
 microdiff-firmware v1 target=m4f
@@ -463,7 +463,7 @@ stack 6364
         Case {
             blob: "ref.mdfb".into(),
             program: "ddim10".into(),
-            spec: SampleSpec {
+            spec: SampleRequest {
                 seed: 1,
                 stream: 0,
                 class: 1,

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use microdiff_kernels::Dtype;
 use microdiff_runtime::batch::BatchModel;
 use microdiff_runtime::blob::ProgramBuilder;
-use microdiff_runtime::{Error, Model, SampleSpec, sample};
+use microdiff_runtime::{Error, Model, SampleRequest, sample};
 use sha2::{Digest, Sha256};
 
 use crate::mlp::{Mlp, MlpSpec};
@@ -158,20 +158,20 @@ pub struct Case {
     /// Program name.
     pub program: String,
     /// What to sample.
-    pub spec: SampleSpec,
+    pub spec: SampleRequest,
     /// Expected SHA-256, hex.
     pub sha256: String,
 }
 
 /// The case grid: every blob × program × two (seed, stream, class) triples.
-pub fn case_grid() -> Vec<(String, String, SampleSpec)> {
+pub fn case_grid() -> Vec<(String, String, SampleRequest)> {
     let specs = [
-        SampleSpec {
+        SampleRequest {
             seed: 1,
             stream: 0,
             class: 1,
         },
-        SampleSpec {
+        SampleRequest {
             seed: 42,
             stream: 7,
             class: 3,
@@ -201,7 +201,7 @@ pub fn dir() -> PathBuf {
 }
 
 /// Runs one case on the host runtime; returns the output bytes (f32 LE, data units).
-pub fn run(blob: &[u8], program: &str, spec: SampleSpec) -> Result<Vec<u8>, Error> {
+pub fn run(blob: &[u8], program: &str, spec: SampleRequest) -> Result<Vec<u8>, Error> {
     let model = Model::parse(blob)?;
     let p = model.program(program)?;
     let mut arena = vec![0u8; model.arena_bytes()];
@@ -232,7 +232,7 @@ pub fn parse_cases(text: &str) -> Result<Vec<Case>, String> {
         cases.push(Case {
             blob: f[0].into(),
             program: f[1].into(),
-            spec: SampleSpec {
+            spec: SampleRequest {
                 seed: num(f[2])?,
                 stream: num(f[3])? as u32,
                 class: num(f[4])? as u16,

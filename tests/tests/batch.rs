@@ -9,11 +9,11 @@ use microdiff_kernels::{Activation, Dtype};
 use microdiff_runtime::batch::{BatchModel, Isa, Options, SampleError, sample_batch};
 use microdiff_runtime::blob::ProgramBuilder;
 use microdiff_runtime::blob::program::ClassSel;
-use microdiff_runtime::{Error, Model, SampleSpec, Sampler};
+use microdiff_runtime::{Error, Model, SampleRequest, Sampler};
 use proptest::prelude::*;
 
 /// Each spec through the single-sample [`Sampler`]: the output bits, or its error.
-fn single(model: &Model, program: &str, specs: &[SampleSpec]) -> Vec<Result<Vec<u32>, Error>> {
+fn single(model: &Model, program: &str, specs: &[SampleRequest]) -> Vec<Result<Vec<u32>, Error>> {
     let p = model.program(program).unwrap();
     let mut arena = vec![0u8; model.arena_bytes()];
     specs
@@ -64,7 +64,7 @@ fn agree(
 fn batched(
     bm: &BatchModel,
     program: &str,
-    specs: &[SampleSpec],
+    specs: &[SampleRequest],
     options: Options,
 ) -> Result<Vec<f32>, SampleError> {
     let model = bm.model();
@@ -74,9 +74,9 @@ fn batched(
 }
 
 /// Seeds, streams and (when `classes > 0`) classes varying from sample to sample.
-fn mixed_specs(n: usize, classes: u16) -> Vec<SampleSpec> {
+fn mixed_specs(n: usize, classes: u16) -> Vec<SampleRequest> {
     (0..n)
-        .map(|i| SampleSpec {
+        .map(|i| SampleRequest {
             seed: 1 + (i % 3) as u64,
             stream: i as u32,
             class: if classes > 0 {
@@ -113,9 +113,9 @@ fn every_golden_program_batch_size_and_thread_count_matches() {
             }
             // Every executor version, every tile width (32, 16, 8 and 1 samples), and one class
             // for the whole batch (the class embedding computed once).
-            let shared: Vec<SampleSpec> = specs[..67]
+            let shared: Vec<SampleRequest> = specs[..67]
                 .iter()
-                .map(|s| SampleSpec {
+                .map(|s| SampleRequest {
                     class: classes.saturating_sub(1),
                     ..*s
                 })
@@ -340,8 +340,8 @@ proptest! {
         };
         let model = Model::parse(&bytes).unwrap();
         let bm = BatchModel::new(&model).unwrap();
-        let specs: Vec<SampleSpec> = (0..n)
-            .map(|i| SampleSpec {
+        let specs: Vec<SampleRequest> = (0..n)
+            .map(|i| SampleRequest {
                 seed: seed.wrapping_add(i as u64 % 2),
                 stream: i as u32 * 3,
                 class: if spec.classes > 0 { (i % spec.classes as usize) as u16 } else { 0 },

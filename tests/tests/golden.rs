@@ -44,7 +44,7 @@ fn golden_cases_match() {
 fn a_sample_does_not_depend_on_other_samples() {
     // Stream 7 drawn alone equals stream 7 drawn after streams 0..7 through one reused arena.
     let blob = std::fs::read(golden::dir().join("ref-mlp-f32.mdfb")).unwrap();
-    let spec = |stream| microdiff_runtime::SampleSpec {
+    let spec = |stream| microdiff_runtime::SampleRequest {
         seed: 3,
         stream,
         class: 2,
@@ -87,7 +87,7 @@ fn the_folded_digits_network_samples_like_the_unfolded_network() {
     assert!(parse(&folded).is_some() && parse(&plain).is_none());
     assert!(folded.len() < plain.len());
     for i in 0..20u32 {
-        let spec = microdiff_runtime::SampleSpec {
+        let spec = microdiff_runtime::SampleRequest {
             seed: u64::from(i % 3),
             stream: i,
             class: (i % 10) as u16,

@@ -8,7 +8,7 @@ use microdiff_runtime::blob::BlobBuilder;
 use microdiff_runtime::blob::meta::{Objective, Prediction};
 use microdiff_runtime::blob::program::ClassSel;
 use microdiff_runtime::blob::{ProgramBuilder, Value};
-use microdiff_runtime::{Error, Model, SampleSpec, evaluate, sample};
+use microdiff_runtime::{Error, Model, SampleRequest, evaluate, sample};
 
 #[test]
 fn the_tiny_integer_network_parses_plans_samples_and_batches() {
@@ -32,8 +32,8 @@ fn the_tiny_integer_network_parses_plans_samples_and_batches() {
     let mut outs = Vec::new();
     for (i, p) in ["a", "b"].iter().enumerate() {
         let prog = model.program(p).unwrap();
-        let specs: Vec<SampleSpec> = (0..5)
-            .map(|k| SampleSpec {
+        let specs: Vec<SampleRequest> = (0..5)
+            .map(|k| SampleRequest {
                 seed: 9,
                 stream: k,
                 class: (k % 3) as u16,

@@ -8,7 +8,7 @@ use microdiff_conformance::textbook::{
 };
 use microdiff_kernels::Dtype;
 use microdiff_runtime::blob::ProgramBuilder;
-use microdiff_runtime::{Model, SampleSpec, sample};
+use microdiff_runtime::{Model, SampleRequest, sample};
 
 /// Tolerance on one network evaluation: |ε₃₂ − ε₆₄| ≤ NET_TOL · (1 + |ε₆₄|). f32 rounding in
 /// ~4 k multiply-adds per output plus the f32 time-embedding argument (t · freq rounded to
@@ -88,7 +88,7 @@ fn one_network_evaluation_matches_f64_for_every_dtype() {
         let model = Model::parse(&blob).unwrap();
         let mut worst = 0.0f64;
         for class in 0..4u16 {
-            let spec = SampleSpec {
+            let spec = SampleRequest {
                 seed: 5,
                 stream: class as u32,
                 class,
@@ -135,7 +135,7 @@ fn check_sampler(
                 &model,
                 model.program(name).unwrap(),
                 &mut arena,
-                SampleSpec {
+                SampleRequest {
                     seed,
                     stream,
                     class,

@@ -15,7 +15,7 @@ use microdiff_conformance::mlp::{Mlp, MlpSpec};
 use microdiff_conformance::textbook::{AncestralVariance, Schedule, ddim_program, ddpm_program};
 use microdiff_kernels::{Activation, Dtype};
 use microdiff_runtime::blob::{crc::crc32, field};
-use microdiff_runtime::{Model, SampleSpec, Sampler, Status, arena_bytes};
+use microdiff_runtime::{Model, SampleRequest, Sampler, Status, arena_bytes};
 use proptest::prelude::*;
 
 const CASES_PER_STRATEGY: u32 = 4_000;
@@ -131,7 +131,7 @@ fn exercise(bytes: &[u8]) {
                 &model,
                 p,
                 &mut arena,
-                SampleSpec {
+                SampleRequest {
                     seed: 1,
                     stream: 2,
                     class,
@@ -155,10 +155,10 @@ fn exercise(bytes: &[u8]) {
 /// lowest failing sample.
 fn batch_agrees(model: &Model, p: microdiff_runtime::blob::program::Program) {
     let classes = model.meta().classes;
-    let specs: Vec<SampleSpec> = [0, classes.saturating_sub(1), 1]
+    let specs: Vec<SampleRequest> = [0, classes.saturating_sub(1), 1]
         .iter()
         .enumerate()
-        .map(|(i, &class)| SampleSpec {
+        .map(|(i, &class)| SampleRequest {
             seed: 1,
             stream: i as u32,
             class,

@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use microdiff_runtime::{ArenaBuffer, Error, Model, SampleSpec, Sampler, Status, arena_bytes};
+use microdiff_runtime::{ArenaBuffer, Error, Model, SampleRequest, Sampler, Status, arena_bytes};
 
 static BLOB: &[u8] = include_bytes!("../golden/ref-mlp-i8.mdfb");
 
@@ -30,7 +30,7 @@ fn static_arena_sized_at_compile_time_runs_every_program() {
             &model,
             p,
             arena.as_mut_bytes(),
-            SampleSpec {
+            SampleRequest {
                 seed: 1,
                 stream: 0,
                 class: 2,
@@ -56,7 +56,7 @@ fn one_byte_short_is_a_typed_error() {
     let mut small = vec![0u8; ARENA_BYTES + 3];
     // Misalign on purpose: with a 1-byte offset, 3 bytes go to alignment and 1 slot is missing.
     let p = model.program("ddim10").unwrap();
-    let spec = SampleSpec {
+    let spec = SampleRequest {
         seed: 1,
         stream: 0,
         class: 0,

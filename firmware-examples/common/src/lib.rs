@@ -29,7 +29,7 @@ pub mod qemu_cortex_m;
 use core::fmt::Write;
 
 use microdiff_runtime::blob::program::Instr;
-use microdiff_runtime::{Error, Model, SampleSpec, Sampler, Status, evaluate};
+use microdiff_runtime::{Error, Model, SampleRequest, Sampler, Status, evaluate};
 use sha2::{Digest, Sha256};
 
 /// One golden case.
@@ -126,7 +126,7 @@ pub fn run_case<B: Board>(board: &mut B, case: &Case, arena: &mut [u8]) -> Resul
         .ok_or(Error::ProgramNotFound)?;
     let model = Model::parse(blob)?;
     let program = model.program(case.program)?;
-    let spec = SampleSpec {
+    let spec = SampleRequest {
         seed: case.seed,
         stream: case.stream,
         class: case.class,

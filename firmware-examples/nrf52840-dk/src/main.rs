@@ -10,7 +10,7 @@
 use cortex_m::peripheral::DWT;
 use cortex_m_rt::entry;
 use defmt_rtt as _;
-use microdiff_runtime::{ArenaBuffer, Model, SampleSpec, Sampler, Status};
+use microdiff_runtime::{ArenaBuffer, Model, SampleRequest, Sampler, Status};
 use nrf52840_hal::{self as hal, pac};
 use panic_probe as _;
 
@@ -50,7 +50,7 @@ fn main() -> ! {
     let mut buffer = [0.0f32; MAX_DATA_LEN];
     let out = defmt::unwrap!(buffer.get_mut(..model.data_len()));
     for class in 0..classes.clamp(1, MAX_CLASSES) {
-        let spec = SampleSpec {
+        let spec = SampleRequest {
             seed: SEED,
             stream: 0,
             class,

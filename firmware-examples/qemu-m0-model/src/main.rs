@@ -10,7 +10,7 @@ use core::fmt::Write;
 
 use microdiff_firmware_common::qemu_cortex_m::{Qemu, run_board};
 use microdiff_firmware_common::{Board, Console, print_digit};
-use microdiff_runtime::{ArenaBuffer, Error, Model, SampleSpec, Sampler, Status};
+use microdiff_runtime::{ArenaBuffer, Error, Model, SampleRequest, Sampler, Status};
 
 include!(concat!(env!("OUT_DIR"), "/model.rs"));
 
@@ -55,7 +55,7 @@ fn sample_all(board: &mut Qemu, arena: &mut [u8]) -> Result<(), Error> {
         provided: MAX_DATA_LEN,
     })?;
     for class in 0..classes.clamp(1, MAX_CLASSES) {
-        let spec = SampleSpec {
+        let spec = SampleRequest {
             seed: SEED,
             stream: 0,
             class,

@@ -8,7 +8,7 @@
 #![no_main]
 
 use defmt_rtt as _;
-use microdiff_runtime::{ArenaBuffer, Model, SampleSpec, Sampler, Status};
+use microdiff_runtime::{ArenaBuffer, Model, SampleRequest, Sampler, Status};
 use panic_probe as _;
 use rp_pico::hal::{self, pac};
 
@@ -57,7 +57,7 @@ fn main() -> ! {
     let mut buffer = [0.0f32; MAX_DATA_LEN];
     let out = defmt::unwrap!(buffer.get_mut(..model.data_len()));
     for class in 0..classes.clamp(1, MAX_CLASSES) {
-        let spec = SampleSpec {
+        let spec = SampleRequest {
             seed: SEED,
             stream: 0,
             class,

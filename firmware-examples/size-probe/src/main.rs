@@ -65,7 +65,7 @@ fn main() -> ! {
 
 #[cfg(not(feature = "baseline"))]
 fn run(blob: &[u8], arena: &mut [u8], out: &mut [f32]) -> Result<(), microdiff_runtime::Error> {
-    use microdiff_runtime::{Model, SampleSpec, sample};
+    use microdiff_runtime::{Model, SampleRequest, sample};
     let model = Model::parse(blob)?;
     let program = model.program(PROGRAM)?;
     let (expected, provided) = (model.data_len(), out.len());
@@ -76,7 +76,7 @@ fn run(blob: &[u8], arena: &mut [u8], out: &mut [f32]) -> Result<(), microdiff_r
         &model,
         program,
         arena,
-        SampleSpec {
+        SampleRequest {
             seed: 1,
             stream: 0,
             class: 1,

@@ -35,15 +35,11 @@ use super::EvalError;
 use crate::backend::Backend;
 use crate::backend::cpu::Cpu;
 use crate::model::{Activations, Mlp, MlpConfig};
-use crate::schedule::Process;
+use crate::process::{LambdaInverse, Process};
 
 /// Noise level at the data end of the flow ODE (`t = 1 − FLOW_DATA_SIGMA`): `σ = 0` there would
 /// put `λ = +∞` at the end of the grid.
 pub const FLOW_DATA_SIGMA: f64 = 1e-3;
-
-/// Bisection steps of the time that has a given `λ`: halves the bracket 80 times, far below
-/// f64 resolution of `t`.
-const BISECTION_STEPS: usize = 80;
 
 /// A network as the ODE sees it: its raw output (ε̂, or the velocity for flow) for a batch of
 /// rows and vector–Jacobian products with respect to its input.
@@ -104,37 +100,11 @@ pub fn ode_ends(process: &Process) -> (f64, f64) {
     }
 }
 
-/// The time between `a` and `b` where `λ(t) = target` (λ is monotone in t for every process).
-fn time_at_lambda(process: &Process, a: f64, b: f64, target: f64) -> f64 {
-    let (la, lb) = (process.lambda(a), process.lambda(b));
-    let (mut lo, mut hi) = (a, b);
-    // Keep λ(lo) on la's side of the target.
-    for _ in 0..BISECTION_STEPS {
-        let mid = 0.5 * (lo + hi);
-        let lm = process.lambda(mid);
-        if (lm - target) * (la - lb) > 0.0 {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    0.5 * (lo + hi)
-}
-
-/// `steps + 1` times from the data end to the noise end, uniform in λ.
+/// `steps + 1` times from the data end to the noise end, uniform in λ
+/// ([`Process::lambda_grid`], λ inverted by bisection, which works for every process).
 pub fn lambda_grid(process: &Process, steps: usize) -> Vec<f64> {
     let (t0, t1) = ode_ends(process);
-    let (l0, l1) = (process.lambda(t0), process.lambda(t1));
-    (0..=steps)
-        .map(|k| match k {
-            0 => t0,
-            k if k == steps => t1,
-            k => {
-                let l = l0 + (l1 - l0) * k as f64 / steps as f64;
-                time_at_lambda(process, t0, t1, l)
-            }
-        })
-        .collect()
+    process.lambda_grid(t0, t1, steps, LambdaInverse::Bisection)
 }
 
 /// ε̂ and `tr(∂ε̂/∂x)` per row at `(x, t)`; `probes` as [`Field::eval`].
@@ -347,7 +317,7 @@ impl Field for Network {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schedule::BetaSchedule;
+    use crate::process::BetaSchedule;
 
     /// The exact network for data `N(μ, s²I)`: ε̂ = σ(x − αμ)/(α²s² + σ²), or for flow the
     /// velocity `(x − ε̂)/t`; its Jacobian is a multiple of the identity.

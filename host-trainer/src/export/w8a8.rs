@@ -27,11 +27,12 @@ use microdiff_kernels::int8::{self, QAdd, Requant};
 use microdiff_runtime::Error as BlobError;
 use microdiff_runtime::Section;
 use microdiff_runtime::blob::graph::GatherKey;
+use microdiff_runtime::blob::program::Instr;
 use microdiff_runtime::blob::{BlobBuilder, Value};
 
 use crate::model::{LN_EPS, Layout, MAX_PERIOD, MlpConfig, Slot};
-use crate::sampler::simulate::{Instr, Program};
-use crate::schedule::Process;
+use crate::process::Process;
+use crate::sampler::simulate::Program;
 
 use super::ExportSpec;
 
@@ -206,7 +207,7 @@ impl Net<'_> {
 fn eval_times(programs: &[Program]) -> Vec<f32> {
     let mut bits: Vec<u32> = programs
         .iter()
-        .flat_map(|p| p.instrs.iter())
+        .flat_map(|p| p.instrs())
         .filter_map(|i| match i {
             Instr::Eval { time, .. } => Some(time.to_bits()),
             _ => None,

@@ -23,7 +23,7 @@
 
 use super::asm::{Asm, Lin};
 use super::{AncestralVariance, Path};
-use crate::schedule::Process;
+use crate::process::Process;
 
 /// The ancestral program over grid `ts` (see [`super::grid`]).
 pub(crate) fn build(

@@ -1,14 +1,16 @@
-//! A small assembler the builders write to: coefficients stay f64 until the program is
-//! emitted, repeated registers in one `LIN` are merged, zero terms are dropped, guidance is
-//! folded into the terms, and the limits of the format (8 registers, 8 terms, u16 counts,
-//! finite numbers) are checked once, in [`Asm::finish`].
+//! A small assembler the builders write to: a `LIN`'s coefficients stay f64 while it is formed
+//! ([`Lin`], the pre-rounding stage: repeated registers are merged and guidance is folded into
+//! the terms in f64), zero terms are dropped, and each instruction is then pushed, rounded to
+//! f32 once, as the runtime's own [`Instr`]. The limits of the format (8 registers, 8 terms,
+//! u16 counts, finite numbers) are reported in [`Asm::finish`].
 
 use microdiff_runtime::blob::ProgramBuilder;
-use microdiff_runtime::blob::program::{ClassSel, MAX_REGS, MAX_TERMS};
+use microdiff_runtime::blob::program::{ClassSel, Instr, MAX_REGS, MAX_TERMS, Terms};
 
 use super::SamplerError;
 
-/// A linear combination `Σ c·reg` with f64 coefficients.
+/// A linear combination `Σ c·reg` with f64 coefficients: a `LIN` before its coefficients are
+/// rounded to f32 (see the module doc for why this stage exists).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Lin(pub Vec<(u8, f64)>);
 
@@ -36,40 +38,36 @@ impl Lin {
     }
 }
 
-#[derive(Debug, Clone)]
-enum Op {
-    Eval {
-        dst: u8,
-        src: u8,
-        class: ClassSel,
-        time: f32,
-    },
-    Lin {
-        dst: u8,
-        terms: Lin,
-        noise: Option<f64>,
-    },
-    Clamp {
-        reg: u8,
-        lo: f64,
-        hi: f64,
-    },
-    Step,
-}
-
-/// A program being assembled.
+/// A program being assembled. Instructions go straight into a runtime [`ProgramBuilder`] as
+/// runtime [`Instr`] values (the one instruction type); only the `LIN` combinations stay f64
+/// until they are pushed (the pre-rounding stage, [`Lin`]), because merging repeated registers
+/// and folding guidance weights must happen before the single rounding to f32. The format's
+/// limits are tracked as instructions arrive and reported in [`Asm::finish`], which is also
+/// where the register count, known only at the end, goes into the header.
 #[derive(Debug, Clone)]
 pub(crate) struct Asm {
-    ops: Vec<Op>,
+    /// The instructions so far (its name and register count are placeholders).
+    code: ProgramBuilder,
     guidance: Option<f64>,
+    /// Highest register used, plus one.
+    regs: u8,
+    /// `STEP`s and `EVAL`s so far (unbounded: the u16 header limit is checked at the end).
+    steps: usize,
+    evals: usize,
+    /// The step of the first non-finite number met, if any.
+    non_finite_at: Option<usize>,
 }
 
 impl Asm {
     /// An empty program; `guidance` is the classifier-free guidance weight.
     pub(crate) fn new(guidance: Option<f64>) -> Self {
         Asm {
-            ops: Vec::new(),
+            code: ProgramBuilder::new("", 0),
             guidance,
+            regs: 0,
+            steps: 0,
+            evals: 0,
+            non_finite_at: None,
         }
     }
 
@@ -79,47 +77,86 @@ impl Asm {
         self.step();
     }
 
+    fn see(&mut self, r: u8) {
+        self.regs = self.regs.max(r.saturating_add(1));
+    }
+
+    fn non_finite(&mut self) {
+        self.non_finite_at.get_or_insert(self.steps);
+    }
+
+    fn eval(&mut self, dst: u8, src: u8, class: ClassSel, time: f32) {
+        self.see(dst);
+        self.see(src);
+        self.evals += 1;
+        if !time.is_finite() {
+            self.non_finite();
+        }
+        self.code.push(&Instr::Eval {
+            dst,
+            src,
+            class,
+            time,
+        });
+    }
+
     /// Evaluates the model on `src` at `time` into `dst` (and the null class into `dst + 1`
     /// under guidance) and returns the guided output as a combination:
     /// `w·dst + (1 − w)·(dst + 1)`, or just `dst`.
     pub(crate) fn model(&mut self, src: u8, time: f32, dst: u8) -> Lin {
-        self.ops.push(Op::Eval {
-            dst,
-            src,
-            class: ClassSel::Caller,
-            time,
-        });
+        self.eval(dst, src, ClassSel::Caller, time);
         match self.guidance {
             None => Lin::of(dst, 1.0),
             Some(w) => {
-                self.ops.push(Op::Eval {
-                    dst: dst + 1,
-                    src,
-                    class: ClassSel::Null,
-                    time,
-                });
+                self.eval(dst + 1, src, ClassSel::Null, time);
                 Lin::of(dst, w).add(dst + 1, 1.0 - w)
             }
         }
     }
 
-    /// `dst = terms (+ noise·z)`; a noise coefficient of 0 draws nothing.
+    /// `dst = terms (+ noise·z)`; a noise coefficient of 0 draws nothing. This is where the
+    /// f64 coefficients are rounded to f32, once; zero terms are dropped first.
     pub(crate) fn lin(&mut self, dst: u8, terms: Lin, noise: Option<f64>) {
-        self.ops.push(Op::Lin {
+        let noise = noise.filter(|&c| c != 0.0);
+        self.see(dst);
+        terms.0.iter().for_each(|&(r, _)| self.see(r));
+        let finite = |c: f64| c.is_finite() && (c as f32).is_finite();
+        if !terms.0.iter().all(|&(_, c)| finite(c)) || !noise.is_none_or(finite) {
+            self.non_finite();
+        }
+        // The builders never exceed the format's limits; this guards edits.
+        assert!(
+            terms.0.len() <= MAX_TERMS as usize,
+            "LIN with too many terms"
+        );
+        let rounded: Vec<(u8, f32)> = terms
+            .0
+            .iter()
+            .filter(|&&(_, c)| c != 0.0)
+            .map(|&(r, c)| (r, c as f32))
+            .collect();
+        let bytes = Terms::encode(&rounded);
+        self.code.push(&Instr::Lin {
             dst,
-            terms,
-            noise: noise.filter(|&c| c != 0.0),
+            noise: noise.map(|c| c as f32),
+            terms: Terms::from_bytes(&bytes),
         });
     }
 
     /// `reg = clamp(reg, lo, hi)`.
     pub(crate) fn clamp(&mut self, reg: u8, lo: f64, hi: f64) {
-        self.ops.push(Op::Clamp { reg, lo, hi });
+        self.see(reg);
+        self.code.push(&Instr::Clamp {
+            reg,
+            lo: lo as f32,
+            hi: hi as f32,
+        });
     }
 
     /// Ends a step.
     pub(crate) fn step(&mut self) {
-        self.ops.push(Op::Step);
+        self.steps += 1;
+        self.code.push(&Instr::Step);
     }
 
     /// Checks the limits and emits the program.
@@ -128,78 +165,21 @@ impl Asm {
         name: &str,
         sampler: &'static str,
     ) -> Result<ProgramBuilder, SamplerError> {
-        let mut regs = 0u8;
-        let mut see = |r: u8| regs = regs.max(r.saturating_add(1));
-        let (mut steps, mut evals) = (0usize, 0usize);
-        for op in &self.ops {
-            let bad = Err(SamplerError::NonFinite {
-                sampler,
-                step: steps,
-            });
-            match op {
-                Op::Eval { dst, src, time, .. } => {
-                    see(*dst);
-                    see(*src);
-                    evals += 1;
-                    if !time.is_finite() {
-                        return bad;
-                    }
-                }
-                Op::Lin { dst, terms, noise } => {
-                    see(*dst);
-                    terms.0.iter().for_each(|&(r, _)| see(r));
-                    let finite = |c: f64| c.is_finite() && (c as f32).is_finite();
-                    if !terms.0.iter().all(|&(_, c)| finite(c)) || !noise.is_none_or(finite) {
-                        return bad;
-                    }
-                    // The builders never exceed the format's limits; this guards edits.
-                    assert!(
-                        terms.0.len() <= MAX_TERMS as usize,
-                        "{sampler}: LIN with too many terms"
-                    );
-                }
-                Op::Clamp { reg, .. } => see(*reg),
-                Op::Step => steps += 1,
-            }
+        if let Some(step) = self.non_finite_at {
+            return Err(SamplerError::NonFinite { sampler, step });
         }
-        assert!(regs <= MAX_REGS, "{sampler}: more than 8 registers");
+        assert!(self.regs <= MAX_REGS, "{sampler}: more than 8 registers");
         let max = u16::MAX as usize;
-        if steps > max || evals > max {
+        if self.steps > max || self.evals > max {
             return Err(SamplerError::TooManySteps {
                 sampler,
-                steps: steps.saturating_sub(1),
+                steps: self.steps.saturating_sub(1),
                 max: max - 1,
                 why: "a program holds at most 65535 steps and 65535 evaluations",
             });
         }
-        let mut p = ProgramBuilder::new(name, regs);
-        for op in self.ops {
-            match op {
-                Op::Eval {
-                    dst,
-                    src,
-                    class,
-                    time,
-                } => {
-                    p.eval(dst, src, class, time);
-                }
-                Op::Lin { dst, terms, noise } => {
-                    let t: Vec<(u8, f32)> = terms
-                        .0
-                        .iter()
-                        .filter(|&&(_, c)| c != 0.0)
-                        .map(|&(r, c)| (r, c as f32))
-                        .collect();
-                    p.lin(dst, &t, noise.map(|c| c as f32));
-                }
-                Op::Clamp { reg, lo, hi } => {
-                    p.clamp(reg, lo as f32, hi as f32);
-                }
-                Op::Step => {
-                    p.step();
-                }
-            }
-        }
+        let mut p = ProgramBuilder::new(name, self.regs);
+        p.append(&self.code);
         Ok(p)
     }
 }

@@ -20,7 +20,7 @@
 
 use super::Path;
 use super::asm::{Asm, Lin};
-use crate::schedule::Process;
+use crate::process::Process;
 
 /// The DDIM program over grid `ts`.
 pub(crate) fn build(

@@ -26,7 +26,7 @@
 
 use super::Path;
 use super::asm::{Asm, Lin};
-use crate::schedule::Process;
+use crate::process::Process;
 
 /// Below this many steps the final step is first order (Lu et al. 2022: "lower_order_final …
 /// for steps < 15").

@@ -55,9 +55,9 @@ mod tests;
 pub use spec::{DEFAULT_CORRECTOR_STEPS, DEFAULT_DDPM_STEPS, DEFAULT_SNR};
 
 use microdiff_runtime::blob::ProgramBuilder;
-use microdiff_runtime::blob::program::NAME_LEN;
+use microdiff_runtime::blob::program::{self, NAME_LEN};
 
-use crate::schedule::{Process, ScheduleError};
+use crate::process::{LambdaInverse, Process, ProcessError};
 
 /// How `N` sampling timesteps are picked from DDPM's `T` training steps (diffusers'
 /// `timestep_spacing`; Lin et al. 2024, "Common diffusion noise schedules and sample steps are
@@ -214,7 +214,7 @@ pub enum SamplerError {
     },
     /// The process itself is invalid.
     #[error(transparent)]
-    Process(#[from] ScheduleError),
+    Process(#[from] ProcessError),
 }
 
 /// Builds the program for `spec` on `process`, called `name`.
@@ -283,12 +283,9 @@ fn check_size(spec: &SamplerSpec) -> Result<(), SamplerError> {
     })
 }
 
+/// The runtime's program-name rule ([`program::check_name`]), as a sampler error.
 fn check_name(name: &str) -> Result<(), SamplerError> {
-    if name.is_empty() || name.len() > NAME_LEN || !name.bytes().all(|c| (0x21..0x7F).contains(&c))
-    {
-        return Err(SamplerError::BadName { name: name.into() });
-    }
-    Ok(())
+    program::check_name(name.as_bytes()).map_err(|_| SamplerError::BadName { name: name.into() })
 }
 
 /// The sampler's time grid `t_N, …, t_0`: `steps + 1` times from where sampling starts
@@ -351,15 +348,8 @@ pub fn grid(process: &Process, spec: &SamplerSpec) -> Result<Vec<f64>, SamplerEr
                 if matches!(process, Process::Ve { .. }) {
                     return Ok(uniform(1.0, *t_min, n));
                 }
-                let (l0, l1) = (process.lambda(1.0), process.lambda(*t_min));
-                let mut ts: Vec<f64> = uniform(l0, l1, n)
-                    .into_iter()
-                    .map(|l| process.t_from_lambda(l).unwrap_or(f64::NAN))
-                    .collect();
-                // Pin the ends exactly.
-                ts[0] = 1.0;
-                ts[n] = *t_min;
-                Ok(ts)
+                // The closed-form inverse of λ: these grids are pinned by the golden blobs.
+                Ok(process.lambda_grid(1.0, *t_min, n, LambdaInverse::ClosedForm))
             }
             // Song et al.'s uniform time steps for DDIM on VP and the SDE samplers.
             _ => Ok(uniform(1.0, *t_min, n)),

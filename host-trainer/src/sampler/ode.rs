@@ -17,7 +17,7 @@
 
 use super::Path;
 use super::asm::{Asm, Lin};
-use crate::schedule::Process;
+use crate::process::Process;
 
 /// The Euler (`heun = false`) or Heun program over grid `ts`.
 pub(crate) fn build(process: &Process, ts: &[f64], heun: bool, guidance: Option<f64>) -> Asm {

@@ -25,7 +25,7 @@
 
 use super::Path;
 use super::asm::{Asm, Lin};
-use crate::schedule::Process;
+use crate::process::Process;
 
 /// Euler–Maruyama (`corrector_steps = 0`) or predictor–corrector over grid `ts`.
 pub(crate) fn build(

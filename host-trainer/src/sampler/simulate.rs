@@ -1,9 +1,10 @@
 //! A host-side f64 interpreter of sampler programs: how samplers are tested without a trained
 //! network.
 //!
-//! [`Program::decode`] puts a [`ProgramBuilder`] into a one-element blob with an identity
-//! network, parses it with the runtime (so every program tested here is one the runtime
-//! accepts) and reads the instructions back. Two ways to run it:
+//! [`Program::decode`] encodes a [`ProgramBuilder`]'s program record and has the runtime parse
+//! and validate it on its own ([`microdiff_runtime::blob::program::Program::parse`], no blob
+//! needed), so every program tested here is one the runtime accepts; the instructions are then
+//! the runtime's own [`Instr`] values, decoded from those bytes. Two ways to run it:
 //!
 //! * [`Program::run`] — one sample: `EVAL` calls any closure `(x, time value, null class) → out`,
 //!   noise comes from [`NoiseStream`] with [`Domain::Sampler`] and the runtime's numbering (the
@@ -16,10 +17,8 @@
 //!   output's mean and variance are `c` and `Σ a_k²`, with no Monte-Carlo error, for
 //!   deterministic and stochastic samplers alike. `CLAMP` is not affine and is refused.
 
-use microdiff_kernels::Activation;
-use microdiff_runtime::blob::meta::{Objective, Prediction};
-use microdiff_runtime::blob::program::ClassSel;
-use microdiff_runtime::blob::{BlobBuilder, ProgramBuilder};
+use microdiff_runtime::blob::ProgramBuilder;
+use microdiff_runtime::blob::program::{self, ClassSel, Instr};
 use microdiff_runtime::noise::{Domain, NoiseStream};
 
 /// Why a program cannot be simulated.
@@ -44,43 +43,7 @@ pub enum SimError {
     },
 }
 
-/// A decoded instruction, coefficients widened to f64.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Instr {
-    /// `dst = model(src, time, null?)`.
-    Eval {
-        /// Destination register.
-        dst: u8,
-        /// Source register.
-        src: u8,
-        /// Whether the null class is evaluated.
-        null: bool,
-        /// Time value.
-        time: f32,
-    },
-    /// `dst = Σ c·reg (+ noise·z)`.
-    Lin {
-        /// Destination register.
-        dst: u8,
-        /// Terms in program order.
-        terms: Vec<(u8, f64)>,
-        /// Noise coefficient.
-        noise: Option<f64>,
-    },
-    /// `reg = clamp(reg, lo, hi)`.
-    Clamp {
-        /// Register.
-        reg: u8,
-        /// Lower bound.
-        lo: f64,
-        /// Upper bound.
-        hi: f64,
-    },
-    /// End of a step.
-    Step,
-}
-
-/// A program read back from the blob format.
+/// A program read back from the blob format, validated by the runtime.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Program {
     /// Name.
@@ -93,8 +56,8 @@ pub struct Program {
     pub steps: u16,
     /// `EVAL`s.
     pub evals: u16,
-    /// The code.
-    pub instrs: Vec<Instr>,
+    /// The code, validated ([`Program::instrs`] decodes it).
+    code: Vec<u8>,
 }
 
 /// Mean and variance of a scalar Gaussian.
@@ -107,61 +70,30 @@ pub struct Gaussian {
 }
 
 impl Program {
-    /// Decodes `p` through a one-element blob (identity network, one class plus a null class
-    /// so guided programs load), validated by the runtime's parser.
+    /// Decodes `p`: its program record is parsed and validated by the runtime on its own (as
+    /// for a model with a null class, so guided programs load).
     pub fn decode(p: &ProgramBuilder) -> Result<Self, SimError> {
-        let mut b = BlobBuilder::new(&[1], Objective::Ddpm, Prediction::Epsilon);
-        b.classes(1, Some(1));
-        let out = b.activation(b.input(), Activation::Identity);
-        b.output(out).program(p);
-        let blob = b.build().map_err(SimError::Rejected)?;
-        let model = microdiff_runtime::Model::parse(&blob).map_err(SimError::Rejected)?;
-        let prog = model.programs().get(0).map_err(SimError::Rejected)?;
-        let mut instrs = Vec::new();
-        let mut at = 0;
-        while at < prog.code.len() {
-            use microdiff_runtime::blob::program::Instr as I;
-            let (instr, next) = prog.instr(at).map_err(SimError::Rejected)?;
-            instrs.push(match instr {
-                I::Eval {
-                    dst,
-                    src,
-                    class,
-                    time,
-                } => Instr::Eval {
-                    dst,
-                    src,
-                    null: class == ClassSel::Null,
-                    time,
-                },
-                I::Lin { dst, noise, terms } => Instr::Lin {
-                    dst,
-                    terms: terms.iter().map(|(r, c)| (r, c as f64)).collect(),
-                    noise: noise.map(f64::from),
-                },
-                I::Clamp { reg, lo, hi } => Instr::Clamp {
-                    reg,
-                    lo: lo as f64,
-                    hi: hi as f64,
-                },
-                I::Step => Instr::Step,
-            });
-            at = next;
-        }
+        let record = p.to_bytes();
+        let prog = program::Program::parse(&record, 0, true).map_err(SimError::Rejected)?;
         Ok(Program {
             name: prog.name().into(),
             regs: prog.regs,
             out_reg: prog.out_reg,
             steps: prog.steps,
             evals: prog.evals,
-            instrs,
+            code: prog.code.to_vec(),
         })
+    }
+
+    /// The instructions in order, the runtime's own decoded type. The code was validated by
+    /// [`Program::decode`], so decoding cannot fail here.
+    pub fn instrs(&self) -> impl Iterator<Item = Instr<'_>> + '_ {
+        program::instructions(0, &self.code).map_while(|i| i.ok().map(|(_, instr)| instr))
     }
 
     /// Number of noise draws (noisy `LIN`s).
     pub fn noise_draws(&self) -> usize {
-        self.instrs
-            .iter()
+        self.instrs()
             .filter(|i| matches!(i, Instr::Lin { noise: Some(_), .. }))
             .count()
     }
@@ -176,28 +108,29 @@ impl Program {
         let mut regs = vec![vec![0.0f64; dim]; self.regs as usize];
         let mut z = vec![0.0f32; dim];
         let mut draw = 0u32;
-        for instr in &self.instrs {
+        for instr in self.instrs() {
             match instr {
                 Instr::Eval {
                     dst,
                     src,
-                    null,
+                    class,
                     time,
                 } => {
-                    let out = model(&regs[*src as usize], *time, *null);
+                    let out = model(&regs[src as usize], time, class == ClassSel::Null);
                     if out.len() != dim {
                         return Err(SimError::OutputLength {
                             expected: dim,
                             found: out.len(),
                         });
                     }
-                    regs[*dst as usize] = out;
+                    regs[dst as usize] = out;
                 }
                 Instr::Lin {
                     dst,
                     terms,
                     noise: cz,
                 } => {
+                    // Coefficients are the program's f32 values, widened exactly.
                     if cz.is_some() {
                         noise.fill_normal(draw, &mut z);
                         draw += 1;
@@ -205,20 +138,20 @@ impl Program {
                     let new: Vec<f64> = (0..dim)
                         .map(|i| {
                             let mut acc = 0.0;
-                            for &(r, c) in terms {
-                                acc += c * regs[r as usize][i];
+                            for (r, c) in terms.iter() {
+                                acc += c as f64 * regs[r as usize][i];
                             }
                             if let Some(c) = cz {
-                                acc += c * z[i] as f64;
+                                acc += c as f64 * z[i] as f64;
                             }
                             acc
                         })
                         .collect();
-                    regs[*dst as usize] = new;
+                    regs[dst as usize] = new;
                 }
                 Instr::Clamp { reg, lo, hi } => {
-                    for x in &mut regs[*reg as usize] {
-                        *x = x.max(*lo).min(*hi);
+                    for x in &mut regs[reg as usize] {
+                        *x = x.max(lo as f64).min(hi as f64);
                     }
                 }
                 Instr::Step => {}
@@ -239,24 +172,24 @@ impl Program {
         let width = 1 + self.noise_draws();
         let mut regs = vec![vec![0.0f64; width]; self.regs as usize];
         let mut draw = 0usize;
-        for instr in &self.instrs {
+        for instr in self.instrs() {
             match instr {
                 Instr::Eval {
                     dst,
                     src,
-                    null,
+                    class,
                     time,
                 } => {
-                    let (gain, offset) = model(*time, *null);
-                    let mut out: Vec<f64> = regs[*src as usize].iter().map(|v| gain * v).collect();
+                    let (gain, offset) = model(time, class == ClassSel::Null);
+                    let mut out: Vec<f64> = regs[src as usize].iter().map(|v| gain * v).collect();
                     out[0] += offset;
-                    regs[*dst as usize] = out;
+                    regs[dst as usize] = out;
                 }
                 Instr::Lin { dst, terms, noise } => {
                     let mut out = vec![0.0; width];
-                    for &(r, c) in terms {
+                    for (r, c) in terms.iter() {
                         for (o, v) in out.iter_mut().zip(&regs[r as usize]) {
-                            *o += c * v;
+                            *o += c as f64 * v;
                         }
                     }
                     if let Some(c) = noise {
@@ -268,11 +201,11 @@ impl Program {
                                 out[0] = mean;
                                 out[1] = std;
                             }
-                            _ => out[1 + draw] += c,
+                            _ => out[1 + draw] += c as f64,
                         }
                         draw += 1;
                     }
-                    regs[*dst as usize] = out;
+                    regs[dst as usize] = out;
                 }
                 Instr::Clamp { .. } => return Err(SimError::NotAffine),
                 Instr::Step => {}

@@ -31,12 +31,12 @@
 use std::collections::HashMap;
 
 use microdiff_kernels::Dtype;
-use microdiff_runtime::blob::program::ClassSel;
+use microdiff_runtime::blob::program::{ClassSel, Instr, Terms};
 use microdiff_runtime::blob::{BlobBuilder, ProgramBuilder};
 
-use super::simulate::{Gaussian, Instr, Program};
+use super::simulate::{Gaussian, Program};
 use super::*;
-use crate::schedule::{BetaSchedule, Process};
+use crate::process::{BetaSchedule, Process};
 
 /// Data mean and standard deviation.
 const MU: f64 = 0.7;
@@ -426,7 +426,7 @@ fn simulator_matches_the_runtime() {
             let program = model.program(&name).unwrap_or_else(|e| panic!("{e}"));
             let mut arena = vec![0u8; model.arena_bytes()];
             let mut got = vec![0.0f32; DIM];
-            let ss = microdiff_runtime::SampleSpec {
+            let ss = microdiff_runtime::SampleRequest {
                 seed: 7,
                 stream,
                 class: 0,
@@ -574,13 +574,14 @@ fn programs_have_the_promised_shape() {
                 assert_eq!(prog.evals as usize, spec.evaluations(), "{s} {w:?}");
                 assert!(prog.regs <= 8);
                 assert_eq!(prog.out_reg, 0);
+                let head: Vec<Instr<'_>> = prog.instrs().take(2).collect();
                 assert_eq!(
-                    prog.instrs[..2],
+                    head,
                     [
                         Instr::Lin {
                             dst: 0,
-                            terms: vec![],
-                            noise: Some(p.prior_std() as f32 as f64)
+                            terms: Terms::from_bytes(&[]),
+                            noise: Some(p.prior_std() as f32)
                         },
                         Instr::Step
                     ]
@@ -599,11 +600,12 @@ fn euler_is_deterministic_ddim_on_the_ddpm_grid() {
     let p = Process::ddpm_default();
     let a = program(&p, &"euler:25".parse().unwrap_or_else(|e| panic!("{e}")));
     let b = program(&p, &"ddim:25".parse().unwrap_or_else(|e| panic!("{e}")));
-    assert_eq!(a.instrs.len(), b.instrs.len());
-    for (x, y) in a.instrs.iter().zip(&b.instrs) {
+    assert_eq!(a.instrs().count(), b.instrs().count());
+    for (x, y) in a.instrs().zip(b.instrs()) {
         match (x, y) {
             (Instr::Lin { terms: tx, .. }, Instr::Lin { terms: ty, .. }) => {
-                for ((rx, cx), (ry, cy)) in tx.iter().zip(ty) {
+                for ((rx, cx), (ry, cy)) in tx.iter().zip(ty.iter()) {
+                    let (cx, cy) = (cx as f64, cy as f64);
                     assert_eq!(rx, ry);
                     assert!((cx - cy).abs() <= 2.0 * f32::EPSILON as f64 * cx.abs());
                 }
@@ -701,11 +703,14 @@ fn textbook_ddim(
 fn assert_same_program(a: &Program, b: &Program, ulps: f64, what: &str) {
     let close = |x: f64, y: f64| (x - y).abs() <= ulps * f32::EPSILON as f64 * x.abs().max(y.abs());
     // Our assembler drops zero terms; the textbook keeps them.
-    let nonzero = |t: &[(u8, f64)]| -> Vec<(u8, f64)> {
-        t.iter().copied().filter(|&(_, c)| c != 0.0).collect()
+    let nonzero = |t: &Terms<'_>| -> Vec<(u8, f64)> {
+        t.iter()
+            .filter(|&(_, c)| c != 0.0)
+            .map(|(r, c)| (r, c as f64))
+            .collect()
     };
-    assert_eq!(a.instrs.len(), b.instrs.len(), "{what}");
-    for (k, (x, y)) in a.instrs.iter().zip(&b.instrs).enumerate() {
+    assert_eq!(a.instrs().count(), b.instrs().count(), "{what}");
+    for (k, (x, y)) in a.instrs().zip(b.instrs()).enumerate() {
         let ok = match (x, y) {
             (
                 Instr::Lin {
@@ -719,7 +724,7 @@ fn assert_same_program(a: &Program, b: &Program, ulps: f64, what: &str) {
                     noise: ny,
                 },
             ) => {
-                let (tx, ty) = (nonzero(tx), nonzero(ty));
+                let (tx, ty) = (nonzero(&tx), nonzero(&ty));
                 dx == dy
                     && tx.len() == ty.len()
                     && tx
@@ -727,7 +732,7 @@ fn assert_same_program(a: &Program, b: &Program, ulps: f64, what: &str) {
                         .zip(&ty)
                         .all(|((rx, cx), (ry, cy))| rx == ry && close(*cx, *cy))
                     && match (nx, ny) {
-                        (Some(p), Some(q)) => close(*p, *q),
+                        (Some(p), Some(q)) => close(p as f64, q as f64),
                         (None, None) => true,
                         _ => false,
                     }

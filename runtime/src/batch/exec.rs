@@ -21,7 +21,7 @@ use microdiff_kernels as k;
 
 use super::lanes::{self, Kernels};
 use super::prepare::{BatchModel, PreparedOp};
-use crate::SampleSpec;
+use crate::SampleRequest;
 use crate::blob::graph::{MAX_VALUES, Op, time_row};
 use crate::blob::program::{ClassSel, Instr, Program, Terms};
 use crate::error::Error;
@@ -30,7 +30,7 @@ use crate::noise::{Domain, NoiseStream};
 
 /// The state of one block: its arenas and each sample's fate.
 pub(crate) struct Block<'s> {
-    specs: &'s [SampleSpec],
+    specs: &'s [SampleRequest],
     lanes: usize,
     /// The widened arena: `total_slots * lanes`.
     slots: Vec<f32>,
@@ -45,7 +45,7 @@ pub(crate) struct Block<'s> {
 }
 
 impl<'s> Block<'s> {
-    pub(crate) fn new(bm: &BatchModel<'_, '_>, specs: &'s [SampleSpec]) -> Result<Self, Error> {
+    pub(crate) fn new(bm: &BatchModel<'_, '_>, specs: &'s [SampleRequest]) -> Result<Self, Error> {
         let lanes = specs.len();
         let total = bm.model.plan().total_slots();
         let wide = total.checked_mul(lanes).ok_or(Error::ArenaTooSmall {

@@ -11,11 +11,11 @@
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let blob = microdiff_runtime::doc_example_blob();
-//! use microdiff_runtime::{Model, SampleSpec, batch};
+//! use microdiff_runtime::{Model, SampleRequest, batch};
 //! let model = Model::parse(&blob)?;
 //! let program = model.program("ddim4")?;
-//! let specs: Vec<SampleSpec> =
-//!     (0..100).map(|i| SampleSpec { seed: 7, stream: i, class: 0 }).collect();
+//! let specs: Vec<SampleRequest> =
+//!     (0..100).map(|i| SampleRequest { seed: 7, stream: i, class: 0 }).collect();
 //! let mut out = vec![0.0f32; specs.len() * model.data_len()];
 //! batch::sample_batch(&model, program, &specs, &mut out, 2)?;
 //!
@@ -47,7 +47,7 @@ pub use prepare::BatchModel;
 use crate::blob::program::Program;
 use crate::error::Error;
 use crate::model::Model;
-use crate::sampler::SampleSpec;
+use crate::sampler::SampleRequest;
 
 /// Most samples in one block (the samples one thread runs side by side); 64 keeps a block's
 /// arena of the bench networks (≈ 1 500 slots × 64 × 4 bytes) inside a core's L2 cache.
@@ -130,7 +130,7 @@ impl Options {
 pub fn sample_batch(
     model: &Model<'_>,
     program: Program<'_>,
-    specs: &[SampleSpec],
+    specs: &[SampleRequest],
     out: &mut [f32],
     threads: usize,
 ) -> Result<(), SampleError> {
@@ -174,7 +174,7 @@ impl BatchModel<'_, '_> {
     pub fn sample(
         &self,
         program: Program<'_>,
-        specs: &[SampleSpec],
+        specs: &[SampleRequest],
         out: &mut [f32],
         options: Options,
     ) -> Result<(), SampleError> {
@@ -201,7 +201,7 @@ impl BatchModel<'_, '_> {
         // runs (as class 0, output discarded) so that a lower sample's failure is found too.
         let meta = model.meta();
         let mut failures = Vec::new();
-        let mut checked: Vec<SampleSpec> = specs.to_vec();
+        let mut checked: Vec<SampleRequest> = specs.to_vec();
         if model.graph().uses_class() {
             for (i, s) in checked.iter_mut().enumerate() {
                 if s.class >= meta.classes {
@@ -218,7 +218,7 @@ impl BatchModel<'_, '_> {
         }
         let specs = &checked[..];
         let width = options.block_width(specs.len(), model.arena_bytes());
-        let blocks: Vec<(usize, &[SampleSpec], &mut [f32])> = specs
+        let blocks: Vec<(usize, &[SampleRequest], &mut [f32])> = specs
             .chunks(width)
             .zip(out.chunks_mut(width * d))
             .enumerate()

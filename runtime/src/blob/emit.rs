@@ -12,7 +12,7 @@ use microdiff_kernels::{Activation, Dtype, quantize_row_i8};
 use super::crc::crc32;
 use super::graph::{self, GatherKey, Op};
 use super::meta::{self, Objective, Prediction};
-use super::program::{self, ClassSel, EncodeInstr, Instr};
+use super::program::{self, ClassSel, Instr, Terms};
 use super::schedule::ScheduleRow;
 use super::{HEADER_LEN, MAGIC, SECTION_ENTRY_LEN, SECTION_REQUIRED, VERSION, field, kind, tensor};
 use crate::error::{Error, Section};
@@ -395,25 +395,15 @@ impl BlobBuilder {
 
     /// Appends a sampler program.
     pub fn program(&mut self, p: &ProgramBuilder) -> &mut Self {
-        let name_ok = !p.name.is_empty()
-            && p.name.len() <= program::NAME_LEN
-            && p.name.bytes().all(|c| (0x21..0x7F).contains(&c));
-        if !name_ok && self.error.is_none() {
-            self.error = Some(Error::BadProgram {
-                program: self.program_count as u16,
-                offset: 0,
-                what: "name must be 1 to 16 printable ASCII characters without spaces",
-            });
+        if let Err(mut e) = program::check_name(p.name.as_bytes())
+            && self.error.is_none()
+        {
+            if let Error::BadProgram { program, .. } = &mut e {
+                *program = self.program_count as u16;
+            }
+            self.error = Some(e);
         }
-        program::encode_program(
-            &mut self.programs,
-            &p.name,
-            p.regs,
-            p.out_reg,
-            p.steps,
-            p.evals,
-            &p.code,
-        );
+        p.encode(&mut self.programs);
         self.program_count += 1;
         self
     }
@@ -548,38 +538,79 @@ impl ProgramBuilder {
         self
     }
 
+    /// Appends `instr` (any instruction, encoded by [`Instr::encode`]) and counts it.
+    pub fn push(&mut self, instr: &Instr<'_>) -> &mut Self {
+        instr.encode(&mut self.code);
+        match instr {
+            Instr::Eval { .. } => self.evals = self.evals.wrapping_add(1),
+            Instr::Step => self.steps = self.steps.wrapping_add(1),
+            Instr::Lin { .. } | Instr::Clamp { .. } => {}
+        }
+        self
+    }
+
+    /// Appends `other`'s instructions and counts (its name and registers are not used): how
+    /// an assembler that learns the register count only at the end hands over its code.
+    pub fn append(&mut self, other: &ProgramBuilder) -> &mut Self {
+        self.code.extend_from_slice(&other.code);
+        self.steps = self.steps.wrapping_add(other.steps);
+        self.evals = self.evals.wrapping_add(other.evals);
+        self
+    }
+
     /// `dst = network(src, time, class)`.
     pub fn eval(&mut self, dst: u8, src: u8, class: ClassSel, time: f32) -> &mut Self {
-        Instr::encode_into(
-            &mut self.code,
-            &EncodeInstr::Eval {
-                dst,
-                src,
-                class,
-                time,
-            },
-        );
-        self.evals += 1;
-        self
+        self.push(&Instr::Eval {
+            dst,
+            src,
+            class,
+            time,
+        })
     }
 
     /// `dst = Σ c·reg (+ noise·z)`.
     pub fn lin(&mut self, dst: u8, terms: &[(u8, f32)], noise: Option<f32>) -> &mut Self {
-        Instr::encode_into(&mut self.code, &EncodeInstr::Lin { dst, terms, noise });
-        self
+        let terms = Terms::encode(terms);
+        self.push(&Instr::Lin {
+            dst,
+            noise,
+            terms: Terms::from_bytes(&terms),
+        })
     }
 
     /// `reg = clamp(reg, lo, hi)`.
     pub fn clamp(&mut self, reg: u8, lo: f32, hi: f32) -> &mut Self {
-        Instr::encode_into(&mut self.code, &EncodeInstr::Clamp { reg, lo, hi });
-        self
+        self.push(&Instr::Clamp { reg, lo, hi })
     }
 
     /// Ends a step.
     pub fn step(&mut self) -> &mut Self {
-        Instr::encode_into(&mut self.code, &EncodeInstr::Step);
-        self.steps += 1;
-        self
+        self.push(&Instr::Step)
+    }
+
+    /// Appends the program record to `out`: the 28-byte header (name NUL-padded to 16 bytes,
+    /// registers, output register, counts, flags 0, code length) and the code, as the PROGRAMS
+    /// section stores it and [`program::Program::parse`] reads it.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut name = [0u8; program::NAME_LEN];
+        for (d, s) in name.iter_mut().zip(self.name.bytes()) {
+            *d = s;
+        }
+        out.extend_from_slice(&name);
+        out.push(self.regs);
+        out.push(self.out_reg);
+        out.extend_from_slice(&self.steps.to_le_bytes());
+        out.extend_from_slice(&self.evals.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&(self.code.len() as u32).to_le_bytes());
+        out.extend_from_slice(&self.code);
+    }
+
+    /// The program record ([`ProgramBuilder::encode`]) in a new buffer.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(program::field::CODE + self.code.len());
+        self.encode(&mut out);
+        out
     }
 
     /// Network evaluations so far.

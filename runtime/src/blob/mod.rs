@@ -4,7 +4,7 @@
 //! sections (metadata, network graph, tensor table, tensor data, training schedule, sampler
 //! programs). `docs/blob-format.md` specifies it byte for byte; the byte ranges are named once,
 //! in the `field` modules here and in the section modules, and both the parser and the emitter
-//! ([`BlobBuilder`], feature `alloc`) use those names, so the format is defined in one place.
+//! (`BlobBuilder`, feature `alloc`) use those names, so the format is defined in one place.
 //!
 //! # Contract
 //! * For untrusted input use [`Blob::new_checked`] (bounds, header rules and CRC-32) and then

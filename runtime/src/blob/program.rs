@@ -19,6 +19,15 @@
 //! is free at run time. Branching is deliberately absent: every program runs the same
 //! instructions in the same order, which keeps the noise counters (one draw per noisy `LIN`,
 //! numbered in program order) independent of data.
+//!
+//! # One representation
+//! [`Instr`] is the only instruction type: the decoder returns it ([`Instr::decode`]) and the
+//! emitter writes it (`Instr::encode`, feature `alloc`; `BlobBuilder`'s `ProgramBuilder`
+//! pushes `Instr` values). A program can be checked and decoded without a blob:
+//! [`Program::parse`] takes one program record (header and code, as stored in PROGRAMS),
+//! [`check_code`] and [`instructions`] take bare instruction bytes. Like the blob's parse, they
+//! never panic and report every bad input as a typed [`Error`]. The program-name rule is
+//! [`check_name`], used by the parser, the emitter and the host's sampler builders.
 
 use super::bytes::{f32_at, sub, u8_at, u16_at, u32_at};
 use crate::error::{Error, Section};
@@ -31,6 +40,34 @@ pub const MAX_TERMS: u8 = 8;
 pub const MAX_PROGRAMS: u32 = 64;
 /// Length of the NUL-padded ASCII program name.
 pub const NAME_LEN: usize = 16;
+
+/// What [`check_name`] reports: the program-name rule in words.
+pub const NAME_RULE: &str = "name must be 1 to 16 printable ASCII characters without spaces";
+
+/// The program-name rule, written once: a name is 1 to [`NAME_LEN`] bytes of printable ASCII
+/// without spaces (`0x21..=0x7E`). The emitter checks a name before it writes it (and the host
+/// checks a sampler's name with it); the parser checks the bytes of a stored name before its
+/// NUL padding (that the padding is all zero is a rule of the field, not of the name).
+///
+/// The error is [`Error::BadProgram`] with [`NAME_RULE`], program 0 and offset 0: a caller that
+/// knows the program's index puts it in.
+pub const fn check_name(name: &[u8]) -> Result<(), Error> {
+    let mut ok = !name.is_empty() && name.len() <= NAME_LEN;
+    let mut i = 0;
+    while ok && i < name.len() {
+        ok = matches!(u8_at(name, i), Some(0x21..=0x7E));
+        i += 1;
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadProgram {
+            program: 0,
+            offset: 0,
+            what: NAME_RULE,
+        })
+    }
+}
 
 /// Byte ranges of the program section and of a program header.
 pub mod field {
@@ -80,13 +117,45 @@ pub enum ClassSel {
     Null = 1,
 }
 
-/// The `(register, coefficient)` terms of a `LIN`, read in place.
-#[derive(Debug, Clone, Copy)]
+/// The `(register, coefficient)` terms of a `LIN`, read in place from their encoding: 8 bytes
+/// per term, the register, three zero bytes and the coefficient as a little-endian `f32` (the
+/// bytes of the `LIN` after its 8-byte head). Equality compares those bytes, so coefficients
+/// compare bit for bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Terms<'a> {
     bytes: &'a [u8],
 }
 
 impl<'a> Terms<'a> {
+    /// Terms over already-encoded bytes (see the type's doc; `Terms::encode`, feature `alloc`, writes them).
+    /// A trailing partial term is left out. Nothing is checked here: [`check_code`] checks the
+    /// padding, registers and coefficients of the terms of a program.
+    pub const fn from_bytes(bytes: &'a [u8]) -> Self {
+        let whole = bytes.len() - bytes.len() % 8;
+        Terms {
+            bytes: match bytes.split_at_checked(whole) {
+                Some((terms, _)) => terms,
+                None => bytes,
+            },
+        }
+    }
+
+    /// The encoded terms, 8 bytes each.
+    pub const fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Encodes `(register, coefficient)` pairs as [`Terms::from_bytes`] reads them.
+    #[cfg(feature = "alloc")]
+    pub fn encode(terms: &[(u8, f32)]) -> alloc::vec::Vec<u8> {
+        let mut out = alloc::vec::Vec::with_capacity(8 * terms.len());
+        for &(reg, c) in terms {
+            out.extend_from_slice(&[reg, 0, 0, 0]);
+            out.extend_from_slice(&c.to_le_bytes());
+        }
+        out
+    }
+
     /// Number of terms.
     pub fn len(&self) -> usize {
         self.bytes.len() / 8
@@ -107,8 +176,9 @@ impl<'a> Terms<'a> {
     }
 }
 
-/// A decoded instruction.
-#[derive(Debug, Clone, Copy)]
+/// One instruction: what the decoder returns and what the emitter encodes. `LIN` terms are
+/// borrowed in their encoded form ([`Terms`]), so decoding needs no allocation.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Instr<'a> {
     /// `dst = network(src, time, class)`.
     Eval {
@@ -229,11 +299,13 @@ impl<'a> Instr<'a> {
         }
     }
 
-    /// Appends the encoding of this instruction (the emitter's half of the format).
+    /// Appends the encoding of this instruction (the emitter's half of the format; the
+    /// decoder above is the other half). A `LIN` writes `terms.len()` as its term count and
+    /// its terms' bytes as they are.
     #[cfg(feature = "alloc")]
-    pub(crate) fn encode_into(out: &mut alloc::vec::Vec<u8>, instr: &EncodeInstr<'_>) {
-        match *instr {
-            EncodeInstr::Eval {
+    pub fn encode(&self, out: &mut alloc::vec::Vec<u8>) {
+        match *self {
+            Instr::Eval {
                 dst,
                 src,
                 class,
@@ -242,49 +314,23 @@ impl<'a> Instr<'a> {
                 out.extend_from_slice(&[opcode::EVAL, dst, src, class as u8]);
                 out.extend_from_slice(&time.to_le_bytes());
             }
-            EncodeInstr::Lin { dst, terms, noise } => {
+            Instr::Lin { dst, noise, terms } => {
                 let flags = if noise.is_some() { LIN_NOISE } else { 0 };
                 out.extend_from_slice(&[opcode::LIN, dst, terms.len() as u8, flags]);
                 out.extend_from_slice(&noise.unwrap_or(0.0).to_le_bytes());
-                for &(reg, c) in terms {
-                    out.extend_from_slice(&[reg, 0, 0, 0]);
-                    out.extend_from_slice(&c.to_le_bytes());
-                }
+                out.extend_from_slice(terms.bytes);
             }
-            EncodeInstr::Clamp { reg, lo, hi } => {
+            Instr::Clamp { reg, lo, hi } => {
                 out.extend_from_slice(&[opcode::CLAMP, reg, 0, 0]);
                 out.extend_from_slice(&lo.to_le_bytes());
                 out.extend_from_slice(&hi.to_le_bytes());
             }
-            EncodeInstr::Step => out.extend_from_slice(&[opcode::STEP, 0, 0, 0]),
+            Instr::Step => out.extend_from_slice(&[opcode::STEP, 0, 0, 0]),
         }
     }
 }
 
-/// An instruction to encode (owned terms slice), used by the emitter.
-#[cfg(feature = "alloc")]
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum EncodeInstr<'t> {
-    Eval {
-        dst: u8,
-        src: u8,
-        class: ClassSel,
-        time: f32,
-    },
-    Lin {
-        dst: u8,
-        terms: &'t [(u8, f32)],
-        noise: Option<f32>,
-    },
-    Clamp {
-        reg: u8,
-        lo: f32,
-        hi: f32,
-    },
-    Step,
-}
-
-/// One program, borrowed from the blob.
+/// One program, borrowed from the blob (or from a record checked by [`Program::parse`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Program<'a> {
     /// Position in the blob's program list.
@@ -302,7 +348,153 @@ pub struct Program<'a> {
     pub code: &'a [u8],
 }
 
+/// The instruction counts of a valid program's code (what its header must declare).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Counts {
+    /// `STEP` instructions.
+    pub steps: u32,
+    /// `EVAL` instructions.
+    pub evals: u32,
+}
+
+/// Every instruction of `code` with its byte offset, in order; stops after the first decoding
+/// error. `program` is only used in error messages. Decoding checks each instruction's
+/// encoding, not its operands: [`check_code`] checks those.
+pub fn instructions(
+    program: u16,
+    code: &[u8],
+) -> impl Iterator<Item = Result<(usize, Instr<'_>), Error>> + '_ {
+    let mut at = Some(0usize);
+    core::iter::from_fn(move || {
+        let here = at?;
+        if here >= code.len() {
+            return None;
+        }
+        match Instr::decode(program, code, here) {
+            Ok((instr, next)) => {
+                at = Some(next);
+                Some(Ok((here, instr)))
+            }
+            Err(e) => {
+                at = None;
+                Some(Err(e))
+            }
+        }
+    })
+}
+
+/// Checks a program's instruction bytes on their own, as the blob's parse checks the code of
+/// each program: every instruction decodes, every register operand is `< regs`, every number
+/// is finite, `CLAMP` has `lo <= hi`, an `EVAL` of the null class needs `has_null_class`
+/// ([`Error::NoNullClass`]), and the code is non-empty and ends with `STEP`. Returns the
+/// instruction counts (the header's `STEPS` and `EVALS` must equal them). `program` is only
+/// used in error messages. Never panics, allocates nothing.
+pub fn check_code(
+    program: u16,
+    code: &[u8],
+    regs: u8,
+    has_null_class: bool,
+) -> Result<Counts, Error> {
+    let (mut steps, mut evals) = (0u32, 0u32);
+    let mut at = 0;
+    // An empty program is rejected too: it would "sample" zeros.
+    let mut last_was_step = false;
+    while at < code.len() {
+        let (instr, next) = Instr::decode(program, code, at)?;
+        let bad = |what| Error::BadProgram {
+            program,
+            offset: at as u32,
+            what,
+        };
+        let reg_ok = |r: u8| r < regs;
+        let finite = |x: f32| x.is_finite();
+        last_was_step = false;
+        match instr {
+            Instr::Eval {
+                dst,
+                src,
+                class,
+                time,
+            } => {
+                if !reg_ok(dst) || !reg_ok(src) {
+                    return Err(bad("EVAL register out of range"));
+                }
+                if !finite(time) {
+                    return Err(bad("EVAL time is not finite"));
+                }
+                if class == ClassSel::Null && !has_null_class {
+                    return Err(Error::NoNullClass);
+                }
+                evals += 1;
+            }
+            Instr::Lin { dst, noise, terms } => {
+                if !reg_ok(dst) {
+                    return Err(bad("LIN destination out of range"));
+                }
+                if terms.len() > MAX_TERMS as usize {
+                    return Err(bad("LIN has more than 8 terms"));
+                }
+                if terms
+                    .bytes
+                    .chunks_exact(8)
+                    .any(|t| t.get(1..4) != Some(&[0, 0, 0]))
+                {
+                    return Err(bad("LIN term padding must be 0"));
+                }
+                if terms.iter().any(|(r, c)| !reg_ok(r) || !finite(c)) {
+                    return Err(bad(
+                        "LIN term register out of range or coefficient not finite",
+                    ));
+                }
+                if noise.is_some_and(|c| !finite(c)) {
+                    return Err(bad("LIN noise coefficient is not finite"));
+                }
+            }
+            Instr::Clamp { reg, lo, hi } => {
+                if !reg_ok(reg) {
+                    return Err(bad("CLAMP register out of range"));
+                }
+                if !(finite(lo) && finite(hi) && lo <= hi) {
+                    return Err(bad("CLAMP bounds must be finite with lo <= hi"));
+                }
+            }
+            Instr::Step => {
+                steps += 1;
+                last_was_step = true;
+            }
+        }
+        at = next;
+    }
+    if !last_was_step {
+        return Err(Error::BadProgram {
+            program,
+            offset: 0,
+            what: "code must be non-empty and end with STEP",
+        });
+    }
+    Ok(Counts { steps, evals })
+}
+
 impl<'a> Program<'a> {
+    /// Parses and validates one program record on its own, without a blob: the 28-byte header
+    /// followed by exactly `CODE_LEN` bytes of code, as stored in the PROGRAMS section. It is
+    /// checked exactly as the blob's parse checks each of its programs (name, registers,
+    /// output register, flags, every instruction, the declared counts); `has_null_class` says
+    /// whether `EVAL … null` is allowed and `index` names the program in errors. Bytes after
+    /// the code are [`Error::Malformed`]. Never panics, allocates nothing.
+    pub fn parse(record: &'a [u8], index: u16, has_null_class: bool) -> Result<Self, Error> {
+        let (program, end) = read_program(record, index, 0)?;
+        if end != record.len() {
+            return Err(Error::Malformed {
+                section: Section::Programs,
+                what: "bytes after the program's code",
+            });
+        }
+        program.validate(has_null_class)?;
+        Ok(program)
+    }
+
     /// The program's name (ASCII).
     pub fn name(&self) -> &'a str {
         let end = self
@@ -320,28 +512,11 @@ impl<'a> Program<'a> {
 
     /// Every instruction with its byte offset, in order; stops after the first decoding error.
     pub fn instructions(&self) -> impl Iterator<Item = Result<(usize, Instr<'a>), Error>> + 'a {
-        let program = *self;
-        let mut at = Some(0usize);
-        core::iter::from_fn(move || {
-            let here = at?;
-            if here >= program.code.len() {
-                return None;
-            }
-            match program.instr(here) {
-                Ok((instr, next)) => {
-                    at = Some(next);
-                    Some(Ok((here, instr)))
-                }
-                Err(e) => {
-                    at = None;
-                    Some(Err(e))
-                }
-            }
-        })
+        instructions(self.index, self.code)
     }
 
-    /// Checks every instruction and the header counts. `null_class` says whether the model
-    /// has a null class; `regs` bounds every register operand.
+    /// Checks the header fields, every instruction ([`check_code`]) and the header counts.
+    /// `has_null_class` says whether the model has a null class.
     fn validate(&self, has_null_class: bool) -> Result<(), Error> {
         let hdr = |what| Error::BadProgram {
             program: self.index,
@@ -350,10 +525,7 @@ impl<'a> Program<'a> {
         };
         let used = self.name.iter().take_while(|&&c| c != 0).count();
         let (text, pad) = self.name.split_at(used.min(self.name.len()));
-        if text.is_empty()
-            || !text.iter().all(|c| (0x21..0x7F).contains(c))
-            || pad.iter().any(|&c| c != 0)
-        {
+        if check_name(text).is_err() || pad.iter().any(|&c| c != 0) {
             return Err(hdr(
                 "name must be printable ASCII without spaces, NUL-padded",
             ));
@@ -364,84 +536,27 @@ impl<'a> Program<'a> {
         if self.out_reg >= self.regs {
             return Err(hdr("output register out of range"));
         }
-        let (mut steps, mut evals) = (0u32, 0u32);
-        let mut at = 0;
-        // An empty program is rejected too: it would "sample" zeros.
-        let mut last_was_step = false;
-        while at < self.code.len() {
-            let (instr, next) = self.instr(at)?;
-            let bad = |what| Error::BadProgram {
-                program: self.index,
-                offset: at as u32,
-                what,
-            };
-            let reg_ok = |r: u8| r < self.regs;
-            let finite = |x: f32| x.is_finite();
-            last_was_step = false;
-            match instr {
-                Instr::Eval {
-                    dst,
-                    src,
-                    class,
-                    time,
-                } => {
-                    if !reg_ok(dst) || !reg_ok(src) {
-                        return Err(bad("EVAL register out of range"));
-                    }
-                    if !finite(time) {
-                        return Err(bad("EVAL time is not finite"));
-                    }
-                    if class == ClassSel::Null && !has_null_class {
-                        return Err(Error::NoNullClass);
-                    }
-                    evals += 1;
-                }
-                Instr::Lin { dst, noise, terms } => {
-                    if !reg_ok(dst) {
-                        return Err(bad("LIN destination out of range"));
-                    }
-                    if terms.len() > MAX_TERMS as usize {
-                        return Err(bad("LIN has more than 8 terms"));
-                    }
-                    if terms
-                        .bytes
-                        .chunks_exact(8)
-                        .any(|t| t.get(1..4) != Some(&[0, 0, 0]))
-                    {
-                        return Err(bad("LIN term padding must be 0"));
-                    }
-                    if terms.iter().any(|(r, c)| !reg_ok(r) || !finite(c)) {
-                        return Err(bad(
-                            "LIN term register out of range or coefficient not finite",
-                        ));
-                    }
-                    if noise.is_some_and(|c| !finite(c)) {
-                        return Err(bad("LIN noise coefficient is not finite"));
-                    }
-                }
-                Instr::Clamp { reg, lo, hi } => {
-                    if !reg_ok(reg) {
-                        return Err(bad("CLAMP register out of range"));
-                    }
-                    if !(finite(lo) && finite(hi) && lo <= hi) {
-                        return Err(bad("CLAMP bounds must be finite with lo <= hi"));
-                    }
-                }
-                Instr::Step => {
-                    steps += 1;
-                    last_was_step = true;
-                }
-            }
-            at = next;
-        }
-        if !last_was_step {
-            return Err(hdr("code must be non-empty and end with STEP"));
-        }
-        if steps != self.steps as u32 || evals != self.evals as u32 {
+        let counts = check_code(self.index, self.code, self.regs, has_null_class)?;
+        if counts.steps != self.steps as u32 || counts.evals != self.evals as u32 {
             return Err(hdr("step or evaluation count disagrees with the code"));
         }
         Ok(())
     }
+}
+
+/// The program whose header starts at byte `at` of `b` and the offset after its code.
+fn read_program(b: &[u8], index: u16, at: usize) -> Result<(Program<'_>, usize), Error> {
+    let (regs, code_len, next) = program_header(b, index, at)?;
+    let program = Program {
+        index,
+        name: sub(b, at + field::NAME.start, NAME_LEN).unwrap_or(&[]),
+        regs,
+        out_reg: u8_at(b, at + field::OUT_REG).unwrap_or(0xFF),
+        steps: u16_at(b, at + field::STEPS.start).unwrap_or(0),
+        evals: u16_at(b, at + field::EVALS.start).unwrap_or(0),
+        code: sub(b, at + field::CODE, code_len).unwrap_or(&[]),
+    };
+    Ok((program, next))
 }
 
 /// The program section, validated.
@@ -626,17 +741,7 @@ impl<'a> Programs<'a> {
         let count = self.count;
         let mut at = field::PROGRAMS;
         (0..count).map(move |i| {
-            let (regs, code_len, next) = program_header(b, i, at)?;
-            let name = sub(b, at + field::NAME.start, NAME_LEN).unwrap_or(&[]);
-            let prog = Program {
-                index: i,
-                name,
-                regs,
-                out_reg: u8_at(b, at + field::OUT_REG).unwrap_or(0xFF),
-                steps: u16_at(b, at + field::STEPS.start).unwrap_or(0),
-                evals: u16_at(b, at + field::EVALS.start).unwrap_or(0),
-                code: sub(b, at + field::CODE, code_len).unwrap_or(&[]),
-            };
+            let (prog, next) = read_program(b, i, at)?;
             at = next;
             Ok(prog)
         })
@@ -661,27 +766,135 @@ impl<'a> Programs<'a> {
     }
 }
 
-/// Appends one program (header + code) to `out`; `code` must already be 4-byte multiples.
-#[cfg(feature = "alloc")]
-pub(crate) fn encode_program(
-    out: &mut alloc::vec::Vec<u8>,
-    name: &str,
-    regs: u8,
-    out_reg: u8,
-    steps: u16,
-    evals: u16,
-    code: &[u8],
-) {
-    let mut n = [0u8; NAME_LEN];
-    for (d, s) in n.iter_mut().zip(name.bytes()) {
-        *d = s;
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    use alloc::vec::Vec;
+
+    use super::*;
+    use crate::blob::ProgramBuilder;
+
+    /// `LIN r0 = 1·z; STEP; EVAL r1 <- r0 (null) @ 5; LIN r0 = 0.5·r0 − 2·r1; CLAMP r0; STEP`.
+    fn sample_program() -> ProgramBuilder {
+        let mut p = ProgramBuilder::new("p1", 2);
+        p.lin(0, &[], Some(1.0)).step();
+        p.eval(1, 0, ClassSel::Null, 5.0)
+            .lin(0, &[(0, 0.5), (1, -2.0)], None)
+            .clamp(0, -1.0, 1.0)
+            .step();
+        p
     }
-    out.extend_from_slice(&n);
-    out.push(regs);
-    out.push(out_reg);
-    out.extend_from_slice(&steps.to_le_bytes());
-    out.extend_from_slice(&evals.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&(code.len() as u32).to_le_bytes());
-    out.extend_from_slice(code);
+
+    #[test]
+    fn names_follow_one_rule() {
+        for ok in [&b"a"[..], b"ddim10-cfg", b"0123456789abcdef", b"!~"] {
+            assert_eq!(check_name(ok), Ok(()), "{ok:?}");
+        }
+        for bad in [
+            &b""[..],
+            b"a b",
+            b"0123456789abcdefg",
+            b"a\0",
+            b"\x7f",
+            b"\xc3\xa9",
+        ] {
+            assert!(
+                matches!(
+                    check_name(bad),
+                    Err(Error::BadProgram {
+                        what: NAME_RULE,
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_parses_without_a_blob_and_round_trips() {
+        let record = sample_program().to_bytes();
+        let p = Program::parse(&record, 3, true).unwrap();
+        assert_eq!((p.name(), p.index, p.regs, p.out_reg), ("p1", 3, 2, 0));
+        assert_eq!((p.steps, p.evals), (2, 1));
+        let instrs: Vec<Instr<'_>> = p.instructions().map(|i| i.unwrap().1).collect();
+        let terms = Terms::encode(&[(0, 0.5), (1, -2.0)]);
+        assert_eq!(
+            instrs,
+            [
+                Instr::Lin {
+                    dst: 0,
+                    noise: Some(1.0),
+                    terms: Terms::from_bytes(&[]),
+                },
+                Instr::Step,
+                Instr::Eval {
+                    dst: 1,
+                    src: 0,
+                    class: ClassSel::Null,
+                    time: 5.0,
+                },
+                Instr::Lin {
+                    dst: 0,
+                    noise: None,
+                    terms: Terms::from_bytes(&terms),
+                },
+                Instr::Clamp {
+                    reg: 0,
+                    lo: -1.0,
+                    hi: 1.0,
+                },
+                Instr::Step,
+            ]
+        );
+        // Encoding the decoded instructions gives the code back, byte for byte.
+        let mut code = Vec::new();
+        instrs.iter().for_each(|i| i.encode(&mut code));
+        assert_eq!(code, p.code);
+        assert_eq!(
+            check_code(3, &code, 2, true),
+            Ok(Counts { steps: 2, evals: 1 })
+        );
+    }
+
+    #[test]
+    fn bad_records_and_code_are_typed_errors() {
+        let record = sample_program().to_bytes();
+        // No null class: the null EVAL is refused.
+        assert_eq!(
+            Program::parse(&record, 0, false).err(),
+            Some(Error::NoNullClass)
+        );
+        // Trailing bytes, truncation at every length.
+        let mut long = record.clone();
+        long.extend_from_slice(&[0; 4]);
+        assert!(matches!(
+            Program::parse(&long, 0, true),
+            Err(Error::Malformed { .. })
+        ));
+        for n in 0..record.len() {
+            assert!(Program::parse(&record[..n], 0, true).is_err(), "{n}");
+        }
+        // Every single-byte change either parses or gives an error (never a panic).
+        for at in 0..record.len() {
+            for v in [0u8, 1, 2, 3, 4, 5, 0x7F, 0x80, 0xFF] {
+                let mut r = record.clone();
+                r[at] = v;
+                let _ = Program::parse(&r, 0, true);
+            }
+        }
+        // A register out of range, an empty program.
+        let code = &record[field::CODE..];
+        assert!(matches!(
+            check_code(0, code, 1, true),
+            Err(Error::BadProgram { .. })
+        ));
+        assert!(matches!(
+            check_code(0, &[], 2, true),
+            Err(Error::BadProgram { offset: 0, .. })
+        ));
+        assert!(matches!(
+            check_code(0, &[9, 0, 0, 0], 2, true),
+            Err(Error::UnknownInstruction { opcode: 9, .. })
+        ));
+    }
 }
