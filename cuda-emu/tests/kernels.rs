@@ -1,5 +1,5 @@
 //! Every kernel of `kernels/cuda`, run by the emulator, against a plain Rust reference with
-//! the CPU backend's formulas (`host-trainer/src/backend/cpu.rs`) or the `microdiff_kernels` /
+//! the CPU backend's formulas (`host-trainer/src/backend/cpu/`) or the `microdiff_kernels` /
 //! `microdiff_runtime` function it ports.
 //!
 //! Each comparison prints a machine-readable line that `cargo xtask cuda` collects:

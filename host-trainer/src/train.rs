@@ -11,12 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use microdiff_runtime::noise::{Domain, NoiseStream};
 
-use crate::backend::{Backend, BackendError};
+use crate::backend::{AdamStep, Backend, BackendError, Moments, UpdateStep};
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::model::{Activations, Mlp, MlpConfig};
 use crate::objective::Drawer;
 use crate::optim::OptimConfig;
-use crate::schedule::Process;
+use crate::process::Process;
 
 /// A training run's configuration (also the checkpoint header's identity).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,6 +174,16 @@ pub struct Trainer<B: Backend> {
     host: HostBatch,
 }
 
+/// Where a run starts ([`Trainer::new`]: the initial weights; [`Trainer::resume`]: a
+/// checkpoint): parameters, EMA, Adam's moments (`None`: zeros), steps done and their losses.
+struct State<'a> {
+    params: &'a [f32],
+    ema: &'a [f32],
+    moments: Option<(&'a [f32], &'a [f32])>,
+    step: u64,
+    losses: Vec<(u64, f32)>,
+}
+
 /// One step's batch as drawn on the host, before it is written to the backend.
 struct HostBatch {
     x0: Vec<f32>,
@@ -186,7 +196,14 @@ impl<B: Backend> Trainer<B> {
     /// A fresh run.
     pub fn new(be: B, config: TrainConfig, data: TrainData) -> Result<Self, TrainError> {
         let init = config.model.init(config.seed);
-        Self::with_state(be, config, data, &init, &init, None, 0, Vec::new())
+        let state = State {
+            params: &init,
+            ema: &init,
+            moments: None,
+            step: 0,
+            losses: Vec::new(),
+        };
+        Self::with_state(be, config, data, state)
     }
 
     /// Continues the run saved in `ckpt`; `config` must be the checkpoint's, except that the
@@ -217,31 +234,29 @@ impl<B: Backend> Trainer<B> {
             }
             .into());
         }
-        let step = ckpt.header.step;
-        let losses = ckpt.header.losses.clone();
-        Self::with_state(
-            be,
-            config,
-            data,
-            &ckpt.params,
-            &ckpt.ema,
-            Some((&ckpt.m, &ckpt.v)),
-            step,
-            losses,
-        )
+        let state = State {
+            params: &ckpt.params,
+            ema: &ckpt.ema,
+            moments: Some((&ckpt.m, &ckpt.v)),
+            step: ckpt.header.step,
+            losses: ckpt.header.losses.clone(),
+        };
+        Self::with_state(be, config, data, state)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn with_state(
         be: B,
         config: TrainConfig,
         data: TrainData,
-        params: &[f32],
-        ema: &[f32],
-        moments: Option<(&[f32], &[f32])>,
-        step: u64,
-        losses: Vec<(u64, f32)>,
+        state: State<'_>,
     ) -> Result<Self, TrainError> {
+        let State {
+            params,
+            ema,
+            moments,
+            step,
+            losses,
+        } = state;
         config.validate()?;
         let c = &config.model;
         if data.dim != c.data_dim {
@@ -387,18 +402,26 @@ impl<B: Backend> Trainer<B> {
         let o = &self.config.optim;
         let clip = o.clip_factor(be.norm(&self.grads));
         let lr = o.lr_at(s, self.config.steps);
+        let update = UpdateStep {
+            adam: AdamStep {
+                hp: o.adamw,
+                step: s,
+                lr,
+            },
+            clip,
+            ema_decay: o.ema_at(s),
+        };
+        let moments = Moments {
+            m: &mut self.m,
+            v: &mut self.v,
+        };
         be.update(
             &mut self.params,
             &mut self.grads,
-            &mut self.m,
-            &mut self.v,
+            moments,
             &self.mask,
-            &o.adamw,
-            s,
-            lr,
-            clip,
             &mut self.ema,
-            o.ema_at(s),
+            update,
         );
         be.check()
             .map_err(|source| TrainError::Backend { step: s, source })?;
@@ -443,7 +466,7 @@ mod tests {
     use crate::backend::cpu::Cpu;
     use crate::data::{Toy, toy_labelled};
     use crate::optim::OptimConfig;
-    use crate::schedule::Process;
+    use crate::process::Process;
     use microdiff_kernels::Activation;
 
     /// The whole step — batch draw, noise, forward, loss, backward, gradient norm and clipping,

@@ -23,11 +23,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use microdiff_trainer::backend::cuda::emu::{EmuDevice, EmuMem};
 use microdiff_trainer::backend::cuda::{
-    CudaBackend, CudaError, Device, KernelArg, LaunchConfig, MatRef,
+    CudaBackend, CudaError, Device, GemmSpec, KernelArg, LaunchConfig, MatMut, MatRef,
 };
 use microdiff_trainer::backend::{Backend, BackendError};
 use microdiff_trainer::checkpoint::Checkpoint;
-use microdiff_trainer::schedule::Process;
+use microdiff_trainer::process::Process;
 use microdiff_trainer::train::{RunHeader, TrainConfig, TrainError, Trainer};
 
 fn emulated() -> CudaBackend<EmuDevice> {
@@ -170,17 +170,12 @@ impl Device for FailingLaunch {
     }
     fn sgemm(
         &self,
-        m: usize,
-        n: usize,
-        k: usize,
-        alpha: f32,
+        g: GemmSpec,
         a: MatRef<'_, EmuMem>,
         b: MatRef<'_, EmuMem>,
-        beta: f32,
-        c: &mut EmuMem,
-        c_offset: usize,
+        c: MatMut<'_, EmuMem>,
     ) -> Result<(), CudaError> {
-        self.inner.sgemm(m, n, k, alpha, a, b, beta, c, c_offset)
+        self.inner.sgemm(g, a, b, c)
     }
 }
 

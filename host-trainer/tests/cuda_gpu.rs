@@ -23,7 +23,7 @@ use microdiff_trainer::backend::cuda::driver::CudaDriver;
 use microdiff_trainer::data::{Toy, toy_labelled};
 use microdiff_trainer::model::MlpConfig;
 use microdiff_trainer::optim::OptimConfig;
-use microdiff_trainer::schedule::Process;
+use microdiff_trainer::process::Process;
 use microdiff_trainer::train::{TrainConfig, TrainData, Trainer};
 
 /// Relative difference allowed between the CPU's and the GPU's mean loss over the last 200

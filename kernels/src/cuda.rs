@@ -13,7 +13,7 @@
 //! (possibly an offset view into a bigger buffer, e.g. a weight inside the parameter vector);
 //! `int` is an i32 element count. Unless stated otherwise a kernel uses a grid-stride loop, so
 //! any one-dimensional grid and block work. Formulas are the CPU backend's
-//! (`host-trainer/src/backend/cpu.rs`, trait docs in `backend/mod.rs`); reductions never use
+//! (`host-trainer/src/backend/cpu/`, trait docs in `backend/mod.rs`); reductions never use
 //! float atomics: each output element has one fixed summation order.
 //!
 //! | file | kernel(params) | semantics |

@@ -47,36 +47,19 @@ pub trait Backend {
     /// Number of elements.
     fn len(&self, buf: &Self::Buf) -> usize;
 
-    /// `y (b×o) = x (b×i) · wᵀ (w: o×i) + bias (o)`; `w` and `bias` are views at element
-    /// offsets of the parameter buffer.
-    #[allow(clippy::too_many_arguments)]
-    fn linear_fwd(
-        &self,
-        x: &Self::Buf,
-        params: &Self::Buf,
-        w: usize,
-        bias: Option<usize>,
-        y: &mut Self::Buf,
-        b: usize,
-        i: usize,
-        o: usize,
-    );
+    /// `y (b×o) = x (b×i) · wᵀ + bias`, with `w` (o×i) and `bias` (o) at the offsets `layer`
+    /// gives in the parameter buffer.
+    fn linear_fwd(&self, layer: Linear, params: &Self::Buf, x: &Self::Buf, y: &mut Self::Buf);
 
     /// Backward of [`Backend::linear_fwd`]: `dx = dy · w` (if wanted), `dw += dyᵀ · x`,
     /// `dbias += Σ_rows dy` (`+=` because gradients of shared parameters accumulate).
-    #[allow(clippy::too_many_arguments)]
     fn linear_bwd(
         &self,
+        layer: Linear,
+        p: ParamGrads<'_, Self::Buf>,
         x: &Self::Buf,
-        params: &Self::Buf,
-        w: usize,
         dy: &Self::Buf,
         dx: Option<&mut Self::Buf>,
-        grads: &mut Self::Buf,
-        bias: Option<usize>,
-        b: usize,
-        i: usize,
-        o: usize,
     );
 
     /// `y = act(x)` element-wise.
@@ -85,35 +68,26 @@ pub trait Backend {
     fn act_bwd(&self, act: Activation, x: &Self::Buf, dy: &Self::Buf, dx: &mut Self::Buf);
 
     /// Layer norm of each row (`b` rows of `n`): `y = (x − μ)·rstd·γ + β`, saving per-row μ and
-    /// rstd = 1/√(var + eps) for the backward pass. γ, β at offsets of the parameter buffer.
-    #[allow(clippy::too_many_arguments)]
+    /// rstd = 1/√(var + eps) into `stats` (b×2) for the backward pass. γ, β at offsets of the
+    /// parameter buffer.
     fn layernorm_fwd(
         &self,
-        x: &Self::Buf,
+        ln: LayerNorm,
         params: &Self::Buf,
-        gamma: usize,
-        beta: usize,
+        x: &Self::Buf,
         y: &mut Self::Buf,
         stats: &mut Self::Buf,
-        b: usize,
-        n: usize,
-        eps: f32,
     );
     /// Backward of layer norm: `dx += rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))` with `dx̂ = dy·γ`,
-    /// `dγ += Σ_rows dy·x̂`, `dβ += Σ_rows dy`.
-    #[allow(clippy::too_many_arguments)]
+    /// `dγ += Σ_rows dy·x̂`, `dβ += Σ_rows dy` (`stats` as the forward pass saved them).
     fn layernorm_bwd(
         &self,
+        ln: LayerNorm,
+        p: ParamGrads<'_, Self::Buf>,
         x: &Self::Buf,
-        params: &Self::Buf,
-        gamma: usize,
-        beta: usize,
         stats: &Self::Buf,
         dy: &Self::Buf,
         dx: &mut Self::Buf,
-        grads: &mut Self::Buf,
-        b: usize,
-        n: usize,
     );
 
     /// Sinusoidal embedding (the kernels crate's formula) of each time value into a row of `dim`.
@@ -166,133 +140,100 @@ pub trait Backend {
     fn scale(&self, g: &mut Self::Buf, s: f32);
 
     /// One AdamW step over all parameters (decoupled weight decay where `decay_mask` is 1).
-    #[allow(clippy::too_many_arguments)]
     fn adamw(
         &self,
         params: &mut Self::Buf,
         grads: &Self::Buf,
-        m: &mut Self::Buf,
-        v: &mut Self::Buf,
+        moments: Moments<'_, Self::Buf>,
         decay_mask: &Self::Buf,
-        hp: &AdamW,
-        step: u64,
-        lr: f32,
+        step: AdamStep,
     );
     /// `ema = d·ema + (1 − d)·params`.
     fn ema(&self, ema: &mut Self::Buf, params: &Self::Buf, decay: f32);
 
     /// [`Backend::linear_fwd`] into `z`, then `a = act(z)`: a layer and its activation, both
     /// kept for the backward pass. The default runs the two operations; a backend may fuse them.
-    #[allow(clippy::too_many_arguments)]
     fn linear_act_fwd(
         &self,
         act: Activation,
-        x: &Self::Buf,
+        layer: Linear,
         params: &Self::Buf,
-        w: usize,
-        bias: Option<usize>,
+        x: &Self::Buf,
         z: &mut Self::Buf,
         a: &mut Self::Buf,
-        b: usize,
-        i: usize,
-        o: usize,
     ) {
-        self.linear_fwd(x, params, w, bias, z, b, i, o);
+        self.linear_fwd(layer, params, x, z);
         self.act_fwd(act, z, a);
     }
 
     /// A residual branch: `y = res + (x·wᵀ + bias)` (shapes of [`Backend::linear_fwd`]; `res`
     /// and `y` are b×o). The default runs [`Backend::linear_fwd`] and [`Backend::add_assign`];
     /// f32 addition commutes, so a fused backend gives the same bits.
-    #[allow(clippy::too_many_arguments)]
     fn linear_residual_fwd(
         &self,
-        x: &Self::Buf,
+        layer: Linear,
         params: &Self::Buf,
-        w: usize,
-        bias: Option<usize>,
+        x: &Self::Buf,
         res: &Self::Buf,
         y: &mut Self::Buf,
-        b: usize,
-        i: usize,
-        o: usize,
     ) {
-        self.linear_fwd(x, params, w, bias, y, b, i, o);
+        self.linear_fwd(layer, params, x, y);
         self.add_assign(y, res);
     }
 
     /// [`Backend::linear_residual_fwd`] into `y`, then [`Backend::layernorm_fwd`] of `y` (rows
-    /// of `o`) into `ln_out` and `stats`: a residual block's output and the next block's layer
-    /// norm. The default runs the two operations; a backend may fuse them (same arithmetic).
-    #[allow(clippy::too_many_arguments)]
+    /// of `o`) into `out.normed` and `out.stats`: a residual block's output and the next block's
+    /// layer norm. The default runs the two operations; a backend may fuse them (same
+    /// arithmetic).
     fn linear_residual_ln_fwd(
         &self,
-        x: &Self::Buf,
-        params: &Self::Buf,
-        w: usize,
-        bias: Option<usize>,
-        res: &Self::Buf,
-        y: &mut Self::Buf,
+        layer: Linear,
         ln: LnArgs,
-        ln_out: &mut Self::Buf,
-        stats: &mut Self::Buf,
-        b: usize,
-        i: usize,
-        o: usize,
+        params: &Self::Buf,
+        x: &Self::Buf,
+        res: &Self::Buf,
+        out: ResidualLnOut<'_, Self::Buf>,
     ) {
-        self.linear_residual_fwd(x, params, w, bias, res, y, b, i, o);
-        self.layernorm_fwd(y, params, ln.gamma, ln.beta, ln_out, stats, b, o, ln.eps);
+        let ResidualLnOut { y, normed, stats } = out;
+        self.linear_residual_fwd(layer, params, x, res, y);
+        self.layernorm_fwd(ln.rows(layer.b, layer.o), params, y, normed, stats);
     }
 
-    /// [`Backend::linear_bwd`] followed by the backward of the activation that produced `x`
-    /// from `z` (b×i): `dx = (dy·w)·act'(z)`, `dw += dyᵀ·x`, `dbias += Σ_rows dy`. `tmp` (b×i)
+    /// [`Backend::linear_bwd`] of a layer whose input `input.a` (b×i) an activation produced
+    /// from `input.z`: `dz = (dy·w)·act'(z)`, `dw += dyᵀ·a`, `dbias += Σ_rows dy`. `tmp` (b×i)
     /// is scratch whose contents afterwards are unspecified. The default runs
     /// [`Backend::linear_bwd`] into `tmp` and [`Backend::act_bwd`]; a backend may fuse them.
-    #[allow(clippy::too_many_arguments)]
     fn linear_act_bwd(
         &self,
-        act: Activation,
-        x: &Self::Buf,
-        z: &Self::Buf,
-        params: &Self::Buf,
-        w: usize,
+        layer: Linear,
+        p: ParamGrads<'_, Self::Buf>,
+        input: Activated<'_, Self::Buf>,
         dy: &Self::Buf,
         tmp: &mut Self::Buf,
-        dx: &mut Self::Buf,
-        grads: &mut Self::Buf,
-        bias: Option<usize>,
-        b: usize,
-        i: usize,
-        o: usize,
+        dz: &mut Self::Buf,
     ) {
-        self.linear_bwd(x, params, w, dy, Some(tmp), grads, bias, b, i, o);
-        self.act_bwd(act, z, tmp, dx);
+        self.linear_bwd(layer, p, input.a, dy, Some(tmp));
+        self.act_bwd(input.act, input.z, tmp, dz);
     }
 
     /// One optimizer update: `grads *= clip` (skipped when `clip` is 1), [`Backend::adamw`],
     /// [`Backend::ema`] with `ema_decay`, and finally `grads = 0`, ready for the next step's
     /// accumulation. The default runs those operations in turn; a backend may fuse them into
     /// one pass with the same arithmetic per element.
-    #[allow(clippy::too_many_arguments)]
     fn update(
         &self,
         params: &mut Self::Buf,
         grads: &mut Self::Buf,
-        m: &mut Self::Buf,
-        v: &mut Self::Buf,
+        moments: Moments<'_, Self::Buf>,
         decay_mask: &Self::Buf,
-        hp: &AdamW,
-        step: u64,
-        lr: f32,
-        clip: f32,
         ema: &mut Self::Buf,
-        ema_decay: f32,
+        step: UpdateStep,
     ) {
-        if clip != 1.0 {
-            self.scale(grads, clip);
+        if step.clip != 1.0 {
+            self.scale(grads, step.clip);
         }
-        self.adamw(params, grads, m, v, decay_mask, hp, step, lr);
-        self.ema(ema, params, ema_decay);
+        self.adamw(params, grads, moments, decay_mask, step.adam);
+        self.ema(ema, params, step.ema_decay);
         self.fill_zero(grads);
     }
 
@@ -316,8 +257,31 @@ pub enum BackendError {
     Cuda(#[from] cuda::CudaError),
 }
 
+// ---- Arguments of the operations ----
+//
+// Offsets and shapes travel together as small `Copy` structs, and tensors that an operation
+// reads or writes as a pair are grouped by what they are, so that no operation has a long list
+// of positional parameters of the same type.
+
+/// A linear layer as the operations see it: `y (b×o) = x (b×i)·wᵀ + bias`, with `w` (o×i,
+/// row-major) and `bias` (o) at element offsets of the parameter buffer (and, in a backward
+/// operation, at the same offsets of the gradient buffer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Linear {
+    /// Offset of `w`.
+    pub w: usize,
+    /// Offset of `bias`, if the layer has one.
+    pub bias: Option<usize>,
+    /// Rows (the batch).
+    pub b: usize,
+    /// Input features.
+    pub i: usize,
+    /// Output features.
+    pub o: usize,
+}
+
 /// The parameters of a layer norm inside a fused operation: γ and β offsets in the parameter
-/// buffer, and ε.
+/// buffer, and ε (the fused operation gives the shape).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LnArgs {
     /// Offset of γ.
@@ -326,6 +290,102 @@ pub struct LnArgs {
     pub beta: usize,
     /// ε added to the variance.
     pub eps: f32,
+}
+
+impl LnArgs {
+    /// This layer norm over `b` rows of `n`.
+    pub fn rows(self, b: usize, n: usize) -> LayerNorm {
+        LayerNorm {
+            gamma: self.gamma,
+            beta: self.beta,
+            eps: self.eps,
+            b,
+            n,
+        }
+    }
+}
+
+/// A layer norm over `b` rows of `n`: γ and β (n each) at offsets of the parameter buffer (and
+/// of the gradient buffer in the backward pass), and ε.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LayerNorm {
+    /// Offset of γ.
+    pub gamma: usize,
+    /// Offset of β.
+    pub beta: usize,
+    /// ε added to the variance.
+    pub eps: f32,
+    /// Rows.
+    pub b: usize,
+    /// Features per row.
+    pub n: usize,
+}
+
+/// The parameter buffer and its gradient buffer (same layout): a backward operation reads the
+/// weights from `params` and accumulates (`+=`) their gradients into `grads` at the same
+/// offsets.
+#[derive(Debug)]
+pub struct ParamGrads<'a, B> {
+    /// The parameters.
+    pub params: &'a B,
+    /// Their gradients.
+    pub grads: &'a mut B,
+}
+
+/// A tensor an activation produced in the forward pass, `a = act(z)`, with its pre-activation
+/// `z` (same shape), both kept for the backward pass.
+#[derive(Debug)]
+pub struct Activated<'a, B> {
+    /// The activation.
+    pub act: Activation,
+    /// The pre-activation.
+    pub z: &'a B,
+    /// `act(z)`.
+    pub a: &'a B,
+}
+
+/// The outputs of [`Backend::linear_residual_ln_fwd`], all with `b` rows.
+#[derive(Debug)]
+pub struct ResidualLnOut<'a, B> {
+    /// The residual stream `res + x·wᵀ + bias` (b×o).
+    pub y: &'a mut B,
+    /// Its layer norm (b×o).
+    pub normed: &'a mut B,
+    /// Each row's mean and rstd (b×2).
+    pub stats: &'a mut B,
+}
+
+/// Adam's moment estimates (each the length of the parameters).
+#[derive(Debug)]
+pub struct Moments<'a, B> {
+    /// First moment `m`.
+    pub m: &'a mut B,
+    /// Second moment `v`.
+    pub v: &'a mut B,
+}
+
+/// One AdamW step: the hyper-parameters, the step number (from 1, for the bias corrections)
+/// and the learning rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamStep {
+    /// Hyper-parameters.
+    pub hp: AdamW,
+    /// Step number, from 1.
+    pub step: u64,
+    /// Learning rate.
+    pub lr: f32,
+}
+
+/// One optimizer update ([`Backend::update`]): the AdamW step, the factor the gradients are
+/// scaled by first (1: no clipping), and the EMA decay.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UpdateStep {
+    /// The AdamW step.
+    pub adam: AdamStep,
+    /// Gradient scale (the clipping factor; 1 skips the scaling).
+    pub clip: f32,
+    /// EMA decay.
+    pub ema_decay: f32,
 }
 
 /// AdamW hyper-parameters (Loshchilov & Hutter 2019).

@@ -20,8 +20,8 @@
 
 use nalgebra::{DMatrix, SymmetricEigen};
 
-use super::gemm::{Op, dgemm};
 use super::{EvalError, rows};
+use crate::backend::cpu::gemm::{Mat, dgemm};
 
 /// Convergence threshold handed to nalgebra's symmetric eigensolver (its own default is
 /// `f64::EPSILON`; same here, stated so it is visible).
@@ -89,7 +89,8 @@ fn moments(
         .collect();
     // (dim × n) · (n × dim), row-major; DMatrix is column-major, but the result is symmetric.
     let mut cov = vec![0f64; dim * dim];
-    dgemm(dim, n, dim, &centred, Op::T, &centred, Op::N, 0.0, &mut cov);
+    let x = Mat::new(&centred, n, dim);
+    dgemm(x.t(), x, 0.0, &mut cov);
     let scale = 1.0 / (n as f64 - 1.0);
     let mut cov = DMatrix::from_vec(dim, dim, cov) * scale;
     // Exactly symmetric (gemm blocks may round the two triangles differently).

@@ -2,8 +2,8 @@
 
 use microdiff_kernels::Activation;
 
-use super::{LN_EPS, Layout, MAX_PERIOD, MlpConfig};
-use crate::backend::{Backend, LnArgs};
+use super::{LN_EPS, Layout, MAX_PERIOD, MlpConfig, Slot};
+use crate::backend::{Activated, Backend, Linear, LnArgs, ParamGrads, ResidualLnOut};
 
 /// Everything the forward pass keeps for the backward pass, for one batch size.
 pub struct Activations<B: Backend> {
@@ -130,27 +130,19 @@ impl Mlp {
         be.write(&mut acts.c, classes);
         // Stem: input projection + time MLP + class embedding.
         be.linear_fwd(
-            &acts.x,
+            linear(l.w_in, l.b_in, b, d, h),
             params,
-            l.w_in.offset,
-            Some(l.b_in.offset),
+            &acts.x,
             &mut acts.h_in[0],
-            b,
-            d,
-            h,
         );
         be.time_embed(&acts.t, &mut acts.temb, e, MAX_PERIOD);
         be.linear_act_fwd(
             Activation::Silu,
-            &acts.temb,
+            linear(l.w_t1, l.b_t1, b, e, h),
             params,
-            l.w_t1.offset,
-            Some(l.b_t1.offset),
+            &acts.temb,
             &mut acts.u1,
             &mut acts.a1,
-            b,
-            e,
-            h,
         );
         // The layer norm that reads the residual stream entering block k (k = blocks: the
         // head's), fused into the operation that writes that stream.
@@ -170,63 +162,51 @@ impl Mlp {
         }
         // tproj = h_0 + W_t2·a1 + b_t2, then swapped in as h_0 (tproj is not needed later).
         be.linear_residual_ln_fwd(
-            &acts.a1,
-            params,
-            l.w_t2.offset,
-            Some(l.b_t2.offset),
-            &acts.h_in[0],
-            &mut acts.tproj,
+            linear(l.w_t2, l.b_t2, b, h, h),
             ln_at(0),
-            &mut acts.ln[0],
-            &mut acts.stats[0],
-            b,
-            h,
-            h,
+            params,
+            &acts.a1,
+            &acts.h_in[0],
+            ResidualLnOut {
+                y: &mut acts.tproj,
+                normed: &mut acts.ln[0],
+                stats: &mut acts.stats[0],
+            },
         );
         std::mem::swap(&mut acts.h_in[0], &mut acts.tproj);
         // Residual blocks.
         for (k, blk) in l.blocks.iter().enumerate() {
             be.linear_act_fwd(
                 c.act,
-                &acts.ln[k],
+                linear(blk.w1, blk.b1, b, h, f),
                 params,
-                blk.w1.offset,
-                Some(blk.b1.offset),
+                &acts.ln[k],
                 &mut acts.z[k],
                 &mut acts.a[k],
-                b,
-                h,
-                f,
             );
             // h_{k+1} = h_k + W2·a + b2, and its layer norm.
             let (lo, hi) = acts.h_in.split_at_mut(k + 1);
             be.linear_residual_ln_fwd(
-                &acts.a[k],
-                params,
-                blk.w2.offset,
-                Some(blk.b2.offset),
-                &lo[k],
-                &mut hi[0],
+                linear(blk.w2, blk.b2, b, f, h),
                 ln_at(k + 1),
-                &mut acts.ln[k + 1],
-                &mut acts.stats[k + 1],
-                b,
-                f,
-                h,
+                params,
+                &acts.a[k],
+                &lo[k],
+                ResidualLnOut {
+                    y: &mut hi[0],
+                    normed: &mut acts.ln[k + 1],
+                    stats: &mut acts.stats[k + 1],
+                },
             );
         }
         // Head.
         let n = c.blocks;
         be.act_fwd(c.act, &acts.ln[n], &mut acts.a_out);
         be.linear_fwd(
-            &acts.a_out,
+            linear(l.w_out, l.b_out, b, h, d),
             params,
-            l.w_out.offset,
-            Some(l.b_out.offset),
+            &acts.a_out,
             &mut acts.out,
-            b,
-            h,
-            d,
         );
     }
 
@@ -244,122 +224,107 @@ impl Mlp {
         let l = &self.layout;
         let (b, d, h, f, e) = (acts.batch, c.data_dim, c.hidden, c.ff, c.temb);
         let n = c.blocks;
+        let ln = |g: Slot, bt: Slot| LnArgs {
+            gamma: g.offset,
+            beta: bt.offset,
+            eps: LN_EPS,
+        };
         // Head: out = W_out·act(LN(h_n)) + b_out.
         be.linear_act_bwd(
-            c.act,
-            &acts.a_out,
-            &acts.ln[n],
-            params,
-            l.w_out.offset,
+            linear(l.w_out, l.b_out, b, h, d),
+            ParamGrads { params, grads },
+            Activated {
+                act: c.act,
+                z: &acts.ln[n],
+                a: &acts.a_out,
+            },
             dout,
             &mut acts.dtmp_h,
             &mut acts.dtmp_h2,
-            grads,
-            Some(l.b_out.offset),
-            b,
-            h,
-            d,
         );
         be.fill_zero(&mut acts.dh);
         be.layernorm_bwd(
+            ln(l.ln_g, l.ln_b).rows(b, h),
+            ParamGrads { params, grads },
             &acts.h_in[n],
-            params,
-            l.ln_g.offset,
-            l.ln_b.offset,
             &acts.stats[n],
             &acts.dtmp_h2,
             &mut acts.dh,
-            grads,
-            b,
-            h,
         );
         // Blocks, last first: h_{k+1} = h_k + r_k, so dh flows to h_k unchanged plus through r_k.
         for k in (0..n).rev() {
             let blk = &l.blocks[k];
             be.linear_act_bwd(
-                c.act,
-                &acts.a[k],
-                &acts.z[k],
-                params,
-                blk.w2.offset,
+                linear(blk.w2, blk.b2, b, f, h),
+                ParamGrads { params, grads },
+                Activated {
+                    act: c.act,
+                    z: &acts.z[k],
+                    a: &acts.a[k],
+                },
                 &acts.dh,
                 &mut acts.dtmp_f,
                 &mut acts.dtmp_f2,
-                grads,
-                Some(blk.b2.offset),
-                b,
-                f,
-                h,
             );
             be.linear_bwd(
+                linear(blk.w1, blk.b1, b, h, f),
+                ParamGrads { params, grads },
                 &acts.ln[k],
-                params,
-                blk.w1.offset,
                 &acts.dtmp_f2,
                 Some(&mut acts.dtmp_h),
-                grads,
-                Some(blk.b1.offset),
-                b,
-                h,
-                f,
             );
             // dh += LN_bwd(dtmp_h)
             be.layernorm_bwd(
+                ln(blk.ln_g, blk.ln_b).rows(b, h),
+                ParamGrads { params, grads },
                 &acts.h_in[k],
-                params,
-                blk.ln_g.offset,
-                blk.ln_b.offset,
                 &acts.stats[k],
                 &acts.dtmp_h,
                 &mut acts.dh,
-                grads,
-                b,
-                h,
             );
         }
         // Stem: h_0 = W_in·x + b_in + tproj + E[c].
         be.linear_bwd(
+            linear(l.w_in, l.b_in, b, d, h),
+            ParamGrads { params, grads },
             &acts.x,
-            params,
-            l.w_in.offset,
             &acts.dh,
             acts.dx.as_mut(),
-            grads,
-            Some(l.b_in.offset),
-            b,
-            d,
-            h,
         );
         if let Some(table) = l.table {
             be.embed_add_bwd(&acts.c, &acts.dh, grads, table.offset, table.rows, h);
         }
         be.linear_act_bwd(
-            Activation::Silu,
-            &acts.a1,
-            &acts.u1,
-            params,
-            l.w_t2.offset,
+            linear(l.w_t2, l.b_t2, b, h, h),
+            ParamGrads { params, grads },
+            Activated {
+                act: Activation::Silu,
+                z: &acts.u1,
+                a: &acts.a1,
+            },
             &acts.dh,
             &mut acts.dtmp_h,
             &mut acts.dtmp_h2,
-            grads,
-            Some(l.b_t2.offset),
-            b,
-            h,
-            h,
         );
         be.linear_bwd(
+            linear(l.w_t1, l.b_t1, b, e, h),
+            ParamGrads { params, grads },
             &acts.temb,
-            params,
-            l.w_t1.offset,
             &acts.dtmp_h2,
             None,
-            grads,
-            Some(l.b_t1.offset),
-            b,
-            e,
-            h,
         );
+    }
+}
+
+/// The layer with weights at `w` and bias at `bias`, over `b` rows of `i` inputs to `o`
+/// outputs.
+fn linear(w: Slot, bias: Slot, b: usize, i: usize, o: usize) -> Linear {
+    Linear {
+        w: w.offset,
+        bias: Some(bias.offset),
+        b,
+        i,
+        o,
     }
 }
 

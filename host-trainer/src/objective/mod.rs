@@ -18,7 +18,7 @@ pub mod ddpm;
 pub mod flow;
 pub mod score;
 
-use crate::schedule::Process;
+use crate::process::Process;
 
 /// One row's training draw.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -13,12 +13,14 @@ use std::collections::BTreeMap;
 use microdiff_kernels::Activation;
 use microdiff_runtime::noise::{Domain, NoiseStream};
 use microdiff_trainer::backend::cpu::Cpu;
-use microdiff_trainer::backend::{AdamW, Backend};
+use microdiff_trainer::backend::{
+    AdamStep, AdamW, Backend, LayerNorm, Linear, Moments, ParamGrads,
+};
 use microdiff_trainer::checkpoint::Checkpoint;
 use microdiff_trainer::data::{Toy, toy_labelled};
 use microdiff_trainer::model::MlpConfig;
 use microdiff_trainer::optim::OptimConfig;
-use microdiff_trainer::schedule::Process;
+use microdiff_trainer::process::Process;
 use microdiff_trainer::train::{RunHeader, TrainConfig, TrainData, Trainer};
 
 /// `|gpu − cpu| ≤ atol + rtol·|cpu|` for every element.
@@ -182,9 +184,10 @@ pub fn ops<B: Backend>(be: &B, s: Shape, seed: u64) -> Outputs {
     let (w, bias) = (3, 3 + o * i);
     let params = be.upload(&r.vec(3 + o * i + o + 2));
     let x = be.upload(&r.vec(b * i));
+    let layer = |bias| Linear { w, bias, b, i, o };
     for (name, bias) in [("linear_fwd", None), ("linear_fwd_bias", Some(bias))] {
         let mut y = be.upload(&r.vec(b * o)); // garbage the op must overwrite
-        be.linear_fwd(&x, &params, w, bias, &mut y, b, i, o);
+        be.linear_fwd(layer(bias), &params, &x, &mut y);
         put(name, GEMM, be.download(&y));
     }
     let dy = be.upload(&r.vec(b * o));
@@ -194,18 +197,11 @@ pub fn ops<B: Backend>(be: &B, s: Shape, seed: u64) -> Outputs {
     ] {
         let mut dx = be.upload(&r.vec(b * i));
         let mut grads = be.upload(&r.vec(3 + o * i + o + 2)); // += accumulates onto these
-        be.linear_bwd(
-            &x,
-            &params,
-            w,
-            &dy,
-            with_dx.then_some(&mut dx),
-            &mut grads,
-            bias,
-            b,
-            i,
-            o,
-        );
+        let p = ParamGrads {
+            params: &params,
+            grads: &mut grads,
+        };
+        be.linear_bwd(layer(bias), p, &x, &dy, with_dx.then_some(&mut dx));
         if with_dx {
             put(&format!("{name}_dx"), GEMM, be.download(&dx));
         }
@@ -241,9 +237,16 @@ pub fn ops<B: Backend>(be: &B, s: Shape, seed: u64) -> Outputs {
             .map(|v| 3.0 * v + 0.5)
             .collect::<Vec<_>>(),
     );
+    let ln = LayerNorm {
+        gamma,
+        beta,
+        eps: 1e-5,
+        b,
+        n,
+    };
     let mut y = be.zeros(b * n);
     let mut stats = be.zeros(2 * b);
-    be.layernorm_fwd(&xl, &lnp, gamma, beta, &mut y, &mut stats, b, n, 1e-5);
+    be.layernorm_fwd(ln, &lnp, &xl, &mut y, &mut stats);
     put("layernorm_fwd_y", REDUCTION, be.download(&y));
     put("layernorm_fwd_stats", REDUCTION, be.download(&stats));
     // The backward pass gets the same saved statistics on every backend (the CPU's).
@@ -251,15 +254,17 @@ pub fn ops<B: Backend>(be: &B, s: Shape, seed: u64) -> Outputs {
         let cpu_x = Cpu.upload(&be.download(&xl));
         let cpu_p = Cpu.upload(&be.download(&lnp));
         let (mut y, mut st) = (Cpu.zeros(b * n), Cpu.zeros(2 * b));
-        Cpu.layernorm_fwd(&cpu_x, &cpu_p, gamma, beta, &mut y, &mut st, b, n, 1e-5);
+        Cpu.layernorm_fwd(ln, &cpu_p, &cpu_x, &mut y, &mut st);
         be.upload(&st)
     };
     let dyl = be.upload(&r.vec(b * n));
     let mut dx = be.upload(&r.vec(b * n)); // += accumulates
     let mut grads = be.upload(&r.vec(1 + 2 * n));
-    be.layernorm_bwd(
-        &xl, &lnp, gamma, beta, &stats, &dyl, &mut dx, &mut grads, b, n,
-    );
+    let p = ParamGrads {
+        params: &lnp,
+        grads: &mut grads,
+    };
+    be.layernorm_bwd(ln, p, &xl, &stats, &dyl, &mut dx);
     put("layernorm_bwd_dx", REDUCTION, be.download(&dx));
     put("layernorm_bwd_grads", REDUCTION, be.download(&grads));
 
@@ -333,7 +338,16 @@ pub fn ops<B: Backend>(be: &B, s: Shape, seed: u64) -> Outputs {
             .map(|v| if *v > 0.0 { 1.0 } else { 0.0 })
             .collect::<Vec<_>>(),
     );
-    be.adamw(&mut p, &g, &mut m, &mut v, &mask, &hp, 7, 3e-3);
+    let step = AdamStep {
+        hp,
+        step: 7,
+        lr: 3e-3,
+    };
+    let moments = Moments {
+        m: &mut m,
+        v: &mut v,
+    };
+    be.adamw(&mut p, &g, moments, &mask, step);
     put("adamw_params", ELEMENTWISE, be.download(&p));
     put("adamw_m", ELEMENTWISE, be.download(&m));
     put("adamw_v", ELEMENTWISE, be.download(&v));

@@ -49,6 +49,32 @@ pub struct MatRef<'a, M> {
     pub trans: bool,
 }
 
+/// The output of [`Device::sgemm`]: row-major, tightly packed, starting at element `offset` of
+/// `mem`.
+#[derive(Debug)]
+pub struct MatMut<'a, M> {
+    /// The buffer.
+    pub mem: &'a mut M,
+    /// Element offset of the matrix in the buffer.
+    pub offset: usize,
+}
+
+/// The shape and scalars of [`Device::sgemm`]: `C (m×n) = α·op(A)·op(B) + β·C` with op(A)
+/// m×k and op(B) k×n.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GemmSpec {
+    /// Rows of op(A) and C.
+    pub m: usize,
+    /// Columns of op(B) and C.
+    pub n: usize,
+    /// Columns of op(A), rows of op(B).
+    pub k: usize,
+    /// α.
+    pub alpha: f32,
+    /// β.
+    pub beta: f32,
+}
+
 /// A device the CUDA backend runs on: the real GPU, or the emulator.
 pub trait Device {
     /// Owned device memory of f32 (freed on drop).
@@ -88,19 +114,14 @@ pub trait Device {
     ) -> Result<(), CudaError>;
 
     /// Row-major single-precision GEMM: `C (m×n) = α·op(A)·op(B) + β·C`, with op(A) m×k and
-    /// op(B) k×n, all three tightly packed (leading dimension = stored row length). With
-    /// `β = 0`, `C` is not read (BLAS semantics: uninitialised `C` may hold NaN).
-    #[allow(clippy::too_many_arguments)]
+    /// op(B) k×n (shape and scalars in `g`), all three tightly packed (leading dimension =
+    /// stored row length). With `β = 0`, `C` is not read (BLAS semantics: uninitialised `C`
+    /// may hold NaN).
     fn sgemm(
         &self,
-        m: usize,
-        n: usize,
-        k: usize,
-        alpha: f32,
+        g: GemmSpec,
         a: MatRef<'_, Self::Mem>,
         b: MatRef<'_, Self::Mem>,
-        beta: f32,
-        c: &mut Self::Mem,
-        c_offset: usize,
+        c: MatMut<'_, Self::Mem>,
     ) -> Result<(), CudaError>;
 }

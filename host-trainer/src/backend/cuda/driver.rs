@@ -15,7 +15,7 @@ use cudarc::cublas::{CudaBlas, Gemm, GemmConfig};
 use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, PushKernelArg};
 use cudarc::nvrtc::Ptx;
 
-use super::device::{Device, KernelArg, LaunchConfig, MatRef};
+use super::device::{Device, GemmSpec, KernelArg, LaunchConfig, MatMut, MatRef};
 use super::error::CudaError;
 
 fn driver(op: impl Into<String>) -> impl FnOnce(cudarc::driver::DriverError) -> CudaError {
@@ -339,16 +339,19 @@ impl Device for CudaDriver {
 
     fn sgemm(
         &self,
-        m: usize,
-        n: usize,
-        k: usize,
-        alpha: f32,
+        g: GemmSpec,
         a: MatRef<'_, Self::Mem>,
         b: MatRef<'_, Self::Mem>,
-        beta: f32,
-        c: &mut Self::Mem,
-        c_offset: usize,
+        c: MatMut<'_, Self::Mem>,
     ) -> Result<(), CudaError> {
+        let GemmSpec {
+            m,
+            n,
+            k,
+            alpha,
+            beta,
+        } = g;
+        let (c, c_offset) = (c.mem, c.offset);
         if m == 0 || n == 0 {
             return Ok(());
         }
@@ -392,26 +395,22 @@ impl Device for CudaDriver {
 mod tests {
     use super::*;
 
-    /// BLAS `sgemm` exactly as specified (column-major, `C = α·op(A)·op(B) + β·C`), the
-    /// reference for what cuBLAS does with a [`ColMajorPlan`].
-    #[allow(clippy::too_many_arguments)]
-    fn blas_sgemm(
-        ta: bool,
-        tb: bool,
-        m: usize,
-        n: usize,
-        k: usize,
-        a: &[f32],
-        lda: usize,
-        b: &[f32],
-        ldb: usize,
-        c: &mut [f32],
-        ldc: usize,
-    ) {
-        for j in 0..n {
-            for i in 0..m {
+    /// BLAS `sgemm` exactly as specified (column-major, `C = α·op(A)·op(B) + β·C`, here with
+    /// α = 1 and β = 0), the reference for what cuBLAS does with a [`ColMajorPlan`]: `first`
+    /// and `second` are the plan's two operands, `c` its output.
+    fn blas_sgemm(plan: &ColMajorPlan, first: &[f32], second: &[f32], c: &mut [f32]) {
+        let (ta, tb, lda, ldb, ldc) = (
+            plan.trans_first,
+            plan.trans_second,
+            plan.ld_first,
+            plan.ld_second,
+            plan.ldc,
+        );
+        let (a, b) = (first, second);
+        for j in 0..plan.n {
+            for i in 0..plan.m {
                 let mut s = 0.0f32;
-                for p in 0..k {
+                for p in 0..plan.k {
                     let av = if ta { a[p + i * lda] } else { a[i + p * lda] };
                     let bv = if tb { b[j + p * ldb] } else { b[p + j * ldb] };
                     s += av * bv;
@@ -446,19 +445,7 @@ mod tests {
                 }
                 let plan = ColMajorPlan::new(m, n, k, a_trans, b_trans);
                 let mut got = vec![f32::NAN; m * n];
-                blas_sgemm(
-                    plan.trans_first,
-                    plan.trans_second,
-                    plan.m,
-                    plan.n,
-                    plan.k,
-                    &b,
-                    plan.ld_first,
-                    &a,
-                    plan.ld_second,
-                    &mut got,
-                    plan.ldc,
-                );
+                blas_sgemm(&plan, &b, &a, &mut got);
                 assert_eq!(got, want, "a_trans {a_trans}, b_trans {b_trans}");
             }
         }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use microdiff_cuda_emu::{Arg, DevPtr, EmuError, Emulator};
 
-use super::device::{Device, KernelArg, LaunchConfig, MatRef};
+use super::device::{Device, GemmSpec, KernelArg, LaunchConfig, MatMut, MatRef};
 use super::error::CudaError;
 
 const F32: usize = std::mem::size_of::<f32>();
@@ -81,20 +81,16 @@ fn from_bytes(b: &[u8], out: &mut [f32]) {
 
 /// EMULATION ONLY — stands in for cuBLAS: row-major `C (m×n) = α·op(A)·op(B) + β·C` on the
 /// host, each element summed over `k` in ascending order in f32. With `β = 0`, `C` is not read
-/// (so NaN garbage in `C` does not leak, matching BLAS).
-#[allow(clippy::too_many_arguments)]
-pub fn cpu_sgemm(
-    m: usize,
-    n: usize,
-    k: usize,
-    alpha: f32,
-    a: &[f32],
-    a_trans: bool,
-    b: &[f32],
-    b_trans: bool,
-    beta: f32,
-    c: &mut [f32],
-) {
+/// (so NaN garbage in `C` does not leak, matching BLAS). `a_trans` / `b_trans`: the operand is
+/// the transpose of what is stored.
+pub fn cpu_sgemm(g: GemmSpec, a: &[f32], a_trans: bool, b: &[f32], b_trans: bool, c: &mut [f32]) {
+    let GemmSpec {
+        m,
+        n,
+        k,
+        alpha,
+        beta,
+    } = g;
     for i in 0..m {
         for j in 0..n {
             let mut s = 0.0f32;
@@ -193,16 +189,13 @@ impl Device for EmuDevice {
 
     fn sgemm(
         &self,
-        m: usize,
-        n: usize,
-        k: usize,
-        alpha: f32,
+        g: GemmSpec,
         a: MatRef<'_, EmuMem>,
         b: MatRef<'_, EmuMem>,
-        beta: f32,
-        c: &mut EmuMem,
-        c_offset: usize,
+        c: MatMut<'_, EmuMem>,
     ) -> Result<(), CudaError> {
+        let GemmSpec { m, n, k, beta, .. } = g;
+        let (c, c_offset) = (c.mem, c.offset);
         if m == 0 || n == 0 {
             return Ok(());
         }
@@ -214,7 +207,7 @@ impl Device for EmuDevice {
         if beta != 0.0 {
             self.download(c, c_offset, &mut hc)?;
         }
-        cpu_sgemm(m, n, k, alpha, &ha, a.trans, &hb, b.trans, beta, &mut hc);
+        cpu_sgemm(g, &ha, a.trans, &hb, b.trans, &mut hc);
         self.upload(c, c_offset, &hc)
     }
 }

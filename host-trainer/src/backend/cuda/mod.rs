@@ -30,10 +30,10 @@ use std::sync::Mutex;
 use microdiff_kernels::Activation;
 use microdiff_runtime::noise::NoiseStream;
 
-pub use device::{Device, KernelArg, LaunchConfig, MatRef};
+pub use device::{Device, GemmSpec, KernelArg, LaunchConfig, MatMut, MatRef};
 pub use error::CudaError;
 
-use super::{AdamW, Backend, BackendError};
+use super::{AdamStep, Backend, BackendError, LayerNorm, Linear, Moments, ParamGrads};
 
 /// Threads per block of the grid-stride kernels: a multiple of the warp size that keeps
 /// several blocks resident per SM.
@@ -329,17 +329,8 @@ impl<D: Device> Backend for CudaBackend<D> {
         buf.len
     }
 
-    fn linear_fwd(
-        &self,
-        x: &Self::Buf,
-        params: &Self::Buf,
-        w: usize,
-        bias: Option<usize>,
-        y: &mut Self::Buf,
-        b: usize,
-        i: usize,
-        o: usize,
-    ) {
+    fn linear_fwd(&self, layer: Linear, params: &Self::Buf, x: &Self::Buf, y: &mut Self::Buf) {
+        let Linear { w, bias, b, i, o } = layer;
         self.exec(|| {
             let xm = view(x, 0, b * i, "linear_fwd x")?;
             let pw = view(params, w, o * i, "linear_fwd w")?;
@@ -355,7 +346,15 @@ impl<D: Device> Backend for CudaBackend<D> {
                 offset: w,
                 trans: true,
             };
-            self.dev.sgemm(b, o, i, 1.0, a, bm, 0.0, ym, 0)?;
+            let g = GemmSpec {
+                m: b,
+                n: o,
+                k: i,
+                alpha: 1.0,
+                beta: 0.0,
+            };
+            let c = MatMut { mem: ym, offset: 0 };
+            self.dev.sgemm(g, a, bm, c)?;
             if let Some(bo) = bias {
                 let pb = view(params, bo, o, "linear_fwd bias")?;
                 let ym = view(y, 0, b * o, "linear_fwd y")?;
@@ -376,17 +375,14 @@ impl<D: Device> Backend for CudaBackend<D> {
 
     fn linear_bwd(
         &self,
+        layer: Linear,
+        p: ParamGrads<'_, Self::Buf>,
         x: &Self::Buf,
-        params: &Self::Buf,
-        w: usize,
         dy: &Self::Buf,
         dx: Option<&mut Self::Buf>,
-        grads: &mut Self::Buf,
-        bias: Option<usize>,
-        b: usize,
-        i: usize,
-        o: usize,
     ) {
+        let Linear { w, bias, b, i, o } = layer;
+        let ParamGrads { params, grads } = p;
         self.exec(|| {
             let xm = view(x, 0, b * i, "linear_bwd x")?;
             let pw = view(params, w, o * i, "linear_bwd w")?;
@@ -404,7 +400,18 @@ impl<D: Device> Backend for CudaBackend<D> {
                     offset: w,
                     trans: false,
                 };
-                self.dev.sgemm(b, i, o, 1.0, a, bm, 0.0, dxm, 0)?;
+                let g = GemmSpec {
+                    m: b,
+                    n: i,
+                    k: o,
+                    alpha: 1.0,
+                    beta: 0.0,
+                };
+                let c = MatMut {
+                    mem: dxm,
+                    offset: 0,
+                };
+                self.dev.sgemm(g, a, bm, c)?;
             }
             // dw (o×i) += dyᵀ (dy stored b×o) · x (b×i): β = 1 because gradients accumulate.
             let gw = view_mut(grads, w, o * i, "linear_bwd dw")?;
@@ -418,7 +425,14 @@ impl<D: Device> Backend for CudaBackend<D> {
                 offset: 0,
                 trans: false,
             };
-            self.dev.sgemm(o, i, b, 1.0, a, bm, 1.0, gw, w)?;
+            let g = GemmSpec {
+                m: o,
+                n: i,
+                k: b,
+                alpha: 1.0,
+                beta: 1.0,
+            };
+            self.dev.sgemm(g, a, bm, MatMut { mem: gw, offset: w })?;
             if let Some(bo) = bias {
                 let gb = view(grads, bo, o, "linear_bwd dbias")?;
                 self.launch_n(
@@ -476,16 +490,19 @@ impl<D: Device> Backend for CudaBackend<D> {
 
     fn layernorm_fwd(
         &self,
-        x: &Self::Buf,
+        ln: LayerNorm,
         params: &Self::Buf,
-        gamma: usize,
-        beta: usize,
+        x: &Self::Buf,
         y: &mut Self::Buf,
         stats: &mut Self::Buf,
-        b: usize,
-        n: usize,
-        eps: f32,
     ) {
+        let LayerNorm {
+            gamma,
+            beta,
+            eps,
+            b,
+            n,
+        } = ln;
         self.exec(|| {
             let args = [
                 KernelArg::Buf(view(x, 0, b * n, "layernorm_fwd x")?, 0),
@@ -506,17 +523,17 @@ impl<D: Device> Backend for CudaBackend<D> {
 
     fn layernorm_bwd(
         &self,
+        ln: LayerNorm,
+        p: ParamGrads<'_, Self::Buf>,
         x: &Self::Buf,
-        params: &Self::Buf,
-        gamma: usize,
-        beta: usize,
         stats: &Self::Buf,
         dy: &Self::Buf,
         dx: &mut Self::Buf,
-        grads: &mut Self::Buf,
-        b: usize,
-        n: usize,
     ) {
+        let LayerNorm {
+            gamma, beta, b, n, ..
+        } = ln;
+        let ParamGrads { params, grads } = p;
         self.exec(|| {
             let xm = view(x, 0, b * n, "layernorm_bwd x")?;
             let sm = view(stats, 0, 2 * b, "layernorm_bwd stats")?;
@@ -739,15 +756,15 @@ impl<D: Device> Backend for CudaBackend<D> {
         &self,
         params: &mut Self::Buf,
         grads: &Self::Buf,
-        m: &mut Self::Buf,
-        v: &mut Self::Buf,
+        moments: Moments<'_, Self::Buf>,
         decay_mask: &Self::Buf,
-        hp: &AdamW,
-        step: u64,
-        lr: f32,
+        step: AdamStep,
     ) {
+        let AdamStep { hp, step, lr } = step;
+        let Moments { m, v } = moments;
         // Bias corrections exactly as the CPU backend computes them (f32 powi on the host).
-        // The CPU backend's reciprocals (`cpu::AdamRule`), so both multiply by the same bits.
+        // The CPU backend's reciprocals (`cpu::optim::AdamRule`), so both multiply by the same
+        // bits.
         let inv_bc1 = 1.0 / (1.0 - hp.beta1.powi(step as i32));
         let inv_bc2 = 1.0 / (1.0 - hp.beta2.powi(step as i32));
         self.exec(|| {
