@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's "Your model on a board" section, run as written but with a short training, so it
-# stays runnable (`cargo xtask test` runs this): train → export → the QEMU micro:bit firmware
+# stays runnable (`cargo xtask test` runs this): install → train → export → the QEMU micro:bit firmware
 # built around the new blob and run → the Pico firmware built around it → a wrong program name
 # refused at build time. Needs QEMU (`cargo xtask test` installs it) and the thumbv6m target.
 set -euo pipefail
@@ -10,7 +10,11 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 STEPS=${STEPS:-200}
 
-microdiff() { cargo run --quiet -p microdiff-trainer -- "$@"; }
+echo "== cargo install (the README's command; a debug build into the workspace's target here, for speed)"
+cargo install --quiet --locked --debug --path host-trainer --root "$TMP/install" \
+    --target-dir "$ROOT/target"
+microdiff() { "$TMP/install/bin/microdiff" "$@"; }
+microdiff --help >/dev/null
 
 echo "== train ($STEPS steps) and export"
 microdiff train --data digits --conditional true --hidden 96 --ff 128 --blocks 2 --temb 32 \

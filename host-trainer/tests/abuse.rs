@@ -55,6 +55,7 @@ const CASES: &[Case] = &[
     Case { group: "values", args: "train --data moons --hidden 70000 --out {F}", code: 1, says: "must be at most 16384" },
     Case { group: "values", args: "train --data moons --hidden 18446744073709551615 --out {F}", code: 1, says: "must be at most 16384" },
     Case { group: "values", args: "train --data moons --hidden 8192 --ff 16384 --out {F}", code: 1, says: "make the network smaller" },
+    Case { group: "values", args: "train --data digits --hidden 32 --out {F}", code: 1, says: "narrower than the data (64 values per example)" },
     Case { group: "values", args: "train --data moons --objective ve --sigma-max NaN --out {F}", code: 1, says: "σ_max = NaN" },
     Case { group: "values", args: "train --data moons --objective ve --sigma-max -1 --out {F}", code: 1, says: "σ_max = -1" },
     Case { group: "values", args: "export {R} --guidance -1 --out {F}", code: 1, says: "--guidance -1: expected 0..=100" },

@@ -656,3 +656,120 @@ fn device_cuda_without_a_gpu_is_a_clear_error_with_exit_code_1() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("expected auto, cpu, cuda or cuda:N"), "{err}");
 }
+
+/// A folder of 16×16 grayscale PNGs (256 values per example, wider than the default width of
+/// 128) trains with the default settings (fewer steps), and the default sampler's samples stay
+/// within the pixel range (issue #11: a 128-wide network on 144-value data sampled ±27 000).
+#[test]
+fn a_folder_of_16x16_pngs_trains_with_defaults_and_samples_stay_in_the_pixel_range() {
+    let dir = scratch("png16");
+    let pngs = dir.join("pngs");
+    std::fs::create_dir_all(&pngs).unwrap();
+    // Soft bright discs of varying centre and radius on a dark background.
+    let mut s = 0x9E37_79B9u32;
+    let mut next = || {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        f64::from(s) / f64::from(u32::MAX)
+    };
+    for i in 0..300 {
+        let (cx, cy, r) = (4.0 + 8.0 * next(), 4.0 + 8.0 * next(), 2.0 + 3.0 * next());
+        let img = image::GrayImage::from_fn(16, 16, |x, y| {
+            let d = ((f64::from(x) - cx).powi(2) + (f64::from(y) - cy).powi(2)).sqrt();
+            image::Luma([(255.0 / (1.0 + (2.0 * (d - r)).exp())).round() as u8])
+        });
+        img.save(pngs.join(format!("{i:03}.png"))).unwrap();
+    }
+    let run = dir.join("run");
+    let out = ok(bin()
+        .args(["train", "--data"])
+        .arg(&pngs)
+        .args(["--steps", "800", "--quiet", "--device", "cpu", "--out"])
+        .arg(&run));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("examples of [16, 16]"), "{log}");
+    let blob = dir.join("m.mdfb");
+    ok(bin().arg("export").arg(&run).arg("--out").arg(&blob));
+    let csv = dir.join("s.csv");
+    let png = dir.join("s.png");
+    let out = ok(bin()
+        .arg("sample")
+        .arg(&blob)
+        .args(["-n", "200", "--csv"])
+        .arg(&csv)
+        .arg("--png")
+        .arg(&png));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!log.contains("warning"), "{log}");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let values: Vec<f32> = text
+        .lines()
+        .flat_map(|l| l.split(',').map(|v| v.parse::<f32>().unwrap()))
+        .collect();
+    assert_eq!(values.len(), 200 * 256);
+    let (lo, hi) = values
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    // The pixel range 0..=255, with a tenth of it to spare for a sampler's overshoot.
+    assert!(lo >= -25.5 && hi <= 280.5, "samples span {lo}..{hi}");
+    let picture = image::open(&png).unwrap();
+    assert!(picture.width() >= 16 * 10 && picture.height() >= 16 * 10);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The settings file of docs/trainer.md is docs/example-run.toml, word for word, and trains.
+#[test]
+fn the_example_settings_file_in_the_docs_trains() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let file = root.join("docs/example-run.toml");
+    let toml = std::fs::read_to_string(&file).unwrap();
+    let doc = std::fs::read_to_string(root.join("docs/trainer.md")).unwrap();
+    assert!(
+        doc.contains(&format!("```toml\n{toml}```")),
+        "docs/trainer.md's example differs from docs/example-run.toml"
+    );
+    let run = scratch("example-toml");
+    let out = ok(bin()
+        .args(["train", "--config"])
+        .arg(&file)
+        .args(["--steps", "20", "--quiet", "--device", "cpu", "--out"])
+        .arg(&run));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("training flow on moons"), "{log}");
+    std::fs::remove_dir_all(&run).ok();
+}
+
+/// `--help` states the default of every setting that has one.
+#[test]
+fn help_shows_the_defaults() {
+    let out = ok(bin().args(["train", "--help"]));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--data",
+        "--objective",
+        "--steps",
+        "--batch",
+        "--lr",
+        "--warmup",
+        "--ema-decay",
+        "--hidden",
+        "--ff",
+        "--blocks",
+        "--temb",
+        "--act",
+        "--seed",
+        "--out",
+    ] {
+        let at = help
+            .find(&format!("{flag} <"))
+            .unwrap_or_else(|| panic!("{flag} missing"));
+        let rest = &help[at..];
+        let end = rest[2..].find("\n  -").map_or(rest.len(), |e| e + 2);
+        assert!(
+            rest[..end].contains("[default:"),
+            "{flag}: {}",
+            &rest[..end]
+        );
+    }
+}

@@ -6,19 +6,20 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use microdiff_kernels::Dtype;
 use microdiff_trainer::backend::Backend;
 use microdiff_trainer::backend::cpu::{Cpu, hot_pool};
 use microdiff_trainer::data::{Dataset, Normalizer, digits};
+use microdiff_trainer::eval::judge::DigitsJudge;
 use microdiff_trainer::export::{ExportSpec, blob, w8a8};
+use microdiff_trainer::run::fit;
 use microdiff_trainer::sampler::{self, SamplerSpec};
-use microdiff_trainer::train::{TrainConfig, TrainData, Trainer};
+use microdiff_trainer::sampling;
+use microdiff_trainer::train::{TrainConfig, TrainData, TrainError, Trainer};
 use microdiff_trainer::viz;
 use serde::Serialize;
 
 use super::device::{self, DeviceChoice, Selected};
-use super::eval::{DigitsJudge, sample_classes};
 use super::{CliError, msg};
 
 /// `microdiff demo` arguments.
@@ -53,35 +54,26 @@ pub struct Args {
     device: DeviceChoice,
 }
 
-/// Trains on backend `be`; returns the exported (EMA) parameters, the loss history and the
-/// smoothed final loss.
+/// Trains on backend `be` with the library's loop; returns the exported (EMA) parameters, the
+/// loss history and the smoothed final loss.
 fn train_on<B: Backend>(
     be: B,
     config: &TrainConfig,
     data: TrainData,
 ) -> Result<(Vec<f32>, Vec<f64>, f32), CliError> {
-    let steps = config.steps;
     let mut trainer = Trainer::new(be, config.clone(), data).map_err(msg("train"))?;
-    let bar = ProgressBar::new(steps);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "  {bar:30} {pos}/{len} steps  {per_sec}  loss {msg}  ETA {eta}",
-        )
-        .map_err(msg("progress"))?,
-    );
-    let mut smooth = 0.0f32;
-    while trainer.step_count() < steps {
-        let l = trainer.step().map_err(msg("train"))?;
-        smooth = if trainer.step_count() == 1 {
-            l
-        } else {
-            0.98 * smooth + 0.02 * l
-        };
-        if trainer.step_count() % 20 == 0 {
-            bar.set_message(format!("{smooth:.4}"));
+    let bar = super::progress_bar(
+        config.steps,
+        "  {bar:30} {pos}/{len} steps  {per_sec}  loss {msg}  ETA {eta}",
+    )?;
+    let smooth = fit(&mut trainer, |_, s| -> Result<(), TrainError> {
+        if s.step % 20 == 0 {
+            bar.set_message(format!("{:.4}", s.smoothed));
         }
-        bar.inc(1);
-    }
+        bar.set_position(s.step);
+        Ok(())
+    })
+    .map_err(msg("train"))?;
     bar.finish_and_clear();
     let params = trainer.export_params();
     trainer.backend().check().map_err(msg("train"))?;
@@ -155,11 +147,10 @@ pub fn run(a: Args) -> Result<(), CliError> {
     };
     let train_seconds = t0.elapsed().as_secs_f64();
     eprintln!("  trained in {train_seconds:.1} s, final loss {smooth:.4}");
-    viz::curve_png(
+    viz::curves_png(
         &a.out.join("loss.png"),
         &[("loss", &losses)],
-        (800, 400),
-        true,
+        &viz::CurveOptions::default(),
     )
     .map_err(msg("loss.png"))?;
 
@@ -225,32 +216,38 @@ pub fn run(a: Args) -> Result<(), CliError> {
         "microdiff demo: 4/5 sampling through the runtime ({} per class, {} and {})",
         a.per_class, name_u, name_g
     );
-    let (x_u, y_u) = sample_classes(&blobs[0], &name_u, a.per_class, a.seed)?;
-    let (x_f, y_f) = sample_classes(&blobs[0], &name_g, a.per_class, a.seed)?;
-    let (x_q, y_q) = sample_classes(&blobs[1], &name_g, a.per_class, a.seed)?;
-    let (x_w, y_w) = sample_classes(&blobs[2], &name_g, a.per_class, a.seed)?;
-    let grid = |x: &[f32]| -> Vec<f32> {
-        (0..10)
-            .flat_map(|c| {
-                x[c * a.per_class * 64..(c * a.per_class + 10.min(a.per_class)) * 64].to_vec()
-            })
-            .collect()
+    let draw = |blob: &[u8], program: &str| -> Result<(Vec<f32>, Vec<u16>), CliError> {
+        let bar = super::progress_bar(10 * a.per_class as u64, super::SAMPLES_BAR)?;
+        let drawn = sampling::per_class(blob, program, 10, a.per_class, a.seed, &|k| {
+            bar.set_position(k as u64)
+        })?;
+        bar.finish_and_clear();
+        Ok(drawn)
     };
+    let (x_u, y_u) = draw(&blobs[0], &name_u)?;
+    let (x_f, y_f) = draw(&blobs[0], &name_g)?;
+    let (x_q, y_q) = draw(&blobs[1], &name_g)?;
+    let (x_w, y_w) = draw(&blobs[2], &name_g)?;
+    // One labelled row per class: the first (up to) ten samples of each.
     let cols = 10.min(a.per_class);
-    viz::digit_grid_png(&a.out.join("samples-f32.png"), &grid(&x_f), 10, cols, 4)
-        .map_err(msg("png"))?;
-    viz::digit_grid_png(&a.out.join("samples-int8.png"), &grid(&x_q), 10, cols, 4)
-        .map_err(msg("png"))?;
-    viz::digit_grid_png(&a.out.join("samples-w8a8.png"), &grid(&x_w), 10, cols, 4)
-        .map_err(msg("png"))?;
-    viz::digit_grid_png(
-        &a.out.join("samples-f32-unguided.png"),
-        &grid(&x_u),
-        10,
-        cols,
-        4,
-    )
-    .map_err(msg("png"))?;
+    let grid = |file: &str, title: &str, x: &[f32]| -> Result<(), CliError> {
+        let groups: Vec<viz::ImageGroup> = (0..10)
+            .map(|c| viz::ImageGroup {
+                label: format!("class {c}"),
+                images: &x[c * a.per_class * 64..(c * a.per_class + cols) * 64],
+            })
+            .collect();
+        let options = viz::GridOptions {
+            title: Some(title),
+            ..Default::default()
+        };
+        viz::image_grid_png(&a.out.join(file), &groups, &options).map_err(msg("png"))
+    };
+    let guided = format!("{name_g}, guidance {}", a.guidance);
+    grid("samples-f32.png", &format!("f32, {guided}"), &x_f)?;
+    grid("samples-int8.png", &format!("int8 weights, {guided}"), &x_q)?;
+    grid("samples-w8a8.png", &format!("w8a8, {guided}"), &x_w)?;
+    grid("samples-f32-unguided.png", &format!("f32, {name_u}"), &x_u)?;
 
     eprintln!("microdiff demo: 5/5 evaluating");
     // Fréchet distance in the classifier's feature space against one half of the real digits;

@@ -1,13 +1,13 @@
 //! The `microdiff` command line: argument parsing and dispatch. Each command lives in its own
-//! module; errors reach the user as one clear line (exit code 1), usage errors through clap
-//! (exit code 2).
+//! module, which parses its arguments, calls the library and prints; no command module uses
+//! another (what they share — progress display, thread count, errors — is here). Errors reach
+//! the user as one clear line (exit code 1), usage errors through clap (exit code 2).
 
 mod demo;
 mod device;
 mod eval;
 mod export;
 mod inspect;
-mod run;
 mod sample;
 mod train;
 
@@ -54,6 +54,21 @@ pub enum CliError {
     /// Anything else, already phrased for the user.
     #[error("{0}")]
     Msg(String),
+    /// A training run.
+    #[error(transparent)]
+    Run(#[from] microdiff_trainer::run::RunError),
+    /// Drawing samples.
+    #[error(transparent)]
+    Sample(#[from] microdiff_trainer::sampling::SampleError),
+    /// An evaluation.
+    #[error(transparent)]
+    Report(#[from] microdiff_trainer::eval::report::ReportError),
+    /// The digits judge.
+    #[error(transparent)]
+    Judge(#[from] microdiff_trainer::eval::judge::JudgeError),
+    /// An export.
+    #[error(transparent)]
+    Export(#[from] microdiff_trainer::export::from_run::ExportError),
 }
 
 impl CliError {
@@ -65,7 +80,6 @@ impl CliError {
     }
 }
 
-/// Shorthand for turning any error into a user message.
 /// Most worker threads a command accepts: far more than any machine's cores, far fewer than
 /// the thousands of busy-polling workers a typo would start.
 const MAX_THREADS: usize = 256;
@@ -86,8 +100,71 @@ fn check_png_path(path: &std::path::Path) -> Result<(), CliError> {
     }
 }
 
+/// Shorthand for turning any error into a user message.
 fn msg<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> CliError + '_ {
     move |e| CliError::Msg(format!("{context}: {e}"))
+}
+
+/// `--threads N`: rayon's global pool gets N workers (1..=[`MAX_THREADS`]); `None` keeps one
+/// per core.
+fn set_threads(n: Option<usize>) -> Result<(), CliError> {
+    let Some(n) = n else { return Ok(()) };
+    if !(1..=MAX_THREADS).contains(&n) {
+        return Err(CliError::Msg(format!(
+            "--threads {n}: expected 1..={MAX_THREADS}"
+        )));
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .map_err(msg("--threads"))
+}
+
+/// Whether stderr is a terminal: progress bars there, one line per stage elsewhere.
+fn is_terminal() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+}
+
+/// A progress bar of `len` units with `template`, drawn only on a terminal (indicatif hides
+/// it elsewhere).
+fn progress_bar(len: u64, template: &str) -> Result<indicatif::ProgressBar, CliError> {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(indicatif::ProgressStyle::with_template(template).map_err(msg("progress bar"))?);
+    Ok(bar)
+}
+
+/// The bar of drawn samples.
+const SAMPLES_BAR: &str = "{bar:30} {pos}/{len} samples  {per_sec}  ETA {eta}";
+
+/// Network evaluations (samples × evaluations per sample) from which drawing shows progress:
+/// about half a second of the digits network on two cores.
+const PROGRESS_MIN_EVALS: usize = 100_000;
+
+/// Progress of drawing `n` samples of `evals` network evaluations each: a bar on a terminal
+/// when the work is long enough to wait for, else one line saying what is being drawn.
+fn sample_progress(n: usize, evals: usize) -> Result<indicatif::ProgressBar, CliError> {
+    let long = n.saturating_mul(evals) >= PROGRESS_MIN_EVALS;
+    if is_terminal() {
+        if long {
+            return progress_bar(n as u64, SAMPLES_BAR);
+        }
+    } else if long {
+        eprintln!("microdiff: drawing {n} samples ({evals} network evaluations each)");
+    }
+    Ok(indicatif::ProgressBar::hidden())
+}
+
+/// The warning for samples far outside the data (a broken model or sampler, never silent).
+fn warn_far_out(far: &microdiff_trainer::sampling::FarOut, what: &str) {
+    eprintln!(
+        "microdiff: warning: {what} leave the data's range by far: {} of {} values lie more \
+         than {} (up to {:.3e}) standard deviations from the data's centre; the model may be \
+         undertrained or too narrow, or the sampler unclipped",
+        far.values,
+        far.of,
+        microdiff_trainer::sampling::FAR,
+        far.max
+    );
 }
 
 /// A reader that stops early (`microdiff inspect m.mdfb | head`) closes the pipe, and std then

@@ -5,6 +5,7 @@
 //! * [`toy`] — five standard 2-D sets ([`Toy`]), generated from counter-based noise.
 //! * [`digits`] / [`digits_split`] — the UCI optical digits, embedded in the binary.
 //! * [`load`] — user data, chosen by extension: `.csv`, `.npy`, or a directory of PNGs.
+//! * [`Source`] — a `--data` name resolved (built-in, digits or a path) and normalised.
 //! * [`Normalizer`] — `data = x·scale + offset`, the map the weight blob stores.
 //!
 //! # Determinism
@@ -23,12 +24,14 @@ mod digits;
 mod normalize;
 mod npy;
 mod png_dir;
+mod source;
 mod toy;
 
 pub use digits::{
     DIGITS_CLASS_COUNTS, DIGITS_LEN, DIGITS_SPLIT_SEED, DIGITS_TEST_FRACTION, digits, digits_split,
 };
 pub use normalize::{MIN_STD, Normalizer};
+pub use source::{Source, TOY_POINTS};
 pub use toy::{Toy, UnknownToy, toy, toy_labelled};
 
 use microdiff_runtime::noise::{Domain, NoiseStream};
@@ -173,6 +176,23 @@ pub enum DataError {
         path: PathBuf,
         /// What differs, expected vs found.
         reason: String,
+    },
+    /// A `--data` name that is neither built in nor an existing path ([`Source::parse`]).
+    #[error(
+        "{spec:?}: not a built-in set ({}, digits) and no such file or folder",
+        Toy::names()
+    )]
+    UnknownSource {
+        /// The name given.
+        spec: String,
+    },
+    /// A class-conditional model asked for data without labels.
+    #[error(
+        "the data set {name:?} has no labels (CSV: a `label` or `class` column; NPY: a STEM.labels.npy of integers beside STEM.npy; PNG folder: one subfolder per class)"
+    )]
+    NoLabels {
+        /// The data set's name.
+        name: String,
     },
     /// Parts of a dataset do not fit together (see [`Dataset::new`]).
     #[error("dataset `{name}`: {reason}")]
@@ -393,7 +413,9 @@ impl Dataset {
 ///
 /// **NPY.** Format versions 1–3; dtypes `f4`, `f8`, `i1`–`i8`, `u1`–`u8`, either byte order;
 /// C or Fortran order. Shape `(n,)` gives `n` samples of one value, `(n, d)` samples of `d`
-/// values, `(n, h, w, …)` samples of shape `[h, w, …]`. No labels.
+/// values, `(n, h, w, …)` samples of shape `[h, w, …]`. Labels, if any, are a second array
+/// beside it, `STEM.labels.npy` for `STEM.npy`: shape `(n,)`, integers `0..65535` (any integer
+/// or float dtype holding whole numbers); `classes` is the largest label + 1.
 ///
 /// **PNG directory.** Files ending in `.png` (any case), read in byte order of their names;
 /// every image must have the first image's size ([`DataError::ImageSize`]) and be grayscale:

@@ -14,10 +14,53 @@ use super::{DataError, Dataset, check_finite, file_name, io_err};
 /// The six magic bytes.
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 
-/// Reads and parses `path`.
+/// Reads and parses `path`, with the labels of `STEM.labels.npy` beside it when that exists.
 pub(super) fn load(path: &Path) -> Result<Dataset, DataError> {
     let bytes = std::fs::read(path).map_err(|source| io_err(path, source))?;
-    parse(path, &file_name(path), &bytes)
+    let mut ds = parse(path, &file_name(path), &bytes)?;
+    let labels_path = labels_path(path);
+    if labels_path.is_file() {
+        let bytes = std::fs::read(&labels_path).map_err(|source| io_err(&labels_path, source))?;
+        let labels = parse(&labels_path, &file_name(&labels_path), &bytes)?;
+        attach_labels(&mut ds, &labels, &labels_path)?;
+    }
+    Ok(ds)
+}
+
+/// `DIR/STEM.labels.npy` for `DIR/STEM.npy`.
+pub(super) fn labels_path(path: &Path) -> std::path::PathBuf {
+    let stem = path
+        .file_stem()
+        .map_or_else(Default::default, |s| s.to_string_lossy());
+    path.with_file_name(format!("{stem}.labels.npy"))
+}
+
+/// Sets `ds`'s labels from a 1-D array of integers `0..65535`, one per sample; `classes` is the
+/// largest label + 1.
+fn attach_labels(ds: &mut Dataset, labels: &Dataset, path: &Path) -> Result<(), DataError> {
+    let bad = |reason: String| DataError::BadNpy {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if labels.dim != 1 || labels.len() != ds.len() {
+        return Err(bad(format!(
+            "labels: expected shape ({},) — one integer per sample of {} — found {} rows of {}",
+            ds.len(),
+            ds.name,
+            labels.len(),
+            labels.dim
+        )));
+    }
+    let mut out = Vec::with_capacity(labels.x.len());
+    for (i, &v) in labels.x.iter().enumerate() {
+        if v.fract() != 0.0 || !(0.0..65535.0).contains(&v) {
+            return Err(bad(format!("label {i}: {v} is not an integer in 0..65535")));
+        }
+        out.push(v as u16);
+    }
+    ds.classes = out.iter().map(|&l| usize::from(l) + 1).max().unwrap_or(0);
+    ds.labels = Some(out);
+    Ok(())
 }
 
 /// A numeric element type.

@@ -661,3 +661,44 @@ fn normalizer_round_trips_and_standardizes() {
     let json = serde_json::to_string(&iso).unwrap();
     assert_eq!(serde_json::from_str::<Normalizer>(&json).unwrap(), iso);
 }
+
+#[test]
+fn npy_labels_come_from_a_labels_file_beside_it() {
+    let dir = temp_dir("npy-labels");
+    let x: Vec<u8> = (0..6).flat_map(|v| (v as f32).to_le_bytes()).collect();
+    let p = dir.join("points.npy");
+    std::fs::write(&p, npy_bytes(1, "<f4", false, "(3, 2)", &x)).unwrap();
+    assert!(load(&p).unwrap().labels.is_none());
+    let labels: Vec<u8> = [2i64, 0, 5].iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(
+        dir.join("points.labels.npy"),
+        npy_bytes(1, "<i8", false, "(3,)", &labels),
+    )
+    .unwrap();
+    let d = load(&p).unwrap();
+    assert_eq!(
+        (d.labels.as_deref(), d.classes),
+        (Some(&[2u16, 0, 5][..]), 6)
+    );
+    // One label per sample, integers only.
+    let short: Vec<u8> = [1i64, 0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(
+        dir.join("points.labels.npy"),
+        npy_bytes(1, "<i8", false, "(2,)", &short),
+    )
+    .unwrap();
+    let e = load(&p).unwrap_err().to_string();
+    assert!(e.contains("one integer per sample"), "{e}");
+    let frac: Vec<u8> = [1.5f32, 0.0, 1.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    std::fs::write(
+        dir.join("points.labels.npy"),
+        npy_bytes(1, "<f4", false, "(3,)", &frac),
+    )
+    .unwrap();
+    let e = load(&p).unwrap_err().to_string();
+    assert!(e.contains("not an integer"), "{e}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -14,8 +14,13 @@
 //! * [`nll`] — the negative log-likelihood of data under a trained model through the
 //!   probability-flow ODE (exact or Hutchinson trace).
 //!
-//! Everything but [`nll`] (which needs the noise process and the network) takes plain slices and
-//! depends on no other part of the trainer.
+//! * [`judge`] — the digits judge: the classifier and the real digits' features.
+//! * [`report`] — what `microdiff eval` measures: a blob's samples against data, each metric
+//!   with its noise floor, and the likelihood of a run's model.
+//!
+//! Everything but [`nll`] and [`report`] (which need the noise process, the network, blobs and
+//! runs) takes plain slices and depends on no other part of the trainer but the CPU's one
+//! matrix product and one AdamW (in [`crate::backend::cpu`]).
 //! Randomness (projection directions, classifier initialisation, shuffling, augmentation) comes
 //! from [`NoiseStream`](crate::runtime::noise::NoiseStream) with explicit seeds; parallel sums
 //! are collected per item and then added in index order, so results do not depend on the thread
@@ -24,8 +29,9 @@
 pub mod classifier;
 pub mod distance;
 pub mod frechet;
-mod gemm;
+pub mod judge;
 pub mod nll;
+pub mod report;
 
 pub use classifier::{Classifier, ClassifierConfig};
 pub use distance::{Scored, energy_distance, mmd_rbf, sliced_w2, with_noise_floor};

@@ -5,7 +5,9 @@
 //! crate's `quantize_row_i8`), biases and layer-norm parameters always f32. The metadata carries
 //! the data shape, the map back to data units, the objective and prediction type, the classes
 //! and the null class used by guidance; the schedule table and the sampler programs follow.
+//! [`from_run`] exports a training run with the programs its objective needs.
 
+pub mod from_run;
 pub mod w8a8;
 
 use microdiff_kernels::{Activation, Dtype};
@@ -14,7 +16,7 @@ use microdiff_runtime::batch::BatchModel;
 use microdiff_runtime::blob::{BlobBuilder, ProgramBuilder, Value};
 
 use crate::model::{LN_EPS, Layout, MAX_PERIOD, MlpConfig, Slot};
-use crate::schedule::Process;
+use crate::process::Process;
 
 /// Whether the time-embedding MLP (sinusoid → linear → SiLU → linear) is stored as weights or
 /// folded into a table of its outputs, one row per time the programs evaluate (`TIME_TABLE`:

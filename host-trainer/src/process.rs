@@ -69,7 +69,7 @@ const SIGMOID_CLIP_MIN: f64 = 1e-9;
 /// A process whose parameters make no sense.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("invalid {process} process: {what}")]
-pub struct ScheduleError {
+pub struct ProcessError {
     /// Which process.
     pub process: &'static str,
     /// What is wrong.
@@ -197,6 +197,19 @@ impl BetaSchedule {
     }
 }
 
+/// Bisection steps of [`Process::t_from_lambda_bisect`]: halves the bracket 80 times, far below
+/// f64 resolution of `t`.
+pub const BISECTION_STEPS: usize = 80;
+
+/// How [`Process::lambda_grid`] turns a λ back into a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LambdaInverse {
+    /// [`Process::t_from_lambda`] (closed form; NaN for DDPM, whose time is discrete).
+    ClosedForm,
+    /// [`Process::t_from_lambda_bisect`] between the grid's ends (any process).
+    Bisection,
+}
+
 /// A noise process: a Gaussian path `x_t = α(t)·x₀ + σ(t)·ε` and what the network predicts.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Process {
@@ -276,9 +289,9 @@ impl Process {
     }
 
     /// Checks the parameters.
-    pub fn validate(&self) -> Result<(), ScheduleError> {
+    pub fn validate(&self) -> Result<(), ProcessError> {
         let err = |what: String| {
-            Err(ScheduleError {
+            Err(ProcessError {
                 process: self.name(),
                 what,
             })
@@ -466,6 +479,50 @@ impl Process {
             // t/(1 − t) = e^λ.
             Process::Flow => Some(1.0 / (1.0 + (-lambda).exp())),
         }
+    }
+
+    /// The time between `a` and `b` where `λ(t) = target`, by bisection ([`BISECTION_STEPS`]
+    /// halvings of `[a, b]`; λ is monotone in t for every process). Slower than
+    /// [`Process::t_from_lambda`] but needs no closed form.
+    pub fn t_from_lambda_bisect(&self, a: f64, b: f64, target: f64) -> f64 {
+        let (la, lb) = (self.lambda(a), self.lambda(b));
+        let (mut lo, mut hi) = (a, b);
+        // Keep λ(lo) on la's side of the target.
+        for _ in 0..BISECTION_STEPS {
+            let mid = 0.5 * (lo + hi);
+            let lm = self.lambda(mid);
+            if (lm - target) * (la - lb) > 0.0 {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        0.5 * (lo + hi)
+    }
+
+    /// The λ-uniform time grid, the one both the samplers (DPM-Solver++, Euler and Heun on VP)
+    /// and the likelihood ODE (`eval::nll`) use: `n + 1` times from `a` to `b`, both ends exact,
+    /// time `k` being where `λ = λ(a) + (λ(b) − λ(a))·k/n`, the time found by `inverse`.
+    ///
+    /// The two callers invert λ differently, and each keeps its own way because its bits are
+    /// pinned: the samplers use the closed form ([`LambdaInverse::ClosedForm`]; their grids
+    /// feed the golden blobs), the likelihood bisection ([`LambdaInverse::Bisection`]; its
+    /// figures were computed with it). The two agree to 1e-12 in t (tested), not bit for bit.
+    pub fn lambda_grid(&self, a: f64, b: f64, n: usize, inverse: LambdaInverse) -> Vec<f64> {
+        let (la, lb) = (self.lambda(a), self.lambda(b));
+        (0..=n)
+            .map(|k| match k {
+                0 => a,
+                k if k == n => b,
+                k => {
+                    let l = la + (lb - la) * k as f64 / n as f64;
+                    match inverse {
+                        LambdaInverse::ClosedForm => self.t_from_lambda(l).unwrap_or(f64::NAN),
+                        LambdaInverse::Bisection => self.t_from_lambda_bisect(a, b, l),
+                    }
+                }
+            })
+            .collect()
     }
 
     /// The forward SDE's `(f(t), g(t)²)` in `dx = f·x dt + g dw` (see the module doc); `None`
@@ -796,6 +853,25 @@ mod tests {
             }
         }
         assert_eq!(Process::ddpm_default().t_from_lambda(0.0), None);
+    }
+
+    #[test]
+    fn lambda_grid_inverses_agree() {
+        // The closed form and the bisection invert the same λ; they differ only in rounding.
+        for p in [
+            Process::vp_default(),
+            Process::ve_default(20.0),
+            Process::Flow,
+        ] {
+            let (a, b) = (0.9, 0.02);
+            let closed = p.lambda_grid(a, b, 17, LambdaInverse::ClosedForm);
+            let bisect = p.lambda_grid(a, b, 17, LambdaInverse::Bisection);
+            assert_eq!((closed[0], closed[17]), (a, b));
+            assert_eq!((bisect[0], bisect[17]), (a, b));
+            for (x, y) in closed.iter().zip(&bisect) {
+                assert!((x - y).abs() < 1e-12, "{p:?}: {x} vs {y}");
+            }
+        }
     }
 
     #[test]

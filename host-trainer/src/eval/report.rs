@@ -1,0 +1,366 @@
+//! Sample quality of a blob's program against data, each metric next to its noise floor (the
+//! same metric between independent held-out draws of the same size): what `microdiff eval`
+//! prints. One draw's luck moves a distance by ±50 %, so floors and values are averaged.
+//!
+//! * 2-D sets ([`toy`]): sliced Wasserstein-2 (128 projections), RBF-MMD², energy distance,
+//!   each the mean over [`REFERENCE_DRAWS`] held-out draws.
+//! * The user's data of any dimension ([`data()`]): the same three, against two random halves.
+//! * `digits` ([`digits()`]): class accuracy by the [`DigitsJudge`] and the Fréchet distance in
+//!   its feature space.
+//! * [`likelihood`]: the negative log-likelihood of held-out data under a run's model (EMA
+//!   weights, f32) through the probability-flow ODE.
+
+use serde::Serialize;
+
+use super::judge::{DigitsJudge, JudgeError};
+use super::nll::{self, NllConfig, Trace};
+use super::{EvalError, energy_distance, mmd_rbf, sliced_w2};
+use crate::data::{self, DataError, Dataset, Source, Toy};
+use crate::run::Trained;
+use crate::sampling::{self, SampleError};
+
+/// Projections of the sliced Wasserstein distance.
+pub const PROJECTIONS: usize = 128;
+/// Independent held-out draws the 2-D metrics are averaged over.
+pub const REFERENCE_DRAWS: u64 = 8;
+/// Dimensions up to which `Trace` `auto` computes the divergence exactly.
+pub const MAX_EXACT_TRACE_DIM: usize = 8;
+
+/// Why an evaluation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// Drawing the samples.
+    #[error(transparent)]
+    Sample(#[from] SampleError),
+    /// The digits judge.
+    #[error(transparent)]
+    Judge(#[from] JudgeError),
+    /// Loading the reference data.
+    #[error("--data {0}")]
+    Data(#[from] DataError),
+    /// A metric.
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+    /// The model and the data or request do not fit together.
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// A metric and its noise floor.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Metric {
+    /// The samples' score (lower is better).
+    pub value: f64,
+    /// What a perfect sampler scores at this size.
+    pub noise_floor: f64,
+    /// `value / noise_floor` (for the sliced W2, whose targets are stated as ratios).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<f64>,
+}
+
+/// The distances between samples and data.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Distances {
+    /// Samples compared.
+    pub samples: usize,
+    /// Sliced Wasserstein-2.
+    pub sliced_w2: Metric,
+    /// RBF maximum mean discrepancy, squared.
+    pub mmd2_rbf: Metric,
+    /// Energy distance.
+    pub energy: Metric,
+}
+
+/// The digits judge's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Digits {
+    /// Samples judged.
+    pub samples: usize,
+    /// The judge's own accuracy on held-out real digits.
+    pub classifier_test_accuracy: f64,
+    /// Fraction of samples classified as the class they were conditioned on.
+    pub class_accuracy: f64,
+    /// Fréchet distance in the judge's feature space.
+    pub frechet: f64,
+    /// The same distance between two halves of the real digits.
+    pub frechet_noise_floor: f64,
+}
+
+/// A likelihood estimate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Likelihood {
+    /// Mean negative log-likelihood, nats per sample, in model space.
+    pub value: f64,
+    /// Its standard error.
+    pub stderr: f64,
+    /// The same in data units.
+    pub data_units_nats: f64,
+    /// Bits per dimension in data units.
+    pub bits_per_dim: f64,
+    /// Held-out points.
+    pub points: usize,
+    /// The divergence trace used.
+    pub trace: String,
+    /// Runge–Kutta steps.
+    pub ode_steps: usize,
+}
+
+/// The metrics of one evaluation (serialised without a tag: the fields of the kind measured).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Report {
+    /// 2-D sets or the user's data.
+    Distances(Distances),
+    /// The digits judge.
+    Digits(Digits),
+}
+
+/// What to evaluate.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// The blob.
+    pub blob: &'a [u8],
+    /// Its program.
+    pub program: &'a str,
+    /// The reference data.
+    pub data: &'a Source,
+    /// Samples (per class for digits).
+    pub n: usize,
+    /// Noise seed of the samples.
+    pub seed: u64,
+}
+
+/// An evaluation's metrics, and whether the samples left the data's range by far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// The metrics.
+    pub report: Report,
+    /// Samples far outside the data ([`sampling::far_out`]).
+    pub far_out: Option<sampling::FarOut>,
+}
+
+/// Draws `request.n` samples and scores them against `request.data`; `progress` gets the
+/// samples drawn so far.
+pub fn evaluate(
+    request: &Request<'_>,
+    progress: &dyn Fn(usize),
+) -> Result<Evaluation, ReportError> {
+    let Request {
+        blob,
+        program,
+        data,
+        n,
+        seed,
+    } = *request;
+    if n < 2 {
+        return Err(ReportError::Mismatch(format!(
+            "-n {n}: the distances compare two point sets of at least 2 samples each"
+        )));
+    }
+    let model = microdiff_runtime::Model::parse(blob).map_err(SampleError::Blob)?;
+    let len = model.data_len();
+    match data {
+        Source::Digits => {
+            if len != 64 || model.meta().classes != 10 {
+                return Err(ReportError::Mismatch(
+                    "--data digits needs a 10-class model of 8x8 samples".into(),
+                ));
+            }
+            let judge = DigitsJudge::new()?;
+            let (x, y) = sampling::per_class(blob, program, 10, n, seed, progress)?;
+            Ok(Evaluation {
+                report: Report::Digits(digits(&judge, &x, &y)?),
+                far_out: sampling::far_out(&model, &x),
+            })
+        }
+        Source::Toy(kind) => {
+            if len != 2 {
+                return Err(ReportError::Mismatch(format!(
+                    "--data {data}: the model makes {len} values per sample, not 2"
+                )));
+            }
+            let samples = sampling::draw(blob, program, 0, n, seed, 0, progress)?;
+            Ok(Evaluation {
+                report: Report::Distances(toy(*kind, &samples, seed)),
+                far_out: sampling::far_out(&model, &samples),
+            })
+        }
+        Source::File(path) => {
+            let ds = data::load(path)?;
+            if ds.dim != len {
+                return Err(ReportError::Mismatch(format!(
+                    "--data {data}: {} values per example, the model makes {len}",
+                    ds.dim
+                )));
+            }
+            let samples = sampling::draw(blob, program, 0, n, seed, 0, progress)?;
+            Ok(Evaluation {
+                report: Report::Distances(self::data(&ds, &samples, seed)?),
+                far_out: sampling::far_out(&model, &samples),
+            })
+        }
+    }
+}
+
+/// The 2-D metrics of `samples`, each the mean over [`REFERENCE_DRAWS`] independent held-out
+/// draws of the same size, next to its noise floor: the mean of the same metric between
+/// consecutive pairs of those draws.
+pub fn toy(kind: Toy, samples: &[f32], seed: u64) -> Distances {
+    let n = samples.len() / 2;
+    // Held-out seeds no training run uses by default.
+    let refs: Vec<Vec<f32>> = (0..REFERENCE_DRAWS)
+        .map(|k| data::toy(kind, n, 1_000_003 + 1_000 * k + seed).x)
+        .collect();
+    let k = refs.len();
+    let scored = |metric: &dyn Fn(&[f32], &[f32]) -> f64| {
+        let value = refs.iter().map(|r| metric(samples, r)).sum::<f64>() / k as f64;
+        let floor = (0..k)
+            .map(|i| metric(&refs[i], &refs[(i + 1) % k]))
+            .sum::<f64>()
+            / k as f64;
+        (value, floor)
+    };
+    distances(n, scored, 2, seed)
+}
+
+/// The metrics of `samples` against the user's own data `ds` (data units, any dimension):
+/// the data is split at random into two disjoint halves A and B, all cut to `m` examples
+/// (the fewest of samples, A and B); each metric is the mean of samples against A and against
+/// B, and its noise floor is A against B.
+pub fn data(ds: &Dataset, samples: &[f32], seed: u64) -> Result<Distances, ReportError> {
+    let d = ds.dim.max(1);
+    let (a, b) = ds.split(0.5, 1_000_003 + seed);
+    let m = (samples.len() / d).min(a.len()).min(b.len());
+    if m < 2 {
+        return Err(ReportError::Mismatch(format!(
+            "the data has {} examples: at least 4 are needed for two halves to compare",
+            ds.len()
+        )));
+    }
+    let take = |x: &[f32]| x.get(..m * d).unwrap_or(x).to_vec();
+    let (a, b, s) = (take(&a.x), take(&b.x), take(samples));
+    let scored = |metric: &dyn Fn(&[f32], &[f32]) -> f64| {
+        ((metric(&s, &a) + metric(&s, &b)) / 2.0, metric(&a, &b))
+    };
+    Ok(distances(m, scored, d, seed))
+}
+
+/// The three distances, each scored by `scored(metric) → (value, floor)`.
+fn distances(
+    samples: usize,
+    scored: impl Fn(&dyn Fn(&[f32], &[f32]) -> f64) -> (f64, f64),
+    d: usize,
+    seed: u64,
+) -> Distances {
+    let metric = |(value, noise_floor): (f64, f64)| Metric {
+        value,
+        noise_floor,
+        ratio: None,
+    };
+    let swd = scored(&|x, y| sliced_w2(x, y, d, PROJECTIONS, seed));
+    Distances {
+        samples,
+        sliced_w2: Metric {
+            ratio: Some(swd.0 / swd.1),
+            ..metric(swd)
+        },
+        mmd2_rbf: metric(scored(&|x, y| mmd_rbf(x, y, d, None))),
+        energy: metric(scored(&|x, y| energy_distance(x, y, d))),
+    }
+}
+
+/// The judge's verdict on digits `x` (pixel units) conditioned on classes `y`.
+pub fn digits(judge: &DigitsJudge, x: &[f32], y: &[u16]) -> Result<Digits, JudgeError> {
+    Ok(Digits {
+        samples: x.len() / 64,
+        classifier_test_accuracy: judge.classifier_test_accuracy,
+        class_accuracy: judge.class_accuracy(x, y),
+        frechet: judge.frechet(x)?,
+        frechet_noise_floor: judge.frechet_noise_floor,
+    })
+}
+
+/// `auto` (exact up to [`MAX_EXACT_TRACE_DIM`] dimensions), `exact`, `hutchinson` or
+/// `hutchinson:K`.
+pub fn parse_trace(s: &str, dim: usize) -> Result<Trace, ReportError> {
+    let bad = || {
+        ReportError::Mismatch(format!(
+            "--trace {s:?}: expected auto, exact or hutchinson[:K]"
+        ))
+    };
+    match s.split_once(':') {
+        None if s == "auto" => Ok(Trace::auto(dim, MAX_EXACT_TRACE_DIM)),
+        None if s == "exact" => Ok(Trace::Exact),
+        None if s == "hutchinson" => Ok(Trace::Hutchinson(1)),
+        Some(("hutchinson", k)) => match k.parse::<usize>() {
+            Ok(k) if k > 0 => Ok(Trace::Hutchinson(k)),
+            _ => Err(bad()),
+        },
+        _ => Err(bad()),
+    }
+}
+
+/// The likelihood of held-out data under the trained run's model: the digits' test split, a
+/// fresh draw of `n` points of a 2-D set, or the first `n` examples of the user's file;
+/// conditioned on the true class for a class-conditional model.
+pub fn likelihood(
+    run: &Trained,
+    data: &Source,
+    n: usize,
+    config: NllConfig,
+) -> Result<Likelihood, ReportError> {
+    let cfg = run.config();
+    let dim = cfg.model.data_dim;
+    if n == 0 {
+        return Err(ReportError::Mismatch(
+            "--nll-n 0: the likelihood needs at least one held-out point".into(),
+        ));
+    }
+    let held_out = match data {
+        Source::Digits => data::digits_split()?.1,
+        Source::Toy(kind) => data::toy(*kind, n, 2_000_003 + config.seed),
+        Source::File(path) => {
+            let ds = data::load(path)?;
+            let rows: Vec<usize> = (0..ds.len().min(n)).collect();
+            ds.subset(&rows)
+        }
+    };
+    if held_out.dim != dim {
+        return Err(ReportError::Mismatch(format!(
+            "--run: the model makes {dim} values per sample, --data {data} has {}",
+            held_out.dim
+        )));
+    }
+    let mut x = held_out.x.clone();
+    run.info.normalizer.to_model(&mut x);
+    let rows = x.len() / dim;
+    let classes: Vec<f32> = match (&held_out.labels, cfg.model.classes) {
+        (_, 0) => vec![0.0; rows],
+        (Some(l), _) => l.iter().map(|&c| c as f32).collect(),
+        (None, _) => {
+            return Err(ReportError::Mismatch(
+                "--run: a class-conditional model needs labelled data for the likelihood".into(),
+            ));
+        }
+    };
+    let mut net = nll::Network::new(
+        cfg.model,
+        run.weights().to_vec(),
+        cfg.process.clone(),
+        classes,
+    );
+    let per_row = nll::nll(&cfg.process, &mut net, &x, &config)?;
+    let mean = per_row.iter().sum::<f64>() / rows as f64;
+    let var = per_row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (rows.max(2) - 1) as f64;
+    let data_nats = mean + nll::data_space_offset(&run.info.normalizer.scale, dim);
+    Ok(Likelihood {
+        value: mean,
+        stderr: (var / rows as f64).sqrt(),
+        data_units_nats: data_nats,
+        bits_per_dim: data_nats / (dim as f64 * std::f64::consts::LN_2),
+        points: rows,
+        trace: format!("{:?}", config.trace),
+        ode_steps: config.steps,
+    })
+}

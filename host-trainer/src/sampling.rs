@@ -1,0 +1,223 @@
+//! Drawing samples from a blob on the host, with the runtime's batched executor
+//! (`microdiff_runtime::batch`: many samples side by side, bit-identical to the device's
+//! single-sample sampler). Sample `i` of a request uses noise stream `first + i`, so its bits do
+//! not depend on how many samples are drawn, on the thread count or on the CPU.
+
+use std::path::Path;
+
+use microdiff_runtime::batch::{self, BatchModel, Options};
+use microdiff_runtime::{Model, SampleRequest};
+
+/// Why samples could not be drawn.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SampleError {
+    /// The blob file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The runtime refuses the blob.
+    #[error("blob: {0}")]
+    Blob(microdiff_runtime::Error),
+    /// The blob has no program of that name (or none at all).
+    #[error("program {name:?}: {source}")]
+    Program {
+        /// The name asked for.
+        name: String,
+        /// The runtime's answer.
+        source: microdiff_runtime::Error,
+    },
+    /// More samples than memory holds.
+    #[error("{n} samples of {len} values do not fit in this machine's memory")]
+    TooMany {
+        /// Samples asked for.
+        n: usize,
+        /// Values per sample.
+        len: usize,
+    },
+    /// A noise stream index past `u32`.
+    #[error("sample {0}: stream index past 2^32")]
+    Stream(usize),
+    /// The sampler failed on one sample (e.g. a non-finite output).
+    #[error("sampling: {}{error}", sample.map(|i| format!("sample {i}: ")).unwrap_or_default())]
+    Sampler {
+        /// Which sample, when known.
+        sample: Option<usize>,
+        /// The runtime's error.
+        error: microdiff_runtime::Error,
+    },
+}
+
+/// Reads a blob (at most [`crate::files::MAX_BLOB_BYTES`]), checks it parses, and names the
+/// program to run: `program`, or the blob's first one.
+pub fn open(path: &Path, program: Option<&str>) -> Result<(Vec<u8>, String), SampleError> {
+    let bytes =
+        crate::files::read_limited(path, crate::files::MAX_BLOB_BYTES).map_err(|source| {
+            SampleError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+    let name = match program {
+        Some(p) => p.to_string(),
+        None => first_program(&bytes)?,
+    };
+    Ok((bytes, name))
+}
+
+/// The name of the blob's first program (the one `sample` and `eval` run by default).
+pub fn first_program(blob: &[u8]) -> Result<String, SampleError> {
+    let model = Model::parse(blob).map_err(SampleError::Blob)?;
+    let first = model
+        .programs()
+        .get(0)
+        .map_err(|source| SampleError::Program {
+            name: "(the first)".into(),
+            source,
+        })?;
+    Ok(first.name().to_string())
+}
+
+/// Draws `n` samples of `class` (noise streams `first..first + n`, below 2³²) from `program`,
+/// in data units, with the runtime's batched executor on rayon's thread count. `progress` is
+/// called with the number of samples finished so far, a few times along the way.
+pub fn draw(
+    blob: &[u8],
+    program: &str,
+    class: u16,
+    n: usize,
+    seed: u64,
+    first: usize,
+    progress: &dyn Fn(usize),
+) -> Result<Vec<f32>, SampleError> {
+    let model = Model::parse(blob).map_err(SampleError::Blob)?;
+    let p = model
+        .program(program)
+        .map_err(|source| SampleError::Program {
+            name: program.to_string(),
+            source,
+        })?;
+    let d = model.data_len();
+    let too_many = || SampleError::TooMany { n, len: d };
+    let len = n
+        .checked_mul(d)
+        .filter(|&len| fits_in_memory(len.saturating_mul(4).saturating_add(n.saturating_mul(16))))
+        .ok_or_else(too_many)?;
+    let mut out: Vec<f32> = Vec::new();
+    out.try_reserve_exact(len).map_err(|_| too_many())?;
+    out.resize(len, 0.0);
+    let specs = (0..n)
+        .map(|i| {
+            let stream = first
+                .checked_add(i)
+                .and_then(|s| u32::try_from(s).ok())
+                .ok_or(SampleError::Stream(i))?;
+            Ok(SampleRequest {
+                seed,
+                stream,
+                class,
+            })
+        })
+        .collect::<Result<Vec<_>, SampleError>>()?;
+    let bm = BatchModel::new(&model).map_err(SampleError::Blob)?;
+    let options = Options::threads(rayon::current_num_threads());
+    // Chunks only for progress: each sample's bits do not depend on them.
+    let chunk = options.threads.max(1) * batch::MAX_BLOCK * 8;
+    let mut done = 0;
+    for (k, (specs, out)) in specs
+        .chunks(chunk)
+        .zip(out.chunks_mut(chunk * d.max(1)))
+        .enumerate()
+    {
+        bm.sample(p, specs, out, options)
+            .map_err(|e| SampleError::Sampler {
+                sample: e.sample.map(|i| k * chunk + i),
+                error: e.error,
+            })?;
+        done += specs.len();
+        progress(done);
+    }
+    Ok(out)
+}
+
+/// `per_class` samples of each class `0..classes`, class-major, with their classes; sample
+/// streams continue across classes (class `c` starts at `c · per_class`).
+pub fn per_class(
+    blob: &[u8],
+    program: &str,
+    classes: u16,
+    per_class: usize,
+    seed: u64,
+    progress: &dyn Fn(usize),
+) -> Result<(Vec<f32>, Vec<u16>), SampleError> {
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    for c in 0..classes {
+        let first = usize::from(c).saturating_mul(per_class);
+        x.extend(draw(blob, program, c, per_class, seed, first, &|k| {
+            progress(first + k)
+        })?);
+        y.extend(std::iter::repeat_n(c, per_class));
+    }
+    Ok((x, y))
+}
+
+/// Samples far outside the training data: values more than [`FAR`] model-space units (standard
+/// deviations of standardised data; half-ranges of the digits) from the data's centre.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FarOut {
+    /// Values beyond [`FAR`].
+    pub values: usize,
+    /// Values looked at.
+    pub of: usize,
+    /// The largest distance, in model-space units.
+    pub max: f32,
+}
+
+/// How far from the data's centre, in model-space units, a value is "far out".
+pub const FAR: f32 = 10.0;
+
+/// The values of `samples` (data units) far from the data `model`'s normalisation describes,
+/// or `None` when fewer than one in a thousand are (a sign that the model or the sampler is
+/// broken, e.g. a network narrower than the data, or an unclipped deterministic sampler).
+pub fn far_out(model: &Model<'_>, samples: &[f32]) -> Option<FarOut> {
+    let meta = model.meta();
+    let d = model.data_len().max(1);
+    let mut far = FarOut {
+        values: 0,
+        of: samples.len(),
+        max: 0.0,
+    };
+    for (k, &v) in samples.iter().enumerate() {
+        let offset = meta.to_data_units(k % d, 0.0);
+        let scale = meta.to_data_units(k % d, 1.0) - offset;
+        let x = ((v - offset) / scale).abs();
+        // NaN counts: a sample that is not a number is as far out as one can be.
+        if x.is_nan() || x > FAR {
+            far.values += 1;
+            far.max = if x.is_nan() {
+                f32::INFINITY
+            } else {
+                far.max.max(x)
+            };
+        }
+    }
+    (far.values > 0 && far.values * 1000 >= far.of).then_some(far)
+}
+
+/// Whether `bytes` more can be allocated without running the machine out of memory: below
+/// Linux's `MemAvailable` (the kernel would otherwise overcommit and kill the process when
+/// the pages are touched). Elsewhere only the allocator's own refusal guards.
+fn fits_in_memory(bytes: usize) -> bool {
+    let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemAvailable:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+            .map(|kb| kb.saturating_mul(1024))
+    });
+    available.is_none_or(|a| bytes <= a)
+}
