@@ -773,3 +773,38 @@ fn help_shows_the_defaults() {
         );
     }
 }
+
+/// The CLI is thin (issue #11): no command module under src/cli/ uses another; what they share
+/// lives in cli/mod.rs or the library.
+#[test]
+fn no_cli_module_uses_another() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli");
+    let modules: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .map(|p| {
+            let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
+            (stem, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect();
+    assert!(
+        modules.len() >= 6,
+        "{:?}",
+        modules.iter().map(|m| &m.0).collect::<Vec<_>>()
+    );
+    for (name, text) in &modules {
+        for (other, _) in &modules {
+            if other == name || other == "mod" || name == "mod" {
+                continue;
+            }
+            for path in [format!("super::{other}"), format!("cli::{other}")] {
+                // `super::sample` but not `super::sample_progress`.
+                let uses = text.match_indices(&path).any(|(at, _)| {
+                    !text[at + path.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+                });
+                assert!(!uses, "cli/{name}.rs uses {path}");
+            }
+        }
+    }
+}

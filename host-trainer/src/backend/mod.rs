@@ -5,7 +5,7 @@
 //! buffers and executes the operations. [`cpu::Cpu`] is the reference (multi-threaded with
 //! rayon, GEMMs through `matrixmultiply`); a CUDA backend implements the same trait with NVRTC
 //! kernels and cuBLAS. Every operation's doc states its shapes (row-major) and formula, which
-//! is the contract a second backend is tested against.
+//! is the contract a second backend is tested against. [`choice`] picks one from `--device`.
 //!
 //! Determinism: the CPU backend gives the same bits for the same inputs whatever the thread
 //! count — every output element is produced by exactly one task with a fixed reduction order,
@@ -14,6 +14,7 @@
 //! the GEMM library picks its kernel at run time; sampling on the device (the runtime) does not
 //! depend on this.
 
+pub mod choice;
 pub mod cpu;
 pub mod cuda;
 mod fastmath;

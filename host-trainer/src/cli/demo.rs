@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use microdiff_kernels::Dtype;
 use microdiff_trainer::backend::Backend;
+use microdiff_trainer::backend::choice::{DeviceChoice, Selected};
 use microdiff_trainer::backend::cpu::{Cpu, hot_pool};
 use microdiff_trainer::data::{Dataset, Normalizer, digits};
 use microdiff_trainer::eval::judge::DigitsJudge;
@@ -19,7 +20,6 @@ use microdiff_trainer::train::{TrainConfig, TrainData, TrainError, Trainer};
 use microdiff_trainer::viz;
 use serde::Serialize;
 
-use super::device::{self, DeviceChoice, Selected};
 use super::{CliError, msg};
 
 /// `microdiff demo` arguments.
@@ -135,7 +135,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
         dim: 64,
         labels: model_space.labels,
     };
-    let selected = device::select(a.device)?;
+    let selected = super::select_device(a.device)?;
     if let Selected::Cuda(_) = selected {
         eprintln!("  on {}", selected.describe());
     }

@@ -4,7 +4,6 @@
 //! the user as one clear line (exit code 1), usage errors through clap (exit code 2).
 
 mod demo;
-mod device;
 mod eval;
 mod export;
 mod inspect;
@@ -66,6 +65,9 @@ pub enum CliError {
     /// The digits judge.
     #[error(transparent)]
     Judge(#[from] microdiff_trainer::eval::judge::JudgeError),
+    /// The GPU asked for.
+    #[error(transparent)]
+    Device(#[from] microdiff_trainer::backend::choice::DeviceError),
     /// An export.
     #[error(transparent)]
     Export(#[from] microdiff_trainer::export::from_run::ExportError),
@@ -118,6 +120,15 @@ fn set_threads(n: Option<usize>) -> Result<(), CliError> {
         .num_threads(n)
         .build_global()
         .map_err(msg("--threads"))
+}
+
+/// `--device`: the backend, with the one line `auto` says when it falls back to the CPU.
+fn select_device(
+    choice: microdiff_trainer::backend::choice::DeviceChoice,
+) -> Result<microdiff_trainer::backend::choice::Selected, CliError> {
+    Ok(microdiff_trainer::backend::choice::select(choice, |e| {
+        eprintln!("microdiff: --device auto: no usable GPU ({e}); training on the CPU");
+    })?)
 }
 
 /// Whether stderr is a terminal: progress bars there, one line per stage elsewhere.

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use microdiff_trainer::backend::Backend;
+use microdiff_trainer::backend::choice::{DeviceChoice, Selected};
 use microdiff_trainer::backend::cpu::{Cpu, hot_pool};
 use microdiff_trainer::run::{Event, Run, Settings, Start};
 
-use super::device::{self, DeviceChoice, Selected};
 use super::{CliError, msg};
 
 /// `microdiff train` arguments.
@@ -69,7 +69,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
         Start::Fresh
     };
     let run = Run::prepare(&a.out, &settings, start)?;
-    let selected = device::select(a.device)?;
+    let selected = super::select_device(a.device)?;
     let on = selected.describe();
     match selected {
         // On one of rayon's workers, with the others polling for work: the backend's parallel

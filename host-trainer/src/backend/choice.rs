@@ -1,17 +1,15 @@
 //! `--device auto | cpu | cuda | cuda:N`: which backend trains.
 //!
 //! `auto` uses GPU 0 when the CUDA driver, a device and the CUDA libraries are there, and
-//! otherwise says so in ONE line on stderr and trains on the CPU. `cuda[:N]` without a usable
-//! device is an error (exit code 1), never a panic: the driver is probed before any call into
-//! it (see `backend::cuda::driver`).
+//! otherwise falls back to the CPU, telling the caller why (the CLI says so in one line).
+//! `cuda[:N]` without a usable device is an error, never a panic: the driver is probed before
+//! any call into it (see [`super::cuda::driver`]).
 
 use std::fmt;
 use std::str::FromStr;
 
-use microdiff_trainer::backend::cuda::CudaBackend;
-use microdiff_trainer::backend::cuda::driver::CudaDriver;
-
-use super::CliError;
+use super::cuda::driver::CudaDriver;
+use super::cuda::{CudaBackend, CudaError};
 
 /// What `--device` asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -70,33 +68,44 @@ impl Selected {
         match self {
             Selected::Cpu => "the CPU".into(),
             Selected::Cuda(be) => {
-                use microdiff_trainer::backend::cuda::Device;
+                use super::cuda::Device;
                 be.device().describe()
             }
         }
     }
 }
 
-fn open_cuda(
-    ordinal: usize,
-) -> Result<CudaBackend<CudaDriver>, microdiff_trainer::backend::cuda::CudaError> {
+fn open_cuda(ordinal: usize) -> Result<CudaBackend<CudaDriver>, CudaError> {
     CudaBackend::new(CudaDriver::open(ordinal)?)
 }
 
-/// Resolves `choice`; `auto` prints the one fallback line when it falls back.
-pub fn select(choice: DeviceChoice) -> Result<Selected, CliError> {
+/// A GPU that was asked for and cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("--device {choice}: {source}")]
+pub struct DeviceError {
+    /// What was asked for.
+    pub choice: DeviceChoice,
+    /// Why the GPU cannot be used.
+    pub source: CudaError,
+}
+
+/// Resolves `choice`; when `auto` falls back to the CPU, `on_fallback` hears why.
+pub fn select(
+    choice: DeviceChoice,
+    on_fallback: impl FnOnce(&CudaError),
+) -> Result<Selected, DeviceError> {
     match choice {
         DeviceChoice::Cpu => Ok(Selected::Cpu),
         DeviceChoice::Auto => match open_cuda(0) {
             Ok(be) => Ok(Selected::Cuda(Box::new(be))),
             Err(e) => {
-                eprintln!("microdiff: --device auto: no usable GPU ({e}); training on the CPU");
+                on_fallback(&e);
                 Ok(Selected::Cpu)
             }
         },
         DeviceChoice::Cuda(n) => open_cuda(n)
             .map(|be| Selected::Cuda(Box::new(be)))
-            .map_err(|e| CliError::Msg(format!("--device {choice}: {e}"))),
+            .map_err(|source| DeviceError { choice, source }),
     }
 }
 
