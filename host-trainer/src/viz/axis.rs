@@ -6,7 +6,80 @@
 
 use std::ops::Range;
 
+use plotters::chart::ChartContext;
 use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, ValueFormatter};
+use plotters::prelude::{Cartesian2d, ChartBuilder};
+
+use super::canvas::{Area, Canvas};
+use super::{GRID_BOLD, GRID_LIGHT, INK, VizError, draw_err, text};
+
+/// A chart's frame: its text size, margins, caption and axis titles.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Frame<'a> {
+    /// What is drawn, for errors.
+    pub what: &'static str,
+    /// Tick-label text height, in pixels.
+    pub font: u32,
+    /// Caption above the chart, with its text height.
+    pub title: Option<(&'a str, u32)>,
+    /// Axis titles.
+    pub x_title: &'a str,
+    /// See `x_title`.
+    pub y_title: &'a str,
+}
+
+impl Frame<'_> {
+    /// The margin around the chart.
+    pub(super) fn margin(&self) -> u32 {
+        self.font
+    }
+    /// Height of the x tick labels and title.
+    pub(super) fn x_area(&self) -> u32 {
+        self.font * 3
+    }
+    /// Width of the y tick labels and title.
+    pub(super) fn y_area(&self) -> u32 {
+        self.font * 4 + self.font / 2
+    }
+}
+
+/// A chart over `x` × `y` on `root` with its frame drawn: caption, axis titles, tick labels
+/// and grid lines, the same in every picture.
+pub(super) fn chart<'a, 'b>(
+    root: &'a Area<'b>,
+    frame: &Frame<'_>,
+    x: &Axis,
+    y: &Axis,
+) -> Result<ChartContext<'a, Canvas<'b>, Cartesian2d<Axis, Axis>>, VizError> {
+    let err = draw_err(frame.what);
+    let font = frame.font;
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .margin(frame.margin())
+        .x_label_area_size(frame.x_area())
+        .y_label_area_size(frame.y_area());
+    if let Some((title, size)) = frame.title {
+        builder.caption(title, text(size, INK));
+    }
+    let mut chart = builder
+        .build_cartesian_2d(x.clone(), y.clone())
+        .map_err(&err)?;
+    let (xl, yl) = (|v: &f64| x.label(*v), |v: &f64| y.label(*v));
+    chart
+        .configure_mesh()
+        .x_desc(frame.x_title)
+        .y_desc(frame.y_title)
+        .x_label_formatter(&xl)
+        .y_label_formatter(&yl)
+        .label_style(text(font, INK))
+        .axis_desc_style(text(font + 1, INK))
+        .bold_line_style(GRID_BOLD)
+        .light_line_style(GRID_LIGHT)
+        .axis_style(INK)
+        .draw()
+        .map_err(&err)?;
+    Ok(chart)
+}
 
 /// One chart axis over `lo..hi` in axis units (log₁₀ of the value on a log axis).
 #[derive(Debug, Clone)]

@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use plotters::prelude::{ChartBuilder, Circle, Color, PathElement, SeriesLabelPosition};
+use plotters::prelude::{Circle, Color, PathElement, SeriesLabelPosition};
 
-use super::axis::Axis;
-use super::{GRID_BOLD, GRID_LIGHT, INK, PALETTE, VizError, bad, draw_err, render, save, text};
+use super::axis::{Axis, Frame, chart};
+use super::{GRID_BOLD, INK, PALETTE, VizError, bad, draw_err, render, save, text};
 
 /// How to draw the y axis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -191,31 +191,14 @@ fn draw(
     let font = (h / 28).clamp(12, 20);
     render("curve", (w, h), |root| {
         let err = draw_err("curve");
-        let mut builder = ChartBuilder::on(root);
-        builder
-            .margin(font)
-            .x_label_area_size(font * 3)
-            .y_label_area_size(font * 4 + font / 2);
-        if let Some(title) = opts.title {
-            builder.caption(title, text(font + 4, INK));
-        }
-        let mut chart = builder
-            .build_cartesian_2d(x_axis.clone(), y_axis.clone())
-            .map_err(&err)?;
-        let (xl, yl) = (|v: &f64| x_axis.label(*v), |v: &f64| y_axis.label(*v));
-        chart
-            .configure_mesh()
-            .x_desc(opts.x_title)
-            .y_desc(opts.y_title)
-            .x_label_formatter(&xl)
-            .y_label_formatter(&yl)
-            .label_style(text(font, INK))
-            .axis_desc_style(text(font + 1, INK))
-            .bold_line_style(GRID_BOLD)
-            .light_line_style(GRID_LIGHT)
-            .axis_style(INK)
-            .draw()
-            .map_err(&err)?;
+        let frame = Frame {
+            what: "curve",
+            font,
+            title: opts.title.map(|t| (t, font + 4)),
+            x_title: opts.x_title,
+            y_title: opts.y_title,
+        };
+        let mut chart = chart(root, &frame, &x_axis, &y_axis)?;
 
         let thick = (h / 200).clamp(2, 4);
         let mut named = false;

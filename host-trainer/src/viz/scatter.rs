@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
-use plotters::prelude::{ChartBuilder, Circle, Color, SeriesLabelPosition};
+use plotters::prelude::{Circle, Color, SeriesLabelPosition};
 use plotters::style::RGBColor;
 
-use super::axis::Axis;
-use super::{GRID_BOLD, GRID_LIGHT, INK, PALETTE, VizError, bad, draw_err, render, save, text};
+use super::axis::{Axis, Frame, chart};
+use super::{GRID_BOLD, INK, PALETTE, VizError, bad, draw_err, render, save, text};
 
 /// Reference data: light grey, under the samples.
 const REFERENCE: RGBColor = RGBColor(175, 175, 175);
@@ -249,13 +249,21 @@ fn draw(
     });
 
     let font = (size / 40).clamp(12, 20);
-    let margin = font;
-    let x_area = font * 3;
-    let y_area = font * 4 + font / 2;
+    let frame = Frame {
+        what: "scatter",
+        font,
+        title: opts.title.map(|t| (t, font + 2)),
+        x_title: opts.x_title,
+        y_title: opts.y_title,
+    };
     let caption = opts.title.map_or(0, |_| font * 2 + 10);
     // The plotting area's size, as ChartBuilder will lay it out: the view gets its aspect.
-    let pw = size.saturating_sub(2 * margin + y_area).max(1);
-    let ph = size.saturating_sub(2 * margin + x_area + caption).max(1);
+    let pw = size
+        .saturating_sub(2 * frame.margin() + frame.y_area())
+        .max(1);
+    let ph = size
+        .saturating_sub(2 * frame.margin() + frame.x_area() + caption)
+        .max(1);
     let (xr, yr) = fit_view(reference, samples, f64::from(pw) / f64::from(ph));
     let (x_axis, y_axis) = (Axis::linear(xr.0, xr.1), Axis::linear(yr.0, yr.1));
     let in_view = |&(x, y): &(f64, f64)| (xr.0..=xr.1).contains(&x) && (yr.0..=yr.1).contains(&y);
@@ -263,31 +271,7 @@ fn draw(
 
     render("scatter", (size, size), |root| {
         let err = draw_err("scatter");
-        let mut builder = ChartBuilder::on(root);
-        builder
-            .margin(margin)
-            .x_label_area_size(x_area)
-            .y_label_area_size(y_area);
-        if let Some(title) = opts.title {
-            builder.caption(title, text(font + 2, INK));
-        }
-        let mut chart = builder
-            .build_cartesian_2d(x_axis.clone(), y_axis.clone())
-            .map_err(&err)?;
-        let (xl, yl) = (|v: &f64| x_axis.label(*v), |v: &f64| y_axis.label(*v));
-        chart
-            .configure_mesh()
-            .x_desc(opts.x_title)
-            .y_desc(opts.y_title)
-            .x_label_formatter(&xl)
-            .y_label_formatter(&yl)
-            .label_style(text(font, INK))
-            .axis_desc_style(text(font + 1, INK))
-            .bold_line_style(GRID_BOLD)
-            .light_line_style(GRID_LIGHT)
-            .axis_style(INK)
-            .draw()
-            .map_err(&err)?;
+        let mut chart = chart(root, &frame, &x_axis, &y_axis)?;
 
         let legend_dot = move |colour: RGBColor| {
             move |(x, y): (i32, i32)| Circle::new((x + font as i32 / 2, y), 4, colour.filled())
