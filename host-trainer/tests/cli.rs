@@ -808,3 +808,43 @@ fn no_cli_module_uses_another() {
         }
     }
 }
+
+/// Samples far outside the data (here: an untrained network under unclipped DDIM, whose
+/// first step divides by α_T ≈ 0.006) are never silent: `sample` and `eval` warn, and
+/// `eval --json` says so under `far_out`.
+#[test]
+fn samples_far_outside_the_data_are_warned_about() {
+    let dir = scratch("far-out");
+    let run = dir.join("run");
+    ok(bin()
+        .args(["train", "--data", "moons", "--steps", "5", "--hidden", "32"])
+        .args([
+            "--ff", "64", "--blocks", "1", "--quiet", "--device", "cpu", "--out",
+        ])
+        .arg(&run));
+    let blob = dir.join("m.mdfb");
+    ok(bin()
+        .arg("export")
+        .arg(&run)
+        .args(["--sampler", "ddim:10", "--out"])
+        .arg(&blob));
+    let out = ok(bin().arg("sample").arg(&blob).args(["-n", "200"]));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("leave the data's range by far"), "{log}");
+    let out = ok(bin()
+        .arg("eval")
+        .arg(&blob)
+        .args(["--data", "moons", "-n", "200", "--json"]));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc["far_out"]["values"].as_u64().unwrap() > 0, "{doc}");
+    // A good model and sampler stays quiet (the default export of a trained run).
+    let (_, good) = common::small_run(&dir.join("good"), 1500);
+    let out = ok(bin()
+        .arg("eval")
+        .arg(&good)
+        .args(["--data", "moons", "--json"]));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc.get("far_out").is_none(), "{doc}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -107,7 +107,11 @@ pub fn run(a: Args) -> Result<(), CliError> {
         let nll = report::likelihood(&trained, &source, a.nll_n, config)?;
         metrics["nll"] = serde_json::to_value(&nll).map_err(msg("json"))?;
     }
-    let doc = json!({"blob": a.blob.display().to_string(), "program": program, "evaluations": evals, "data": a.data, "metrics": metrics});
+    let mut doc = json!({"blob": a.blob.display().to_string(), "program": program, "evaluations": evals, "data": a.data, "metrics": metrics});
+    if let Some(far) = &evaluation.far_out {
+        // For tools: the warning printed above, as data.
+        doc["far_out"] = json!({"values": far.values, "of": far.of, "max_data_stds": far.max});
+    }
     if a.json {
         println!(
             "{}",
