@@ -14,6 +14,9 @@
 //!   [`checkpoint`] — atomic, versioned, bit-exact resumable checkpoints.
 //! * [`export`] — trained parameters → a weight blob (f32 / f16 / int8, or the full-integer
 //!   W8A8 network calibrated on the sampler's trajectories) with sampler programs.
+//! * [`interop`] — PyTorch interop: a run ↔ a safetensors file of the reference module's
+//!   `state_dict` with microdiff's metadata (docs/interop.md); `export --format safetensors`
+//!   and `import`.
 //! * [`files`] — reading a user's file whole, with a size limit; atomic writes; run locks.
 //! * [`run`] — a training run: its directory, its settings (flags = TOML keys), the training
 //!   loop; [`sampling`] — samples drawn from a blob by the runtime on the host.
@@ -69,6 +72,7 @@ pub mod data;
 pub mod eval;
 pub mod export;
 pub mod files;
+pub mod interop;
 pub mod model;
 pub mod objective;
 pub mod optim;

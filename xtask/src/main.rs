@@ -23,6 +23,7 @@
 //! - `cmd.rs`: a command that runs and prints itself as a pasteable shell line.
 //! - `test.rs`: `cargo xtask test`.
 //! - `cuda.rs`: `cargo xtask cuda` (the CUDA kernels' compile and CPU-emulation tiers).
+//! - `python.rs`: the Python package's venv, build (`pip install ./python`) and tests.
 
 mod cmd;
 mod cuda;
@@ -30,6 +31,7 @@ mod ensure;
 mod firmware;
 mod fuzz;
 mod golden;
+mod python;
 mod steps;
 mod test;
 

@@ -10,8 +10,9 @@ pub const USAGE: &str = "\
 Usage: cargo xtask test [--skip-install] [--quick] [-- <test-harness-args>...]
 
 Runs, stopping at the first failure:
-  ensure tools   rustup targets and components, and the pinned NVRTC + ptxas pip wheels in
-                 .tools/cuda, installed when missing
+  ensure tools   rustup targets and components, the pinned NVRTC + ptxas pip wheels in
+                 .tools/cuda, and a Python venv with pytest and numpy in .tools/python-venv,
+                 installed when missing
   fmt            cargo fmt --all -- --check
   clippy         cargo clippy --workspace --all-targets --features microdiff-trainer/cuda-emu
                  -- -D warnings
@@ -19,6 +20,9 @@ Runs, stopping at the first failure:
                  --features microdiff-trainer/cuda-emu
   test           cargo test --workspace [-- <test-harness-args>...]
   abuse          the CLI under hostile input (host-trainer/tests/abuse.rs), its table printed
+  python         .tools/python-venv/bin/python -m pip install ./python (maturin builds the
+                 extension in the dev profile into target/), then pytest python/tests: the
+                 package's samples = the CLI's, bit for bit
   cuda           cargo xtask cuda --skip-install: every CUDA kernel compiled with NVRTC for
                  compute_70/80/90 (ptxas: no spills) and executed on the CPU emulator against
                  the CPU backend; prints kernels compiled/executed/matched (see `help cuda`)
@@ -41,7 +45,7 @@ Runs, stopping at the first failure:
                  board\" commands with a short training (QEMU M0 run, Pico build, and a wrong
                  program name refused at build time)
   lint <pkg>     cargo fmt --check && cargo clippy --release -- -D warnings, in each package
-                 outside the workspace (firmware-examples/*, fuzz)
+                 outside the workspace (firmware-examples/*, fuzz, python)
 
 Options:
   --skip-install  do not check for or install tools (the toolchain already has them)
@@ -59,7 +63,7 @@ const NO_STD_TARGETS: [&str; 3] = [
 ];
 
 /// Packages outside the workspace (own target, own lock file), linted one by one.
-const OUT_OF_WORKSPACE: [&str; 12] = [
+const OUT_OF_WORKSPACE: [&str; 13] = [
     "firmware-examples/common",
     "firmware-examples/model-select",
     "firmware-examples/qemu-kernel-check",
@@ -72,6 +76,7 @@ const OUT_OF_WORKSPACE: [&str; 12] = [
     "firmware-examples/nrf52840-dk",
     "firmware-examples/size-probe",
     "fuzz",
+    "python",
 ];
 
 /// The crates that run on the device.
@@ -131,6 +136,7 @@ fn plan(opts: &Options) -> Vec<Step> {
             Tool::rustup_component("rustfmt"),
             Tool::rustup_component("clippy"),
             crate::cuda::cuda_tools(),
+            crate::python::venv_tool(&crate::repo_root()),
         ];
         if !opts.quick {
             tools.extend(NO_STD_TARGETS.iter().map(|t| Tool::rustup_target(t)));
@@ -182,6 +188,16 @@ fn plan(opts: &Options) -> Vec<Step> {
             "--",
             "--nocapture",
         ]),
+    ));
+    // The Python package: built after the workspace tests, whose dependencies it reuses; its
+    // tests run the CLI those built. Host-only, so in --quick too.
+    steps.push(Step::run(
+        "python package (pip install ./python)",
+        crate::python::install(&crate::repo_root()),
+    ));
+    steps.push(Step::run(
+        "python tests (pytest python/tests)",
+        crate::python::tests(&crate::repo_root()),
     ));
     // The CUDA tiers need no GPU, so they run in --quick too; the wheels come from `ensure`.
     steps.push(Step::run(
@@ -309,12 +325,13 @@ mod tests {
     fn plan_has_every_step() {
         let o = parse(&[]).unwrap().unwrap();
         let steps = plan(&o);
-        // ensure, fmt, clippy, doc, test, abuse, cuda, two builds per target, conformance, kernel
-        // check, size, two board builds, size probe, panic-free check, fuzz check, the README's
-        // board flow, and a lint step per out-of-workspace package.
+        // ensure, fmt, clippy, doc, test, abuse, python install and tests, cuda, two builds per
+        // target, conformance, kernel check, size, two board builds, size probe, panic-free
+        // check, fuzz check, the README's board flow, and a lint step per out-of-workspace
+        // package.
         assert_eq!(
             steps.len(),
-            7 + 2 * NO_STD_TARGETS.len() + 9 + OUT_OF_WORKSPACE.len()
+            9 + 2 * NO_STD_TARGETS.len() + 9 + OUT_OF_WORKSPACE.len()
         );
         for t in NO_STD_TARGETS {
             assert!(USAGE.contains(t), "USAGE should list {t}");

@@ -1,11 +1,13 @@
 //! `microdiff export`: a run's weights → a weight blob with sampler programs (the library's
-//! [`from_run`]), written atomically.
+//! [`from_run`]), or with `--format safetensors` → a safetensors file of the PyTorch reference
+//! module's state_dict ([`to_safetensors`], docs/interop.md); either written atomically.
 
 use std::path::PathBuf;
 
 use microdiff_trainer::export::TimeTable;
 use microdiff_trainer::export::from_run::{Options, Storage, from_run};
 use microdiff_trainer::export::w8a8::Calibration;
+use microdiff_trainer::interop::to_safetensors;
 use microdiff_trainer::run::RunDir;
 
 use super::{CliError, msg};
@@ -15,14 +17,20 @@ use super::{CliError, msg};
 pub struct Args {
     /// Training run directory (or its checkpoint file).
     run: PathBuf,
+    /// What to write: blob (a weight blob with sampler programs, for the runtime) or
+    /// safetensors (the weights as the PyTorch reference module's state_dict, f32, with
+    /// microdiff's metadata: docs/interop.md; the blob's options below are refused with it).
+    #[arg(long, default_value = "blob", value_parser = ["blob", "safetensors"])]
+    format: String,
     /// Weight storage: f32, f16, i8 (per-output-channel int8 weights, f32 arithmetic) or w8a8
     /// (the full-integer network: int8 weights and activations, int32 accumulation,
-    /// calibrated on the exported programs' own trajectories; see docs/integer.md).
-    #[arg(long, default_value = "i8")]
-    dtype: String,
-    /// W8A8 only: calibration trajectories per program.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    calibration_samples: u32,
+    /// calibrated on the exported programs' own trajectories; see docs/integer.md)
+    /// [default: i8].
+    #[arg(long)]
+    dtype: Option<String>,
+    /// W8A8 only: calibration trajectories per program [default: 64].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    calibration_samples: Option<u32>,
     /// A sampler program to include, e.g. ddpm, ddim:10, ddim:10:eta=0.5:clip=1, dpmpp2m:8,
     /// euler:32, heun:16, em:100, pc:100 (repeatable) [default: the best of ≤ 20 evaluations
     /// in docs/samplers.md for the objective: dpmpp2m:16:clip=3, or heun:8 for flow matching].
@@ -32,29 +40,34 @@ pub struct Args {
     /// program of a class-conditional model [default: none, i.e. 1].
     #[arg(long, allow_negative_numbers = true)]
     guidance: Option<f64>,
-    /// Output blob.
-    #[arg(long, default_value = "model.mdfb")]
-    out: PathBuf,
+    /// Output file [default: model.mdfb, or model.safetensors with --format safetensors].
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Store the time-embedding MLP as a table of its outputs, one row per time the programs
     /// evaluate (same samples bit for bit; no sin/cos and fewer products on the device): auto
-    /// (when the table is no larger than the weights it replaces), always or never.
-    #[arg(long, default_value = "auto", value_parser = clap::value_parser!(TimeTable))]
-    time_table: TimeTable,
+    /// (when the table is no larger than the weights it replaces), always or never
+    /// [default: auto].
+    #[arg(long, value_parser = clap::value_parser!(TimeTable))]
+    time_table: Option<TimeTable>,
 }
 
 pub fn run(a: Args) -> Result<(), CliError> {
+    if a.format == "safetensors" {
+        return safetensors(a);
+    }
+    let out = a.out.clone().unwrap_or_else(|| "model.mdfb".into());
     let trained = RunDir::locate(&a.run)?.open()?;
-    let storage: Storage = a
-        .dtype
+    let dtype = a.dtype.as_deref().unwrap_or("i8");
+    let storage: Storage = dtype
         .parse()
         .map_err(|e| CliError::Msg(format!("--dtype {e}")))?;
     let options = Options {
         storage,
         samplers: a.samplers.clone(),
         guidance: a.guidance,
-        time_table: a.time_table,
+        time_table: a.time_table.unwrap_or(TimeTable::Auto),
         calibration: Calibration {
-            samples: a.calibration_samples as usize,
+            samples: a.calibration_samples.unwrap_or(64) as usize,
             ..Default::default()
         },
     };
@@ -66,15 +79,15 @@ pub fn run(a: Args) -> Result<(), CliError> {
         );
     }
     let bytes = exported.bytes;
-    microdiff_trainer::files::write_atomic(&a.out, &bytes).map_err(CliError::io(&a.out))?;
+    microdiff_trainer::files::write_atomic(&out, &bytes).map_err(CliError::io(&out))?;
     let model = microdiff_runtime::Model::parse(&bytes).map_err(msg("export"))?;
     eprintln!(
         "microdiff: wrote {} ({} bytes, {}, arena {} bytes, programs: {})",
-        a.out.display(),
+        out.display(),
         bytes.len(),
         match storage {
             Storage::W8a8 => "full-integer w8a8 network".to_string(),
-            Storage::Float(_) => format!("{} weights", a.dtype),
+            Storage::Float(_) => format!("{dtype} weights"),
         },
         model.arena_bytes(),
         model
@@ -84,6 +97,49 @@ pub fn run(a: Args) -> Result<(), CliError> {
             .map(|p| format!("{} ({} evals)", p.name(), p.evals))
             .collect::<Vec<_>>()
             .join(", ")
+    );
+    Ok(())
+}
+
+/// `--format safetensors`: the run's exported weights (the EMA when kept) and metadata. The
+/// blob's options mean nothing here, so one given is refused rather than silently ignored.
+fn safetensors(a: Args) -> Result<(), CliError> {
+    let blob_only = [
+        ("--dtype", a.dtype.is_some()),
+        ("--sampler", !a.samplers.is_empty()),
+        ("--guidance", a.guidance.is_some()),
+        ("--time-table", a.time_table.is_some()),
+        ("--calibration-samples", a.calibration_samples.is_some()),
+    ];
+    let given: Vec<&str> = blob_only
+        .iter()
+        .filter(|(_, g)| *g)
+        .map(|(flag, _)| *flag)
+        .collect();
+    if !given.is_empty() {
+        return Err(CliError::Msg(format!(
+            "--format safetensors writes the weights only, without the blob's options: remove {} \
+             (or use --format blob)",
+            given.join(", ")
+        )));
+    }
+    let out = a.out.unwrap_or_else(|| "model.safetensors".into());
+    let trained = RunDir::locate(&a.run)?.open()?;
+    let bytes = to_safetensors(&trained)?;
+    microdiff_trainer::files::write_atomic(&out, &bytes).map_err(CliError::io(&out))?;
+    let cfg = trained.config();
+    eprintln!(
+        "microdiff: wrote {} ({} bytes, {} parameters as float32, {} weights; {}, {} prediction)",
+        out.display(),
+        bytes.len(),
+        cfg.model.parameter_count(),
+        if cfg.optim.ema_decay > 0.0 {
+            "EMA"
+        } else {
+            "trained"
+        },
+        cfg.process.name(),
+        cfg.process.prediction().name()
     );
     Ok(())
 }

@@ -6,6 +6,7 @@
 mod demo;
 mod eval;
 mod export;
+mod import;
 mod inspect;
 mod sample;
 mod train;
@@ -27,8 +28,11 @@ struct Cli {
 enum Command {
     /// Train a model (DDPM, VE/VP score matching or flow matching) and write checkpoints.
     Train(Box<train::Args>),
-    /// Write a weight blob (f32 / f16 / int8) with sampler programs from a training run.
+    /// Write a weight blob (f32 / f16 / int8) with sampler programs from a training run, or
+    /// its weights as safetensors for PyTorch (--format safetensors).
     Export(export::Args),
+    /// Make a run directory from a safetensors file of PyTorch weights (docs/interop.md).
+    Import(import::Args),
     /// Draw samples from a blob with the no_std runtime (parallel over samples).
     Sample(sample::Args),
     /// Sample quality against held-out data, each metric next to its noise floor.
@@ -71,6 +75,9 @@ pub enum CliError {
     /// An export.
     #[error(transparent)]
     Export(#[from] microdiff_trainer::export::from_run::ExportError),
+    /// A safetensors export or import.
+    #[error(transparent)]
+    Interop(#[from] microdiff_trainer::interop::InteropError),
 }
 
 impl CliError {
@@ -204,6 +211,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(a) => train::run(*a),
         Command::Export(a) => export::run(a),
+        Command::Import(a) => import::run(a),
         Command::Sample(a) => sample::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Inspect(a) => inspect::run(a),
