@@ -2,12 +2,12 @@
 //! sampled by the runtime's batched executor exactly as `microdiff sample` samples it.
 
 use microdiff_runtime::Model;
-use microdiff_runtime::blob::program::{ClassSel, Instr, Program};
+use microdiff_runtime::blob::program::Program;
 use microdiff_trainer::sampling;
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::errors::value_error;
 use crate::input::bytes_or_file;
@@ -84,62 +84,18 @@ fn bounded(value: &Bound<'_, PyAny>, what: &str, limit: u128) -> PyResult<u128> 
         .ok_or_else(bad)
 }
 
-/// A program's instructions as dicts, in order, with the keys and values of `microdiff
-/// inspect --json` (`host-trainer/src/cli/inspect.rs`): `{"op": "eval", "dst", "src", "class":
-/// "caller" | "null", "time"}`, `{"op": "lin", "dst", "terms": [[register, coefficient], …],
-/// "noise": coefficient | None}`, `{"op": "clamp", "reg", "lo", "hi"}`, `{"op": "step"}`.
-/// Coefficients are the stored f32 values, widened exactly to Python floats.
+/// A program's instructions as dicts, in order: the library's
+/// [`microdiff_trainer::sampler::instructions_json`] (what `microdiff inspect --json` prints),
+/// handed to Python through `json.loads`, which reads the widened f32 values back exactly.
 pub fn instructions<'py>(py: Python<'py>, p: &Program<'_>) -> PyResult<Bound<'py, PyList>> {
-    let out = PyList::empty(py);
-    for i in p.instructions() {
-        let (_, i) = i.map_err(|e| value_error(format!("program {:?}: {e}", p.name())))?;
-        let d = PyDict::new(py);
-        match i {
-            Instr::Eval {
-                dst,
-                src,
-                class,
-                time,
-            } => {
-                let class = match class {
-                    ClassSel::Caller => "caller",
-                    ClassSel::Null => "null",
-                };
-                d.set_item("op", "eval")?;
-                d.set_item("dst", dst)?;
-                d.set_item("src", src)?;
-                d.set_item("class", class)?;
-                d.set_item("time", f64::from(time))?;
-            }
-            Instr::Lin { dst, noise, terms } => {
-                let terms = terms
-                    .iter()
-                    .map(|(r, c)| {
-                        PyList::new(
-                            py,
-                            [
-                                r.into_pyobject(py)?.into_any(),
-                                f64::from(c).into_pyobject(py)?.into_any(),
-                            ],
-                        )
-                    })
-                    .collect::<PyResult<Vec<_>>>()?;
-                d.set_item("op", "lin")?;
-                d.set_item("dst", dst)?;
-                d.set_item("terms", terms)?;
-                d.set_item("noise", noise.map(f64::from))?;
-            }
-            Instr::Clamp { reg, lo, hi } => {
-                d.set_item("op", "clamp")?;
-                d.set_item("reg", reg)?;
-                d.set_item("lo", f64::from(lo))?;
-                d.set_item("hi", f64::from(hi))?;
-            }
-            Instr::Step => d.set_item("op", "step")?,
-        }
-        out.append(d)?;
-    }
-    Ok(out)
+    let values = microdiff_trainer::sampler::instructions_json(p)
+        .map_err(|e| value_error(format!("program {:?}: {e}", p.name())))?;
+    let text = serde_json::to_string(&values)
+        .map_err(|e| value_error(format!("program {:?}: {e}", p.name())))?;
+    Ok(py
+        .import("json")?
+        .call_method1("loads", (text,))?
+        .cast_into::<PyList>()?)
 }
 
 #[pymethods]

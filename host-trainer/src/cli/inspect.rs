@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 
 use microdiff_runtime::Model;
-use microdiff_runtime::blob::program::{ClassSel, Instr, Program};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{CliError, msg};
 
@@ -16,38 +15,6 @@ pub struct Args {
     /// Print JSON instead of text (with every program's instructions and coefficients).
     #[arg(long)]
     json: bool,
-}
-
-/// A program's instructions as JSON objects, in order: `{"op": "eval", "dst", "src", "class":
-/// "caller" | "null", "time"}`, `{"op": "lin", "dst", "terms": [[register, coefficient], …],
-/// "noise": coefficient | null}`, `{"op": "clamp", "reg", "lo", "hi"}`, `{"op": "step"}`.
-fn instructions(p: &Program<'_>) -> Result<Vec<Value>, microdiff_runtime::Error> {
-    p.instructions()
-        .map(|i| {
-            Ok(match i?.1 {
-                Instr::Eval {
-                    dst,
-                    src,
-                    class,
-                    time,
-                } => {
-                    let class = match class {
-                        ClassSel::Caller => "caller",
-                        ClassSel::Null => "null",
-                    };
-                    json!({"op": "eval", "dst": dst, "src": src, "class": class, "time": time})
-                }
-                Instr::Lin { dst, noise, terms } => {
-                    let terms: Vec<Value> = terms.iter().map(|(r, c)| json!([r, c])).collect();
-                    json!({"op": "lin", "dst": dst, "terms": terms, "noise": noise})
-                }
-                Instr::Clamp { reg, lo, hi } => {
-                    json!({"op": "clamp", "reg": reg, "lo": lo, "hi": hi})
-                }
-                Instr::Step => json!({"op": "step"}),
-            })
-        })
-        .collect()
 }
 
 pub fn run(a: Args) -> Result<(), CliError> {
@@ -66,7 +33,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
         .iter()
         .flatten()
         .map(|p| {
-            let code = instructions(&p).map_err(msg(p.name()))?;
+            let code = microdiff_trainer::sampler::instructions_json(&p).map_err(msg(p.name()))?;
             Ok(json!({"name": p.name(), "registers": p.regs, "steps": p.steps, "evaluations": p.evals, "code_bytes": p.code.len(), "instructions": code}))
         })
         .collect::<Result<_, CliError>>()?;

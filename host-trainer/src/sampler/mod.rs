@@ -217,6 +217,45 @@ pub enum SamplerError {
     Process(#[from] ProcessError),
 }
 
+/// A program's instructions as JSON objects, in order — what `microdiff inspect --json` and the
+/// Python package's `Blob.instructions` show: `{"op": "eval", "dst", "src", "class": "caller" |
+/// "null", "time"}`, `{"op": "lin", "dst", "terms": [[register, coefficient], …], "noise":
+/// coefficient | null}`, `{"op": "clamp", "reg", "lo", "hi"}`, `{"op": "step"}`. Coefficients
+/// are the stored f32 values, widened exactly.
+pub fn instructions_json(
+    p: &microdiff_runtime::blob::program::Program<'_>,
+) -> Result<Vec<serde_json::Value>, microdiff_runtime::Error> {
+    use microdiff_runtime::blob::program::{ClassSel, Instr};
+    use serde_json::json;
+    p.instructions()
+        .map(|i| {
+            Ok(match i?.1 {
+                Instr::Eval {
+                    dst,
+                    src,
+                    class,
+                    time,
+                } => {
+                    let class = match class {
+                        ClassSel::Caller => "caller",
+                        ClassSel::Null => "null",
+                    };
+                    json!({"op": "eval", "dst": dst, "src": src, "class": class, "time": time})
+                }
+                Instr::Lin { dst, noise, terms } => {
+                    let terms: Vec<serde_json::Value> =
+                        terms.iter().map(|(r, c)| json!([r, c])).collect();
+                    json!({"op": "lin", "dst": dst, "terms": terms, "noise": noise})
+                }
+                Instr::Clamp { reg, lo, hi } => {
+                    json!({"op": "clamp", "reg": reg, "lo": lo, "hi": hi})
+                }
+                Instr::Step => json!({"op": "step"}),
+            })
+        })
+        .collect()
+}
+
 /// Builds the program for `spec` on `process`, called `name`.
 pub fn build(
     process: &Process,
