@@ -154,16 +154,44 @@ pub fn per_class(
     seed: u64,
     progress: &dyn Fn(usize),
 ) -> Result<(Vec<f32>, Vec<u16>), SampleError> {
-    let mut x = Vec::new();
-    let mut y = Vec::new();
-    for c in 0..classes {
-        let first = usize::from(c).saturating_mul(per_class);
-        x.extend(draw(blob, program, c, per_class, seed, first, &|k| {
+    let y: Vec<u16> = (0..classes)
+        .flat_map(|c| std::iter::repeat_n(c, per_class))
+        .collect();
+    Ok((with_classes(blob, program, &y, seed, progress)?, y))
+}
+
+/// One sample per entry of `classes` (row `i` of the result is of class `classes[i]`). Noise
+/// streams go class by class in increasing class order — the samples of class `c` take
+/// consecutive streams after all those of smaller classes, in the order they appear in
+/// `classes` — so a row's bits depend on the class counts, not on how the classes are
+/// interleaved. ([`per_class`] is the class-major case.)
+pub fn with_classes(
+    blob: &[u8],
+    program: &str,
+    classes: &[u16],
+    seed: u64,
+    progress: &dyn Fn(usize),
+) -> Result<Vec<f32>, SampleError> {
+    let d = Model::parse(blob).map_err(SampleError::Blob)?.data_len();
+    let mut order: Vec<usize> = (0..classes.len()).collect();
+    order.sort_by_key(|&i| classes[i]); // stable: appearance order within a class
+    let mut out = Vec::new();
+    let n = classes.len();
+    out.try_reserve_exact(n.saturating_mul(d))
+        .map_err(|_| SampleError::TooMany { n, len: d })?;
+    out.resize(n * d, 0.0);
+    let mut first = 0;
+    for group in order.chunk_by(|&i, &j| classes[i] == classes[j]) {
+        let c = classes[group[0]];
+        let x = draw(blob, program, c, group.len(), seed, first, &|k| {
             progress(first + k)
-        })?);
-        y.extend(std::iter::repeat_n(c, per_class));
+        })?;
+        for (&row, sample) in group.iter().zip(x.chunks_exact(d.max(1))) {
+            out[row * d..(row + 1) * d].copy_from_slice(sample);
+        }
+        first += group.len();
     }
-    Ok((x, y))
+    Ok(out)
 }
 
 /// Samples far outside the training data: values more than [`FAR`] model-space units (standard

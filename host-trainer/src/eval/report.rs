@@ -5,6 +5,9 @@
 //! * 2-D sets ([`toy`]): sliced Wasserstein-2 (128 projections), RBF-MMD², energy distance,
 //!   each the mean over [`REFERENCE_DRAWS`] held-out draws.
 //! * The user's data of any dimension ([`data()`]): the same three, against two random halves.
+//! * A class-conditional model is sampled with the data's mixture of classes: on a 2-D set the
+//!   generator's labels, on the user's data the labels of the held-out rows compared with
+//!   (so its samples are judged as a whole, not as one class against all of the data).
 //! * `digits` ([`digits()`]): class accuracy by the [`DigitsJudge`] and the Fréchet distance in
 //!   its feature space.
 //! * [`likelihood`]: the negative log-likelihood of held-out data under a run's model (EMA
@@ -160,6 +163,7 @@ pub fn evaluate(
     }
     let model = microdiff_runtime::Model::parse(blob).map_err(SampleError::Blob)?;
     let len = model.data_len();
+    let classes = usize::from(model.meta().classes);
     match data {
         Source::Digits => {
             if len != 64 || model.meta().classes != 10 {
@@ -180,7 +184,14 @@ pub fn evaluate(
                     "--data {data}: the model makes {len} values per sample, not 2"
                 )));
             }
-            let samples = sampling::draw(blob, program, 0, n, seed, 0, progress)?;
+            let samples = if classes == 0 {
+                sampling::draw(blob, program, 0, n, seed, 0, progress)?
+            } else {
+                // The generator's own mixture of classes (its labels of a fresh draw).
+                let ds = data::toy_labelled(*kind, n, seed ^ CLASS_DRAW_SEED);
+                let labels = conditional_labels(&ds, classes, data)?;
+                sampling::with_classes(blob, program, labels, seed, progress)?
+            };
             Ok(Evaluation {
                 report: Report::Distances(toy(*kind, &samples, seed)),
                 far_out: sampling::far_out(&model, &samples),
@@ -194,7 +205,15 @@ pub fn evaluate(
                     ds.dim
                 )));
             }
-            let samples = sampling::draw(blob, program, 0, n, seed, 0, progress)?;
+            let samples = if classes == 0 {
+                sampling::draw(blob, program, 0, n, seed, 0, progress)?
+            } else {
+                // The classes of the held-out rows the samples are compared with.
+                let (a, b) = halves(&ds, seed);
+                let m = n.min(a.len()).min(b.len());
+                let labels = conditional_labels(&a, classes, data)?;
+                sampling::with_classes(blob, program, &labels[..m], seed, progress)?
+            };
             Ok(Evaluation {
                 report: Report::Distances(self::data(&ds, &samples, seed)?),
                 far_out: sampling::far_out(&model, &samples),
@@ -230,7 +249,7 @@ pub fn toy(kind: Toy, samples: &[f32], seed: u64) -> Distances {
 /// B, and its noise floor is A against B.
 pub fn data(ds: &Dataset, samples: &[f32], seed: u64) -> Result<Distances, ReportError> {
     let d = ds.dim.max(1);
-    let (a, b) = ds.split(0.5, 1_000_003 + seed);
+    let (a, b) = halves(ds, seed);
     let m = (samples.len() / d).min(a.len()).min(b.len());
     if m < 2 {
         return Err(ReportError::Mismatch(format!(
@@ -244,6 +263,33 @@ pub fn data(ds: &Dataset, samples: &[f32], seed: u64) -> Result<Distances, Repor
         ((metric(&s, &a) + metric(&s, &b)) / 2.0, metric(&a, &b))
     };
     Ok(distances(m, scored, d, seed))
+}
+
+/// The two random halves [`data()`] compares samples with (a stratified split).
+fn halves(ds: &Dataset, seed: u64) -> (Dataset, Dataset) {
+    ds.split(0.5, seed.wrapping_add(1_000_003))
+}
+
+/// Seed offset of the class draw of a conditional model's samples on a 2-D set.
+const CLASS_DRAW_SEED: u64 = 0x0063_6c61_7373_6573; // "classes" in ASCII
+
+/// The labels of `ds`, which a conditional model of `classes` classes samples with, so that its
+/// samples mix the classes as the data does; an error when `ds` has no labels or other classes.
+fn conditional_labels<'d>(
+    ds: &'d Dataset,
+    classes: usize,
+    data: &Source,
+) -> Result<&'d [u16], ReportError> {
+    match &ds.labels {
+        Some(l) if ds.classes == classes => Ok(l),
+        Some(_) => Err(ReportError::Mismatch(format!(
+            "--data {data} has {} classes, the model {classes}",
+            ds.classes
+        ))),
+        None => Err(ReportError::Mismatch(format!(
+            "the model is class-conditional ({classes} classes) and --data {data} has no labels to mix its samples' classes by"
+        ))),
+    }
 }
 
 /// The three distances, each scored by `scored(metric) → (value, floor)`.
@@ -349,7 +395,8 @@ pub fn likelihood(
         run.weights().to_vec(),
         cfg.process.clone(),
         classes,
-    );
+    )
+    .predicting(cfg.prediction());
     let per_row = nll::nll(&cfg.process, &mut net, &x, &config)?;
     let mean = per_row.iter().sum::<f64>() / rows as f64;
     let var = per_row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (rows.max(2) - 1) as f64;
