@@ -60,6 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         programs: vec![program],
         time_table: Default::default(),
         schedule: false,
+        prediction: None,
     };
     let i8_blob = blob(&config.model, &params, &config.process, &export)?;
     let (w8a8_blob, report) = w8a8::blob(

@@ -217,6 +217,7 @@ fn main() {
         batch,
         seed: 1,
         cfg_dropout,
+        prediction: None,
     };
     let mut trainer =
         Trainer::new(Cpu, train, synthetic(&config, 4096)).unwrap_or_else(|e| die("trainer", e));
@@ -243,6 +244,7 @@ fn main() {
         // The same network as PyTorch's, time MLP included (no precomputed table).
         time_table: TimeTable::Never,
         schedule: true,
+        prediction: None,
     };
     let bytes =
         export::blob(&config, &params, &process, &spec).unwrap_or_else(|e| die("export", e));

@@ -72,6 +72,7 @@ fn main() {
         batch,
         seed: 1,
         cfg_dropout,
+        prediction: None,
     };
     let data = synthetic(&model, 4096);
     let mut trainer = Trainer::new(Cpu, config, data).expect("trainer");

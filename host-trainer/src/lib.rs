@@ -2,7 +2,9 @@
 //! export and the `microdiff` CLI build on these.
 //!
 //! * [`process`] — the noise processes (DDPM β schedules, VP and VE SDEs, the flow path) as
-//!   Gaussian paths `x_t = α_t·x₀ + σ_t·ε`, and the time value the network sees.
+//!   Gaussian paths `x_t = α_t·x₀ + σ_t·ε`, and the time value the network sees;
+//!   [`prediction`] — what a network may output for each process (ε, x₀, v, score, velocity)
+//!   and the map the samplers apply to it.
 //! * [`sampler`] — sampler builders: f64 mathematics → runtime programs.
 //! * [`data`] — built-in 2-D sets, the 8×8 digits, CSV / NPY / PNG-folder loaders.
 //! * [`eval`] — sample-quality metrics with their noise floors, the digits classifier, Fréchet distance.
@@ -76,6 +78,7 @@ pub mod interop;
 pub mod model;
 pub mod objective;
 pub mod optim;
+pub mod prediction;
 pub mod process;
 pub mod run;
 pub mod sampler;

@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use microdiff_runtime::blob::meta::Prediction;
 use microdiff_runtime::noise::{Domain, NoiseStream};
 
 use crate::backend::{AdamStep, Backend, BackendError, Moments, UpdateStep};
@@ -35,6 +36,16 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Probability of replacing a row's class by the null class (classifier-free guidance).
     pub cfg_dropout: f32,
+    /// What the network outputs when it is not the process's own target
+    /// ([`Process::prediction`]): set by `microdiff import` only ([`crate::prediction`]);
+    /// `None` (not written) for the process's own. Training fits the process's own target and
+    /// refuses a run with another.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::prediction::serde_name"
+    )]
+    pub prediction: Option<Prediction>,
 }
 
 /// Most training steps ([`TrainConfig::validate`]).
@@ -66,7 +77,29 @@ impl TrainConfig {
             batch: 256,
             seed,
             cfg_dropout: 0.1,
+            prediction: None,
         }
+    }
+
+    /// What the network outputs: [`TrainConfig::prediction`], or the process's own target.
+    pub fn prediction(&self) -> Prediction {
+        self.prediction.unwrap_or_else(|| self.process.prediction())
+    }
+
+    /// `Ok` unless the network predicts something other than the process's own target (an
+    /// imported one), which microdiff does not train.
+    pub fn trainable(&self) -> Result<(), TrainError> {
+        if self.prediction() == self.process.prediction() {
+            return Ok(());
+        }
+        Err(TrainError::Config(format!(
+            "this network predicts {} (an imported model); microdiff trains {} networks to \
+             predict {} only, so it can be exported, sampled and evaluated but not trained \
+             further here",
+            self.prediction().name(),
+            self.process.name(),
+            self.process.prediction().name()
+        )))
     }
 
     /// Checks the configuration.
@@ -91,6 +124,8 @@ impl TrainConfig {
         if self.cfg_dropout > 0.0 && self.model.classes == 0 {
             return bad("cfg_dropout needs a class-conditional model".into());
         }
+        crate::prediction::check(&self.process, self.prediction())
+            .map_err(|e| TrainError::Config(e.to_string()))?;
         Ok(())
     }
 }
@@ -258,6 +293,7 @@ impl<B: Backend> Trainer<B> {
             losses,
         } = state;
         config.validate()?;
+        config.trainable()?;
         let c = &config.model;
         if data.dim != c.data_dim {
             return Err(TrainError::Data(format!(
@@ -500,6 +536,7 @@ mod tests {
             steps: 6,
             batch: 75,
             seed: 9,
+            prediction: None,
             cfg_dropout: 0.1,
         };
         let run = |threads: usize| {

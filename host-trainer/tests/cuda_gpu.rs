@@ -86,6 +86,7 @@ fn moons_config(steps: u64) -> TrainConfig {
         batch: 128,
         seed: 5,
         cfg_dropout: 0.0,
+        prediction: None,
     }
 }
 

@@ -44,6 +44,7 @@ fn config(process: Process, classes: usize, steps: u64) -> TrainConfig {
         batch: 128,
         seed: 5,
         cfg_dropout: if classes > 0 { 0.1 } else { 0.0 },
+        prediction: None,
     }
 }
 
@@ -127,6 +128,7 @@ fn exported_blob_reproduces_the_trained_network() {
             programs: vec![p.clone()],
             time_table: Default::default(),
             schedule: true,
+            prediction: None,
         };
         let b = blob(&cfg.model, &params, &cfg.process, &spec).unwrap();
         let model = Model::parse(&b).unwrap();
@@ -203,6 +205,7 @@ fn a_folded_time_table_gives_the_same_samples_bit_for_bit() {
                 programs: programs.clone(),
                 time_table,
                 schedule: true,
+                prediction: None,
             };
             blob(&cfg.model, &params, &cfg.process, &spec).unwrap()
         };

@@ -35,21 +35,40 @@ fn samplers(value: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<String>> {
     }
 }
 
-/// The export options: `dtype` (`f32`, `f16`, `i8`, `w8a8`), samplers, guidance.
+/// The most calibration trajectories per program (as `export --calibration-samples`).
+const MAX_CALIBRATION_SAMPLES: usize = 100_000;
+
+/// The export options: `dtype` (`f32`, `f16`, `i8`, `w8a8`), samplers, guidance, and the W8A8
+/// calibration's trajectories per program.
 fn export_options(
     dtype: &str,
     samplers_: Option<&Bound<'_, PyAny>>,
     guidance: Option<f64>,
+    calibration_samples: Option<usize>,
 ) -> PyResult<Options> {
     let storage: Storage = dtype
         .parse()
         .map_err(|e| value_error(format!("dtype={e}")))?;
-    Ok(Options {
+    let mut options = Options {
         storage,
         samplers: samplers(samplers_)?,
         guidance,
         ..Options::default()
-    })
+    };
+    if let Some(n) = calibration_samples {
+        if storage != Storage::W8a8 {
+            return Err(value_error(format!(
+                "calibration_samples={n}: only dtype=\"w8a8\" is calibrated"
+            )));
+        }
+        if !(1..=MAX_CALIBRATION_SAMPLES).contains(&n) {
+            return Err(value_error(format!(
+                "calibration_samples={n}: expected 1..={MAX_CALIBRATION_SAMPLES}"
+            )));
+        }
+        options.calibration.samples = n;
+    }
+    Ok(options)
 }
 
 /// A normaliser from `{"scale": [...], "offset": [...]}` (data = x·scale + offset).
@@ -88,14 +107,16 @@ fn blob<'py>(
 }
 
 /// `from_safetensors(path_or_bytes, *, dtype="i8", samplers=None, guidance=None, process=None,
-/// sigma_max=None, prediction=None, shape=None, normalizer=None, classes=None, act=None)`:
-/// the blob (bytes) of a safetensors file, as `microdiff import` then `microdiff export
-/// --dtype DTYPE --sampler …` would write it. The keyword arguments after `guidance` replace
-/// the file's metadata (docs/interop.md), for files written by other tools.
+/// sigma_max=None, prediction=None, shape=None, normalizer=None, classes=None, act=None,
+/// calibration_samples=None)`: the blob (bytes) of a safetensors file, as `microdiff import`
+/// then `microdiff export --dtype DTYPE --sampler … --calibration-samples N` would write it.
+/// The keyword arguments from `process` to `act` replace the file's metadata
+/// (docs/interop.md), for files written by other tools.
 #[pyfunction]
 #[pyo3(signature = (
     source, *, dtype = "i8", samplers = None, guidance = None, process = None, sigma_max = None,
-    prediction = None, shape = None, normalizer = None, classes = None, act = None
+    prediction = None, shape = None, normalizer = None, classes = None, act = None,
+    calibration_samples = None
 ))]
 #[allow(clippy::too_many_arguments)]
 pub fn from_safetensors<'py>(
@@ -111,8 +132,9 @@ pub fn from_safetensors<'py>(
     normalizer: Option<&Bound<'py, PyAny>>,
     classes: Option<usize>,
     act: Option<&str>,
+    calibration_samples: Option<usize>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let export = export_options(dtype, samplers, guidance)?;
+    let export = export_options(dtype, samplers, guidance, calibration_samples)?;
     let act = act
         .map(|name| {
             interop::activation(name).ok_or_else(|| {
@@ -185,16 +207,19 @@ fn architecture_json(value: &Bound<'_, PyAny>) -> PyResult<String> {
 }
 
 /// `from_state_dict(state_dict, *, architecture, process, shape, normalizer=None,
-/// prediction=None, sigma_max=None, dataset=None, dtype="i8", samplers=None, guidance=None)`:
+/// prediction=None, sigma_max=None, dataset=None, dtype="i8", samplers=None, guidance=None,
+/// calibration_samples=None)`:
 /// the blob (bytes) of a network given as the reference module's `state_dict` (a mapping of
 /// names to numpy arrays or torch tensors, docs/interop.md's names and shapes). The tensors
 /// and the metadata become a safetensors file in memory, which goes the way of
 /// `from_safetensors`. `process` is a name (`"ddpm"`, `"vp"`, `"flow"`, `"ve"` with
-/// `sigma_max=`) or the process's JSON; `prediction` defaults to the one its samplers take.
+/// `sigma_max=`) or the process's JSON; `prediction` defaults to the process's own
+/// (docs/interop.md, "Predictions", lists the others each process takes).
 #[pyfunction]
 #[pyo3(signature = (
     state_dict, *, architecture, process, shape, normalizer = None, prediction = None,
-    sigma_max = None, dataset = None, dtype = "i8", samplers = None, guidance = None
+    sigma_max = None, dataset = None, dtype = "i8", samplers = None, guidance = None,
+    calibration_samples = None
 ))]
 #[allow(clippy::too_many_arguments)]
 pub fn from_state_dict<'py>(
@@ -210,8 +235,9 @@ pub fn from_state_dict<'py>(
     dtype: &str,
     samplers: Option<&Bound<'py, PyAny>>,
     guidance: Option<f64>,
+    calibration_samples: Option<usize>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let export = export_options(dtype, samplers, guidance)?;
+    let export = export_options(dtype, samplers, guidance, calibration_samples)?;
     let process = schedule::process(process, sigma_max)?;
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for item in state_dict.call_method0("items")?.try_iter()? {

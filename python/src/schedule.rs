@@ -84,13 +84,15 @@ pub fn default_sampler(process: &str, sigma_max: Option<f64>) -> PyResult<&'stat
     Ok(microdiff_trainer::export::from_run::default_sampler(&p))
 }
 
-/// `sampler_program(spec, process="ddpm", *, sigma_max=None, guidance=None, name=None)`: the
-/// runtime program `spec` (`"ddim:10"`, `"dpmpp2m:16:clip=3"`, … as `microdiff export
-/// --sampler`) builds on `process`, as a list of instruction dicts with the keys and values
-/// of `microdiff inspect --json`. `guidance` is a classifier-free guidance weight (0..=100);
-/// `name` defaults to the spec's default program name (as `export` names it).
+/// `sampler_program(spec, process="ddpm", *, sigma_max=None, guidance=None, name=None,
+/// prediction=None)`: the runtime program `spec` (`"ddim:10"`, `"dpmpp2m:16:clip=3"`, … as
+/// `microdiff export --sampler`) builds on `process`, as a list of instruction dicts with the
+/// keys and values of `microdiff inspect --json`. `guidance` is a classifier-free guidance
+/// weight (0..=100); `name` defaults to the spec's default program name (as `export` names
+/// it); `prediction` (`"epsilon"`, `"velocity"`, `"sample"`, `"v"`, `"score"`; default: the
+/// process's own) is what the network outputs, mapped inside the program (docs/interop.md).
 #[pyfunction]
-#[pyo3(signature = (spec, process = "ddpm", *, sigma_max = None, guidance = None, name = None))]
+#[pyo3(signature = (spec, process = "ddpm", *, sigma_max = None, guidance = None, name = None, prediction = None))]
 pub fn sampler_program<'py>(
     py: Python<'py>,
     spec: &str,
@@ -98,8 +100,17 @@ pub fn sampler_program<'py>(
     sigma_max: Option<f64>,
     guidance: Option<f64>,
     name: Option<&str>,
+    prediction: Option<&str>,
 ) -> PyResult<Bound<'py, PyList>> {
     let p = self::process(process, sigma_max)?;
+    let prediction = match prediction {
+        None => p.prediction(),
+        Some(n) => microdiff_trainer::prediction::from_name(n).ok_or_else(|| {
+            value_error(format!(
+                "prediction={n:?}: expected one of epsilon, velocity, sample, v, score"
+            ))
+        })?,
+    };
     let mut s: SamplerSpec = spec.parse().map_err(value_error)?;
     if let Some(w) = guidance {
         if !(0.0..=MAX_GUIDANCE).contains(&w) {
@@ -112,7 +123,7 @@ pub fn sampler_program<'py>(
     let name = name.map_or_else(|| s.default_name(), str::to_string);
     // Long programs (tens of thousands of steps) take a moment: without the GIL.
     let record = py
-        .detach(|| sampler::build(&p, &s, &name).map(|b| b.to_bytes()))
+        .detach(|| sampler::build_for(&p, prediction, &s, &name).map(|b| b.to_bytes()))
         .map_err(value_error)?;
     // A guided program evaluates the null class; the record is checked on its own here.
     let program = Program::parse(&record, 0, true).map_err(value_error)?;

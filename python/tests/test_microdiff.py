@@ -234,11 +234,32 @@ def test_sampler_program_shapes():
         ("euler:10", "ve", {"sigma_max": -1.0}, "ve"),
         ("ddim:10", "ddpm", {"guidance": -1.0}, "guidance"),
         ("ddim:10", "ddpm", {"name": "has space"}, "name"),
+        ("ddim:10", "ddpm", {"prediction": "x0"}, "x0"),
+        ("heun:8", "flow", {"prediction": "epsilon"}, "velocity, sample"),
     ],
 )
 def test_sampler_program_errors(spec, process, kwargs, match):
     with pytest.raises(ValueError, match=match):
         microdiff.sampler_program(spec, process, **kwargs)
+
+
+def test_sampler_program_for_other_predictions():
+    # The same instructions; the x0 network's output is mapped to eps in the LIN coefficients.
+    own = microdiff.sampler_program("ddim:10")
+    x0 = microdiff.sampler_program("ddim:10", prediction="sample")
+    assert microdiff.sampler_program("ddim:10", prediction="epsilon") == own
+    assert [i["op"] for i in x0] == [i["op"] for i in own] and x0 != own
+
+
+def test_an_x0_network_from_pytorch_samples_its_data():
+    fixtures = pathlib.Path(__file__).resolve().parents[1] / "fixtures"
+    b = microdiff.Blob(microdiff.from_safetensors(fixtures / "tiny-x0.safetensors"))
+    assert b.prediction == "sample"
+    x = b.sample(b.programs[0], 2000, seed=1)
+    data = np.loadtxt(fixtures / "tiny-data.csv", delimiter=",", skiprows=1)[:, :2]
+    # The two moons' mean and spread, within a few standard errors of 2000 samples.
+    assert np.all(np.abs(x.mean(axis=0) - data.mean(axis=0)) < 0.05)
+    assert np.all(np.abs(x.std(axis=0) / data.std(axis=0) - 1) < 0.05)
 
 
 def test_alpha_sigma():
@@ -383,3 +404,51 @@ def test_interop_errors(uncond_run, uncond_st, work):
         microdiff.from_state_dict(tensors, **dict(kwargs, prediction="velocity"))
     with pytest.raises(ValueError, match="process"):
         microdiff.from_state_dict(tensors, **dict(kwargs, process="dpm"))
+
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def python_blocks(markdown):
+    """The ```python blocks of a markdown file, in order."""
+    text = (ROOT / markdown).read_text()
+    return [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+
+
+def run_blocks(markdown, cwd):
+    blocks = python_blocks(markdown)
+    assert blocks, markdown
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        for block in blocks:
+            exec(compile(block, markdown, "exec"), {})
+    finally:
+        os.chdir(here)
+
+
+def test_readme_python_block_runs(uncond, uncond_st, tmp_path):
+    # The README's names: m.mdfb (a 2-D model) and m.safetensors beside it.
+    (tmp_path / "m.mdfb").write_bytes(pathlib.Path(uncond).read_bytes())
+    (tmp_path / "m.safetensors").write_bytes(pathlib.Path(uncond_st).read_bytes())
+    run_blocks("README.md", tmp_path)
+
+
+def test_interop_doc_python_blocks_run(tmp_path):
+    # Paths in docs/interop.md are from the repository root; what a block writes goes to tmp.
+    (tmp_path / "python").symlink_to(ROOT / "python")
+    run_blocks("docs/interop.md", tmp_path)
+    assert microdiff.Blob(str(tmp_path / "tiny-x0.mdfb")).prediction == "sample"
+
+
+def test_python_step_of_the_m0_walkthrough_equals_the_shell(work):
+    st = ROOT / "python/fixtures/tiny-eps.safetensors"
+    run = work / "tiny-walk"
+    cli("import", st, "--out", run)
+    want = exported(run, work / "tiny-walk.mdfb", "--dtype", "w8a8", "--calibration-samples", "512")
+    got = microdiff.from_safetensors(str(st), dtype="w8a8", calibration_samples=512)
+    assert got == want
+    with pytest.raises(ValueError, match="calibration_samples"):
+        microdiff.from_safetensors(str(st), calibration_samples=512)  # i8: not calibrated
+    with pytest.raises(ValueError, match="calibration_samples=0"):
+        microdiff.from_safetensors(str(st), dtype="w8a8", calibration_samples=0)

@@ -44,6 +44,8 @@ Runs, stopping at the first failure:
   your model     firmware-examples/qemu-m0-model/readme-flow.sh: the README's \"Your model on a
                  board\" commands with a short training (QEMU M0 run, Pico build, and a wrong
                  program name refused at build time)
+  PyTorch to M0  firmware-examples/qemu-m0-model/interop-flow.sh: docs/interop.md's walkthrough
+                 (import → W8A8 export → eval → QEMU M0), the M0's sample = the host's
   lint <pkg>     cargo fmt --check && cargo clippy --release -- -D warnings, in each package
                  outside the workspace (firmware-examples/*, fuzz, python)
 
@@ -272,6 +274,10 @@ fn plan(opts: &Options) -> Vec<Step> {
         (
             "your model on a board (README: train, export, QEMU M0 run, Pico build)",
             Cmd::new("bash").arg("firmware-examples/qemu-m0-model/readme-flow.sh"),
+        ),
+        (
+            "PyTorch to the M0 (docs/interop.md's walkthrough; the M0 draws the host's sample)",
+            Cmd::new("bash").arg("firmware-examples/qemu-m0-model/interop-flow.sh"),
         ),
     ];
     // Their formatting and lints, which the workspace-wide fmt and clippy steps do not reach.

@@ -178,6 +178,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
             programs: programs.clone(),
             time_table: Default::default(),
             schedule: true,
+            prediction: None,
         };
         let bytes = blob(&config.model, &params, &config.process, &spec).map_err(msg("export"))?;
         let path = a.out.join(file);
@@ -192,6 +193,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
         programs: programs.clone(),
         time_table: Default::default(),
         schedule: true,
+        prediction: None,
     };
     let (bytes, cal) = w8a8::blob(
         &config.model,

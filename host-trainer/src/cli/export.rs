@@ -139,7 +139,7 @@ fn safetensors(a: Args) -> Result<(), CliError> {
             "trained"
         },
         cfg.process.name(),
-        cfg.process.prediction().name()
+        cfg.prediction().name()
     );
     Ok(())
 }

@@ -95,7 +95,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
         a.file.display(),
         a.out.display(),
         cfg.process.name(),
-        cfg.process.prediction().name(),
+        cfg.prediction().name(),
         cfg.model.parameter_count(),
         a.out.display()
     );

@@ -36,6 +36,7 @@ use crate::backend::Backend;
 use crate::backend::cpu::Cpu;
 use crate::model::{Activations, Mlp, MlpConfig};
 use crate::process::{LambdaInverse, Process};
+use microdiff_runtime::blob::meta::Prediction;
 
 /// Noise level at the data end of the flow ODE (`t = 1 − FLOW_DATA_SIGMA`): `σ = 0` there would
 /// put `λ = +∞` at the end of the grid.
@@ -267,10 +268,19 @@ pub struct Network {
     grads: Vec<f32>,
     acts: Activations<Cpu>,
     process: Process,
+    /// What the network outputs, when not the process's own target (mapped to it in `eval`).
+    prediction: Option<Prediction>,
     classes: Vec<f32>,
 }
 
 impl Network {
+    /// For a network that outputs `prediction` (an imported one; [`crate::prediction`]): its
+    /// output and Jacobian are mapped to the process's target.
+    pub fn predicting(mut self, prediction: Prediction) -> Self {
+        self.prediction = (prediction != self.process.prediction()).then_some(prediction);
+        self
+    }
+
     /// The network of `config` with `params`, for batches of `classes.len()` rows (class ids,
     /// ignored when the model is unconditional).
     pub fn new(config: MlpConfig, params: Vec<f32>, process: Process, classes: Vec<f32>) -> Self {
@@ -282,6 +292,7 @@ impl Network {
             params,
             acts,
             process,
+            prediction: None,
             classes,
         }
     }
@@ -298,7 +309,22 @@ impl Field for Network {
         let tv = vec![self.process.time_value(t); rows];
         self.mlp
             .forward(&Cpu, &self.params, &mut self.acts, &xf, &tv, &self.classes);
-        let out: Vec<f64> = self.acts.out.iter().map(|&v| v as f64).collect();
+        // target = on_x·x + on_out·output, so its vector-Jacobian product is
+        // on_x·v + on_out·(Jᵀv).
+        let (on_x, on_out) = self
+            .prediction
+            .and_then(|p| {
+                let (a, s) = (self.process.alpha(t), self.process.sigma(t));
+                crate::prediction::to_target(&self.process, p, a, s)
+            })
+            .unwrap_or((0.0, 1.0));
+        let out: Vec<f64> = self
+            .acts
+            .out
+            .iter()
+            .zip(x)
+            .map(|(&o, &x)| on_x * x + on_out * o as f64)
+            .collect();
         let vjps = probes
             .iter()
             .map(|v| {
@@ -307,7 +333,10 @@ impl Field for Network {
                 self.mlp
                     .backward(&Cpu, &self.params, &mut self.acts, &dout, &mut self.grads);
                 let dx = self.acts.input_grad().expect("made with input grad");
-                dx.iter().map(|&v| v as f64).collect()
+                dx.iter()
+                    .zip(v)
+                    .map(|(&d, &v)| on_x * v + on_out * d as f64)
+                    .collect()
             })
             .collect();
         (out, vjps)

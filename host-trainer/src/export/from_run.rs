@@ -185,7 +185,8 @@ pub fn from_run(run: &Trained, options: &Options) -> Result<Exported, ExportErro
             spec = spec.with_guidance(w);
         }
         let name = spec.default_name();
-        let program = sampler::build(&cfg.process, &spec, &name).map_err(sampler_error)?;
+        let program = sampler::build_for(&cfg.process, cfg.prediction(), &spec, &name)
+            .map_err(sampler_error)?;
         programs.push(match output_range(run) {
             Some((lo, hi)) => clamp_output(&program, lo, hi)?,
             None => program,
@@ -210,6 +211,7 @@ pub fn from_run(run: &Trained, options: &Options) -> Result<Exported, ExportErro
         programs,
         time_table: options.time_table,
         schedule: true,
+        prediction: cfg.prediction,
     };
     let params = run.weights();
     Ok(match options.storage {

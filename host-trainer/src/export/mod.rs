@@ -13,6 +13,7 @@ pub mod w8a8;
 use microdiff_kernels::{Activation, Dtype};
 use microdiff_runtime::Error as BlobError;
 use microdiff_runtime::batch::BatchModel;
+use microdiff_runtime::blob::meta::Prediction;
 use microdiff_runtime::blob::{BlobBuilder, ProgramBuilder, Value};
 
 use crate::model::{LN_EPS, Layout, MAX_PERIOD, MlpConfig, Slot};
@@ -64,6 +65,10 @@ pub struct ExportSpec {
     /// likelihood evaluation read; the programs carry their own coefficients, so a blob made
     /// only for sampling on a device can leave it out and save 16 bytes per step).
     pub schedule: bool,
+    /// What the network outputs, for the blob's `PREDICTION` field, when it is not the
+    /// process's own target (an imported network; `programs` must then be built for it with
+    /// [`crate::sampler::build_for`]).
+    pub prediction: Option<Prediction>,
 }
 
 /// Builds the blob.
@@ -112,7 +117,8 @@ fn build(
             what: "parameter count does not match the model configuration",
         });
     }
-    let mut b = BlobBuilder::new(&spec.shape, process.objective(), process.prediction());
+    let prediction = spec.prediction.unwrap_or_else(|| process.prediction());
+    let mut b = BlobBuilder::new(&spec.shape, process.objective(), prediction);
     if config.classes > 0 {
         b.classes(config.classes as u16, Some(config.classes as u16));
     }

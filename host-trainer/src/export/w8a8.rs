@@ -413,7 +413,8 @@ pub fn blob(
     let q = |i: usize| ranges[i].q();
     let slice = |s: Slot| &params[s.offset..s.offset + s.len()];
 
-    let mut b = BlobBuilder::new(&spec.shape, process.objective(), process.prediction());
+    let prediction = spec.prediction.unwrap_or_else(|| process.prediction());
+    let mut b = BlobBuilder::new(&spec.shape, process.objective(), prediction);
     if config.classes > 0 {
         b.classes(config.classes as u16, Some(config.classes as u16));
     }

@@ -1,5 +1,5 @@
 //! The safetensors `__metadata__` of docs/interop.md: its keys, the JSON of each value, and the
-//! predictions a process's samplers honour.
+//! process's own prediction.
 
 use std::collections::HashMap;
 
@@ -24,11 +24,8 @@ pub const KEY_PREDICTION: &str = "microdiff.prediction";
 /// `microdiff.data`: the data facts ([`DataFacts`]).
 pub const KEY_DATA: &str = "microdiff.data";
 
-/// Every prediction name the table knows (docs/interop.md), supported here or not.
-pub const PREDICTIONS: [&str; 5] = ["epsilon", "velocity", "sample", "v", "score"];
-
-/// The prediction the sampler builders assume for `process` (`Process::prediction`): the only
-/// one an imported network may declare.
+/// The process's own prediction (`Process::prediction`): what microdiff trains, and what a
+/// file written from a microdiff run declares.
 pub fn supported_prediction(process: &Process) -> &'static str {
     process.prediction().name()
 }

@@ -9,10 +9,11 @@
 //!   `eval --run` accept. What `microdiff import` does.
 //!
 //! Promises: no input makes these panic (a truncated file, a foreign header, NaN weights are
-//! each an [`InteropError`] naming the tensor or the key at fault); an import accepts only the
-//! prediction the sampler builders honour for its process (ε for DDPM, VP and VE, the
-//! velocity for flow); a run written by [`write_run`] exports to the same blob, byte for byte,
-//! as the run its file was exported from.
+//! each an [`InteropError`] naming the tensor or the key at fault); an import accepts the
+//! predictions the sampler builders can convert for its process ([`crate::prediction`]: ε,
+//! x₀, v or the score for DDPM and VP, …, the velocity or x₀ for flow); a run written by
+//! [`write_run`] exports to the same blob, byte for byte, as the run its file was exported
+//! from.
 
 pub mod metadata;
 pub mod names;
@@ -27,13 +28,14 @@ use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::data::Normalizer;
 use crate::model::{MAX_PARAMETERS, MlpConfig};
 use crate::optim::OptimConfig;
+use crate::prediction::{self, PredictionError};
 use crate::process::Process;
 use crate::run::{RUN_FILES, RunDir, RunError, RunInfo, Trained};
 use crate::train::{RunHeader, TrainConfig};
 
 use metadata::{
     Architecture, DEFAULT_DATASET, DataFacts, FORMAT, KEY_ARCHITECTURE, KEY_DATA, KEY_FORMAT,
-    KEY_PREDICTION, KEY_PROCESS, PREDICTIONS, Read, supported_prediction,
+    KEY_PREDICTION, KEY_PROCESS, Read,
 };
 
 /// Largest safetensors file an import reads: the largest network's f32 weights
@@ -72,19 +74,9 @@ pub enum InteropError {
         /// The version found.
         found: String,
     },
-    /// A prediction the process's samplers do not honour.
-    #[error(
-        "metadata key microdiff.prediction is {found:?}, but microdiff's {process} samplers take \
-         {supported} only (ddpm, vp, ve: epsilon; flow: velocity)"
-    )]
-    Prediction {
-        /// The process's name.
-        process: &'static str,
-        /// The prediction declared.
-        found: String,
-        /// The one the process's samplers take.
-        supported: &'static str,
-    },
+    /// A prediction the process's samplers cannot be built for.
+    #[error("metadata key microdiff.prediction: {0}")]
+    Prediction(#[from] PredictionError),
     /// A tensor of the architecture is absent.
     #[error("tensor {name} is missing (expected shape {expected:?})")]
     MissingTensor {
@@ -235,10 +227,7 @@ pub fn to_safetensors(run: &Trained) -> Result<Vec<u8>, InteropError> {
             json(KEY_ARCHITECTURE, &Architecture::from(&cfg.model))?,
         ),
         (KEY_PROCESS, json(KEY_PROCESS, &cfg.process)?),
-        (
-            KEY_PREDICTION,
-            supported_prediction(&cfg.process).to_string(),
-        ),
+        (KEY_PREDICTION, cfg.prediction().name().to_string()),
         (KEY_DATA, json(KEY_DATA, &data)?),
     ]
     .into_iter()
@@ -331,20 +320,18 @@ pub fn from_safetensors(bytes: &[u8], options: &ImportOptions) -> Result<Trained
             })?
             .to_string(),
     };
-    if !PREDICTIONS.contains(&prediction.as_str()) {
+    let Some(prediction) = prediction::from_name(&prediction) else {
         return Err(InteropError::Metadata {
             key: KEY_PREDICTION,
-            message: format!("{prediction:?}: expected one of {}", PREDICTIONS.join(", ")),
+            message: format!(
+                "{prediction:?}: expected one of {}",
+                prediction::ALL.map(|p| p.name()).join(", ")
+            ),
         });
-    }
-    let supported = supported_prediction(&process);
-    if prediction != supported {
-        return Err(InteropError::Prediction {
-            process: process.name(),
-            found: prediction,
-            supported,
-        });
-    }
+    };
+    prediction::check(&process, prediction)?;
+    // The process's own target is not written, so such a run round-trips byte for byte.
+    let prediction = (prediction != process.prediction()).then_some(prediction);
     let config = TrainConfig {
         model,
         process,
@@ -356,6 +343,7 @@ pub fn from_safetensors(bytes: &[u8], options: &ImportOptions) -> Result<Trained
         batch: 1,
         seed: 0,
         cfg_dropout: 0.0,
+        prediction,
     };
     config
         .validate()

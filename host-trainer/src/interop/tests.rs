@@ -40,6 +40,7 @@ fn trained(classes: usize, process: Process) -> Trained {
                     batch: 4,
                     seed: 3,
                     cfg_dropout: if classes > 0 { 0.1 } else { 0.0 },
+                    prediction: None,
                 },
                 step: 10,
                 losses: vec![(1, 0.5)],
@@ -245,24 +246,44 @@ fn bad_metadata_is_refused_by_key() {
 }
 
 #[test]
-fn only_the_prediction_the_samplers_honour_is_accepted() {
-    for (process, ok) in [
-        (Process::ddpm_default(), "epsilon"),
-        (Process::vp_default(), "epsilon"),
-        (Process::ve_default(3.0), "epsilon"),
-        (Process::Flow, "velocity"),
+fn predictions_the_samplers_can_map_are_accepted_and_kept() {
+    for (process, accepted) in [
+        (
+            Process::ddpm_default(),
+            &["epsilon", "sample", "v", "score"][..],
+        ),
+        (
+            Process::vp_default(),
+            &["epsilon", "sample", "v", "score"][..],
+        ),
+        (
+            Process::ve_default(3.0),
+            &["epsilon", "sample", "score"][..],
+        ),
+        (Process::Flow, &["velocity", "sample"][..]),
     ] {
         let base = parts(&to_safetensors(&trained(0, process.clone())).unwrap());
         for prediction in ["epsilon", "velocity", "sample", "v", "score"] {
             let mut p = clone(&base);
             p.meta.insert(KEY_PREDICTION.into(), prediction.into());
             let got = import(&p.bytes());
-            if prediction == ok {
-                got.unwrap();
+            if accepted.contains(&prediction) {
+                // Kept: the run exports the same file again, and says what it predicts.
+                let run = got.unwrap();
+                assert_eq!(run.config().prediction().name(), prediction);
+                assert_eq!(
+                    run.config().prediction.is_none(),
+                    prediction == accepted[0],
+                    "the process's own prediction is not stored"
+                );
+                let again = parts(&to_safetensors(&run).unwrap());
+                assert_eq!(again.meta[KEY_PREDICTION], prediction);
             } else {
                 let m = got.unwrap_err().to_string();
                 assert!(
-                    m.contains(prediction) && m.contains(process.name()) && m.contains(ok),
+                    m.contains(prediction)
+                        && m.contains(process.name())
+                        && m.contains(&accepted.join(", ")),
                     "{m}"
                 );
             }

@@ -236,6 +236,7 @@ impl Settings {
             cfg_dropout: self
                 .cfg_dropout
                 .unwrap_or(if conditional { 0.1 } else { 0.0 }),
+            prediction: None,
         };
         config.validate()?;
         let info = RunInfo {
@@ -260,6 +261,7 @@ impl Settings {
     pub fn resume(&self, dir: &RunDir) -> Result<(Resolved, Checkpoint<RunHeader>), RunError> {
         let ckpt = dir.read_checkpoint()?;
         let saved = ckpt.header.config.clone();
+        saved.trainable()?;
         let info = dir.read_info()?;
         let (m, o) = (&saved.model, &saved.optim);
         let mut differ = Vec::new();

@@ -31,14 +31,13 @@ pub(crate) fn build(
     ts: &[f64],
     variance: AncestralVariance,
     clip: Option<f64>,
-    guidance: Option<f64>,
+    mut a: Asm,
 ) -> Asm {
     let path = Path::new(process, ts);
     let betas = match process {
         Process::Ddpm { steps, betas } => betas.betas(*steps),
         _ => Vec::new(),
     };
-    let mut a = Asm::new(guidance);
     a.init(process.prior_std());
     let n = path.steps();
     for i in 0..n {
@@ -52,7 +51,7 @@ pub(crate) fn build(
             1.0 - (path.alpha[i] / path.alpha[i + 1]).powi(2)
         };
         let a_ts = (1.0 - beta).sqrt();
-        let eps = a.model(0, path.time[i], 1);
+        let eps = a.model(0, path.at(i), 1);
         let terms = match clip {
             None => Lin::of(0, 1.0 / a_ts).plus(&eps, -beta / sig_t / a_ts),
             Some(c) => {

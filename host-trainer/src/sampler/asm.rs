@@ -5,9 +5,12 @@
 //! u16 counts, finite numbers) are reported in [`Asm::finish`].
 
 use microdiff_runtime::blob::ProgramBuilder;
+use microdiff_runtime::blob::meta::Prediction;
 use microdiff_runtime::blob::program::{ClassSel, Instr, MAX_REGS, MAX_TERMS, Terms};
 
 use super::SamplerError;
+use crate::prediction;
+use crate::process::Process;
 
 /// A linear combination `Σ c·reg` with f64 coefficients: a `LIN` before its coefficients are
 /// rounded to f32 (see the module doc for why this stage exists).
@@ -38,6 +41,18 @@ impl Lin {
     }
 }
 
+/// Where a builder evaluates the network: the time value it sees, and the process's α and σ
+/// there (for [`Asm::model`]'s prediction map).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct At {
+    /// The network's time value.
+    pub time: f32,
+    /// α at that time.
+    pub alpha: f64,
+    /// σ at that time.
+    pub sigma: f64,
+}
+
 /// A program being assembled. Instructions go straight into a runtime [`ProgramBuilder`] as
 /// runtime [`Instr`] values (the one instruction type); only the `LIN` combinations stay f64
 /// until they are pushed (the pre-rounding stage, [`Lin`]), because merging repeated registers
@@ -49,6 +64,9 @@ pub(crate) struct Asm {
     /// The instructions so far (its name and register count are placeholders).
     code: ProgramBuilder,
     guidance: Option<f64>,
+    /// The network's prediction, when it is not what the builders consume, with its process
+    /// ([`prediction::to_target`] is folded into every model output).
+    convert: Option<(Process, Prediction)>,
     /// Highest register used, plus one.
     regs: u8,
     /// `STEP`s and `EVAL`s so far (unbounded: the u16 header limit is checked at the end).
@@ -59,11 +77,13 @@ pub(crate) struct Asm {
 }
 
 impl Asm {
-    /// An empty program; `guidance` is the classifier-free guidance weight.
-    pub(crate) fn new(guidance: Option<f64>) -> Self {
+    /// An empty program for a `process` network that outputs `prediction` (checked by the
+    /// caller with [`prediction::check`]); `guidance` is the classifier-free guidance weight.
+    pub(crate) fn new(process: &Process, prediction: Prediction, guidance: Option<f64>) -> Self {
         Asm {
             code: ProgramBuilder::new("", 0),
             guidance,
+            convert: (prediction != process.prediction()).then(|| (process.clone(), prediction)),
             regs: 0,
             steps: 0,
             evals: 0,
@@ -100,16 +120,33 @@ impl Asm {
         });
     }
 
-    /// Evaluates the model on `src` at `time` into `dst` (and the null class into `dst + 1`
-    /// under guidance) and returns the guided output as a combination:
-    /// `w·dst + (1 − w)·(dst + 1)`, or just `dst`.
-    pub(crate) fn model(&mut self, src: u8, time: f32, dst: u8) -> Lin {
-        self.eval(dst, src, ClassSel::Caller, time);
-        match self.guidance {
+    /// Evaluates the model on `src` at `at` into `dst` (and the null class into `dst + 1`
+    /// under guidance) and returns the guided output as a combination —
+    /// `w·dst + (1 − w)·(dst + 1)`, or just `dst` — of what the builders consume (ε, or the
+    /// velocity for flow): a network predicting something else has its output mapped by
+    /// [`prediction::to_target`] at `at` here, in f64, before anything is rounded. The map is
+    /// affine with the same `x` for both branches and guidance weights sum to 1, so mapping
+    /// the guided combination equals guiding the mapped outputs. The combination refers to
+    /// `src`, so a builder uses it before it overwrites `src`.
+    pub(crate) fn model(&mut self, src: u8, at: At, dst: u8) -> Lin {
+        self.eval(dst, src, ClassSel::Caller, at.time);
+        let out = match self.guidance {
             None => Lin::of(dst, 1.0),
             Some(w) => {
-                self.eval(dst + 1, src, ClassSel::Null, time);
+                self.eval(dst + 1, src, ClassSel::Null, at.time);
                 Lin::of(dst, w).add(dst + 1, 1.0 - w)
+            }
+        };
+        let Some((process, p)) = &self.convert else {
+            return out;
+        };
+        match prediction::to_target(process, *p, at.alpha, at.sigma) {
+            Some((on_x, on_out)) => Lin::of(src, on_x).plus(&out, on_out),
+            None => {
+                // Refused pairs never reach here (`Asm::new`'s contract); if one did, the
+                // program is reported non-finite rather than built wrong.
+                self.non_finite();
+                out
             }
         }
     }

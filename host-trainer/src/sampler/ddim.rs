@@ -23,15 +23,8 @@ use super::asm::{Asm, Lin};
 use crate::process::Process;
 
 /// The DDIM program over grid `ts`.
-pub(crate) fn build(
-    process: &Process,
-    ts: &[f64],
-    eta: f64,
-    clip: Option<f64>,
-    guidance: Option<f64>,
-) -> Asm {
+pub(crate) fn build(process: &Process, ts: &[f64], eta: f64, clip: Option<f64>, mut a: Asm) -> Asm {
     let path = Path::new(process, ts);
-    let mut a = Asm::new(guidance);
     a.init(process.prior_std());
     for i in 0..path.steps() {
         let (at, sig_t) = (path.alpha[i], path.sigma[i]);
@@ -45,12 +38,12 @@ pub(crate) fn build(
         let noise = Some(sig_eta);
         match clip {
             None => {
-                let eps = a.model(0, path.time[i], 1);
+                let eps = a.model(0, path.at(i), 1);
                 let terms = Lin::of(0, as_ / at).plus(&eps, c_dir - as_ * sig_t / at);
                 a.lin(0, terms, noise);
             }
             Some(c) => {
-                let eps = a.model(0, path.time[i], 1);
+                let eps = a.model(0, path.at(i), 1);
                 a.lin(3, eps, None);
                 a.lin(2, Lin::of(0, 1.0 / at).add(3, -sig_t / at), None);
                 a.clamp(2, -c, c);

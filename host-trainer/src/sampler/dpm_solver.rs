@@ -33,23 +33,17 @@ use crate::process::Process;
 pub const LOWER_ORDER_FINAL_BELOW: usize = 15;
 
 /// The DPM-Solver++(2M) program over grid `ts`.
-pub(crate) fn build(
-    process: &Process,
-    ts: &[f64],
-    clip: Option<f64>,
-    guidance: Option<f64>,
-) -> Asm {
+pub(crate) fn build(process: &Process, ts: &[f64], clip: Option<f64>, mut a: Asm) -> Asm {
     let path = Path::new(process, ts);
     let n = path.steps();
     let lambda = |i: usize| (path.alpha[i] / path.sigma[i]).ln();
-    let mut a = Asm::new(guidance);
     a.init(process.prior_std());
     for i in 0..n {
         let (at, st) = (path.alpha[i], path.sigma[i]);
         let (as_, ss) = (path.alpha[i + 1], path.sigma[i + 1]);
         let (cur, prev) = if i % 2 == 0 { (3u8, 4u8) } else { (4, 3) };
         // x̂₀ at t_i into `cur`.
-        let eps = a.model(0, path.time[i], 1);
+        let eps = a.model(0, path.at(i), 1);
         a.lin(cur, Lin::of(0, 1.0 / at).plus(&eps, -st / at), None);
         if let Some(c) = clip {
             a.clamp(cur, -c, c);

@@ -58,6 +58,7 @@ use microdiff_runtime::blob::ProgramBuilder;
 use microdiff_runtime::blob::program::{self, NAME_LEN};
 
 use crate::process::{LambdaInverse, Process, ProcessError};
+use microdiff_runtime::blob::meta::Prediction;
 
 /// How `N` sampling timesteps are picked from DDPM's `T` training steps (diffusers'
 /// `timestep_spacing`; Lin et al. 2024, "Common diffusion noise schedules and sample steps are
@@ -215,6 +216,9 @@ pub enum SamplerError {
     /// The process itself is invalid.
     #[error(transparent)]
     Process(#[from] ProcessError),
+    /// The network's prediction has no map to what the process's samplers take.
+    #[error(transparent)]
+    Prediction(#[from] crate::prediction::PredictionError),
 }
 
 /// A program's instructions as JSON objects, in order — what `microdiff inspect --json` and the
@@ -256,9 +260,22 @@ pub fn instructions_json(
         .collect()
 }
 
-/// Builds the program for `spec` on `process`, called `name`.
+/// Builds the program for `spec` on `process`, called `name`, for a network that predicts the
+/// process's own target ([`Process::prediction`]).
 pub fn build(
     process: &Process,
+    spec: &SamplerSpec,
+    name: &str,
+) -> Result<ProgramBuilder, SamplerError> {
+    build_for(process, process.prediction(), spec, name)
+}
+
+/// [`build`] for a network that outputs `prediction` (an imported one): its output is mapped
+/// to the process's target inside the program ([`crate::prediction`]), so the program has the
+/// same instructions as [`build`]'s with other `LIN` coefficients.
+pub fn build_for(
+    process: &Process,
+    prediction: Prediction,
     spec: &SamplerSpec,
     name: &str,
 ) -> Result<ProgramBuilder, SamplerError> {
@@ -266,21 +283,22 @@ pub fn build(
     spec.validate()?;
     check_name(name)?;
     check_size(spec)?;
+    crate::prediction::check(process, prediction)?;
     let ts = grid(process, spec)?;
-    let g = spec.guidance;
+    let a = asm::Asm::new(process, prediction, spec.guidance);
     let prog = match spec.kind {
         SamplerKind::DdpmAncestral { variance, clip } => {
-            ancestral::build(process, &ts, variance, clip, g)
+            ancestral::build(process, &ts, variance, clip, a)
         }
-        SamplerKind::Ddim { eta, clip, .. } => ddim::build(process, &ts, eta, clip, g),
-        SamplerKind::DpmSolverPp2M { clip } => dpm_solver::build(process, &ts, clip, g),
-        SamplerKind::Euler => ode::build(process, &ts, false, g),
-        SamplerKind::Heun => ode::build(process, &ts, true, g),
-        SamplerKind::EulerMaruyama => sde::build(process, &ts, 0, 0.0, g),
+        SamplerKind::Ddim { eta, clip, .. } => ddim::build(process, &ts, eta, clip, a),
+        SamplerKind::DpmSolverPp2M { clip } => dpm_solver::build(process, &ts, clip, a),
+        SamplerKind::Euler => ode::build(process, &ts, false, a),
+        SamplerKind::Heun => ode::build(process, &ts, true, a),
+        SamplerKind::EulerMaruyama => sde::build(process, &ts, 0, 0.0, a),
         SamplerKind::PredictorCorrector {
             corrector_steps,
             snr,
-        } => sde::build(process, &ts, corrector_steps, snr, g),
+        } => sde::build(process, &ts, corrector_steps, snr, a),
     };
     prog.finish(name, spec.kind.name())
 }
@@ -477,5 +495,14 @@ impl Path {
     /// Number of steps.
     pub(crate) fn steps(&self) -> usize {
         self.t.len() - 1
+    }
+
+    /// Grid point `i` as an evaluation point.
+    pub(crate) fn at(&self, i: usize) -> asm::At {
+        asm::At {
+            time: self.time[i],
+            alpha: self.alpha[i],
+            sigma: self.sigma[i],
+        }
     }
 }

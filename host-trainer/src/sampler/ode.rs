@@ -20,11 +20,10 @@ use super::asm::{Asm, Lin};
 use crate::process::Process;
 
 /// The Euler (`heun = false`) or Heun program over grid `ts`.
-pub(crate) fn build(process: &Process, ts: &[f64], heun: bool, guidance: Option<f64>) -> Asm {
+pub(crate) fn build(process: &Process, ts: &[f64], heun: bool, mut a: Asm) -> Asm {
     let path = Path::new(process, ts);
     let flow = matches!(process, Process::Flow);
     let n = path.steps();
-    let mut a = Asm::new(guidance);
     a.init(process.prior_std());
     for i in 0..n {
         let (c_a, c_b) = if flow {
@@ -34,10 +33,10 @@ pub(crate) fn build(process: &Process, ts: &[f64], heun: bool, guidance: Option<
             let (as_, ss) = (path.alpha[i + 1], path.sigma[i + 1]);
             (as_ / at, ss - as_ * st / at)
         };
-        let d1 = a.model(0, path.time[i], 1);
+        let d1 = a.model(0, path.at(i), 1);
         if heun && i + 1 < n {
             a.lin(3, Lin::of(0, c_a).plus(&d1, c_b), None);
-            let d2 = a.model(3, path.time[i + 1], 4);
+            let d2 = a.model(3, path.at(i + 1), 4);
             let terms = Lin::of(0, c_a).plus(&d1, 0.5 * c_b).plus(&d2, 0.5 * c_b);
             a.lin(0, terms, None);
         } else {

@@ -33,11 +33,10 @@ pub(crate) fn build(
     ts: &[f64],
     corrector_steps: usize,
     snr: f64,
-    guidance: Option<f64>,
+    mut a: Asm,
 ) -> Asm {
     let path = Path::new(process, ts);
     let n = path.steps();
-    let mut a = Asm::new(guidance);
     a.init(process.prior_std());
     for i in 0..n {
         let (t, s) = (path.t[i], path.t[i + 1]);
@@ -51,14 +50,14 @@ pub(crate) fn build(
         };
         for _ in 0..corrector_steps {
             let delta = 2.0 * a_t * (snr * st).powi(2);
-            let eps = a.model(0, path.time[i], 1);
+            let eps = a.model(0, path.at(i), 1);
             a.lin(
                 0,
                 Lin::of(0, 1.0).plus(&eps, -delta / st),
                 Some((2.0 * delta).sqrt()),
             );
         }
-        let eps = a.model(0, path.time[i], 1);
+        let eps = a.model(0, path.at(i), 1);
         let terms = Lin::of(0, 1.0 - f * dt).plus(&eps, -g2 * dt / st);
         let noise = (i + 1 < n).then(|| (g2 * dt).sqrt());
         a.lin(0, terms, noise);

@@ -1061,3 +1061,44 @@ fn clipping_bounds(s: &str) {
     // The data mostly lie above 0.5: many samples sit on the bound.
     assert!(xs.iter().filter(|x| (**x - 0.5).abs() < 1e-6).count() > 500);
 }
+
+/// A network predicting x₀, v or the score, sampled by `build_for`'s program, gives the samples
+/// the ε (velocity) network gives under `build`'s, when both are the same exact network: the
+/// prediction map is folded in at each evaluation's own time, and the folded combinations are
+/// used before their source register is overwritten. Differences come only from rounding the
+/// folded coefficients to f32.
+#[test]
+fn other_predictions_sample_like_the_process_target() {
+    const TOL: f64 = 2e-4;
+    const DIM: usize = 64;
+    for p in all_processes() {
+        for s in all_specs() {
+            let spec: SamplerSpec = s.parse().unwrap_or_else(|e| panic!("{e}"));
+            let Ok(own) = build(&p, &spec, "own") else {
+                continue; // the sampler does not apply to this process
+            };
+            let own = Program::decode(&own).unwrap();
+            let g = grid(&p, &spec).unwrap();
+            let o = Oracle::new(&p, &g, MU, S);
+            let want = own.run(|x, t, _| o.eval(x, t), DIM, 3, 0).unwrap();
+            for pred in crate::prediction::accepted(&p).into_iter().skip(1) {
+                let case = format!("{} {s} {}", p.name(), pred.name());
+                let prog =
+                    build_for(&p, pred, &spec, "other").unwrap_or_else(|e| panic!("{case}: {e}"));
+                let prog = Program::decode(&prog).unwrap();
+                // The same exact network, answering with `pred`: target = a·x + b·out.
+                let network = |x: &[f64], time: f32, _| {
+                    let t = o.times[&time.to_bits()];
+                    let (alpha, sigma) = o.alpha_sigma(t);
+                    let (a, b) = crate::prediction::to_target(&p, pred, alpha, sigma).unwrap();
+                    let target = o.eval(x, time);
+                    x.iter().zip(target).map(|(x, y)| (y - a * x) / b).collect()
+                };
+                let got = prog.run(network, DIM, 3, 0).unwrap();
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() < TOL * (1.0 + w.abs()), "{case}: {g} vs {w}");
+                }
+            }
+        }
+    }
+}

@@ -465,6 +465,7 @@ pub fn step_config(process: Process, act: Activation, classes: usize) -> TrainCo
         batch: 19,
         seed: 11,
         cfg_dropout: if classes > 0 { 0.5 } else { 0.0 },
+        prediction: None,
     }
 }
 

@@ -86,6 +86,8 @@ pub enum Prediction {
     Velocity = 2,
     /// The clean sample x₀.
     Sample = 3,
+    /// `v = α·ε − σ·x₀` (Salimans & Ho 2022), for processes with `α² + σ² = 1`.
+    V = 4,
 }
 
 impl Prediction {
@@ -96,6 +98,7 @@ impl Prediction {
             1 => Some(Self::Score),
             2 => Some(Self::Velocity),
             3 => Some(Self::Sample),
+            4 => Some(Self::V),
             _ => None,
         }
     }
@@ -106,6 +109,7 @@ impl Prediction {
             Self::Score => "score",
             Self::Velocity => "velocity",
             Self::Sample => "sample",
+            Self::V => "v",
         }
     }
 }
