@@ -229,13 +229,17 @@ fn bad_files_are_refused_by_name_and_leave_nothing() {
 
     let mut p = base.clone();
     p.meta
-        .insert("microdiff.prediction".into(), "sample".into());
+        .insert("microdiff.prediction".into(), "velocity".into());
     let f = write("prediction.safetensors", &p.bytes());
     refused(
         &f,
         &out,
         &[],
-        &["microdiff.prediction", "sample", "epsilon"],
+        &[
+            "microdiff.prediction",
+            "velocity",
+            "take epsilon, sample, v, score",
+        ],
     );
 
     let whole = std::fs::read(&good).unwrap();
