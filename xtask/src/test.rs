@@ -333,11 +333,11 @@ mod tests {
         let steps = plan(&o);
         // ensure, fmt, clippy, doc, test, abuse, python install and tests, cuda, two builds per
         // target, conformance, kernel check, size, two board builds, size probe, panic-free
-        // check, fuzz check, the README's board flow, and a lint step per out-of-workspace
-        // package.
+        // check, fuzz check, the README's board flow, docs/interop.md's PyTorch-to-M0 flow, and
+        // a lint step per out-of-workspace package.
         assert_eq!(
             steps.len(),
-            9 + 2 * NO_STD_TARGETS.len() + 9 + OUT_OF_WORKSPACE.len()
+            9 + 2 * NO_STD_TARGETS.len() + 10 + OUT_OF_WORKSPACE.len()
         );
         for t in NO_STD_TARGETS {
             assert!(USAGE.contains(t), "USAGE should list {t}");
