@@ -29,8 +29,9 @@ pub struct Args {
     /// microdiff.process].
     #[arg(long)]
     process: Option<String>,
-    /// What the network outputs: epsilon (ddpm, vp, ve) or velocity (flow); the samplers take
-    /// no other [default: the file's microdiff.prediction].
+    /// What the network outputs: epsilon, sample (x0), v or score (ddpm, vp; ve: not v), or
+    /// velocity or sample (flow); the exported programs map it to what the samplers take
+    /// (docs/interop.md, "Predictions") [default: the file's microdiff.prediction].
     #[arg(long)]
     prediction: Option<String>,
     /// Shape of one example, comma-separated, e.g. 8,8 [default: the file's microdiff.data
