@@ -66,7 +66,7 @@ fn export_options(
                 "calibration_samples={n}: expected 1..={MAX_CALIBRATION_SAMPLES}"
             )));
         }
-        options.calibration.samples = n;
+        options.calibration.samples = Some(n);
     }
     Ok(options)
 }

@@ -268,7 +268,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
         frechet_w8a8: judge.frechet(&x_w)?,
         w8a8_calibration: format!(
             "{} trajectories per program of {} and {} (seed {}), {} network evaluations, one scale per value over all steps",
-            w8a8::Calibration::default().samples,
+            w8a8::Calibration::auto_samples(config.model.data_dim),
             name_u,
             name_g,
             w8a8::Calibration::default().seed,

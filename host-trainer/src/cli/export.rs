@@ -28,7 +28,8 @@ pub struct Args {
     /// [default: i8].
     #[arg(long)]
     dtype: Option<String>,
-    /// W8A8 only: calibration trajectories per program [default: 64].
+    /// W8A8 only: calibration trajectories per program [default: 64, or 2048 / the values per
+    /// example when more (1024 for 2-D data)].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     calibration_samples: Option<u32>,
     /// A sampler program to include, e.g. ddpm, ddim:10, ddim:10:eta=0.5:clip=1, dpmpp2m:8,
@@ -67,7 +68,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
         guidance: a.guidance,
         time_table: a.time_table.unwrap_or(TimeTable::Auto),
         calibration: Calibration {
-            samples: a.calibration_samples.unwrap_or(64) as usize,
+            samples: a.calibration_samples.map(|n| n as usize),
             ..Default::default()
         },
     };
