@@ -19,6 +19,8 @@
 //! * [`interop`] — PyTorch interop: a run ↔ a safetensors file of the reference module's
 //!   `state_dict` with microdiff's metadata (docs/interop.md); `export --format safetensors`
 //!   and `import`.
+//! * [`zoo`] — the other generator families of the lecture notes: Boltzmann machines and VAEs
+//!   (host-side training and likelihoods; issue #14).
 //! * [`files`] — reading a user's file whole, with a size limit; atomic writes; run locks.
 //! * [`run`] — a training run: its directory, its settings (flags = TOML keys), the training
 //!   loop; [`sampling`] — samples drawn from a blob by the runtime on the host.
@@ -85,3 +87,4 @@ pub mod sampler;
 pub mod sampling;
 pub mod train;
 pub mod viz;
+pub mod zoo;
