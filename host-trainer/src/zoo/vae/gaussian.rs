@@ -254,6 +254,61 @@ pub(super) fn batch_index(ns: &NoiseStream, r: u32, n: usize) -> usize {
     ((u64::from(ns.raw(BATCH_DRAW, r)) * n as u64) >> 32) as usize
 }
 
+/// What [`adam_loop`] trains: a model's parameters as one flat vector.
+pub(super) trait Flat {
+    /// The parameters.
+    fn flat(&self) -> Vec<f64>;
+    /// Sets them.
+    fn set_flat(&mut self, p: &[f64]) -> Result<(), VaeError>;
+}
+
+/// The one training loop of the VAEs: step `t` takes its rows and noise from stream `t` (the
+/// module doc's table); `loss_grad(model, noise, rows)` gives the mini-batch loss and its
+/// gradient, Adam updates the parameters, and a non-finite loss or gradient stops training
+/// with [`VaeError::NonFinite`]. `n` is the number of data rows (checked by the caller, as are
+/// the step count and batch size with [`check_train`]). Returns the loss of every step.
+pub(super) fn adam_loop<M: Flat>(
+    model: &mut M,
+    n: usize,
+    cfg: &TrainConfig,
+    loss_grad: impl Fn(&M, &NoiseStream, &[usize]) -> Result<(f64, Vec<f64>), VaeError>,
+) -> Result<Vec<f64>, VaeError> {
+    let mut params = model.flat();
+    let mut adam = Adam::new(params.len(), cfg.adam)?;
+    let mut history = Vec::with_capacity(cfg.steps);
+    for step in 0..cfg.steps {
+        // Bounded by check_train.
+        let ns = NoiseStream::new(cfg.seed, step as u32, Domain::TrainNoise);
+        let idx: Vec<usize> = (0..cfg.batch as u32)
+            .map(|r| batch_index(&ns, r, n))
+            .collect();
+        let (loss, grad) = loss_grad(model, &ns, &idx)?;
+        if !loss.is_finite() || grad.iter().any(|g| !g.is_finite()) {
+            return Err(VaeError::NonFinite { what: "loss", step });
+        }
+        adam.step(&mut params, &grad)?;
+        model.set_flat(&params)?;
+        history.push(loss);
+    }
+    Ok(history)
+}
+
+/// Standard normal noise of draw `draw` for `rows` rows of `d` values (`// (rows, d)`).
+pub(super) fn batch_noise(ns: &NoiseStream, draw: u32, rows: usize, d: usize) -> Vec<f64> {
+    (0..rows * d)
+        .map(|e| f64::from(ns.normal(draw, e as u32)))
+        .collect()
+}
+
+impl Flat for Vae {
+    fn flat(&self) -> Vec<f64> {
+        self.params()
+    }
+    fn set_flat(&mut self, p: &[f64]) -> Result<(), VaeError> {
+        self.set_params(p)
+    }
+}
+
 /// `√` of `exp(lv)`, i.e. `exp(lv / 2)`.
 fn std_of(lv: f64) -> f64 {
     (0.5 * lv).exp()
@@ -400,27 +455,10 @@ impl Vae {
         let widest =
             (self.config.x_dim + self.config.classes).max(self.config.z_dim + self.config.classes);
         mul(cfg.batch, mul(2, widest, "batch")?, "batch")?;
-        let mut params = self.params();
-        let mut adam = Adam::new(params.len(), cfg.adam)?;
-        let mut history = Vec::with_capacity(cfg.steps);
-        for step in 0..cfg.steps {
-            // Bounded by check_train.
-            let ns = NoiseStream::new(cfg.seed, step as u32, Domain::TrainNoise);
-            let idx: Vec<usize> = (0..cfg.batch as u32)
-                .map(|r| batch_index(&ns, r, n))
-                .collect();
-            let eps: Vec<f64> = (0..cfg.batch * self.config.z_dim)
-                .map(|e| f64::from(ns.normal(EPS_DRAW, e as u32)))
-                .collect();
-            let (loss, grad) = self.loss_grad(x, labels, &idx, &eps)?;
-            if !loss.is_finite() || grad.iter().any(|g| !g.is_finite()) {
-                return Err(VaeError::NonFinite { what: "loss", step });
-            }
-            adam.step(&mut params, &grad)?;
-            self.set_params(&params)?;
-            history.push(loss);
-        }
-        Ok(history)
+        adam_loop(self, n, cfg, |vae, ns, idx| {
+            let eps = batch_noise(ns, EPS_DRAW, idx.len(), vae.config.z_dim);
+            vae.loss_grad(x, labels, idx, &eps)
+        })
     }
 
     /// The mini-batch negative ELBO (analytic KL) of rows `idx` with noise `eps`

@@ -18,10 +18,10 @@
 use microdiff_runtime::noise::{Domain, NoiseStream};
 
 use super::dense::check_len;
-use super::gaussian::{batch_index, check_train, rows};
+use super::gaussian::{Flat, adam_loop, batch_noise, check_train, rows};
 use super::{
-    Activation, Adam, Dense, EPS_DRAW, EVAL_DRAW, Likelihood, Output, SAMPLE_DRAW, TrainConfig,
-    VaeError, counter, log_mean_exp, log_normal, mul,
+    Activation, Dense, EPS_DRAW, EVAL_DRAW, Likelihood, Output, SAMPLE_DRAW, TrainConfig, VaeError,
+    counter, log_mean_exp, log_normal, mul,
 };
 
 /// The shape of an [`Hvae`].
@@ -170,29 +170,11 @@ impl Hvae {
             mul(2, d1.max(d2).max(self.config.x_dim), "batch")?,
             "batch",
         )?;
-        let mut params = self.params();
-        let mut adam = Adam::new(params.len(), cfg.adam)?;
-        let mut history = Vec::with_capacity(cfg.steps);
-        for step in 0..cfg.steps {
-            let ns = NoiseStream::new(cfg.seed, step as u32, Domain::TrainNoise);
-            let idx: Vec<usize> = (0..cfg.batch as u32)
-                .map(|r| batch_index(&ns, r, n))
-                .collect();
-            let eps = |draw: u32, d: usize| -> Vec<f64> {
-                (0..cfg.batch * d)
-                    .map(|e| f64::from(ns.normal(draw, e as u32)))
-                    .collect()
-            };
-            let (e1, e2) = (eps(EPS_DRAW, d1), eps(EPS_DRAW + 1, d2));
-            let (loss, grad) = self.loss_grad(x, &idx, &e1, &e2)?;
-            if !loss.is_finite() || grad.iter().any(|g| !g.is_finite()) {
-                return Err(VaeError::NonFinite { what: "loss", step });
-            }
-            adam.step(&mut params, &grad)?;
-            self.set_params(&params)?;
-            history.push(loss);
-        }
-        Ok(history)
+        adam_loop(self, n, cfg, |h, ns, idx| {
+            let e1 = batch_noise(ns, EPS_DRAW, idx.len(), d1);
+            let e2 = batch_noise(ns, EPS_DRAW + 1, idx.len(), d2);
+            h.loss_grad(x, idx, &e1, &e2)
+        })
     }
 
     /// The mini-batch mean of `−log w` for rows `idx` with noise `eps1` (`// (b, z1_dim)`) and
@@ -446,6 +428,15 @@ fn reparameterise(h: &[f64], eps: &[f64], d: usize) -> Vec<f64> {
             h[r * 2 * d + j] + std_of(h[r * 2 * d + d + j]) * n
         })
         .collect()
+}
+
+impl Flat for Hvae {
+    fn flat(&self) -> Vec<f64> {
+        self.params()
+    }
+    fn set_flat(&mut self, p: &[f64]) -> Result<(), VaeError> {
+        self.set_params(p)
+    }
 }
 
 #[cfg(test)]
