@@ -42,6 +42,18 @@ impl Cmd {
         Cmd::new("cargo")
     }
 
+    /// `PYTHON -m pip install --quiet --disable-pip-version-check`, to which the caller adds
+    /// its options and what to install.
+    pub fn pip_install(python: impl Into<String>) -> Self {
+        Cmd::new(python).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+    }
+
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args.push(arg.into());
         self

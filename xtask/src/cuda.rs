@@ -64,18 +64,8 @@ pub fn cuda_tools() -> Tool {
         });
         Ok(pinned && tool_paths(root).is_ok())
     };
-    let install = Cmd::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-deps",
-            "--upgrade",
-            "--target",
-            TOOLS_DIR,
-        ])
+    let install = Cmd::pip_install("python3")
+        .args(["--no-deps", "--upgrade", "--target", TOOLS_DIR])
         .args(WHEELS);
     Tool::new(
         format!("CUDA NVRTC + ptxas wheels in {TOOLS_DIR}"),

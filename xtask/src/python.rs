@@ -41,15 +41,7 @@ pub fn venv_tool(root: &Path) -> Tool {
             .is_ok())
     };
     let create = Cmd::new("python3").args(["-m", "venv", VENV]);
-    let install = Cmd::new(python(root))
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
-        .args(TEST_DEPS);
+    let install = Cmd::pip_install(python(root)).args(TEST_DEPS);
     Tool::new(
         format!("Python venv in {VENV} (pytest, numpy)"),
         check,
@@ -64,16 +56,8 @@ pub fn venv_tool(root: &Path) -> Tool {
 /// `pip install ./python` into the venv: maturin (from PyPI, in pip's build isolation) builds
 /// the extension in the dev profile into the workspace's target directory.
 pub fn install(root: &Path) -> Cmd {
-    Cmd::new(python(root))
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--config-settings=build-args=--profile dev",
-            "./python",
-        ])
+    Cmd::pip_install(python(root))
+        .args(["--config-settings=build-args=--profile dev", "./python"])
         .env(
             "CARGO_TARGET_DIR",
             root.join("target").display().to_string(),
