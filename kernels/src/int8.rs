@@ -198,15 +198,25 @@ pub fn dequantize(q: i8, scale: f32, zero_point: i32) -> f32 {
 }
 
 /// `xs[i] = table[xs[i] + 128]`: an activation as a 256-entry table computed on the host.
+// Not inlined: inside the runtime's one large `forward` its loop counter lived on the stack.
+#[inline(never)]
 pub fn lut(table: &[u8], xs: &mut [i8]) -> Result<(), KernelError> {
     check_len("table", table.len(), 256)?;
     let Some(table) = table.first_chunk::<256>() else {
         return Ok(());
     };
-    for x in xs.iter_mut() {
-        // `x + 128` as a byte: the index is below 256 by its type.
-        *x = table[usize::from(*x as u8 ^ 0x80)] as i8;
+    // `x + 128` as a byte: the index is below 256 by its type. Four at a time: the loop
+    // overhead was as large as the lookup on a Cortex-M4 (QEMU trace).
+    let look = |x: &mut i8| *x = table[usize::from(*x as u8 ^ 0x80)] as i8;
+    let (quads, rest) = xs.as_chunks_mut::<4>();
+    for [a, b, c, d] in quads {
+        // Written out: the firmware's `opt-level = "s"` does not unroll a loop of four.
+        look(a);
+        look(b);
+        look(c);
+        look(d);
     }
+    rest.iter_mut().for_each(look);
     Ok(())
 }
 
@@ -348,6 +358,16 @@ pub(crate) fn record(p: &[u8; QLINEAR_ROW_BYTES]) -> (i32, i32, i32) {
     )
 }
 
+/// Whether every record of `params` is valid ([`qlinear_output`]'s checks) with a non-zero
+/// multiplier: the contract of [`qlinear_validated`] (and of its drop-in kernels).
+pub fn qlinear_records_nonzero(params: &[u8]) -> bool {
+    params
+        .as_chunks::<QLINEAR_ROW_BYTES>()
+        .0
+        .iter()
+        .all(|p| record(p).1 != 0 && row_params(p).is_ok())
+}
+
 /// Every record of `params` valid ([`qlinear_output`]'s checks), before anything is written;
 /// then [`requantize`] may take them unchecked.
 pub(crate) fn check_records(params: &[u8]) -> Result<(), KernelError> {
@@ -436,8 +456,25 @@ pub fn qlinear(
     y_zp: i32,
     y: &mut [i8],
 ) -> Result<(), KernelError> {
-    let (_, cols_p) = qlinear_shapes(w, xw, params, y_zp, y)?;
+    qlinear_shapes(w, xw, params, y_zp, y)?;
     check_records(params)?;
+    qlinear_validated(w, xw, params, y_zp, y)
+}
+
+/// [`qlinear`] without its per-call record check, for a caller that checked every record of
+/// `params` once already (the runtime does, when it parses a blob: a valid record with a
+/// non-zero multiplier, see [`qlinear_records_nonzero`]). Same bits as [`qlinear`] on such
+/// records; on others the outputs are unspecified, though still computed without a panic or
+/// an access outside the arguments (record values never address memory). The shapes are
+/// checked as in [`qlinear`]; nothing is written on `Err`.
+pub fn qlinear_validated(
+    w: &[u8],
+    xw: &[i16],
+    params: &[u8],
+    y_zp: i32,
+    y: &mut [i8],
+) -> Result<(), KernelError> {
+    let (_, cols_p) = qlinear_shapes(w, xw, params, y_zp, y)?;
     let groups = cols_p / 4;
     let xs = xw.as_chunks::<4>().0;
     let records = params.as_chunks::<QLINEAR_ROW_BYTES>().0;
@@ -511,14 +548,27 @@ impl QAdd {
 /// ([`QAdd`]). Not TFLite's `ADD` (two doubling high multiplies per element): one multiply
 /// per input and a shift, about a quarter of the instructions on a Cortex-M, with the
 /// multipliers to 2^-15 relative precision or better (docs/integer.md).
+// Not inlined: inside the runtime's one large `forward` its constants were reloaded from the
+// stack every element (QEMU trace of the M4F size probe).
+#[inline(never)]
 pub fn qadd(a: &mut [i8], b: &[i8], k: QAdd) -> Result<(), KernelError> {
     check_len("b", b.len(), a.len())?;
     let k = QAdd::new(k.c, k.ma, k.mb, k.s)?;
-    for (x, &y) in a.iter_mut().zip(b) {
-        // Bounded below 2^30 by `QAdd::new`.
-        let v = (k.c + i32::from(*x) * k.ma + i32::from(y) * k.mb) >> k.s;
+    // Bounded below 2^30 by `QAdd::new`.
+    let add = |x: &mut i8, y: &i8| {
+        let v = (k.c + i32::from(*x) * k.ma + i32::from(*y) * k.mb) >> k.s;
         *x = v.clamp(-128, 127) as i8;
+    };
+    let (qa, ra) = a.as_chunks_mut::<4>();
+    let (qb, rb) = b.as_chunks::<4>();
+    for ([x0, x1, x2, x3], [y0, y1, y2, y3]) in qa.iter_mut().zip(qb) {
+        // Written out: the firmware's `opt-level = "s"` does not unroll a loop of four.
+        add(x0, y0);
+        add(x1, y1);
+        add(x2, y2);
+        add(x3, y3);
     }
+    ra.iter_mut().zip(rb).for_each(|(x, y)| add(x, y));
     Ok(())
 }
 
@@ -1111,6 +1161,53 @@ mod tests {
             let mut got = vec![0i8; rows];
             qlinear(&tile(&w, rows, cols), &xw, &params, y_zp, &mut got).unwrap();
             assert_eq!(got, want, "{rows}×{cols}");
+            // The runtime's call, after its parse-time check of the records.
+            assert!(qlinear_records_nonzero(&params));
+            let mut got = vec![0i8; rows];
+            qlinear_validated(&tile(&w, rows, cols), &xw, &params, y_zp, &mut got).unwrap();
+            assert_eq!(got, want, "{rows}×{cols}, validated");
+        }
+    }
+
+    #[test]
+    fn the_validated_contract_excludes_zero_multipliers_and_bad_records() {
+        let rec = |m: i32, sh: i32| {
+            let mut p = Vec::new();
+            for v in [7i32, m, sh] {
+                p.extend_from_slice(&v.to_le_bytes());
+            }
+            p
+        };
+        assert!(qlinear_records_nonzero(&rec(1 << 30, -3)));
+        assert!(qlinear_records_nonzero(&rec(i32::MAX, 30)));
+        assert!(qlinear_records_nonzero(&[]));
+        assert!(!qlinear_records_nonzero(&rec(0, -3)), "zero multiplier");
+        assert!(!qlinear_records_nonzero(&rec(1 << 30, 31)), "shift 31");
+        assert!(
+            !qlinear_records_nonzero(&rec((1 << 30) - 1, 0)),
+            "below 2^30"
+        );
+        assert!(!qlinear_records_nonzero(&rec(-(1 << 30), 0)), "negative");
+    }
+
+    #[test]
+    fn lut_and_qadd_cover_every_length_remainder() {
+        let table: Vec<u8> = (0..256).map(|i| (i * 7 + 3) as u8).collect();
+        let k = QAdd::new(1 << 14, 3 << 12, -(5 << 11), 15).unwrap();
+        for n in 0..11 {
+            let a: Vec<i8> = (0..n).map(|i| (i as i8).wrapping_mul(37)).collect();
+            let b: Vec<i8> = (0..n).map(|i| (i as i8).wrapping_mul(-53)).collect();
+            let mut got = a.clone();
+            lut(&table, &mut got).unwrap();
+            for (g, &x) in got.iter().zip(&a) {
+                assert_eq!(*g as u8, table[usize::from(x as u8 ^ 0x80)], "lut, n = {n}");
+            }
+            let mut got = a.clone();
+            qadd(&mut got, &b, k).unwrap();
+            for ((g, &x), &y) in got.iter().zip(&a).zip(&b) {
+                let v = (k.c + i32::from(x) * k.ma + i32::from(y) * k.mb) >> k.s;
+                assert_eq!(i32::from(*g), v.clamp(-128, 127), "qadd, n = {n}");
+            }
         }
     }
 

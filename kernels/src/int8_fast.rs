@@ -37,7 +37,7 @@ use crate::int8 as imp;
 use dsp as imp;
 #[cfg(microdiff_armv6m)]
 mod imp {
-    pub use super::armv6m::qlinear;
+    pub use super::armv6m::{qlinear, qlinear_validated};
     pub use crate::int8::widen;
 }
 
@@ -55,6 +55,19 @@ pub fn qlinear(
     y: &mut [i8],
 ) -> Result<(), KernelError> {
     imp::qlinear(w, xw, params, y_zp, y)
+}
+
+/// [`int8::qlinear_validated`](crate::int8::qlinear_validated), bit for bit: [`qlinear`]
+/// without the per-call record check, for records the caller checked once with
+/// [`int8::qlinear_records_nonzero`](crate::int8::qlinear_records_nonzero).
+pub fn qlinear_validated(
+    w: &[u8],
+    xw: &[i16],
+    params: &[u8],
+    y_zp: i32,
+    y: &mut [i8],
+) -> Result<(), KernelError> {
+    imp::qlinear_validated(w, xw, params, y_zp, y)
 }
 
 /// Whether `p` is 4-byte aligned: the assembly kernels' word loads need it.

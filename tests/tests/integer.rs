@@ -211,3 +211,39 @@ fn miswired_integer_graphs_are_typed_errors() {
     .unwrap();
     Model::parse(&ok).unwrap();
 }
+
+/// A `QLINEAR` record with a zero multiplier (valid: a row whose real multiplier rounds to 0)
+/// turns off the executor's parse-time fast path (`qlinear_validated`, whose DSP kernel does
+/// not take such records) and the model still evaluates. (The kernels' agreement on either
+/// path is `qemu-kernel-check`'s; here the flag and the fallback.)
+#[test]
+fn a_zero_multiplier_row_turns_off_the_validated_path() {
+    let blob = integer::tiny_w8a8_blob();
+    let model = Model::parse(&blob).unwrap();
+    assert!(model.graph().qlinear_records_nonzero());
+    // The first QLINEAR's params tensor (i32, rows × 3): zero row 0's multiplier.
+    let params = (0..model.graph().op_count())
+        .find_map(|k| match model.graph().op(k) {
+            Ok(microdiff_runtime::blob::graph::Op::QLinear { params, .. }) => Some(params),
+            _ => None,
+        })
+        .unwrap();
+    let data = model.tensors().get(params).unwrap().data;
+    let at = data.as_ptr() as usize - blob.as_ptr() as usize + 4;
+    let mut patched = blob.clone();
+    patched[at..at + 4].copy_from_slice(&0i32.to_le_bytes());
+    let crc = microdiff_runtime::blob::crc::crc32(&patched[16..]);
+    patched[12..16].copy_from_slice(&crc.to_le_bytes());
+    let zeroed = Model::parse(&patched).unwrap();
+    assert!(!zeroed.graph().qlinear_records_nonzero());
+    let mut arena = vec![0u8; zeroed.arena_bytes()];
+    let (mut a, mut b) = ([0.0f32; DATA], [0.0f32; DATA]);
+    for (x, out) in [
+        ([0.3f32, -0.7, 1.1, 0.0], &mut a),
+        ([2.0, 1.0, -3.0, 0.5], &mut b),
+    ] {
+        evaluate(&zeroed, &mut arena, &x, TIMES[1], 2, out).unwrap();
+        assert!(out.iter().all(|v| v.is_finite()));
+    }
+    assert_ne!(a, b, "the other rows still see the input");
+}

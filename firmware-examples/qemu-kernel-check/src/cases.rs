@@ -1,5 +1,5 @@
-//! The cases: `int8_fast::{widen, qlinear}` against `int8::{widen, qlinear}` on the same
-//! arguments, compared by result (`Ok` or the same `Err`) and by every byte of the output
+//! The cases: `int8_fast::{widen, qlinear, qlinear_validated}` against `int8::{widen, qlinear}`
+//! on the same arguments, compared by result (`Ok` or the same `Err`) and by every byte of the output
 //! buffer (which starts as the same sentinel, so "nothing written on `Err`" is compared too).
 //!
 //! Shape classes: every `rows % 4` and `cols % 4`, every entry point of the kernel's 8×-unrolled
@@ -286,6 +286,18 @@ fn run_case(b: &mut Buffers, spec: Spec, rng: &mut Rng, tally: &mut Tally) -> bo
     let r_ref = int8::qlinear(w, xw, p, y_zp, y_ref);
     let r_fast = int8_fast::qlinear(w, xw, p, y_zp, y_fast);
     tally.record(r_ref == r_fast && y_ref == y_fast, "qlinear", spec, seed);
+    // The variant the runtime calls after checking the records at parse time: the same
+    // result wherever its contract (valid records, none with a zero multiplier) holds.
+    if int8::qlinear_records_nonzero(p) {
+        y_fast.fill(SENTINEL);
+        let r_valid = int8_fast::qlinear_validated(w, xw, p, y_zp, y_fast);
+        tally.record(
+            r_ref == r_valid && y_ref == y_fast,
+            "qlinear_validated",
+            spec,
+            seed,
+        );
+    }
     tally.cases += 1;
     let aligned = spec.w_off == 0 && spec.xw_off == 0 && spec.p_off == 0;
     aligned && records_fast && rows > 0

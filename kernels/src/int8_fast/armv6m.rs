@@ -42,17 +42,33 @@ pub fn qlinear(
     y_zp: i32,
     y: &mut [i8],
 ) -> Result<(), KernelError> {
-    let (_, cols_p) = int8::qlinear_shapes(w, xw, params, y_zp, y)?;
-    let aligned = is_word_aligned(w.as_ptr()) && is_word_aligned(xw.as_ptr());
-    if !aligned || !is_word_aligned(params.as_ptr()) {
+    int8::qlinear_shapes(w, xw, params, y_zp, y)?;
+    if !is_word_aligned(params.as_ptr()) {
         return int8::qlinear(w, xw, params, y_zp, y);
     }
-    let records = params.as_chunks::<QLINEAR_ROW_BYTES>().0;
     // Every record valid before anything is written (the reference's checks and errors).
-    for p in records {
+    for p in params.as_chunks::<QLINEAR_ROW_BYTES>().0 {
         let (_, m, s) = words(p);
         int8::check_record(m, s)?;
     }
+    qlinear_validated(w, xw, params, y_zp, y)
+}
+
+/// [`int8::qlinear_validated`], bit for bit: [`qlinear`] without the record check, for records
+/// the caller checked once.
+pub fn qlinear_validated(
+    w: &[u8],
+    xw: &[i16],
+    params: &[u8],
+    y_zp: i32,
+    y: &mut [i8],
+) -> Result<(), KernelError> {
+    let (_, cols_p) = int8::qlinear_shapes(w, xw, params, y_zp, y)?;
+    let aligned = is_word_aligned(w.as_ptr()) && is_word_aligned(xw.as_ptr());
+    if !aligned || !is_word_aligned(params.as_ptr()) {
+        return int8::qlinear_validated(w, xw, params, y_zp, y);
+    }
+    let records = params.as_chunks::<QLINEAR_ROW_BYTES>().0;
     let groups = cols_p / 4;
     // Row tiles by `next()`, as the reference takes them (no `Zip` over runtime-sized chunks,
     // whose division-by-zero panic would be linked into firmware).

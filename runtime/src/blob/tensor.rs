@@ -112,7 +112,7 @@ impl<'a> Tensors<'a> {
             count: count as u16,
         };
         for i in 0..tensors.count {
-            tensors.get(i)?;
+            tensors.check(i)?;
         }
         Ok(tensors)
     }
@@ -122,8 +122,49 @@ impl<'a> Tensors<'a> {
         self.count
     }
 
-    /// Tensor `i`, validated.
+    /// Tensor `i`: its record's fields and its bytes. [`Tensors::parse`] checked every record
+    /// (the rules of [`Tensors::check`]) on these same borrowed bytes, so this reads the
+    /// fields again without re-checking them (the executor calls it for every op of every
+    /// evaluation); the slicing stays checked, so it never panics, and an index out of range
+    /// is an error.
     pub fn get(&self, i: u16) -> Result<Tensor<'a>, Error> {
+        let bad = |what| Error::BadTensor { tensor: i, what };
+        if i >= self.count {
+            return Err(bad("index out of range"));
+        }
+        let at = field::RECORDS + i as usize * field::RECORD_LEN;
+        let rec = sub(self.table, at, field::RECORD_LEN).ok_or(bad("record truncated"))?;
+        let code = u8_at(rec, field::DTYPE).unwrap_or(0xFF);
+        let dtype = Dtype::from_code(code).ok_or(Error::UnknownDtype { tensor: i, code })?;
+        let rows = u32_at(rec, field::ROWS.start).unwrap_or(0);
+        let cols = u32_at(rec, field::COLS.start).unwrap_or(0);
+        // In range and without overflow: `check` computed the same product.
+        let elems = (rows as usize)
+            .wrapping_mul(cols as usize)
+            .wrapping_mul(dtype.bytes_per_element());
+        let off = u32_at(rec, field::DATA_OFFSET.start).unwrap_or(0) as usize;
+        let data = sub(self.data, off, elems).ok_or(bad("data outside the data section"))?;
+        let scales = match dtype {
+            Dtype::I8 => {
+                let soff = u32_at(rec, field::SCALES_OFFSET.start).unwrap_or(0) as usize;
+                sub(self.data, soff, (rows as usize).wrapping_mul(4))
+                    .ok_or(bad("scales outside the data section"))?
+            }
+            _ => &[],
+        };
+        Ok(Tensor {
+            dtype,
+            rows,
+            cols,
+            data,
+            scales,
+        })
+    }
+
+    /// Tensor `i`, checked against every rule of the format (what [`Tensors::parse`] runs on
+    /// each record): reserved bytes, sizes without overflow, aligned offsets inside the data
+    /// section, finite values.
+    pub fn check(&self, i: u16) -> Result<Tensor<'a>, Error> {
         let bad = |what| Error::BadTensor { tensor: i, what };
         if i >= self.count {
             return Err(bad("index out of range"));
@@ -228,4 +269,32 @@ pub(crate) fn encode_record(
     out.extend_from_slice(&data_offset.to_le_bytes());
     out.extend_from_slice(&scales_offset.unwrap_or(NO_SCALES).to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Model;
+
+    const GOLDEN: [&[u8]; 5] = [
+        include_bytes!("../../../tests/golden/ref-mlp-f32.mdfb"),
+        include_bytes!("../../../tests/golden/ref-mlp-f16.mdfb"),
+        include_bytes!("../../../tests/golden/ref-mlp-i8.mdfb"),
+        include_bytes!("../../../tests/golden/digits-i8.mdfb"),
+        include_bytes!("../../../tests/golden/digits-w8a8.mdfb"),
+    ];
+
+    /// The executor's unchecked `get` views exactly what the parse-time `check` validated.
+    #[test]
+    fn get_reads_what_check_validated() {
+        for blob in GOLDEN {
+            let model = Model::parse(blob).unwrap();
+            let t = model.tensors();
+            for i in 0..t.count() {
+                let (a, b) = (t.get(i).unwrap(), t.check(i).unwrap());
+                assert_eq!((a.dtype, a.rows, a.cols), (b.dtype, b.rows, b.cols));
+                assert_eq!((a.data, a.scales), (b.data, b.scales), "tensor {i}");
+            }
+            assert!(t.get(t.count()).is_err());
+        }
+    }
 }
