@@ -122,12 +122,8 @@ impl<'a> Tensors<'a> {
         self.count
     }
 
-    /// Tensor `i`: its record's fields and its bytes. [`Tensors::parse`] checked every record
-    /// (the rules of [`Tensors::check`]) on these same borrowed bytes, so this reads the
-    /// fields again without re-checking them (the executor calls it for every op of every
-    /// evaluation); the slicing stays checked, so it never panics, and an index out of range
-    /// is an error.
-    pub fn get(&self, i: u16) -> Result<Tensor<'a>, Error> {
+    /// Record `i` and its dtype (the rules both `get` and `check` start with).
+    fn record(&self, i: u16) -> Result<(&'a [u8], Dtype), Error> {
         let bad = |what| Error::BadTensor { tensor: i, what };
         if i >= self.count {
             return Err(bad("index out of range"));
@@ -136,6 +132,17 @@ impl<'a> Tensors<'a> {
         let rec = sub(self.table, at, field::RECORD_LEN).ok_or(bad("record truncated"))?;
         let code = u8_at(rec, field::DTYPE).unwrap_or(0xFF);
         let dtype = Dtype::from_code(code).ok_or(Error::UnknownDtype { tensor: i, code })?;
+        Ok((rec, dtype))
+    }
+
+    /// Tensor `i`: its record's fields and its bytes. [`Tensors::parse`] checked every record
+    /// (the rules of [`Tensors::check`]) on these same borrowed bytes, so this reads the
+    /// fields again without re-checking them (the executor calls it for every op of every
+    /// evaluation); the slicing stays checked, so it never panics, and an index out of range
+    /// is an error.
+    pub fn get(&self, i: u16) -> Result<Tensor<'a>, Error> {
+        let bad = |what| Error::BadTensor { tensor: i, what };
+        let (rec, dtype) = self.record(i)?;
         let rows = u32_at(rec, field::ROWS.start).unwrap_or(0);
         let cols = u32_at(rec, field::COLS.start).unwrap_or(0);
         // In range and without overflow: `check` computed the same product.
@@ -166,13 +173,7 @@ impl<'a> Tensors<'a> {
     /// section, finite values.
     pub fn check(&self, i: u16) -> Result<Tensor<'a>, Error> {
         let bad = |what| Error::BadTensor { tensor: i, what };
-        if i >= self.count {
-            return Err(bad("index out of range"));
-        }
-        let at = field::RECORDS + i as usize * field::RECORD_LEN;
-        let rec = sub(self.table, at, field::RECORD_LEN).ok_or(bad("record truncated"))?;
-        let code = u8_at(rec, field::DTYPE).unwrap_or(0xFF);
-        let dtype = Dtype::from_code(code).ok_or(Error::UnknownDtype { tensor: i, code })?;
+        let (rec, dtype) = self.record(i)?;
         if u8_at(rec, 1) != Some(0)
             || u16_at(rec, 2) != Some(0)
             || u32_at(rec, field::RESERVED1.start) != Some(0)
