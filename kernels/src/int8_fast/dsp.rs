@@ -61,7 +61,8 @@
 //!
 //! Per 16 multiply-accumulates 18, plus the column loop's 2 per 8 groups (unrolled 8×); per
 //! row 11 for the requantization, 5 for the record check (not in [`qlinear_validated`], the
-//! runtime's call) and 2 for its share of the row-tile loop; per call about 140 (argument checks, setup). On the digits model's layers that is
+//! runtime's call) and 2 for its share of the row-tile loop; per call about 140 (argument
+//! checks, setup). On the digits model's layers that is
 //! 1.445 (96×64), 1.340 (128×96), 1.293 (96×128) and 1.352 (64×96) instructions per MAC on
 //! the M4F and the M7 (`firmware-examples/qemu-kernel-check` prints them, and the portable
 //! reference's). The per-row 18 is why the figure falls with the column count:

@@ -24,7 +24,7 @@ use super::ops::{self, Elem, LenRule, OpSpec};
 use super::tensor::{NO_TENSOR, Tensor, Tensors};
 use crate::error::{Error, Section};
 use microdiff_kernels::Dtype;
-use microdiff_kernels::int8::{QAdd, Requant};
+use microdiff_kernels::int8::{self, QAdd, Requant};
 
 /// Most values (input included) a graph may have; fixes the planner's table sizes.
 pub const MAX_VALUES: usize = 64;
@@ -948,8 +948,9 @@ impl<'a> Graph<'a> {
                                 "QLINEAR multiplier must be 0 or in [2^30, 2^31), shift in -31..=30",
                             ));
                         }
-                        g.qlinear_nonzero &= w[1] != 0;
                     }
+                    // The kernels' own statement of `qlinear_validated`'s contract.
+                    g.qlinear_nonzero &= int8::qlinear_records_nonzero(p.data);
                 }
                 Op::QLut { table, .. } => {
                     let t = tensors.get(table)?;
