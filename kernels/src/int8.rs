@@ -507,6 +507,183 @@ pub fn qlinear_validated(
     Ok(())
 }
 
+/// How a `QLINEAR` weight matrix is stored (the op's PARAM byte 2 in a blob).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightLayout {
+    /// [`tile_index`]: one int8 code per weight, for [`qlinear`]. Blobs exported before
+    /// 2026-12-05 use it; still read, by the reference kernel only.
+    Tiles,
+    /// [`pair_index`]: rows `2k` and `2k + 1` of a row tile share one i16 per column, for
+    /// [`qlinear_pairs`]; what the exporter writes (fewer instructions per multiply-accumulate
+    /// on every Cortex-M).
+    Pairs,
+}
+
+impl WeightLayout {
+    /// The layout of a blob code (0 tiles, 1 pairs), `None` for any other.
+    pub const fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(Self::Tiles),
+            1 => Some(Self::Pairs),
+            _ => None,
+        }
+    }
+
+    /// The blob code of the layout.
+    pub const fn code(self) -> u8 {
+        match self {
+            Self::Tiles => 0,
+            Self::Pairs => 1,
+        }
+    }
+}
+
+/// Byte index of the i16 holding element `(r, c)` of a W8A8 weight matrix in the paired
+/// layout of [`qlinear_pairs`] (rows `r` and `r ^ 1` share it), `cols_p` being the padded
+/// column count (a multiple of 4).
+///
+/// The matrix is stored as 4×4 tiles of 16 bytes, row tiles outer and column tiles inner, as in
+/// [`tile_index`]; inside a tile, bytes `8·p … 8·p + 7` hold the pair `p` of rows `(2p, 2p + 1)`
+/// as four little-endian i16 `h = 256·w[2p + 1][c] + w[2p][c]`, columns in order. So the low
+/// byte of `h` is `w[2p][c]` and `w[2p + 1][c] = (h − w[2p][c]) / 256` ([`pair_weights`]).
+/// One word holds two columns of two rows: a Cortex-M4 `SMLAD`s the word as it is and its
+/// `SXTB16` (the even row) with the same input pair, and the odd row is the difference of the
+/// two sums over 256 (`qlinear_pairs`' drop-in kernels).
+pub const fn pair_index(r: usize, c: usize, cols_p: usize) -> usize {
+    let tile = (r / 4) * (cols_p / 4) + c / 4;
+    tile * 16 + ((r % 4) / 2) * 8 + (c % 4) * 2
+}
+
+/// The two weights `(w[2p][c], w[2p + 1][c])` of a paired-layout i16 stored as bytes
+/// `(lo, hi)`: `w[2p][c]` is `lo` as i8 and `w[2p + 1][c] = (h − w[2p][c]) / 256`, exact, in
+/// `−128..=128` for any two bytes.
+#[inline]
+pub const fn pair_weights(lo: u8, hi: u8) -> (i32, i32) {
+    // `h − b = 256·(hi as i8) + 256·[b < 0]`: two byte loads and the sign bit of `b`, no
+    // 16-bit load (which costs a RISC-V core without unaligned access four instructions).
+    let b = lo as i8 as i32;
+    (b, hi as i8 as i32 + ((b as u32) >> 31) as i32)
+}
+
+/// Stores the row-major `(rows, cols)` int8 matrix `w` in the paired layout ([`pair_index`]),
+/// with zero padding, into `out` of `pad4(rows)·pad4(cols)` bytes. The codes must be in
+/// `−127..=127` (TFLite's symmetric weights), which makes every pair representable.
+pub fn pack_pairs(w: &[i8], rows: usize, cols: usize, out: &mut [u8]) -> Result<(), KernelError> {
+    let (rp, cp) = match (pad4(rows), pad4(cols)) {
+        (Some(rp), Some(cp)) => (rp, cp),
+        _ => return Err(KernelError::Overflow { arg: "w" }),
+    };
+    let n = rows
+        .checked_mul(cols)
+        .ok_or(KernelError::Overflow { arg: "w" })?;
+    check_len("w", w.len(), n)?;
+    check_len(
+        "out",
+        out.len(),
+        rp.checked_mul(cp)
+            .ok_or(KernelError::Overflow { arg: "out" })?,
+    )?;
+    if w.contains(&i8::MIN) {
+        return Err(KernelError::Invalid {
+            arg: "w",
+            requirement: "codes in -127..=127",
+        });
+    }
+    let at = |r: usize, c: usize| {
+        if r < rows {
+            w.get(r * cols + c).map_or(0, |&v| i32::from(v))
+        } else {
+            0
+        }
+    };
+    for r in (0..rp).step_by(2) {
+        for c in 0..cols {
+            // |256·a + b| ≤ 256·127 + 127 < 2^15.
+            let h = (256 * at(r + 1, c) + at(r, c)) as i16;
+            let i = pair_index(r, c, cp);
+            if let Some(d) = out.get_mut(i..i + 2) {
+                d.copy_from_slice(&h.to_le_bytes());
+            }
+        }
+        for c in cols..cp {
+            let i = pair_index(r, c, cp);
+            if let Some(d) = out.get_mut(i..i + 2) {
+                d.fill(0);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The four row sums of one paired-layout row tile ([`pair_index`]) against the widened input:
+/// `acc[i] = Σ_c w[i][c] · xw[c]`, exact (see [`MAX_COLS`]; `|w| ≤ 128`).
+#[inline]
+pub(crate) fn pair_tile_sums(tiles: &[[u8; 16]], xs: &[[i16; 4]]) -> [i32; 4] {
+    let mut acc = [0i32; 4];
+    for (t, x) in tiles.iter().zip(xs) {
+        // Column by column, both pairs: one input load per four multiply-accumulates.
+        for (j, &xj) in x.iter().enumerate() {
+            let xj = i32::from(xj);
+            let (b0, a0) = pair_weights(t[2 * j], t[2 * j + 1]);
+            let (b1, a1) = pair_weights(t[8 + 2 * j], t[9 + 2 * j]);
+            acc[0] += b0 * xj;
+            acc[1] += a0 * xj;
+            acc[2] += b1 * xj;
+            acc[3] += a1 * xj;
+        }
+    }
+    acc
+}
+
+/// The W8A8 fully connected layer of [`qlinear`] over the paired layout ([`pair_index`]):
+/// the same sums (`acc = Σ_c w[r][c] · xw[c]`), requantization and errors. The reference of
+/// the runtime's `QLINEAR` on what the exporter writes; every drop-in kernel matches it bit for
+/// bit. Nothing is written on `Err`.
+pub fn qlinear_pairs(
+    w: &[u8],
+    xw: &[i16],
+    params: &[u8],
+    y_zp: i32,
+    y: &mut [i8],
+) -> Result<(), KernelError> {
+    qlinear_shapes(w, xw, params, y_zp, y)?;
+    check_records(params)?;
+    qlinear_pairs_validated(w, xw, params, y_zp, y)
+}
+
+/// [`qlinear_pairs`] without its per-call record check: the contract of [`qlinear_validated`].
+pub fn qlinear_pairs_validated(
+    w: &[u8],
+    xw: &[i16],
+    params: &[u8],
+    y_zp: i32,
+    y: &mut [i8],
+) -> Result<(), KernelError> {
+    let (_, cols_p) = qlinear_shapes(w, xw, params, y_zp, y)?;
+    let groups = cols_p / 4;
+    let xs = xw.as_chunks::<4>().0;
+    let records = params.as_chunks::<QLINEAR_ROW_BYTES>().0;
+    // As in `qlinear_validated`: row tiles by `next()`, `max` shows the chunk size non-zero.
+    let mut row_tiles = w.chunks_exact((16 * groups).max(16));
+    for (rt, ys) in y.chunks_mut(4).enumerate() {
+        let Some(tiles) = row_tiles.next() else {
+            break;
+        };
+        let acc = pair_tile_sums(tiles.as_chunks::<16>().0, xs);
+        let ps = records.get(4 * rt..).unwrap_or(&[]);
+        for ((yr, p), &a) in ys.iter_mut().zip(ps).zip(&acc) {
+            *yr = requantize(a, p, y_zp);
+        }
+    }
+    Ok(())
+}
+
+/// Most padded columns for which a drop-in kernel may take the odd rows of [`qlinear_pairs`]
+/// from two wrapping sums: `Σ h·x − Σ w_even·x = 256 · Σ w_odd·x` modulo 2^32, and
+/// `|Σ w_odd·x| ≤ 256 · 128 · 255 < 2^23` makes `256 ·` that sum an exact i32, recovered by an
+/// arithmetic shift. Wider layers run the reference.
+pub const PAIR_SUM_COLS: usize = 256;
+
 /// Constants of [`qadd`]: `y = clamp((c + a·ma + b·mb) >> s, −128, 127)` with an arithmetic
 /// (flooring) shift. The host folds the zero points and the rounding into `c`:
 /// `c = round(y_zp·2^s − a_zp·ma − b_zp·mb) + 2^(s−1)`, `ma ≈ 2^s·scale_a/scale_y`.
@@ -1166,6 +1343,84 @@ mod tests {
             let mut got = vec![0i8; rows];
             qlinear_validated(&tile(&w, rows, cols), &xw, &params, y_zp, &mut got).unwrap();
             assert_eq!(got, want, "{rows}×{cols}, validated");
+            // The paired layout (symmetric codes, as the exporter writes them).
+            let w: Vec<i8> = w.iter().map(|&v| v.max(-127)).collect();
+            let w_bytes: Vec<u8> = w.iter().map(|&v| v as u8).collect();
+            gemv(
+                &w_bytes,
+                &x,
+                x_zp,
+                Some(&bias),
+                &rq,
+                y_zp,
+                (-128, 127),
+                &mut want,
+            )
+            .unwrap();
+            let mut packed = vec![0x5Au8; pad4(rows).unwrap() * pad4(cols).unwrap()];
+            pack_pairs(&w, rows, cols, &mut packed).unwrap();
+            let mut got = vec![0i8; rows];
+            qlinear_pairs(&packed, &xw, &params, y_zp, &mut got).unwrap();
+            assert_eq!(got, want, "{rows}×{cols}, pairs");
+            let mut got = vec![0i8; rows];
+            qlinear_pairs_validated(&packed, &xw, &params, y_zp, &mut got).unwrap();
+            assert_eq!(got, want, "{rows}×{cols}, pairs, validated");
+        }
+    }
+
+    #[test]
+    fn pairs_decode_every_byte_pair_and_pack_only_symmetric_codes() {
+        for lo in 0..=255u8 {
+            for hi in 0..=255u8 {
+                let (b, a) = pair_weights(lo, hi);
+                assert_eq!(b, i32::from(lo as i8));
+                assert!((-128..=128).contains(&a), "{lo} {hi}");
+                assert_eq!(256 * a + b, i32::from(i16::from_le_bytes([lo, hi])));
+            }
+        }
+        let mut out = [0u8; 16];
+        pack_pairs(&[127, -127, 5, -1], 2, 2, &mut out).unwrap();
+        assert_eq!(pair_weights(out[0], out[1]), (127, 5));
+        assert_eq!(pair_weights(out[2], out[3]), (-127, -1));
+        assert_eq!(&out[4..], &[0; 12], "padding");
+        assert!(pack_pairs(&[-128, 0, 0, 0], 2, 2, &mut out).is_err());
+        assert!(pack_pairs(&[0; 4], 2, 2, &mut out[1..]).is_err());
+        assert!(pack_pairs(&[0; 3], 2, 2, &mut out).is_err());
+        assert_eq!(
+            WeightLayout::from_code(WeightLayout::Pairs.code()),
+            Some(WeightLayout::Pairs)
+        );
+        assert_eq!(
+            WeightLayout::from_code(WeightLayout::Tiles.code()),
+            Some(WeightLayout::Tiles)
+        );
+        assert_eq!(WeightLayout::from_code(2), None);
+    }
+
+    /// The drop-in kernels' odd-row trick at its bound: the wrapping sums `Σ h·x` and
+    /// `Σ w_even·x` give `Σ w_odd·x` exactly for `PAIR_SUM_COLS` columns of the largest
+    /// products, and not beyond.
+    #[test]
+    fn the_pair_sum_trick_is_exact_up_to_its_column_bound() {
+        // h = 0x7FFF: w_even = −1, w_odd = 128; h = 0x8080: w_even = −128, w_odd = −128.
+        for (lo, hi) in [(0xFFu8, 0x7Fu8), (0x80, 0x80), (0x7F, 0x7F), (0x81, 0x80)] {
+            for x in [255i32, -255] {
+                let (b, a) = pair_weights(lo, hi);
+                let h = i32::from(i16::from_le_bytes([lo, hi]));
+                let trick = |n: i32| {
+                    let (mut s1, mut s2) = (0i32, 0i32);
+                    for _ in 0..n {
+                        s1 = s1.wrapping_add(h * x);
+                        s2 = s2.wrapping_add(b * x);
+                    }
+                    (s1.wrapping_sub(s2) >> 8, s2)
+                };
+                let n = PAIR_SUM_COLS as i32;
+                assert_eq!(trick(n), (n * a * x, n * b * x), "{lo:#x} {hi:#x} {x}");
+                if a.abs() == 128 {
+                    assert_ne!(trick(2 * n).0, 2 * n * a * x, "the bound is needed");
+                }
+            }
         }
     }
 

@@ -29,16 +29,25 @@ mod armv6m;
 mod dsp;
 #[cfg(test)]
 mod model;
-
-// The kernels of this target.
 #[cfg(not(any(microdiff_dsp, microdiff_armv6m)))]
-use crate::int8 as imp;
+mod portable;
+
+// The kernels of this target. The tiled layout (blobs exported before the paired one) runs
+// the reference everywhere.
+#[cfg(not(any(microdiff_dsp, microdiff_armv6m)))]
+mod imp {
+    pub use super::portable::{qlinear_pairs, qlinear_pairs_validated};
+    pub use crate::int8::{qlinear, qlinear_validated, widen};
+}
 #[cfg(microdiff_dsp)]
-use dsp as imp;
+mod imp {
+    pub use super::dsp::{qlinear_pairs, qlinear_pairs_validated, widen};
+    pub use crate::int8::{qlinear, qlinear_validated};
+}
 #[cfg(microdiff_armv6m)]
 mod imp {
-    pub use super::armv6m::{qlinear, qlinear_validated};
-    pub use crate::int8::widen;
+    pub use super::armv6m::{qlinear_pairs, qlinear_pairs_validated};
+    pub use crate::int8::{qlinear, qlinear_validated, widen};
 }
 
 /// [`int8::widen`](crate::int8::widen), bit for bit.
@@ -68,6 +77,30 @@ pub fn qlinear_validated(
     y: &mut [i8],
 ) -> Result<(), KernelError> {
     imp::qlinear_validated(w, xw, params, y_zp, y)
+}
+
+/// [`int8::qlinear_pairs`](crate::int8::qlinear_pairs), bit for bit.
+pub fn qlinear_pairs(
+    w: &[u8],
+    xw: &[i16],
+    params: &[u8],
+    y_zp: i32,
+    y: &mut [i8],
+) -> Result<(), KernelError> {
+    imp::qlinear_pairs(w, xw, params, y_zp, y)
+}
+
+/// [`int8::qlinear_pairs_validated`](crate::int8::qlinear_pairs_validated), bit for bit:
+/// [`qlinear_pairs`] without the per-call record check (the contract of
+/// [`qlinear_validated`]).
+pub fn qlinear_pairs_validated(
+    w: &[u8],
+    xw: &[i16],
+    params: &[u8],
+    y_zp: i32,
+    y: &mut [i8],
+) -> Result<(), KernelError> {
+    imp::qlinear_pairs_validated(w, xw, params, y_zp, y)
 }
 
 /// Whether `p` is 4-byte aligned: the assembly kernels' word loads need it.
@@ -113,6 +146,18 @@ mod tests {
         let rb = int8::qlinear(w, xw, p, y_zp, &mut b);
         assert_eq!(ra, rb);
         assert_eq!(a, b);
+        let (mut a, mut b) = (vec![0x5Ai8; rows], vec![0x5Ai8; rows]);
+        let ra = qlinear_pairs(w, xw, p, y_zp, &mut a);
+        let rb = int8::qlinear_pairs(w, xw, p, y_zp, &mut b);
+        assert_eq!(ra, rb);
+        assert_eq!(a, b);
+        if int8::qlinear_records_nonzero(p) {
+            let (mut a, mut b) = (vec![0x5Ai8; rows], vec![0x5Ai8; rows]);
+            let ra = qlinear_pairs_validated(w, xw, p, y_zp, &mut a);
+            let rb = int8::qlinear_pairs_validated(w, xw, p, y_zp, &mut b);
+            assert_eq!(ra, rb);
+            assert_eq!(a, b);
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use core::ops::Range;
 
 use microdiff_kernels as k;
+use microdiff_kernels::int8::WeightLayout;
 
 use crate::arena::{i8s, i8s_mut, i16s, i16s_mut};
 use crate::blob::graph::{GatherKey, Op, time_row};
@@ -264,6 +265,7 @@ pub(crate) fn forward(
                 params,
                 x_zp,
                 y_zp,
+                layout,
             } => {
                 let (n, cols_p) = (len_of(a), len_of(a).div_ceil(4) * 4);
                 let scratch = plan.scratch();
@@ -277,12 +279,24 @@ pub(crate) fn forward(
                 let (xw, y) = read_write(slots, scratch, dst)?;
                 let xw = i16s(xw).get(..cols_p).ok_or(broken("bad range"))?;
                 let y = i8s_mut(y).get_mut(..rows).ok_or(broken("bad range"))?;
-                if model.graph().qlinear_records_nonzero() {
-                    // `Graph::parse` checked every record: skip the kernel's per-call check.
-                    k::int8_fast::qlinear_validated(w, xw, p, i32::from(y_zp), y)?;
-                } else {
-                    k::int8_fast::qlinear(w, xw, p, i32::from(y_zp), y)?;
-                }
+                // `Graph::parse` checked every record: when none has a zero multiplier, skip
+                // the kernel's per-call check.
+                let run = match (layout, model.graph().qlinear_records_nonzero()) {
+                    (WeightLayout::Pairs, true) => k::int8_fast::qlinear_pairs_validated,
+                    (WeightLayout::Pairs, false) => k::int8_fast::qlinear_pairs,
+                    #[cfg(feature = "w8a8-tiles")]
+                    (WeightLayout::Tiles, true) => k::int8_fast::qlinear_validated,
+                    #[cfg(feature = "w8a8-tiles")]
+                    (WeightLayout::Tiles, false) => k::int8_fast::qlinear,
+                    // Refused by `Graph::parse` in this build.
+                    #[cfg(not(feature = "w8a8-tiles"))]
+                    (WeightLayout::Tiles, _) => {
+                        return Err(broken(
+                            "tiled QLINEAR weights without the w8a8-tiles feature",
+                        ));
+                    }
+                };
+                run(w, xw, p, i32::from(y_zp), y)?;
             }
             Op::QLut { a, table } => {
                 let y = int_copy(slots, place(a), dst, len_of(a))?;

@@ -66,7 +66,9 @@ fn qlinear(b: &mut BlobBuilder, rng: &mut SplitMix, x: Value, rows: usize, cols:
     let wt = b.tensor_q8(tiled.len() as u32 / cp as u32, cp as u32, &tiled);
     let pt = b.tensor_i32(rows as u32, 3, &params);
     match (wt, pt) {
-        (Ok(wt), Ok(pt)) => b.qlinear(x, wt, pt, 3, -2),
+        // The tiled layout (the only one before 2026-12-05): its golden cases keep old blobs
+        // covered; the digits golden covers the paired layout.
+        (Ok(wt), Ok(pt)) => b.qlinear(x, (wt, int8::WeightLayout::Tiles), pt, 3, -2),
         _ => x,
     }
 }

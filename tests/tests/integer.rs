@@ -4,6 +4,7 @@
 
 use microdiff_conformance::integer::{self, DATA, HIDDEN, TIMES};
 use microdiff_kernels::Dtype;
+use microdiff_kernels::int8::WeightLayout;
 use microdiff_runtime::blob::BlobBuilder;
 use microdiff_runtime::blob::meta::{Objective, Prediction};
 use microdiff_runtime::blob::program::ClassSel;
@@ -147,7 +148,7 @@ fn miswired_integer_graphs_are_typed_errors() {
             let w = b.tensor_q8(4, 4, &[1; 16])?;
             let p: Vec<i32> = (0..4).flat_map(|_| [0, 5, -3]).collect();
             let p = b.tensor_i32(4, 3, &p)?;
-            let y = b.qlinear(q, w, p, 0, 0);
+            let y = b.qlinear(q, (w, WeightLayout::Pairs), p, 0, 0);
             Ok(b.dequantize(y, 0, 0.1))
         }),
         "multiplier",
@@ -159,7 +160,7 @@ fn miswired_integer_graphs_are_typed_errors() {
             let w = b.tensor_q8(4, 3, &[1; 12])?;
             let p: Vec<i32> = (0..4).flat_map(|_| [0, 1 << 30, -3]).collect();
             let p = b.tensor_i32(4, 3, &p)?;
-            let y = b.qlinear(q, w, p, 0, 0);
+            let y = b.qlinear(q, (w, WeightLayout::Pairs), p, 0, 0);
             Ok(b.dequantize(y, 0, 0.1))
         }),
         "pad4",

@@ -1,19 +1,21 @@
-//! The cases: `int8_fast::{widen, qlinear, qlinear_validated}` against `int8::{widen, qlinear}`
+//! The cases: `int8_fast::{widen, qlinear_pairs, qlinear_pairs_validated}` against
+//! `int8::{widen, qlinear_pairs}`
 //! on the same arguments, compared by result (`Ok` or the same `Err`) and by every byte of the output
 //! buffer (which starts as the same sentinel, so "nothing written on `Err`" is compared too).
 //!
 //! Shape classes: every `rows % 4` and `cols % 4`, every entry point of the kernel's 8×-unrolled
 //! column loop (`cols_p / 4 % 8`), one to twelve row tiles, the digits model's layers (96×64,
-//! 128×96, 96×128, 64×96), and `int8::MAX_COLS` columns at the accumulators' extremes. Values:
-//! uniform, ±extreme and constant weights and inputs (so `|Σ|` reaches 128·255·65 536), zero
-//! points −128 and 127, every shift
+//! 128×96, 96×128, 64×96), `int8::PAIR_SUM_COLS` columns (the most the assembly takes) and
+//! `int8::MAX_COLS` columns (the reference's) at the accumulators' extremes. Values:
+//! uniform, ±extreme and constant weights (pairs whose odd weight is ±128 included) and inputs
+//! (so `|Σ|` reaches 128·255·65 536), zero points −128 and 127, every shift
 //! in −31..=30, multipliers at 2^30 and 2^31 − 1, biases next to the i32 limits (the saturating
 //! add), non-zero padding, and arguments the assembly leaves to the reference: misaligned
 //! weights, inputs or records, a zero multiplier, and invalid records (an `Err`).
 
 use core::fmt;
 
-use microdiff_kernels::int8::{self, MAX_COLS, QLINEAR_ROW_BYTES, pad4};
+use microdiff_kernels::int8::{self, MAX_COLS, PAIR_SUM_COLS, QLINEAR_ROW_BYTES, pad4};
 use microdiff_kernels::int8_fast;
 
 use crate::perf::DIGITS_SHAPES;
@@ -159,7 +161,16 @@ impl Tally {
 }
 
 fn fill_weights(w: &mut [u8], rng: &mut Rng) {
-    match rng.below(4) {
+    // Paired-layout extremes `(lo, hi)`: odd weight 128 (even −1), −128 (even −128 or 1).
+    const PAIRS: [[u8; 2]; 3] = [[0xFF, 0x7F], [0x80, 0x80], [0x01, 0x80]];
+    match rng.below(6) {
+        4 => w.chunks_exact_mut(2).for_each(|h| {
+            h.copy_from_slice(&PAIRS[rng.below(3) as usize]);
+        }),
+        5 => {
+            let h = PAIRS[rng.below(3) as usize];
+            w.chunks_exact_mut(2).for_each(|d| d.copy_from_slice(&h));
+        }
         0 => w.iter_mut().for_each(|b| *b = rng.next() as u8),
         1 => w
             .iter_mut()
@@ -283,24 +294,24 @@ fn run_case(b: &mut Buffers, spec: Spec, rng: &mut Rng, tally: &mut Tally) -> bo
     y_ref.fill(SENTINEL);
     y_fast.fill(SENTINEL);
     let (w, xw, p): (&[u8], &[i16], &[u8]) = (w, xw_ref, p);
-    let r_ref = int8::qlinear(w, xw, p, y_zp, y_ref);
-    let r_fast = int8_fast::qlinear(w, xw, p, y_zp, y_fast);
-    tally.record(r_ref == r_fast && y_ref == y_fast, "qlinear", spec, seed);
+    let r_ref = int8::qlinear_pairs(w, xw, p, y_zp, y_ref);
+    let r_fast = int8_fast::qlinear_pairs(w, xw, p, y_zp, y_fast);
+    tally.record(r_ref == r_fast && y_ref == y_fast, "qlinear_pairs", spec, seed);
     // The variant the runtime calls after checking the records at parse time: the same
     // result wherever its contract (valid records, none with a zero multiplier) holds.
     if int8::qlinear_records_nonzero(p) {
         y_fast.fill(SENTINEL);
-        let r_valid = int8_fast::qlinear_validated(w, xw, p, y_zp, y_fast);
+        let r_valid = int8_fast::qlinear_pairs_validated(w, xw, p, y_zp, y_fast);
         tally.record(
             r_ref == r_valid && y_ref == y_fast,
-            "qlinear_validated",
+            "qlinear_pairs_validated",
             spec,
             seed,
         );
     }
     tally.cases += 1;
     let aligned = spec.w_off == 0 && spec.xw_off == 0 && spec.p_off == 0;
-    aligned && records_fast && rows > 0
+    aligned && records_fast && rows > 0 && cols_p <= PAIR_SUM_COLS
 }
 
 /// `qlinear`'s inputs: weights, widened input, records, `y_zp`.
@@ -325,8 +336,8 @@ fn error_cases(b: &mut Buffers, tally: &mut Tally) {
         let (y_ref, y_fast) = (&mut b.y_ref[..5], &mut b.y_fast[..5]);
         y_ref.fill(SENTINEL);
         y_fast.fill(SENTINEL);
-        let r_ref = int8::qlinear(w, xw, p, y_zp, y_ref);
-        let r_fast = int8_fast::qlinear(w, xw, p, y_zp, y_fast);
+        let r_ref = int8::qlinear_pairs(w, xw, p, y_zp, y_ref);
+        let r_fast = int8_fast::qlinear_pairs(w, xw, p, y_zp, y_fast);
         let ok = r_ref.is_err() && r_ref == r_fast && y_ref == y_fast;
         tally.record(ok, "qlinear error", spec, 0);
         tally.cases += 1;
@@ -381,7 +392,8 @@ pub fn check_all() -> Tally {
     // Random shapes: every entry of the unrolled column loop, several row tiles.
     for _ in 0..6000 {
         let rows = 1 + rng.below(48) as usize;
-        let cols = 1 + rng.below(192) as usize;
+        // Past `PAIR_SUM_COLS` now and then: the reference's fallback.
+        let cols = 1 + rng.below(288) as usize;
         let spec = Spec::shuffled(rows, cols, &mut rng);
         case(&mut b, spec, &mut rng, &mut tally);
     }
@@ -395,9 +407,9 @@ pub fn check_all() -> Tally {
     }
     // The longest rows the accumulator bound allows, at the extremes (modes repeat until each
     // weight and input mode has come up).
-    for cols in [MAX_COLS, MAX_COLS - 3] {
+    for cols in [PAIR_SUM_COLS, PAIR_SUM_COLS - 3, MAX_COLS, MAX_COLS - 3] {
         for rows in [1, 3, 4] {
-            for _ in 0..3 {
+            for _ in 0..if cols <= PAIR_SUM_COLS { 12 } else { 3 } {
                 case(&mut b, Spec::aligned(rows, cols), &mut rng, &mut tally);
             }
         }

@@ -1,4 +1,4 @@
-//! Instructions per call of `int8_fast::{qlinear, widen}` and of the portable `int8` ones on
+//! Instructions per call of `int8_fast::{qlinear_pairs, widen}` and of the portable `int8` ones on
 //! the digits model's layer shapes. The weights and records are pseudo-random constants in
 //! flash, so this part also runs in the micro:bit's 16 KiB of RAM.
 
@@ -18,23 +18,24 @@ const MAX_COLS: usize = 128;
 /// MPS2 boards, 62.5 on the micro:bit).
 const REPS: u64 = 4;
 
-/// Most instructions the DSP `qlinear` may take on `(rows, cols)`, from its structure: per 16
-/// multiply-accumulates 18 instructions plus a share of the column loop's 2 per 8 groups
-/// (1.141 per MAC; the budget allows 37/32 = 1.156), per row 5 for the record check, 11 for
-/// the requantization and 2 for the row tile's share of the tile loop (18; budget 19), per
-/// call about 140 for the argument checks and the setup (budget 200). A figure above it is a
-/// regression; the whole network must stay within 1.5 instructions per MAC on the M4F.
+/// Most instructions the DSP `qlinear_pairs` may take on `(rows, cols)`, from its structure:
+/// per 16 multiply-accumulates 14 instructions plus a share of the column loop's 2 per 8
+/// groups (0.891 per MAC; the budget allows 29/32 = 0.906), per row 5 for the record check,
+/// 11 for the requantization, 1 for the odd rows' difference and 2 for the row tile's share of
+/// the tile loop (19; budget 20), per call about 140 for the argument checks and the setup
+/// (budget 200). A figure above it is a regression; the whole network must stay within 1.5
+/// instructions per MAC on the M4F.
 pub const fn dsp_budget(rows: usize, cols: usize) -> u64 {
-    ((37 * rows * cols) / 32 + 19 * rows + 200) as u64
+    ((29 * rows * cols) / 32 + 20 * rows + 200) as u64
 }
 
-/// Most instructions the Armv6-M `qlinear` may take on `(rows, cols)`: per 16
-/// multiply-accumulates 70 (4.375 per MAC; budget 4.4), per row the record check and the
+/// Most instructions the Armv6-M `qlinear_pairs` may take on `(rows, cols)`: per 16
+/// multiply-accumulates 66 (4.125 per MAC; budget 4.2), per row the record check and the
 /// requantization in compiled Rust with a 16-bit-halves multiply (≈ 110 measured; budget 160),
 /// per row tile the call (≈ 45, in the row budget), per call the checks (budget 300). The
 /// compiled portable reference takes about 9 per MAC on `96x64`, so a fall back to it fails.
 pub const fn armv6m_budget(rows: usize, cols: usize) -> u64 {
-    ((44 * rows * cols) / 10 + 160 * rows + 300) as u64
+    ((42 * rows * cols) / 10 + 160 * rows + 300) as u64
 }
 
 #[repr(C, align(4))]
@@ -120,10 +121,10 @@ pub fn measure((rows, cols): (usize, usize), counter: &mut Counter) -> Option<Pe
     })?;
     let xw: &[i16] = xw;
     let fast = time(&mut || {
-        let _ = int8_fast::qlinear(black_box(w), xw, p, 5, y);
+        let _ = int8_fast::qlinear_pairs(black_box(w), xw, p, 5, y);
     })?;
     let portable = time(&mut || {
-        let _ = int8::qlinear(black_box(w), xw, p, 5, y);
+        let _ = int8::qlinear_pairs(black_box(w), xw, p, 5, y);
     })?;
     Some(Perf {
         fast,

@@ -14,7 +14,7 @@
 //! * Activations: affine int8, `real = scale·(q − zp)`, range `[min(lo, 0), max(hi, 0)]` over
 //!   the calibration, `scale = (hi − lo)/255`.
 //! * Weights: symmetric int8 per output row (`scale = max|w|/127`), stored in the kernels'
-//!   tile order; biases int32 in accumulator units `round(b / (s_x·s_w))`; the per-row
+//!   paired layout (`int8::pair_index`); biases int32 in accumulator units `round(b / (s_x·s_w))`; the per-row
 //!   multiplier `s_x·s_w/s_y` as a Q31 significand and shift (`quantize_multiplier`).
 //! * Activation functions: 256-entry tables `quantize(act(dequantize(q)))`, computed here.
 //! * Layer norm: γ as int8 codes with one scale, β in output codes (the kernels' `qlayer_norm`).
@@ -23,7 +23,7 @@
 
 use std::cell::RefCell;
 
-use microdiff_kernels::int8::{self, QAdd, Requant};
+use microdiff_kernels::int8::{self, QAdd, Requant, WeightLayout};
 use microdiff_runtime::Error as BlobError;
 use microdiff_runtime::Section;
 use microdiff_runtime::blob::graph::GatherKey;
@@ -271,7 +271,8 @@ fn calibrate(
     Ok((ranges.into_inner(), report))
 }
 
-/// The tensors of one `QLINEAR`: tiled int8 weights and `[bias, multiplier, shift]` rows.
+/// The tensors of one `QLINEAR`: int8 weights in the paired layout (`int8::pair_index`) and
+/// `[bias, multiplier, shift]` rows.
 fn qlinear_tensors(
     b: &mut BlobBuilder,
     w: &[f32],
@@ -280,9 +281,9 @@ fn qlinear_tensors(
     cols: usize,
     x: Q,
     y: Q,
-) -> Result<(u16, u16), BlobError> {
+) -> Result<((u16, WeightLayout), u16), BlobError> {
     let (rp, cp) = (rows.div_ceil(4) * 4, cols.div_ceil(4) * 4);
-    let mut tiled = vec![0i8; rp * cp];
+    let mut codes = vec![0i8; rows * cols];
     let mut params = Vec::with_capacity(3 * rows);
     for (r, row) in w.chunks_exact(cols).enumerate() {
         let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
@@ -294,7 +295,7 @@ fn qlinear_tensors(
         };
         for (c, &v) in row.iter().enumerate() {
             let q = (f64::from(v) / sw).round().clamp(-127.0, 127.0) as i8;
-            tiled[int8::tile_index(r, c, cp)] = q;
+            codes[r * cols + c] = q;
         }
         let acc_scale = f64::from(x.scale) * sw;
         let bq = (f64::from(bias[r]) / acc_scale).round();
@@ -307,7 +308,14 @@ fn qlinear_tensors(
             .map_err(|_| fail("W8A8: a requantization multiplier is out of range"))?;
         params.extend([bq as i32, rq.multiplier, i32::from(rq.shift)]);
     }
-    let wt = b.tensor_q8(rp as u32, cp as u32, &tiled)?;
+    let mut packed = vec![0u8; rp * cp];
+    int8::pack_pairs(&codes, rows, cols, &mut packed)
+        .map_err(|_| fail("W8A8: the weight codes do not pack into pairs"))?;
+    let packed: Vec<i8> = packed.iter().map(|&v| v as i8).collect();
+    let wt = (
+        b.tensor_q8(rp as u32, cp as u32, &packed)?,
+        WeightLayout::Pairs,
+    );
     let pt = b.tensor_i32(rows as u32, 3, &params)?;
     Ok((wt, pt))
 }
@@ -386,6 +394,60 @@ fn table(rows: &[f32], q: Q) -> Vec<i8> {
     rows.iter()
         .map(|&v| int8::quantize(v, q.scale, i32::from(q.zp)))
         .collect()
+}
+
+/// Rewrites a W8A8 blob whose `QLINEAR` weights are in the tiled layout (what microdiff
+/// exported before 2026-12-05; `int8::tile_index`) into the paired layout the exporter writes
+/// now (`int8::pair_index`): the same weights and therefore the same samples, bit for bit, at
+/// the paired kernels' speed. Each matrix keeps its place and size; the op's layout byte and
+/// the CRC change. A blob with no tiled `QLINEAR` comes back unchanged.
+///
+/// Refused (the blob is left as it is): a blob `Model::parse` refuses, and a tiled matrix with
+/// a code of −128 (the paired layout stores `−127..=127`; the exporter never wrote −128).
+pub fn repack_pairs(blob: &[u8]) -> Result<Vec<u8>, BlobError> {
+    let model = microdiff_runtime::Model::parse(blob)?;
+    let mut out = blob.to_vec();
+    let offset = |s: &[u8]| s.as_ptr() as usize - blob.as_ptr() as usize;
+    let g = model.graph();
+    for k in 0..g.op_count() {
+        let microdiff_runtime::blob::graph::Op::QLinear {
+            a,
+            weight,
+            layout: WeightLayout::Tiles,
+            ..
+        } = g.op(k)?
+        else {
+            continue;
+        };
+        let w = model.tensors().get(weight)?;
+        let (rp, cp) = (w.rows as usize, w.cols as usize);
+        let (rows, cols) = (rp, g.structure.len_of(a as usize) as usize);
+        // Row-major codes of the padded matrix (padding rows and columns are zero weights).
+        let mut codes = vec![0i8; rp * cp];
+        for r in 0..rows {
+            for c in 0..cols {
+                let i = int8::tile_index(r, c, cp);
+                codes[r * cp + c] = w.data.get(i).map_or(0, |&v| v as i8);
+            }
+        }
+        let mut packed = vec![0u8; rp * cp];
+        int8::pack_pairs(&codes, rp, cp, &mut packed).map_err(|_| {
+            fail("a tiled QLINEAR weight is -128, which the paired layout cannot hold")
+        })?;
+        let at = offset(w.data);
+        out[at..at + packed.len()].copy_from_slice(&packed);
+        // PARAM byte 2: the layout.
+        let rec = offset(g.record(k)?);
+        out[rec + microdiff_runtime::blob::graph::field::PARAM.start + 2] =
+            WeightLayout::Pairs.code();
+    }
+    use microdiff_runtime::blob::{crc::crc32, field};
+    let t = &out[field::TOTAL_LEN];
+    let total = u32::from_le_bytes([t[0], t[1], t[2], t[3]]) as usize;
+    let crc = crc32(&out[field::CRC_START..total]);
+    out[field::CRC].copy_from_slice(&crc.to_le_bytes());
+    microdiff_runtime::Model::parse(&out)?;
+    Ok(out)
 }
 
 /// Builds the W8A8 blob of the model (the float export's metadata, schedule and programs).
@@ -515,4 +577,49 @@ pub fn blob(
     let bytes = b.build()?;
     microdiff_runtime::Model::parse(&bytes)?;
     Ok((bytes, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use microdiff_runtime::{Model, SampleRequest, sample};
+
+    use super::*;
+
+    const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/golden/");
+
+    fn read(file: &str) -> Vec<u8> {
+        std::fs::read(format!("{GOLDEN}{file}")).expect("golden blob")
+    }
+
+    /// The digits golden as exported before the paired layout, repacked: exactly today's
+    /// golden, which samples the same bits (the weights did not change, only their order).
+    #[test]
+    fn a_tiled_blob_repacks_into_the_paired_golden_with_the_same_samples() {
+        let old = read("compat/digits-w8a8-tiles.mdfb");
+        let new = repack_pairs(&old).unwrap();
+        assert_eq!(
+            new,
+            read("digits-w8a8.mdfb"),
+            "repacked = the checked-in golden"
+        );
+        assert_eq!(repack_pairs(&new).unwrap(), new, "nothing left to repack");
+        let (a, b) = (Model::parse(&old).unwrap(), Model::parse(&new).unwrap());
+        let mut arena = vec![0u8; a.arena_bytes().max(b.arena_bytes())];
+        for stream in 0..3 {
+            let req = SampleRequest {
+                seed: 11,
+                stream,
+                class: stream as u16,
+            };
+            let mut out = [[0f32; 64]; 2];
+            for (m, o) in [&a, &b].into_iter().zip(&mut out) {
+                let p = m.program("ddim10-cfg").unwrap();
+                sample(m, p, &mut arena, req, o).unwrap();
+            }
+            assert_eq!(out[0].map(f32::to_bits), out[1].map(f32::to_bits));
+        }
+        let mut corrupt = old.clone();
+        corrupt[100] ^= 1;
+        assert!(repack_pairs(&corrupt).is_err(), "a corrupt blob is refused");
+    }
 }

@@ -1,5 +1,5 @@
-//! The Armv6-M kernel (Cortex-M0 / M0+, and Armv8-M Baseline): [`qlinear`] with exactly the
-//! output bits and the errors of [`int8::qlinear`].
+//! The Armv6-M kernel (Cortex-M0 / M0+, and Armv8-M Baseline): [`qlinear_pairs`] with exactly
+//! the output bits and the errors of [`int8::qlinear_pairs`].
 //!
 //! # Why `unsafe`
 //!
@@ -7,9 +7,9 @@
 //! most instructions reach only the eight low registers, and `LDRSB`/`LDRSH` take only a
 //! register offset, so the compiled reference spends 6.75 instructions per multiply-accumulate,
 //! a third of them reloading spilled offsets. The loop here keeps a 4×4 tile's four
-//! accumulators in the high registers r8–r11 (`ADD` reaches them), the four inputs of a column
-//! group in r2–r5, and takes a tile row's four weights with one `LDR` and shifts:
-//! 70 instructions per 16 multiply-accumulates. It needs registers `asm!` may not name (r6, r7,
+//! sums in the high registers r8–r11 (`ADD` reaches them), the four inputs of a column
+//! group in r2–r5, and takes a word of the paired layout (two columns of two rows) with one
+//! `LDR` and shifts: 66 instructions per 16 multiply-accumulates. It needs registers `asm!` may not name (r6, r7,
 //! r8–r11 on some targets), so it is a `#[unsafe(naked)]` function that saves and restores
 //! them itself.
 //!
@@ -22,8 +22,10 @@
 //!   from `include_bytes!` need not be); otherwise the reference runs (same bits, only slower).
 //!   The records are then read by word loads too (`words`), the module's other `unsafe`.
 //! * The assembly reads exactly one row tile of `w` and the `xw` it is given and writes four
-//!   i32s; the sums are exact in any order (see [`int8::MAX_COLS`]), so they equal the
-//!   reference's, and the requantization is the reference's own code.
+//!   i32s; the even rows' sums are exact in any order (see [`int8::MAX_COLS`]) and the odd
+//!   rows' follow from two wrapping sums for at most [`int8::PAIR_SUM_COLS`] columns (wider
+//!   layers run the reference), so they equal the reference's, and the requantization is the
+//!   reference's own code.
 //!
 //! The QEMU check firmware (`firmware-examples/qemu-kernel-check`) runs this kernel against the
 //! reference on thousands of cases (its `thumbv6m-none-eabi` build on an MPS2 board, which
@@ -34,8 +36,9 @@ use super::is_word_aligned;
 use crate::error::KernelError;
 use crate::int8::{self, QLINEAR_ROW_BYTES};
 
-/// [`int8::qlinear`], bit for bit: the `MULS` tile kernel where it applies, else the reference.
-pub fn qlinear(
+/// [`int8::qlinear_pairs`], bit for bit: the `MULS` tile kernel where it applies, else the
+/// reference.
+pub fn qlinear_pairs(
     w: &[u8],
     xw: &[i16],
     params: &[u8],
@@ -44,19 +47,19 @@ pub fn qlinear(
 ) -> Result<(), KernelError> {
     int8::qlinear_shapes(w, xw, params, y_zp, y)?;
     if !is_word_aligned(params.as_ptr()) {
-        return int8::qlinear(w, xw, params, y_zp, y);
+        return int8::qlinear_pairs(w, xw, params, y_zp, y);
     }
     // Every record valid before anything is written (the reference's checks and errors).
     for p in params.as_chunks::<QLINEAR_ROW_BYTES>().0 {
         let (_, m, s) = words(p);
         int8::check_record(m, s)?;
     }
-    qlinear_validated(w, xw, params, y_zp, y)
+    qlinear_pairs_validated(w, xw, params, y_zp, y)
 }
 
-/// [`int8::qlinear_validated`], bit for bit: [`qlinear`] without the record check, for records
-/// the caller checked once.
-pub fn qlinear_validated(
+/// [`int8::qlinear_pairs_validated`], bit for bit: [`qlinear_pairs`] without the record check,
+/// for records the caller checked once.
+pub fn qlinear_pairs_validated(
     w: &[u8],
     xw: &[i16],
     params: &[u8],
@@ -65,8 +68,8 @@ pub fn qlinear_validated(
 ) -> Result<(), KernelError> {
     let (_, cols_p) = int8::qlinear_shapes(w, xw, params, y_zp, y)?;
     let aligned = is_word_aligned(w.as_ptr()) && is_word_aligned(xw.as_ptr());
-    if !aligned || !is_word_aligned(params.as_ptr()) {
-        return int8::qlinear_validated(w, xw, params, y_zp, y);
+    if cols_p > int8::PAIR_SUM_COLS || !aligned || !is_word_aligned(params.as_ptr()) {
+        return int8::qlinear_pairs_validated(w, xw, params, y_zp, y);
     }
     let records = params.as_chunks::<QLINEAR_ROW_BYTES>().0;
     let groups = cols_p / 4;
@@ -78,13 +81,20 @@ pub fn qlinear_validated(
             break;
         };
         let ps = records.get(4 * rt..).unwrap_or(&[]);
-        let mut acc = [0i32; 4];
+        let mut s = [0i32; 4];
         // SAFETY: `qlinear_shapes` checked `w.len() == pad4(rows)·cols_p` and
         // `xw.len() == cols_p`, a non-zero multiple of 4: `tiles` is one row tile of
         // `16·groups` bytes, `groups >= 1`, and `xw` has `4·groups` i16s. `w` is word-aligned
-        // and `16·groups` is a multiple of 4, so `tiles` is too; `xw` is word-aligned. `acc`
+        // and `16·groups` is a multiple of 4, so `tiles` is too; `xw` is word-aligned. `s`
         // is four writable, aligned i32s. The contract of `tile_sums`.
-        unsafe { tile_sums(tiles.as_ptr(), xw.as_ptr(), groups, &mut acc) };
+        unsafe { tile_sums(tiles.as_ptr(), xw.as_ptr(), groups, &mut s) };
+        // The odd rows from the wrapping sums: exact for `cols_p <= PAIR_SUM_COLS` (checked).
+        let acc = [
+            s[1],
+            s[0].wrapping_sub(s[1]) >> 8,
+            s[3],
+            s[2].wrapping_sub(s[3]) >> 8,
+        ];
         for ((yr, p), &a) in ys.iter_mut().zip(ps).zip(&acc) {
             *yr = int8::requantize_fields(a, words(p), y_zp);
         }
@@ -103,15 +113,15 @@ fn words(p: &[u8; QLINEAR_ROW_BYTES]) -> (i32, i32, i32) {
     unsafe { (q.read(), q.add(1).read(), q.add(2).read()) }
 }
 
-/// The four row sums of one row tile: `acc[i] = Σ_c w[i][c] · xw[c]` over `4·groups` columns,
-/// in the tile layout of [`int8::tile_index`] (per 4-column group, four row words whose bytes
-/// are columns 0, 2, 1, 3).
+/// The four sums of one paired-layout row tile ([`int8::pair_index`]): over `4·groups`
+/// columns, `s[0] = Σ h₀·x` and `s[1] = Σ w₀·x` for the row pair 0 (`h = 256·w_odd + w_even`,
+/// `w_even` its low byte; `s[0]` wraps), `s[2]`, `s[3]` for pair 1.
 ///
 /// Registers in the loop: r0 the tile, r1 the input, r2–r5 the group's inputs `x0..x3`, r6 a
-/// row word, r7 scratch, r8–r11 the accumulators, r12 the input's end. Per group: two `LDR`s
-/// and four sign extensions for the inputs; per row one `LDR`, one `SXTB` / `ASRS` or
-/// `LSLS`+`ASRS` per weight, four `MULS` and four `ADD`s: 7 + 4·15 + 3 = 70 instructions per
-/// 16 multiply-accumulates.
+/// tile word, r7 scratch, r8–r11 the sums, r12 the input's end. Per group: two `LDR`s and four
+/// sign extensions for the inputs; per word (two columns of a row pair) one `LDR`, `SXTH` /
+/// `ASRS` for the two `h`, `SXTB` / `LSLS`+`ASRS` for the two `w_even`, four `MULS` and four
+/// `ADD`s: 7 + 4·14 + 3 = 66 instructions per 16 multiply-accumulates.
 ///
 /// # Safety
 /// `w` is word-aligned with `16·groups` readable bytes, `xw` word-aligned with `4·groups`
@@ -119,24 +129,23 @@ fn words(p: &[u8; QLINEAR_ROW_BYTES]) -> (i32, i32, i32) {
 #[unsafe(naked)]
 unsafe extern "C" fn tile_sums(w: *const u8, xw: *const i16, groups: usize, acc: *mut [i32; 4]) {
     core::arch::naked_asm!(
-        // One row of the tile: word at [r0, #off] into accumulator `acc`. Byte 0 is column 0
-        // (x0, r2), byte 1 column 2 (x2, r4), byte 2 column 1 (x1, r3), byte 3 column 3 (x3, r5).
-        ".macro microdiff_v6m_row off, acc",
+        // One word at [r0, #off]: columns with inputs `xa`, `xb` of one row pair, into the
+        // pair's sums `h` (Σ h·x) and `e` (Σ w_even·x).
+        ".macro microdiff_v6m_word off, xa, xb, h, e",
         "ldr r6, [r0, #\\off]",
+        "sxth r7, r6",
+        "muls r7, \\xa, r7",
+        "add \\h, r7",
         "sxtb r7, r6",
-        "muls r7, r2, r7",
-        "add \\acc, r7",
-        "asrs r7, r6, #24",
-        "muls r7, r5, r7",
-        "add \\acc, r7",
-        "lsls r7, r6, #8",
-        "asrs r7, r7, #24",
-        "muls r7, r3, r7",
-        "add \\acc, r7",
-        "lsls r6, r6, #16",
+        "muls r7, \\xa, r7",
+        "add \\e, r7",
+        "asrs r7, r6, #16",
+        "muls r7, \\xb, r7",
+        "add \\h, r7",
+        "lsls r6, r6, #8",
         "asrs r6, r6, #24",
-        "muls r6, r4, r6",
-        "add \\acc, r6",
+        "muls r6, \\xb, r6",
+        "add \\e, r6",
         ".endm",
         "push {{r4-r7, lr}}",
         "mov r4, r8",
@@ -162,10 +171,10 @@ unsafe extern "C" fn tile_sums(w: *const u8, xw: *const i16, groups: usize, acc:
         "sxth r2, r2",
         "asrs r5, r4, #16",
         "sxth r4, r4",
-        "microdiff_v6m_row 0, r8",
-        "microdiff_v6m_row 4, r9",
-        "microdiff_v6m_row 8, r10",
-        "microdiff_v6m_row 12, r11",
+        "microdiff_v6m_word 0, r2, r3, r8, r9",
+        "microdiff_v6m_word 4, r4, r5, r8, r9",
+        "microdiff_v6m_word 8, r2, r3, r10, r11",
+        "microdiff_v6m_word 12, r4, r5, r10, r11",
         "adds r0, #16",
         "cmp r1, r12",
         "bne 2b",
@@ -182,6 +191,6 @@ unsafe extern "C" fn tile_sums(w: *const u8, xw: *const i16, groups: usize, acc:
         "mov r10, r6",
         "mov r11, r7",
         "pop {{r4-r7, pc}}",
-        ".purgem microdiff_v6m_row",
+        ".purgem microdiff_v6m_word",
     )
 }

@@ -1,5 +1,6 @@
-//! The Cortex-M4 / M7 kernels (Armv7E-M DSP extension): [`qlinear`] and [`widen`] with exactly
-//! the output bits and the errors of [`int8::qlinear`] and [`int8::widen`].
+//! The Cortex-M4 / M7 kernels (Armv7E-M DSP extension): [`qlinear_pairs`] and [`widen`] with
+//! exactly the output bits and the errors of [`int8::qlinear_pairs`] and [`int8::widen`].
+//! (The older tiled layout, [`int8::qlinear`], runs the reference.)
 //!
 //! # Why `unsafe`
 //!
@@ -22,17 +23,21 @@
 //!   - every row record with a multiplier in `[2^30, 2^31)` (not the valid 0, which the
 //!     reference handles) and a shift in `−31..=30`; a record the reference rejects thus reaches
 //!     the reference, which returns the error before writing.
+//!   - at most [`int8::PAIR_SUM_COLS`] padded columns (the odd rows' sums below).
 //! * The assembly reads exactly `w`, `xw`, `params` and writes exactly `y` (padding rows are
-//!   accumulated and dropped, their records never read), and never overflows: see
-//!   [`int8::MAX_COLS`] for the accumulators.
+//!   accumulated and dropped, their records never read).
 //!
 //! # The arithmetic, and why it equals the reference
 //!
-//! Accumulation: per 4×4 tile and 4 columns, one `LDM` of the two input words
-//! `(xw[0], xw[1])`, `(xw[2], xw[3])`, one `LDM` of the tile's four row words, and per row
-//! `SXTB16 w` = `(c0, c1)`, `SXTB16 w, ROR #8` = `(c2, c3)` (the layout of
-//! [`int8::tile_index`]), each `SMLAD`ed into the row's accumulator: 18 instructions per
-//! 16 multiply-accumulates. Integer sums are exact, so the order does not matter.
+//! Accumulation (the paired layout, [`int8::pair_index`]): per 4×4 tile and 4 columns, one
+//! `LDM` of the two input words `(xw[0], xw[1])`, `(xw[2], xw[3])` and one `LDM` of the tile's
+//! four words; a word holds `h = 256·w_odd + w_even` for two columns of a row pair. Per word,
+//! `SMLAD` of the word itself into the pair's `H` accumulator and `SMLAD` of its `SXTB16`
+//! (`w_even` of both columns) into the pair's even-row accumulator: 14 instructions per
+//! 16 multiply-accumulates (the tiled layout needed two `SXTB16` per word: 18). The even row's
+//! sum is exact (see [`int8::MAX_COLS`]); the odd row's is `(H − even) >> 8`, exact while
+//! `cols_p ≤` [`int8::PAIR_SUM_COLS`] although `H` itself wraps. Integer sums modulo 2^32 do
+//! not depend on the order.
 //!
 //! Requantization of row `r` with record `(bias, m, s)`, `m ∈ [2^30, 2^31)`:
 //!
@@ -59,14 +64,12 @@
 //!
 //! # Cost (instructions, which is what QEMU's `-icount` counts)
 //!
-//! Per 16 multiply-accumulates 18, plus the column loop's 2 per 8 groups (unrolled 8×); per
-//! row 11 for the requantization, 5 for the record check (not in [`qlinear_validated`], the
-//! runtime's call) and 2 for its share of the row-tile loop; per call about 140 (argument
-//! checks, setup). On the digits model's layers that is
-//! 1.445 (96×64), 1.340 (128×96), 1.293 (96×128) and 1.352 (64×96) instructions per MAC on
-//! the M4F and the M7 (`firmware-examples/qemu-kernel-check` prints them, and the portable
-//! reference's). The per-row 18 is why the figure falls with the column count:
-//! `1.141 + 18 / cols`.
+//! Per 16 multiply-accumulates 14, plus the column loop's 2 per 8 groups (unrolled 8×); per
+//! row 11 for the requantization, 1 for the odd rows' difference, 5 for the record check (not
+//! in [`qlinear_pairs_validated`], the runtime's call) and 2 for its share of the row-tile
+//! loop; per call about 140 (argument checks, setup). `firmware-examples/qemu-kernel-check`
+//! prints the figure on the digits model's four layer shapes, next to the portable
+//! reference's.
 //!
 //! # Toolchain
 //!
@@ -101,8 +104,8 @@ struct Job {
     c: i32,
 }
 
-/// [`int8::qlinear`], bit for bit: the DSP kernel where it applies, else the reference.
-pub fn qlinear(
+/// [`int8::qlinear_pairs`], bit for bit: the DSP kernel where it applies, else the reference.
+pub fn qlinear_pairs(
     w: &[u8],
     xw: &[i16],
     params: &[u8],
@@ -111,14 +114,15 @@ pub fn qlinear(
 ) -> Result<(), KernelError> {
     int8::qlinear_shapes(w, xw, params, y_zp, y)?;
     if !is_word_aligned(params.as_ptr()) || !records_fast(params) {
-        return int8::qlinear(w, xw, params, y_zp, y);
+        return int8::qlinear_pairs(w, xw, params, y_zp, y);
     }
-    qlinear_validated(w, xw, params, y_zp, y)
+    qlinear_pairs_validated(w, xw, params, y_zp, y)
 }
 
-/// [`int8::qlinear_validated`], bit for bit: [`qlinear`] without the record check, for records
-/// that passed [`int8::qlinear_records_nonzero`] (which implies [`records_fast`]'s ranges).
-pub fn qlinear_validated(
+/// [`int8::qlinear_pairs_validated`], bit for bit: [`qlinear_pairs`] without the record
+/// check, for records that passed [`int8::qlinear_records_nonzero`] (which implies
+/// [`records_fast`]'s ranges).
+pub fn qlinear_pairs_validated(
     w: &[u8],
     xw: &[i16],
     params: &[u8],
@@ -127,8 +131,9 @@ pub fn qlinear_validated(
 ) -> Result<(), KernelError> {
     let (_, cols_p) = int8::qlinear_shapes(w, xw, params, y_zp, y)?;
     let aligned = is_word_aligned(w.as_ptr()) && is_word_aligned(xw.as_ptr());
-    if y.is_empty() || !aligned || !is_word_aligned(params.as_ptr()) {
-        return int8::qlinear_validated(w, xw, params, y_zp, y);
+    if y.is_empty() || cols_p > int8::PAIR_SUM_COLS || !aligned || !is_word_aligned(params.as_ptr())
+    {
+        return int8::qlinear_pairs_validated(w, xw, params, y_zp, y);
     }
     let job = Job {
         w: w.as_ptr(),
@@ -142,10 +147,10 @@ pub fn qlinear_validated(
     // SAFETY: `qlinear_shapes` checked `w.len() == pad4(rows)·cols_p`, `xw.len() == cols_p`
     // (a non-zero multiple of 4, so `groups >= 1`), `params.len() == rows·RECORD` and
     // `y_zp ∈ −128..=127`; `rows >= 1`; the three input pointers are word-aligned: the memory
-    // contract of `qlinear_tiles`. Its bit-exactness needs every record in `records_fast`'s
-    // ranges (`qlinear` checked them; `qlinear_validated`'s caller did, once); record values
-    // only enter arithmetic, never an address. `y` is an exclusive borrow, so it overlaps no
-    // input.
+    // contract of `qlinear_tiles`. Its bit-exactness needs `cols_p <= PAIR_SUM_COLS` (checked)
+    // and every record in `records_fast`'s ranges (`qlinear_pairs` checked them;
+    // `qlinear_pairs_validated`'s caller did, once); record values only enter arithmetic,
+    // never an address. `y` is an exclusive borrow, so it overlaps no input.
     unsafe { qlinear_tiles(&job) };
     Ok(())
 }
@@ -263,10 +268,11 @@ unsafe extern "C" fn check_records(p: *const u8, triples: usize, singles: usize)
     )
 }
 
-/// The DSP `qlinear` over a whole matrix (see the module doc for the arithmetic).
+/// The DSP `qlinear_pairs` over a whole matrix (see the module doc for the arithmetic).
 ///
-/// Registers in the inner loop: r0 weights, r1 input, r2–r5 the tile's four row words,
-/// r6 `(xw[0], xw[1])`, r7 `(xw[2], xw[3])`, r8–r11 the four row accumulators, r12 the end of
+/// Registers in the inner loop: r0 weights, r1 input, r2–r5 the tile's four words,
+/// r6 `(xw[0], xw[1])`, r7 `(xw[2], xw[3])`, r8 / r9 pair 0's `H` and even-row sums, r10 / r11
+/// pair 1's (after the loop r8 and r10 become the odd rows' sums), r12 the end of
 /// the input, lr scratch. The column loop is unrolled eight times and entered Duff-style, so
 /// any `groups` costs one computed `LDR PC` per row tile; it ends when the input pointer
 /// reaches the input's end, the same address for every row tile. A row tile starts with one
@@ -286,27 +292,23 @@ unsafe extern "C" fn check_records(p: *const u8, triples: usize, singles: usize)
 #[unsafe(naked)]
 unsafe extern "C" fn qlinear_tiles(job: *const Job) {
     core::arch::naked_asm!(
-        // One group: 4 columns of the row tile, 16 multiply-accumulates, 18 instructions of
+        // One group: 4 columns of the row tile, 16 multiply-accumulates, 14 instructions of
         // 4 bytes each (`.w`), so the Duff entry can index them.
         ".macro microdiff_dsp_group",
         "ldmia.w r1!, {{r6, r7}}",
         "ldmia.w r0!, {{r2, r3, r4, r5}}",
         "sxtb16 lr, r2",
-        "smlad r8, lr, r6, r8",
-        "sxtb16 r2, r2, ror #8",
-        "smlad r8, r2, r7, r8",
-        "sxtb16 lr, r3",
+        "smlad r8, r2, r6, r8",
         "smlad r9, lr, r6, r9",
-        "sxtb16 r3, r3, ror #8",
-        "smlad r9, r3, r7, r9",
+        "sxtb16 lr, r3",
+        "smlad r8, r3, r7, r8",
+        "smlad r9, lr, r7, r9",
         "sxtb16 lr, r4",
-        "smlad r10, lr, r6, r10",
-        "sxtb16 r4, r4, ror #8",
-        "smlad r10, r4, r7, r10",
-        "sxtb16 lr, r5",
+        "smlad r10, r4, r6, r10",
         "smlad r11, lr, r6, r11",
-        "sxtb16 r5, r5, ror #8",
-        "smlad r11, r5, r7, r11",
+        "sxtb16 lr, r5",
+        "smlad r10, r5, r7, r10",
+        "smlad r11, lr, r7, r11",
         ".endm",
         // One output: accumulator `acc`, record at r2 (advanced), y at r3 (advanced), c in r4.
         // Shift >= 0 branches to `slow` (a `microdiff_dsp_slow` instance), which rejoins at
@@ -355,7 +357,7 @@ unsafe extern "C" fn qlinear_tiles(job: *const Job) {
         // Loop entry: skip (−groups) mod 8 groups of the unrolled body in the first pass.
         "rsb.w r9, r4, #0",
         "and r9, r9, #7",
-        "movs r10, #72",
+        "movs r10, #56",
         "adr.w r11, 1f",
         "mla r11, r9, r10, r11",
         "orr r11, r11, #1",
@@ -390,15 +392,20 @@ unsafe extern "C" fn qlinear_tiles(job: *const Job) {
         "microdiff_dsp_group",
         "cmp r1, r12",
         "bne 1b",
+        // Odd rows: (Σ h·x − Σ w_even·x) / 256, exact (`PAIR_SUM_COLS`).
+        "sub.w r8, r8, r9",
+        "asr.w r8, r8, #8",
+        "sub.w r10, r10, r11",
+        "asr.w r10, r10, #8",
         "ldr pc, [sp, #44]",
         // Four rows: r2 params, r3 y, r4 c, r5 the start of the partial tile.
         "6:",
         "add r2, sp, #28",
         "ldm r2, {{r2, r3, r4, r5}}",
-        "microdiff_dsp_row r8, 30f, 40",
-        "microdiff_dsp_row r9, 31f, 41",
-        "microdiff_dsp_row r10, 32f, 42",
-        "microdiff_dsp_row r11, 33f, 43",
+        "microdiff_dsp_row r9, 30f, 40",
+        "microdiff_dsp_row r8, 31f, 41",
+        "microdiff_dsp_row r11, 32f, 42",
+        "microdiff_dsp_row r10, 33f, 43",
         "strd r2, r3, [sp, #28]",
         "cmp r3, r5",
         "bne 2b",
@@ -415,13 +422,13 @@ unsafe extern "C" fn qlinear_tiles(job: *const Job) {
         "add r2, sp, #28",
         "ldm r2, {{r2, r3, r4}}",
         "ldr r5, [sp, #48]",
-        "microdiff_dsp_row r8, 34f, 44",
+        "microdiff_dsp_row r9, 34f, 44",
         "cmp r5, #2",
         "blo 9f",
-        "microdiff_dsp_row r9, 35f, 45",
+        "microdiff_dsp_row r8, 35f, 45",
         "cmp r5, #3",
         "blo 9f",
-        "microdiff_dsp_row r10, 36f, 46",
+        "microdiff_dsp_row r11, 36f, 46",
         "9:",
         "add sp, #56",
         "pop {{r4-r11, pc}}",

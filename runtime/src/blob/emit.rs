@@ -7,6 +7,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use microdiff_kernels::int8::WeightLayout;
 use microdiff_kernels::{Activation, Dtype, quantize_row_i8};
 
 use super::crc::crc32;
@@ -171,7 +172,7 @@ impl BlobBuilder {
     }
 
     /// Adds a `(rows, cols)` tensor of int8 codes (the integer path's weights and tables,
-    /// stored as given: a `QLINEAR` weight already in the kernels' tile order).
+    /// stored as given: a `QLINEAR` weight already in the kernels' layout, `int8::pack_pairs`).
     pub fn tensor_q8(&mut self, rows: u32, cols: u32, codes: &[i8]) -> Result<u16, Error> {
         let bytes: Vec<u8> = codes.iter().map(|&c| c as u8).collect();
         self.raw_tensor(Dtype::Q8, rows, cols, &bytes)
@@ -241,8 +242,16 @@ impl BlobBuilder {
         self.push(Op::Dequantize { a: a.0, zp, scale }, len)
     }
 
-    /// W8A8 fully connected layer: `params` is the i32 `(out, 3)` row-record tensor.
-    pub fn qlinear(&mut self, a: Value, weight: u16, params: u16, x_zp: i8, y_zp: i8) -> Value {
+    /// W8A8 fully connected layer: `params` is the i32 `(out, 3)` row-record tensor, `weight`
+    /// the q8 matrix stored in `layout`.
+    pub fn qlinear(
+        &mut self,
+        a: Value,
+        (weight, layout): (u16, WeightLayout),
+        params: u16,
+        x_zp: i8,
+        y_zp: i8,
+    ) -> Value {
         let len = self.rows_of(params);
         self.push(
             Op::QLinear {
@@ -251,6 +260,7 @@ impl BlobBuilder {
                 params,
                 x_zp,
                 y_zp,
+                layout,
             },
             len,
         )

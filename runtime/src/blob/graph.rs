@@ -94,8 +94,9 @@ pub mod opcode {
     /// `dst = (a − zp)·scale` (int8 codes → f32), `AUX` = zero point, `PARAM` = f32 scale.
     pub const DEQUANTIZE: u8 = 10;
     /// W8A8 fully connected: `T0` = q8 weights `(pad4(len), pad4(len(a)))` in the kernels'
-    /// tile order, `T1` = i32 `(len, 3)` rows `[bias, multiplier, shift]`, `PARAM` bytes 0 and
-    /// 1 = input and output zero points (i8), bytes 2 and 3 zero.
+    /// tiled (0) or paired (1) layout, `T1` = i32 `(len, 3)` rows `[bias, multiplier, shift]`,
+    /// `PARAM` bytes 0 and 1 = input and output zero points (i8), byte 2 the layout, byte 3
+    /// zero.
     pub const QLINEAR: u8 = 11;
     /// `dst[i] = T0[a[i] + 128]`: an activation as a q8 `(256, 1)` table.
     pub const QLUT: u8 = 12;
@@ -203,7 +204,7 @@ pub enum Op {
     QLinear {
         /// Input value (int8).
         a: u16,
-        /// q8 weights, tiled.
+        /// q8 weights, in `layout`.
         weight: u16,
         /// i32 `(len, 3)` row records.
         params: u16,
@@ -211,6 +212,8 @@ pub enum Op {
         x_zp: i8,
         /// Output zero point.
         y_zp: i8,
+        /// How `weight` is stored (PARAM byte 2).
+        layout: int8::WeightLayout,
     },
     /// Activation as a 256-entry table.
     QLut {
@@ -321,6 +324,10 @@ impl Op {
                 params: t1,
                 x_zp: raw[0] as i8,
                 y_zp: raw[1] as i8,
+                layout: int8::WeightLayout::from_code(raw[2]).ok_or(Error::BadOp {
+                    op: k,
+                    what: "QLINEAR PARAM byte 2 (the weight layout) must be 0 or 1",
+                })?,
             },
             opcode::QLUT => Op::QLut { a, table: t0 },
             opcode::QADD => Op::QAdd { a, b, consts: t0 },
@@ -433,9 +440,11 @@ impl Op {
                 params,
                 x_zp,
                 y_zp,
+                layout,
             } => {
                 (a, t0, t1) = (x, weight, params);
-                param = f32::from_bits(u32::from_le_bytes([x_zp as u8, y_zp as u8, 0, 0]));
+                let bytes = [x_zp as u8, y_zp as u8, layout.code(), 0];
+                param = f32::from_bits(u32::from_le_bytes(bytes));
             }
             Op::QLut { a: x, table } => (a, t0) = (x, table),
             Op::QAdd { a: x, b: y, consts } => (a, b, t0) = (x, y, consts),
@@ -920,10 +929,22 @@ impl<'a> Graph<'a> {
                     }
                 }
                 Op::QLinear {
-                    a, weight, params, ..
+                    a,
+                    weight,
+                    params,
+                    layout,
+                    ..
                 } => {
-                    if param & 0xFFFF_0000 != 0 {
-                        return Err(bad_op(k, "QLINEAR PARAM bytes 2 and 3 must be 0"));
+                    // Byte 2, the layout, was checked by `Op::decode`.
+                    if param & 0xFF00_0000 != 0 {
+                        return Err(bad_op(k, "QLINEAR PARAM byte 3 must be 0"));
+                    }
+                    if layout == int8::WeightLayout::Tiles && !cfg!(feature = "w8a8-tiles") {
+                        return Err(bad_op(
+                            k,
+                            "QLINEAR weights in the tiled layout need the runtime's w8a8-tiles \
+                             feature (or repack the blob: example repack_pairs)",
+                        ));
                     }
                     let cols = structure.len_of(a as usize);
                     let w = tensors.get(weight)?;
@@ -1027,7 +1048,8 @@ impl<'a> Graph<'a> {
         Ok(g)
     }
 
-    fn record(&self, k: u16) -> Result<&'a [u8], Error> {
+    /// Op `k`'s record, a 20-byte slice of the blob (for tools that rewrite a blob in place).
+    pub fn record(&self, k: u16) -> Result<&'a [u8], Error> {
         sub(self.records, k as usize * field::OP_LEN, field::OP_LEN)
             .ok_or(bad_op(k, "record truncated"))
     }
@@ -1068,5 +1090,34 @@ impl<'a> Graph<'a> {
                     })
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `QLINEAR`'s layout byte: 0 and 1 decode and encode back, anything else is a `BadOp`.
+    #[test]
+    fn qlinear_layout_byte_round_trips_and_unknown_layouts_are_refused() {
+        for layout in [int8::WeightLayout::Tiles, int8::WeightLayout::Pairs] {
+            let op = Op::QLinear {
+                a: 1,
+                weight: 2,
+                params: 3,
+                x_zp: -5,
+                y_zp: 7,
+                layout,
+            };
+            let rec = op.encode(2, 8);
+            assert_eq!(Op::decode(1, &rec), Ok(op));
+            assert_eq!(rec[field::PARAM.start + 2], layout.code());
+            let mut bad = rec;
+            bad[field::PARAM.start + 2] = 2;
+            assert!(matches!(
+                Op::decode(1, &bad),
+                Err(Error::BadOp { op: 1, what }) if what.contains("layout")
+            ));
+        }
     }
 }
