@@ -3,7 +3,7 @@
 //! `DEQUANTIZE` — with seeded valid parameters: the seed of the robustness test and the fuzz
 //! target for the integer sections, and the model of the integer graph tests.
 
-use microdiff_kernels::int8::{self, pad4, tile_index};
+use microdiff_kernels::int8::{self, WeightLayout, pad4, tile_index};
 use microdiff_runtime::blob::graph::GatherKey;
 use microdiff_runtime::blob::meta::{Objective, Prediction};
 use microdiff_runtime::blob::program::ClassSel;
@@ -42,14 +42,34 @@ fn codes(rng: &mut SplitMix, n: usize) -> Vec<i8> {
     (0..n).map(|_| (rng.next_u64() % 255) as i8).collect()
 }
 
-/// A `QLINEAR` of `rows × cols` with seeded weights and valid row records.
-fn qlinear(b: &mut BlobBuilder, rng: &mut SplitMix, x: Value, rows: usize, cols: usize) -> Value {
-    let w = codes(rng, rows * cols);
+/// A `QLINEAR` of `rows × cols` with seeded weights (symmetric codes, `−127..=127`, as the
+/// exporter writes them) in `layout` and valid row records.
+fn qlinear(
+    b: &mut BlobBuilder,
+    rng: &mut SplitMix,
+    x: Value,
+    (rows, cols): (usize, usize),
+    layout: WeightLayout,
+) -> Value {
+    let w: Vec<i8> = codes(rng, rows * cols)
+        .into_iter()
+        .map(|c| c.max(-127))
+        .collect();
     let cp = pad4(cols).unwrap_or(0);
     let mut tiled = vec![0i8; pad4(rows).unwrap_or(0) * cp];
-    for r in 0..rows {
-        for c in 0..cols {
-            tiled[tile_index(r, c, cp)] = w[r * cols + c];
+    match layout {
+        WeightLayout::Tiles => {
+            for r in 0..rows {
+                for c in 0..cols {
+                    tiled[tile_index(r, c, cp)] = w[r * cols + c];
+                }
+            }
+        }
+        WeightLayout::Pairs => {
+            let mut packed = vec![0u8; tiled.len()];
+            if int8::pack_pairs(&w, rows, cols, &mut packed).is_ok() {
+                tiled = packed.iter().map(|&v| v as i8).collect();
+            }
         }
     }
     let mut params = Vec::new();
@@ -66,15 +86,19 @@ fn qlinear(b: &mut BlobBuilder, rng: &mut SplitMix, x: Value, rows: usize, cols:
     let wt = b.tensor_q8(tiled.len() as u32 / cp as u32, cp as u32, &tiled);
     let pt = b.tensor_i32(rows as u32, 3, &params);
     match (wt, pt) {
-        // The tiled layout (the only one before 2026-12-05): its golden cases keep old blobs
-        // covered; the digits golden covers the paired layout.
-        (Ok(wt), Ok(pt)) => b.qlinear(x, (wt, int8::WeightLayout::Tiles), pt, 3, -2),
+        (Ok(wt), Ok(pt)) => b.qlinear(x, (wt, layout), pt, 3, -2),
         _ => x,
     }
 }
 
 /// The tiny W8A8 blob (seed 7 of its parameters).
 pub fn tiny_w8a8_blob() -> Vec<u8> {
+    tiny_w8a8_blob_in(WeightLayout::Pairs)
+}
+
+/// [`tiny_w8a8_blob`] with its `QLINEAR` weights in `layout` (the same weights either way, so
+/// the same samples: the tiled layout is what blobs exported before 2026-12-05 use).
+pub fn tiny_w8a8_blob_in(layout: WeightLayout) -> Vec<u8> {
     let mut rng = SplitMix(7);
     let mut b = BlobBuilder::new(&[2, 2], Objective::Ddpm, Prediction::Epsilon);
     b.classes(CLASSES, Some(CLASSES));
@@ -87,7 +111,7 @@ pub fn tiny_w8a8_blob() -> Vec<u8> {
         )?;
         let times = b.tensor(microdiff_kernels::Dtype::F32, 4, 1, &TIMES)?;
         let xq = b.quantize(b.input(), 1, scales, Some(times));
-        let h = qlinear(b, rng, xq, HIDDEN, DATA);
+        let h = qlinear(b, rng, xq, (HIDDEN, DATA), layout);
         let te = b.tensor_q8(4, HIDDEN as u32, &codes(rng, 4 * HIDDEN))?;
         let te = b.qgather(te, GatherKey::Time(times));
         let k = b.tensor_i32(4, 1, &[1 << 14, 1 << 14, 3 << 13, 15])?;
@@ -110,11 +134,11 @@ pub fn tiny_w8a8_blob() -> Vec<u8> {
         });
         let kn = b.tensor_i32(4, 1, &[5, rq.multiplier, i32::from(rq.shift), -4])?;
         let n = b.qlayer_norm(h, ch, kn);
-        let u = qlinear(b, rng, n, HIDDEN, HIDDEN);
+        let u = qlinear(b, rng, n, (HIDDEN, HIDDEN), layout);
         let table: Vec<i8> = (-128..=127i32).map(|q| q.max(-20) as i8).collect();
         let table = b.tensor_q8(256, 1, &table)?;
         let a = b.qlut(u, table);
-        let o = qlinear(b, rng, a, DATA, HIDDEN);
+        let o = qlinear(b, rng, a, (DATA, HIDDEN), layout);
         let out = b.dequantize(o, -2, 0.015);
         b.output(out);
         for p in programs() {

@@ -14,6 +14,9 @@ use microdiff_runtime::{Error, Model, SampleRequest, evaluate, sample};
 #[test]
 fn the_tiny_integer_network_parses_plans_samples_and_batches() {
     let blob = integer::tiny_w8a8_blob();
+    let tiled = integer::tiny_w8a8_blob_in(WeightLayout::Tiles);
+    assert_ne!(blob, tiled, "the layouts differ in bytes");
+    let old = Model::parse(&tiled).expect("a tiled blob parses");
     let model = Model::parse(&blob).expect("parses");
     let plan = model.plan();
     // int8 values take ⌈n/4⌉ slots, and QLINEAR's widened input has its scratch.
@@ -46,6 +49,14 @@ fn the_tiny_integer_network_parses_plans_samples_and_batches() {
             assert!(o.iter().all(|v| v.is_finite()));
         }
         let mut got = vec![0.0f32; want.len()];
+        let old_prog = old.program(p).unwrap();
+        for (spec, o) in specs.iter().zip(got.chunks_mut(DATA)) {
+            sample(&old, old_prog, &mut arena, *spec, o).expect("samples");
+        }
+        assert_eq!(
+            got, want,
+            "program {i}: the tiled layout samples the same bits"
+        );
         microdiff_runtime::batch::sample_batch(&model, prog, &specs, &mut got, 2).unwrap();
         assert_eq!(
             got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
