@@ -3,18 +3,24 @@
 //! convention). Every function here has the signature, the exact output bits and the exact
 //! errors of its reference (nothing is written on `Err`); only the speed differs.
 //!
+//! The fast kernels are for the paired weight layout ([`crate::int8::pair_index`]), which the
+//! exporter writes; the tiled layout of older blobs runs the reference on every target.
+//!
 //! * Targets with the Arm DSP extension (`cfg(microdiff_dsp)`, set by the crate's build script
 //!   for `thumbv7em*` — Cortex-M4, M7 — and for `thumbv8m.main*` with `+dsp`): `SMLAD` /
-//!   `SXTB16` kernels in assembly (`int8_fast/dsp.rs`; with `armv6m.rs` the crate's only
-//!   `unsafe`): 1.3–1.5
-//!   instructions per multiply-accumulate on the digits model's layers (the check firmware
-//!   prints the portable reference's figure next to it). They fall back to the reference for
-//!   inputs they do not cover (a misaligned buffer, a zero multiplier).
+//!   `SXTB16` kernels in assembly (`int8_fast/dsp.rs`): 14 instructions per 16
+//!   multiply-accumulates in the loop, 1.11 per MAC with the requantization on the digits
+//!   model's layers (the check firmware prints the portable reference's figure next to it).
+//!   They fall back to the reference for inputs they do not cover (a misaligned buffer, a zero
+//!   multiplier, more than [`int8::PAIR_SUM_COLS`](crate::int8::PAIR_SUM_COLS) columns).
 //! * Armv6-M (`cfg(microdiff_armv6m)`: Cortex-M0, M0+, and Armv8-M Baseline): a `MULS` tile
-//!   kernel in assembly (`int8_fast/armv6m.rs`) for `qlinear`'s sums, 70 instructions per 16
-//!   multiply-accumulates in its loop; with the requantization 5.9 per MAC on the digits
-//!   model's layers against the compiled reference's 8.6; `widen` is the reference.
-//! * Every other target (RISC-V, Cortex-M3, the host): the reference kernels themselves.
+//!   kernel in assembly (`int8_fast/armv6m.rs`) for `qlinear_pairs`' sums, 66 instructions per
+//!   16 multiply-accumulates in its loop; with the requantization 5.7 per MAC on the digits
+//!   model's layers; `widen` is the reference.
+//! * Every other target (RISC-V, Cortex-M3, the host): the same sums in Rust
+//!   (`int8_fast/portable.rs`), the weights viewed as i16.
+//!
+//! `dsp.rs`, `armv6m.rs` and `portable.rs` hold the crate's only `unsafe`.
 //!
 //! The assembly is checked against the reference under QEMU on the M4F, the M7 and (the
 //! Armv6-M build) an MPS2 board (`firmware-examples/qemu-kernel-check`, a step of

@@ -7,10 +7,10 @@
 //!
 //! ```text
 //! kernel-check cpu=cortex-m4 dsp=1 armv6m=0
-//! kernel-check: 6747 cases (3812 on the assembly path), 0 mismatches
-//! qlinear 96x64: 1.445 instructions/MAC (portable 11.816); widen 64: 200 instructions (portable 360)
+//! kernel-check: 6819 cases (3406 on the assembly path), 0 mismatches
+//! qlinear 96x64: 1.220 instructions/MAC (portable 10.366); widen 64: 210 instructions (portable 350)
 //! ...
-//! qlinear digits layers: 1.344 instructions/MAC (portable 11.273)
+//! qlinear digits layers: 1.110 instructions/MAC (portable 9.952)
 //! kernel-check: ok
 //! ```
 //!
