@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use microdiff_conformance::mlp::{Mlp, MlpSpec};
 use microdiff_conformance::textbook::{AncestralVariance, Schedule, ddim_program, ddpm_program};
+use microdiff_kernels::int8::WeightLayout;
 use microdiff_kernels::{Activation, Dtype};
 use microdiff_runtime::blob::{crc::crc32, field};
 use microdiff_runtime::{Model, SampleRequest, Sampler, Status, arena_bytes};
@@ -53,6 +54,7 @@ fn seeds() -> &'static [Vec<u8>] {
             })
             .chain([
                 time_table_seed(),
+                microdiff_conformance::integer::tiny_w8a8_blob_in(WeightLayout::Tiles),
                 microdiff_conformance::integer::tiny_w8a8_blob(),
             ])
             .collect()
@@ -243,7 +245,8 @@ fn unmodified_seeds_parse_and_run() {
     }
 }
 
-/// The fuzz target's seeds with a `TIME_TABLE` and with the integer ops are this file's seeds,
+/// The fuzz target's seeds with a `TIME_TABLE` and with the integer ops (`QLINEAR` weights in
+/// either layout) are this file's seeds,
 /// byte for byte (rewrite them with
 /// `MICRODIFF_BLESS_SEEDS=1 cargo test -p microdiff-conformance --test robustness`).
 #[test]
@@ -252,6 +255,10 @@ fn the_fuzz_seeds_with_a_time_table_and_integer_ops_are_current() {
         ("time-table.mdfb", time_table_seed()),
         (
             "w8a8.mdfb",
+            microdiff_conformance::integer::tiny_w8a8_blob_in(WeightLayout::Tiles),
+        ),
+        (
+            "w8a8-pairs.mdfb",
             microdiff_conformance::integer::tiny_w8a8_blob(),
         ),
     ] {
