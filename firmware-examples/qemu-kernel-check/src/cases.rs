@@ -296,7 +296,12 @@ fn run_case(b: &mut Buffers, spec: Spec, rng: &mut Rng, tally: &mut Tally) -> bo
     let (w, xw, p): (&[u8], &[i16], &[u8]) = (w, xw_ref, p);
     let r_ref = int8::qlinear_pairs(w, xw, p, y_zp, y_ref);
     let r_fast = int8_fast::qlinear_pairs(w, xw, p, y_zp, y_fast);
-    tally.record(r_ref == r_fast && y_ref == y_fast, "qlinear_pairs", spec, seed);
+    tally.record(
+        r_ref == r_fast && y_ref == y_fast,
+        "qlinear_pairs",
+        spec,
+        seed,
+    );
     // The variant the runtime calls after checking the records at parse time: the same
     // result wherever its contract (valid records, none with a zero multiplier) holds.
     if int8::qlinear_records_nonzero(p) {
