@@ -19,6 +19,8 @@ Runs, stopping at the first failure:
   doc            RUSTDOCFLAGS='-D warnings' cargo doc --workspace --no-deps
                  --features microdiff-trainer/cuda-emu
   test           cargo test --workspace [-- <test-harness-args>...]
+  integer-only   cargo test -p microdiff-runtime --lib --no-default-features --features alloc
+                 (the integer-only runtime: what it lacks is refused at parse time)
   abuse          the CLI under hostile input (host-trainer/tests/abuse.rs), its table printed
   python         .tools/python-venv/bin/python -m pip install ./python (maturin builds the
                  extension in the dev profile into target/), then pytest python/tests: the
@@ -177,6 +179,21 @@ fn plan(opts: &Options) -> Vec<Step> {
         test = test.arg("--").args(opts.harness_args.iter().cloned());
     }
     steps.push(Step::run("test", test));
+    // The runtime's own tests again without its default features: the integer-only build
+    // (no float ops, no tiled QLINEAR layout) refuses what it lacks at parse time.
+    steps.push(Step::run(
+        "runtime tests, integer-only build (no default features)",
+        Cmd::cargo().args([
+            "test",
+            "--quiet",
+            "-p",
+            "microdiff-runtime",
+            "--lib",
+            "--no-default-features",
+            "--features",
+            "alloc",
+        ]),
+    ));
     // Also inside `test`; run again so that its table of cases is printed.
     steps.push(Step::run(
         "abuse suite (the CLI under hostile input: a table of cases)",
@@ -331,13 +348,14 @@ mod tests {
     fn plan_has_every_step() {
         let o = parse(&[]).unwrap().unwrap();
         let steps = plan(&o);
-        // ensure, fmt, clippy, doc, test, abuse, python install and tests, cuda, two builds per
+        // ensure, fmt, clippy, doc, test, integer-only, abuse, python install and tests,
+        // cuda, two builds per
         // target, conformance, kernel check, size, two board builds, size probe, panic-free
         // check, fuzz check, the README's board flow, docs/interop.md's PyTorch-to-M0 flow, and
         // a lint step per out-of-workspace package.
         assert_eq!(
             steps.len(),
-            9 + 2 * NO_STD_TARGETS.len() + 10 + OUT_OF_WORKSPACE.len()
+            10 + 2 * NO_STD_TARGETS.len() + 10 + OUT_OF_WORKSPACE.len()
         );
         for t in NO_STD_TARGETS {
             assert!(USAGE.contains(t), "USAGE should list {t}");

@@ -1120,4 +1120,42 @@ mod tests {
             ));
         }
     }
+
+    /// A blob with a tiled `QLINEAR` parses with the `w8a8-tiles` feature and is refused, with
+    /// the feature named, without it (`cargo xtask test` runs this file both ways).
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn a_tiled_qlinear_needs_the_w8a8_tiles_feature() {
+        use crate::blob::meta::{Objective, Prediction};
+        use crate::blob::program::ClassSel;
+        use crate::blob::{BlobBuilder, ProgramBuilder};
+        let blob = |layout| {
+            let mut b = BlobBuilder::new(&[4], Objective::Ddpm, Prediction::Epsilon);
+            let s = b.tensor(Dtype::F32, 1, 1, &[0.05]).unwrap();
+            let q = b.quantize(b.input(), 0, s, None);
+            let w = b.tensor_q8(4, 4, &[1; 16]).unwrap();
+            let p: alloc::vec::Vec<i32> = (0..4).flat_map(|_| [0, 1 << 30, -3]).collect();
+            let p = b.tensor_i32(4, 3, &p).unwrap();
+            let y = b.qlinear(q, (w, layout), p, 0, 0);
+            let out = b.dequantize(y, 0, 0.1);
+            b.output(out);
+            let mut prog = ProgramBuilder::new("p", 2);
+            prog.lin(0, &[], Some(1.0)).step();
+            prog.eval(1, 0, ClassSel::Caller, 1.0);
+            prog.lin(0, &[(1, 1.0)], None).step();
+            b.program(&prog);
+            b.build().unwrap()
+        };
+        assert!(crate::Model::parse(&blob(int8::WeightLayout::Pairs)).is_ok());
+        let tiled_bytes = blob(int8::WeightLayout::Tiles);
+        let tiled = crate::Model::parse(&tiled_bytes);
+        if cfg!(feature = "w8a8-tiles") {
+            assert!(tiled.is_ok());
+        } else {
+            assert!(matches!(
+                tiled,
+                Err(Error::BadOp { what, .. }) if what.contains("w8a8-tiles")
+            ));
+        }
+    }
 }
