@@ -474,12 +474,38 @@ pub fn qlinear_validated(
     y_zp: i32,
     y: &mut [i8],
 ) -> Result<(), KernelError> {
+    by_row_tiles(w, xw, params, y_zp, y, |tiles, xs| {
+        let mut acc = [0i32; 4];
+        for (t, x) in tiles.iter().zip(xs) {
+            for (a, q) in acc.iter_mut().zip(t.as_chunks::<4>().0) {
+                // Columns 0, 2, 1, 3 (`tile_index`).
+                let q = |j: usize| i32::from(q[j] as i8);
+                *a += q(0) * i32::from(x[0])
+                    + q(1) * i32::from(x[2])
+                    + q(2) * i32::from(x[1])
+                    + q(3) * i32::from(x[3]);
+            }
+        }
+        acc
+    })
+}
+
+/// The row-tile loop of the `QLINEAR` references, after [`qlinear_shapes`]: `sums` gives the
+/// four row sums of one row tile (its `groups` tiles of 16 bytes, the input's `groups` groups
+/// of 4), and each output row is requantized with its record ([`requantize`]; padding rows are
+/// summed and dropped).
+pub(crate) fn by_row_tiles(
+    w: &[u8],
+    xw: &[i16],
+    params: &[u8],
+    y_zp: i32,
+    y: &mut [i8],
+    sums: impl Fn(&[[u8; 16]], &[[i16; 4]]) -> [i32; 4],
+) -> Result<(), KernelError> {
     let (_, cols_p) = qlinear_shapes(w, xw, params, y_zp, y)?;
     let groups = cols_p / 4;
     let xs = xw.as_chunks::<4>().0;
     let records = params.as_chunks::<QLINEAR_ROW_BYTES>().0;
-    // Row by row (not a 4-row tile at a time): one accumulator and two pointers fit the eight
-    // low registers of a Cortex-M0, where a 4×4 tile spills to the stack.
     // Row tiles by `next()`, not zipped with `y`: `Zip::new` over runtime-sized chunks is not
     // inlined and links a division-by-zero panic into firmware. `groups >= 1`; `max` makes the
     // non-zero chunk size visible to the compiler.
@@ -488,20 +514,10 @@ pub fn qlinear_validated(
         let Some(tiles) = row_tiles.next() else {
             break;
         };
-        let tiles = tiles.as_chunks::<16>().0;
+        let acc = sums(tiles.as_chunks::<16>().0, xs);
         let ps = records.get(4 * rt..).unwrap_or(&[]);
-        for (i, (yr, p)) in ys.iter_mut().zip(ps).enumerate() {
-            let mut acc = 0i32;
-            for (t, x) in tiles.iter().zip(xs) {
-                if let Some(q) = t.get(4 * i..).and_then(|r| r.first_chunk::<4>()) {
-                    let q = |j: usize| i32::from(q[j] as i8);
-                    acc += q(0) * i32::from(x[0])
-                        + q(1) * i32::from(x[2])
-                        + q(2) * i32::from(x[1])
-                        + q(3) * i32::from(x[3]);
-                }
-            }
-            *yr = requantize(acc, p, y_zp);
+        for ((yr, p), &a) in ys.iter_mut().zip(ps).zip(&acc) {
+            *yr = requantize(a, p, y_zp);
         }
     }
     Ok(())
@@ -659,23 +675,7 @@ pub fn qlinear_pairs_validated(
     y_zp: i32,
     y: &mut [i8],
 ) -> Result<(), KernelError> {
-    let (_, cols_p) = qlinear_shapes(w, xw, params, y_zp, y)?;
-    let groups = cols_p / 4;
-    let xs = xw.as_chunks::<4>().0;
-    let records = params.as_chunks::<QLINEAR_ROW_BYTES>().0;
-    // As in `qlinear_validated`: row tiles by `next()`, `max` shows the chunk size non-zero.
-    let mut row_tiles = w.chunks_exact((16 * groups).max(16));
-    for (rt, ys) in y.chunks_mut(4).enumerate() {
-        let Some(tiles) = row_tiles.next() else {
-            break;
-        };
-        let acc = pair_tile_sums(tiles.as_chunks::<16>().0, xs);
-        let ps = records.get(4 * rt..).unwrap_or(&[]);
-        for ((yr, p), &a) in ys.iter_mut().zip(ps).zip(&acc) {
-            *yr = requantize(a, p, y_zp);
-        }
-    }
-    Ok(())
+    by_row_tiles(w, xw, params, y_zp, y, pair_tile_sums)
 }
 
 /// Most padded columns for which a drop-in kernel may take the odd rows of [`qlinear_pairs`]

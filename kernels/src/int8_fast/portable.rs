@@ -53,6 +53,8 @@ pub fn qlinear_pairs_validated(
     if !head.is_empty() || !tail.is_empty() || cols_p > int8::PAIR_SUM_COLS {
         return int8::qlinear_pairs_validated(w, xw, params, y_zp, y);
     }
+    // Its own row-tile loop, not `int8::by_row_tiles` with a closure: that measured 7.02
+    // instructions per MAC on the RISC-V network against this loop's 6.93.
     let groups = cols_p / 4;
     let xs = xw.as_chunks::<4>().0;
     let records = params.as_chunks::<QLINEAR_ROW_BYTES>().0;
