@@ -1,8 +1,9 @@
 //! Numeric kernels of microdiff: dot products and matrix-vector products over f32 / f16 /
 //! int8 weights read in place from flash, activations and their derivatives, time and class
-//! embeddings, and layer norm. `no_std`, no allocator, no `unsafe` outside the Cortex-M DSP
-//! assembly of [`int8_fast`]; no kernel panics on any input: every length is checked up front
-//! and a mismatch is a [`KernelError`].
+//! embeddings, and layer norm. `no_std`, no allocator, no `unsafe` outside [`int8_fast`] (its
+//! Cortex-M assembly, and the i16 view of the paired weights in its portable kernel); no
+//! kernel panics on any input: every length is checked up front and a mismatch is a
+//! [`KernelError`].
 //!
 //! # Determinism contract
 //!
