@@ -48,6 +48,8 @@ Runs, stopping at the first failure:
                  program name refused at build time)
   PyTorch to M0  firmware-examples/qemu-m0-model/interop-flow.sh: docs/interop.md's walkthrough
                  (import → W8A8 export → eval → QEMU M0), the M0's sample = the host's
+  old blob on M0 firmware-examples/qemu-m0-model/compat-flow.sh: the digits golden as exported
+                 before the paired QLINEAR layout and its repacked form sample alike on the M0
   lint <pkg>     cargo fmt --check && cargo clippy --release -- -D warnings, in each package
                  outside the workspace (firmware-examples/*, fuzz, python)
 
@@ -296,6 +298,10 @@ fn plan(opts: &Options) -> Vec<Step> {
             "PyTorch to the M0 (docs/interop.md's walkthrough; the M0 draws the host's sample)",
             Cmd::new("bash").arg("firmware-examples/qemu-m0-model/interop-flow.sh"),
         ),
+        (
+            "an older W8A8 blob on the M0 (tiled layout = its paired form, bit for bit)",
+            Cmd::new("bash").arg("firmware-examples/qemu-m0-model/compat-flow.sh"),
+        ),
     ];
     // Their formatting and lints, which the workspace-wide fmt and clippy steps do not reach.
     let lint = |dir: &str| {
@@ -351,11 +357,12 @@ mod tests {
         // ensure, fmt, clippy, doc, test, integer-only, abuse, python install and tests,
         // cuda, two builds per
         // target, conformance, kernel check, size, two board builds, size probe, panic-free
-        // check, fuzz check, the README's board flow, docs/interop.md's PyTorch-to-M0 flow, and
+        // check, fuzz check, the README's board flow, docs/interop.md's PyTorch-to-M0 flow, the
+        // old-blob flow, and
         // a lint step per out-of-workspace package.
         assert_eq!(
             steps.len(),
-            10 + 2 * NO_STD_TARGETS.len() + 10 + OUT_OF_WORKSPACE.len()
+            10 + 2 * NO_STD_TARGETS.len() + 11 + OUT_OF_WORKSPACE.len()
         );
         for t in NO_STD_TARGETS {
             assert!(USAGE.contains(t), "USAGE should list {t}");
