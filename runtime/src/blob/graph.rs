@@ -21,7 +21,7 @@ use microdiff_kernels::Activation;
 use super::bytes::{f32_at, sub, u8_at, u16_at, u32_at};
 use super::meta::Meta;
 use super::ops::{self, Elem, LenRule, OpSpec};
-use super::tensor::{NO_TENSOR, Tensor, Tensors};
+use super::tensor::{NO_TENSOR, Tensors};
 use crate::error::{Error, Section};
 use microdiff_kernels::Dtype;
 use microdiff_kernels::int8::{self, QAdd, Requant};
@@ -728,6 +728,7 @@ pub struct Graph<'a> {
 }
 
 /// A dtype the float network's matrices may have (q8 and i32 belong to the integer ops).
+#[cfg(feature = "float-net")]
 fn is_float_matrix(d: Dtype) -> bool {
     matches!(d, Dtype::F32 | Dtype::F16 | Dtype::I8)
 }
@@ -776,6 +777,7 @@ fn check_times(tensors: &Tensors<'_>, k: u16, times: u16, rows: u32) -> Result<(
     Ok(())
 }
 
+#[cfg(feature = "float-net")]
 fn check_vector(
     tensors: &Tensors<'_>,
     k: u16,
@@ -826,8 +828,9 @@ impl<'a> Graph<'a> {
                 return Err(bad_op(k, "unused fields must be 0xFFFF / 0"));
             }
             match op {
+                #[cfg(feature = "float-net")]
                 Op::Linear { a, weight, bias } => {
-                    let w: Tensor<'_> = tensors.get(weight)?;
+                    let w = tensors.get(weight)?;
                     if !is_float_matrix(w.dtype) {
                         return Err(bad_op(k, "LINEAR weights must be f32, f16 or i8"));
                     }
@@ -848,6 +851,7 @@ impl<'a> Graph<'a> {
                     }
                     check_vector(tensors, k, bias, len, "bias must be an f32 (len, 1) tensor")?;
                 }
+                #[cfg(feature = "float-net")]
                 Op::LayerNorm {
                     gamma, beta, eps, ..
                 } => {
@@ -863,6 +867,7 @@ impl<'a> Graph<'a> {
                     )?;
                     check_vector(tensors, k, beta, len, "beta must be an f32 (len, 1) tensor")?;
                 }
+                #[cfg(feature = "float-net")]
                 Op::TimeEmbed { max_period } => {
                     if cfg!(not(feature = "time-embed")) {
                         return Err(bad_op(
@@ -881,6 +886,7 @@ impl<'a> Graph<'a> {
                         ));
                     }
                 }
+                #[cfg(feature = "float-net")]
                 Op::ClassEmbed { table } => {
                     if meta.classes == 0 {
                         return Err(bad_op(k, "class embedding in an unconditional model"));
@@ -900,6 +906,7 @@ impl<'a> Graph<'a> {
                         return Err(bad_op(k, "class table has fewer rows than class ids"));
                     }
                 }
+                #[cfg(feature = "float-net")]
                 Op::TimeTable { rows, times } => {
                     let r = tensors.get(rows)?;
                     if r.dtype != Dtype::F32 || r.cols != len {
@@ -1043,6 +1050,13 @@ impl<'a> Graph<'a> {
                     }
                 }
                 Op::Activation { .. } | Op::Add { .. } | Op::Concat { .. } => {}
+                // Refused above in an integer-only build; kept out of its flash.
+                #[cfg(not(feature = "float-net"))]
+                Op::Linear { .. }
+                | Op::LayerNorm { .. }
+                | Op::TimeEmbed { .. }
+                | Op::ClassEmbed { .. }
+                | Op::TimeTable { .. } => {}
             }
         }
         Ok(g)
