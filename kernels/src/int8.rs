@@ -778,20 +778,63 @@ pub const QNORM_CHANNEL_BYTES: usize = 8;
 
 /// The fixed-point multiplier `2^8 / r` (`r ≥ 1`) as a [`Requant`]: `m = round(2^(30+b) / r)`
 /// with `b` the bit length of `r`, so `m ∈ (2^30, 2^31]`, renormalised when it reaches 2^31.
+///
+/// `r` is an integer square root of a u64, so below 2^32; the quotient is taken by
+/// [`div_normalized`] on 32-bit words, which keeps the 64-bit division routine (about 1 KB of a
+/// Cortex-M's flash) out of the integer-only runtime. Equal to the u64 division for every `r`
+/// (tested). `r = 0` gives `m = 0`.
 const fn reciprocal(r: u64) -> (i64, i32) {
-    let b = 64 - r.leading_zeros() as i32;
-    let num = 1u64 << (30 + b);
-    // r ≥ 1 (the caller's V ≥ 1); `checked_div` keeps a division-by-zero panic out of flash.
-    let mut m = match (num + r / 2).checked_div(r) {
-        Some(m) => m,
-        None => 0,
-    };
+    // `r < 2^32` (see above): the cast is exact.
+    let r = r as u32;
+    if r == 0 {
+        return (0, 9);
+    }
+    let b = 32 - r.leading_zeros() as i32;
+    // Scale numerator and divisor by 2^(32 − b): the divisor's top bit is then set, and
+    // `(2^(30+b) + ⌊r/2⌋) · 2^(32−b) = 2^62 + ⌊r/2⌋ · 2^(32−b)`, whose high word is 2^30 and low
+    // word `⌊r/2⌋ · 2^(32−b) < 2^31`.
+    let d = r << (32 - b);
+    let low = (r / 2) << (32 - b);
+    let mut m = div_normalized(1 << 30, low, d) as u64;
     let mut shift = 9 - b;
     if m >= 1 << 31 {
         m >>= 1;
         shift += 1;
     }
     (m as i64, shift)
+}
+
+/// `⌊(hi·2^32 + lo) / d⌋` for `d ≥ 2^31` and `hi < d` (so the quotient fits 32 bits): Knuth's
+/// algorithm D in 16-bit digits (Hacker's Delight, `divlu`), on 32-bit words only.
+const fn div_normalized(hi: u32, lo: u32, d: u32) -> u32 {
+    const B: u32 = 1 << 16;
+    let (d1, d0) = (d >> 16, d & 0xFFFF);
+    let (lo1, lo0) = (lo >> 16, lo & 0xFFFF);
+    // First quotient digit: estimate from the top digit of `d`, corrected at most twice.
+    let mut q1 = hi / d1;
+    let mut rhat = hi - q1 * d1;
+    while q1 >= B || q1 * d0 > B * rhat + lo1 {
+        q1 -= 1;
+        rhat += d1;
+        if rhat >= B {
+            break;
+        }
+    }
+    // The partial remainder, exact in 32 bits (it is below `d`).
+    let mid = hi
+        .wrapping_mul(B)
+        .wrapping_add(lo1)
+        .wrapping_sub(q1.wrapping_mul(d));
+    let mut q0 = mid / d1;
+    rhat = mid - q0 * d1;
+    while q0 >= B || q0 * d0 > B * rhat + lo0 {
+        q0 -= 1;
+        rhat += d1;
+        if rhat >= B {
+            break;
+        }
+    }
+    q1 * B + q0
 }
 
 /// The W8A8 layer norm (docs/integer.md): with `n = len`, `S1 = Σq`, `S2 = Σq²` of the input
@@ -1506,6 +1549,40 @@ mod tests {
         assert!(QAdd::new(1 << 29, 0, 0, 0).is_err());
         assert!(QAdd::new(0, 1 << 21, 0, 0).is_err());
         assert!(QAdd::new(0, 0, 0, 32).is_err());
+    }
+
+    /// The reciprocal by 32-bit digits equals the u64 division it replaced, on every bit
+    /// length, its edges and many values between.
+    #[test]
+    fn reciprocal_equals_the_u64_division() {
+        let reference = |r: u64| {
+            let b = 64 - r.leading_zeros() as i32;
+            let mut m = ((1u64 << (30 + b)) + r / 2) / r;
+            let mut shift = 9 - b;
+            if m >= 1 << 31 {
+                m >>= 1;
+                shift += 1;
+            }
+            (m as i64, shift)
+        };
+        let mut s = 0x9E37_79B9u32;
+        for b in 1..=32u32 {
+            let lo = 1u64 << (b - 1);
+            let hi = (1u64 << b) - 1;
+            for r in [lo, lo + 1, hi - 1, hi, (lo + hi) / 2] {
+                if r >= 1 {
+                    assert_eq!(reciprocal(r), reference(r), "r = {r}");
+                }
+            }
+            for _ in 0..2000 {
+                let r = lo + u64::from(xorshift(&mut s)) % (hi - lo + 1);
+                assert_eq!(reciprocal(r), reference(r), "r = {r}");
+            }
+        }
+        for r in 1..=(1u64 << 16) {
+            assert_eq!(reciprocal(r), reference(r), "r = {r}");
+        }
+        assert_eq!(reciprocal(0).0, 0);
     }
 
     #[test]
