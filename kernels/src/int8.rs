@@ -811,7 +811,10 @@ const fn div_normalized(hi: u32, lo: u32, d: u32) -> u32 {
     let (d1, d0) = (d >> 16, d & 0xFFFF);
     let (lo1, lo0) = (lo >> 16, lo & 0xFFFF);
     // First quotient digit: estimate from the top digit of `d`, corrected at most twice.
-    let mut q1 = hi / d1;
+    // `d1 ≥ 2^15` by the contract; `checked_div` keeps a division-by-zero panic out of flash.
+    let Some(mut q1) = hi.checked_div(d1) else {
+        return 0;
+    };
     let mut rhat = hi - q1 * d1;
     while q1 >= B || q1 * d0 > B * rhat + lo1 {
         q1 -= 1;
@@ -825,7 +828,9 @@ const fn div_normalized(hi: u32, lo: u32, d: u32) -> u32 {
         .wrapping_mul(B)
         .wrapping_add(lo1)
         .wrapping_sub(q1.wrapping_mul(d));
-    let mut q0 = mid / d1;
+    let Some(mut q0) = mid.checked_div(d1) else {
+        return 0;
+    };
     rhat = mid - q0 * d1;
     while q0 >= B || q0 * d0 > B * rhat + lo0 {
         q0 -= 1;
