@@ -494,7 +494,7 @@ pub fn qlinear_validated(
 /// four row sums of one row tile (its `groups` tiles of 16 bytes, the input's `groups` groups
 /// of 4), and each output row is requantized with its record ([`requantize`]; padding rows are
 /// summed and dropped).
-pub(crate) fn by_row_tiles(
+fn by_row_tiles(
     w: &[u8],
     xw: &[i16],
     params: &[u8],
@@ -605,26 +605,21 @@ pub fn pack_pairs(w: &[i8], rows: usize, cols: usize, out: &mut [u8]) -> Result<
             requirement: "codes in -127..=127",
         });
     }
+    // Zero outside the matrix: the padding.
     let at = |r: usize, c: usize| {
-        if r < rows {
+        if r < rows && c < cols {
             w.get(r * cols + c).map_or(0, |&v| i32::from(v))
         } else {
             0
         }
     };
     for r in (0..rp).step_by(2) {
-        for c in 0..cols {
+        for c in 0..cp {
             // |256·a + b| ≤ 256·127 + 127 < 2^15.
             let h = (256 * at(r + 1, c) + at(r, c)) as i16;
             let i = pair_index(r, c, cp);
             if let Some(d) = out.get_mut(i..i + 2) {
                 d.copy_from_slice(&h.to_le_bytes());
-            }
-        }
-        for c in cols..cp {
-            let i = pair_index(r, c, cp);
-            if let Some(d) = out.get_mut(i..i + 2) {
-                d.fill(0);
             }
         }
     }
@@ -634,7 +629,7 @@ pub fn pack_pairs(w: &[i8], rows: usize, cols: usize, out: &mut [u8]) -> Result<
 /// The four row sums of one paired-layout row tile ([`pair_index`]) against the widened input:
 /// `acc[i] = Σ_c w[i][c] · xw[c]`, exact (see [`MAX_COLS`]; `|w| ≤ 128`).
 #[inline]
-pub(crate) fn pair_tile_sums(tiles: &[[u8; 16]], xs: &[[i16; 4]]) -> [i32; 4] {
+fn pair_tile_sums(tiles: &[[u8; 16]], xs: &[[i16; 4]]) -> [i32; 4] {
     let mut acc = [0i32; 4];
     for (t, x) in tiles.iter().zip(xs) {
         // Column by column, both pairs: one input load per four multiply-accumulates.

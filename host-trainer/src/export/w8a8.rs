@@ -421,8 +421,10 @@ pub fn repack_pairs(blob: &[u8]) -> Result<Vec<u8>, BlobError> {
         };
         let w = model.tensors().get(weight)?;
         let (rp, cp) = (w.rows as usize, w.cols as usize);
-        let (rows, cols) = (rp, g.structure.len_of(a as usize) as usize);
-        // Row-major codes of the padded matrix (padding rows and columns are zero weights).
+        // The op's rows and columns; the padding stays zero (its products are dropped or meet
+        // zero inputs, whatever the old blob held there).
+        let rows = g.structure.len_of(usize::from(k) + 1) as usize;
+        let cols = g.structure.len_of(a as usize) as usize;
         let mut codes = vec![0i8; rp * cp];
         for r in 0..rows {
             for c in 0..cols {
