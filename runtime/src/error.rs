@@ -45,6 +45,183 @@ impl Section {
     }
 }
 
+/// Defines [`Rule`] and its sentences in one list, so a rule and its text cannot drift apart.
+macro_rules! rules {
+    ($($name:ident = $text:literal,)*) => {
+        /// Which rule of the blob format a blob breaks, or which runtime invariant failed: the
+        /// `what` of [`Error::Malformed`], [`Error::BadTensor`], [`Error::BadOp`] and
+        /// [`Error::BadProgram`].
+        ///
+        /// A one-byte code rather than a sentence, so that firmware which never prints an error
+        /// does not carry ~4.5 KB of sentences in flash (docs/integer.md §7); the sentence is
+        /// [`Rule::text`] (also `Display`), and defmt prints the variant name from its own
+        /// table, which is not loaded into flash. Each variant's doc is its sentence.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+        #[non_exhaustive]
+        pub enum Rule {
+            $(#[doc = $text] $name,)*
+        }
+
+        impl Rule {
+            /// Every rule, in declaration order (for tests and documentation tools).
+            pub const ALL: &'static [Rule] = &[$(Rule::$name,)*];
+
+            /// The rule as a sentence, as the error messages print it.
+            pub const fn text(self) -> &'static str {
+                match self {
+                    $(Rule::$name => $text,)*
+                }
+            }
+        }
+    };
+}
+
+rules! {
+    HeaderLength = "header length is not 32",
+    HeaderFlags = "header flags must be 0 in version 1",
+    HeaderReserved = "reserved header bytes must be 0",
+    TooManySections = "more than 16 sections",
+    SectionFlags = "unknown section flag bits",
+    SectionNotPacked = "section is not packed right after the previous one (at a multiple of 4)",
+    SectionPastEnd = "section extends past the end of the blob",
+    TrailingBytes = "bytes after the last section (beyond its padding to 4)",
+    Rank = "rank must be 1..=4",
+    ZeroDimension = "shape dimension is 0",
+    DimensionPastRank = "shape dimensions past the rank must be 1",
+    DataTooLong = "data length exceeds 2^24 elements",
+    MetaReserved = "reserved byte must be 0",
+    NullClassUnconditional = "a null class needs a class-conditional model",
+    NormLength = "normalisation length must be 0, 1 or the data length",
+    NormSectionLength = "section length disagrees with the normalisation length",
+    NormNotFinite = "normalisation scale or offset is not finite or beyond ±2^64",
+    ScheduleLength = "section length disagrees with the row count",
+    ScheduleRowTruncated = "row truncated",
+    ScheduleNotFinite = "schedule value is not finite",
+    TooManyTensors = "more than 65534 tensors",
+    TensorSectionLength = "section length disagrees with the tensor count",
+    TensorIndex = "index out of range",
+    RecordTruncated = "record truncated",
+    DataOutside = "data outside the data section",
+    ScalesOutside = "scales outside the data section",
+    TensorReserved = "reserved bytes must be 0",
+    ZeroRowsOrCols = "zero rows or columns",
+    SizeOverflows = "size overflows",
+    DataMisaligned = "data offset is not a multiple of 4",
+    ScalesMisaligned = "scales offset is not a multiple of 4",
+    ScalesNotInt8 = "only int8 tensors have scales",
+    NotFinite = "a weight or scale is NaN or infinite, or a scale is negative",
+    OpRecordLength = "op record length is not 20",
+    ValueCount = "value count must be op count + 1",
+    GraphSectionLength = "section length disagrees with the op count",
+    NoOutputValue = "output value does not exist",
+    OpDefinesValue = "op k must define value k + 1",
+    MoreValuesThanMax = "more values than MAX_VALUES",
+    ValueLength = "value length must be 1..=2^24",
+    InputAUndefined = "input a is not defined before the op",
+    InputAUnused = "unused input a must be 0xFFFF",
+    InputBUndefined = "input b is not defined before the op",
+    InputBUnused = "unused input b must be 0xFFFF",
+    InputDtype = "an input has the wrong element type (f32 where int8 is read, or int8 where f32 is)",
+    QAddAliased = "QADD reads the same value twice (it runs in place)",
+    QLinearTooWide = "QLINEAR input longer than 65 536",
+    QLayerNormTooLong = "QLAYER_NORM input longer than 4096",
+    OutputInt8 = "the output value is int8 (end the integer path with DEQUANTIZE)",
+    OutputLength = "output length differs from the data length",
+    UnusedFields = "unused fields must be 0xFFFF / 0",
+    FloatOpWithoutFeature = "a float-network op in a runtime built without the float-net feature (an integer-only build runs w8a8 blobs: microdiff export --dtype w8a8)",
+    TimesDtype = "time-table times must be f32 (K, 1)",
+    TimesOrder = "time-table times must be finite, strictly increasing bit patterns",
+    LinearWeights = "LINEAR weights must be f32, f16 or i8",
+    Bias = "bias must be an f32 (len, 1) tensor",
+    LayerNormEps = "layer-norm epsilon must be finite and > 0",
+    Gamma = "gamma must be an f32 (len, 1) tensor",
+    Beta = "beta must be an f32 (len, 1) tensor",
+    TimeEmbedWithoutFeature = "TIME_EMBED needs the runtime's time-embed feature (or export with --time-table always)",
+    TimeEmbedOdd = "time-embedding length must be even",
+    TimeEmbedPeriod = "time-embedding max period must be finite and > 0",
+    ClassEmbedUnconditional = "class embedding in an unconditional model",
+    ClassEmbedTable = "CLASS_EMBED table must be f32, f16 or i8",
+    ClassTableRows = "class table has fewer rows than class ids",
+    TimeTableRows = "time-table rows must be f32 (K, len)",
+    QuantizeScales = "QUANTIZE scales must be f32 (K, 1)",
+    QuantizeOneScale = "QUANTIZE without times takes one scale",
+    QuantizeScaleValue = "QUANTIZE scales must be finite and > 0",
+    DequantizeScale = "DEQUANTIZE scale must be finite and > 0",
+    QLinearLayout = "QLINEAR PARAM byte 2 (the weight layout) must be 0 or 1",
+    QLinearByte3 = "QLINEAR PARAM byte 3 must be 0",
+    QLinearTiles = "QLINEAR weights in the tiled layout need the runtime's w8a8-tiles feature (or repack the blob: example repack_pairs)",
+    QLinearWeights = "QLINEAR weights must be q8 (pad4(len), pad4(len(a)))",
+    QLinearParams = "QLINEAR params must be i32 (len, 3)",
+    QLinearRequant = "QLINEAR multiplier must be 0 or in [2^30, 2^31), shift in -31..=30",
+    QLutTable = "QLUT table must be q8 (256, 1)",
+    QAddConsts = "QADD constants must be i32 (4, 1)",
+    QAddRange = "QADD needs |c| < 2^29, |ma|, |mb| < 2^21, s in 0..=31",
+    QLayerNormChannels = "QLAYER_NORM channels must be i32 (len, 2)",
+    QLayerNormAffine = "QLAYER_NORM needs |gamma| <= 127, |beta| < 2^24",
+    QLayerNormConsts = "QLAYER_NORM constants must be i32 (4, 1)",
+    QLayerNormRequant = "QLAYER_NORM constants need e >= 1, a valid multiplier and shift, y_zp in -128..=127",
+    QGatherTable = "QGATHER table must be q8 (K, len)",
+    QGatherKey = "QGATHER key (AUX) must be 0 (time) or 1 (class)",
+    ClassTableUnconditional = "class table in an unconditional model",
+    ProgramName = "name must be 1 to 16 printable ASCII characters without spaces",
+    InstrPastEnd = "instruction past the end of the code",
+    InstrTruncated = "instruction truncated",
+    EvalClass = "EVAL class selector must be 0 or 1",
+    LinFlags = "unknown LIN flag bits",
+    LinTermsTruncated = "LIN terms truncated",
+    NoiseWithoutFlag = "noise coefficient without the noise flag",
+    ClampPadding = "CLAMP padding must be 0",
+    StepPadding = "STEP padding must be 0",
+    EvalRegister = "EVAL register out of range",
+    EvalTimeNotFinite = "EVAL time is not finite",
+    LinDestination = "LIN destination out of range",
+    LinTooManyTerms = "LIN has more than 8 terms",
+    LinTermPadding = "LIN term padding must be 0",
+    LinTerm = "LIN term register out of range or coefficient not finite",
+    LinNoise = "LIN noise coefficient is not finite",
+    ClampRegister = "CLAMP register out of range",
+    ClampBounds = "CLAMP bounds must be finite with lo <= hi",
+    CodeEnd = "code must be non-empty and end with STEP",
+    BytesAfterCode = "bytes after the program's code",
+    NamePadding = "name must be printable ASCII without spaces, NUL-padded",
+    RegisterCount = "register count must be 1..=8",
+    OutputRegister = "output register out of range",
+    StepCount = "step or evaluation count disagrees with the code",
+    ProgramHeader = "program header truncated or code length not a multiple of 4",
+    ProgramFlags = "program flags must be 0",
+    ProgramCount = "program count must be 1..=64",
+    BytesAfterPrograms = "bytes after the last program",
+    DuplicateName = "two programs have the same name",
+    EvalTimeNotInTable = "EVAL time is not in the graph's time table",
+    ArenaOver4GiB = "arena larger than 4 GiB",
+    ValueOutsideArena = "value outside the arena",
+    BadRange = "bad range",
+    ValuesOverlap = "planned values overlap",
+    CopyLengths = "copy between ranges of different lengths",
+    AddLengths = "ADD over values of different lengths",
+    TimeEmbedNotBuilt = "TIME_EMBED without the time-embed feature",
+    FloatOpNotBuilt = "a float op without the float-net feature",
+    TilesNotBuilt = "tiled QLINEAR weights without the w8a8-tiles feature",
+    TimeRowMissing = "EVAL time not in the time table",
+    NotTimeOnly = "not a value computed from the time alone",
+    TimeTableOutside = "time table outside the shared arena",
+    OpNotPrepared = "op not prepared",
+    IntegerOpInLanes = "integer op in the lane executor",
+    IntegerMatrix = "integer matrix",
+    WeightSize = "weight size",
+    ValuesShape = "values do not match rows * cols",
+    BuilderTooManyTensors = "too many tensors",
+    IntegerTensorBuilder = "integer tensors are added with tensor_q8 / tensor_i32",
+    BuilderMeta = "shape rank > 4 or scale/offset lengths differ",
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.text())
+    }
+}
+
 /// Everything that can go wrong in the runtime.
 ///
 /// Parsing never panics: any byte string yields `Ok` or one of these.
@@ -102,7 +279,7 @@ pub enum Error {
         /// Where.
         section: Section,
         /// The rule, in words.
-        what: &'static str,
+        what: Rule,
     },
     /// Unknown training objective code in the metadata.
     UnknownObjective {
@@ -125,8 +302,8 @@ pub enum Error {
     BadTensor {
         /// Tensor index.
         tensor: u16,
-        /// The rule broken, in words.
-        what: &'static str,
+        /// The rule broken.
+        what: Rule,
     },
     /// An op code this runtime does not execute.
     UnknownOp {
@@ -146,8 +323,8 @@ pub enum Error {
     BadOp {
         /// Index of the op in the graph.
         op: u16,
-        /// The rule broken, in words.
-        what: &'static str,
+        /// The rule broken.
+        what: Rule,
     },
     /// An op's lengths disagree with its operands or tensors.
     ShapeMismatch {
@@ -180,8 +357,8 @@ pub enum Error {
         program: u16,
         /// Byte offset in the program's code (0 for header problems).
         offset: u32,
-        /// The rule broken, in words.
-        what: &'static str,
+        /// The rule broken.
+        what: Rule,
     },
     /// No program of that name or index.
     ProgramNotFound,
@@ -342,3 +519,34 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every rule has its own non-empty sentence, so a message names one rule.
+    #[test]
+    fn rule_sentences_are_distinct() {
+        let mut seen = std::collections::HashSet::new();
+        for r in Rule::ALL {
+            let t = r.text();
+            assert!(!t.is_empty() && t.trim() == t, "{r:?}: {t:?}");
+            assert!(seen.insert(t), "{r:?} repeats {t:?}");
+            assert_eq!(std::format!("{r}"), t);
+        }
+        assert!(Rule::ALL.len() <= 256, "a rule must stay one byte");
+    }
+
+    /// Messages read as before the rules became codes.
+    #[test]
+    fn messages_print_the_sentence() {
+        let e = Error::BadOp {
+            op: 3,
+            what: Rule::QLutTable,
+        };
+        assert_eq!(
+            std::format!("{e}"),
+            "graph op 3: QLUT table must be q8 (256, 1)"
+        );
+    }
+}

@@ -68,7 +68,7 @@ pub mod noise;
 mod sampler;
 
 pub use arena::{ArenaBuffer, Plan, arena_bytes, program_index};
-pub use error::{Error, Section};
+pub use error::{Error, Rule, Section};
 pub use model::Model;
 pub use sampler::{SampleRequest, Sampler, Status, evaluate, sample};
 

@@ -12,7 +12,7 @@ use crate::blob::program::{Instr, Program, Programs};
 use crate::blob::schedule::Schedule;
 use crate::blob::tensor::Tensors;
 use crate::blob::{Blob, Sections};
-use crate::error::{Error, Section};
+use crate::error::{Error, Rule, Section};
 
 /// A validated model borrowed from the blob bytes (in flash or RAM).
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +47,7 @@ fn check_time_tables(
                     return Err(Error::BadProgram {
                         program: p.index,
                         offset: at as u32,
-                        what: "EVAL time is not in the graph's time table",
+                        what: Rule::EvalTimeNotInTable,
                     });
                 }
             }

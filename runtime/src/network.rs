@@ -11,7 +11,7 @@ use microdiff_kernels::int8::WeightLayout;
 
 use crate::arena::{i8s, i8s_mut, i16s, i16s_mut};
 use crate::blob::graph::{GatherKey, Op, time_row};
-use crate::error::Error;
+use crate::error::{Error, Rule};
 use crate::model::Model;
 
 /// Where the network reads its input and writes its output (slot ranges in the arena).
@@ -24,7 +24,7 @@ fn range(start: usize, len: u32) -> Range<usize> {
     start..start + len as usize
 }
 
-pub(crate) fn broken(what: &'static str) -> Error {
+pub(crate) fn broken(what: Rule) -> Error {
     // Only reachable if the plan and the arena disagree, which `Sampler::new` (and the batched
     // executor's sizing) rule out.
     Error::Malformed {
@@ -42,24 +42,24 @@ pub(crate) fn read_write(
     dst: Range<usize>,
 ) -> Result<(&[f32], &mut [f32]), Error> {
     if src.end > slots.len() || dst.end > slots.len() {
-        return Err(broken("value outside the arena"));
+        return Err(broken(Rule::ValueOutsideArena));
     }
     // `split_at_mut_checked`: the bound is checked above, but a panic path would still be
     // linked into every firmware.
     if src.end <= dst.start {
         let (lo, hi) = slots
             .split_at_mut_checked(dst.start)
-            .ok_or(broken("bad range"))?;
-        let d = hi.get_mut(..dst.len()).ok_or(broken("bad range"))?;
-        Ok((lo.get(src).ok_or(broken("bad range"))?, d))
+            .ok_or(broken(Rule::BadRange))?;
+        let d = hi.get_mut(..dst.len()).ok_or(broken(Rule::BadRange))?;
+        Ok((lo.get(src).ok_or(broken(Rule::BadRange))?, d))
     } else if dst.end <= src.start {
         let (lo, hi) = slots
             .split_at_mut_checked(src.start)
-            .ok_or(broken("bad range"))?;
-        let s = hi.get(..src.len()).ok_or(broken("bad range"))?;
-        Ok((s, lo.get_mut(dst).ok_or(broken("bad range"))?))
+            .ok_or(broken(Rule::BadRange))?;
+        let s = hi.get(..src.len()).ok_or(broken(Rule::BadRange))?;
+        Ok((s, lo.get_mut(dst).ok_or(broken(Rule::BadRange))?))
     } else {
-        Err(broken("planned values overlap"))
+        Err(broken(Rule::ValuesOverlap))
     }
 }
 
@@ -67,7 +67,7 @@ pub(crate) fn read_write(
 /// not for a validated graph; the check keeps the panic path out of the firmware).
 fn copy(x: &[f32], y: &mut [f32]) -> Result<(), Error> {
     if x.len() != y.len() {
-        return Err(broken("copy between ranges of different lengths"));
+        return Err(broken(Rule::CopyLengths));
     }
     y.copy_from_slice(x);
     Ok(())
@@ -96,8 +96,8 @@ fn int_copy(
         let (x, y) = read_write(slots, src, dst.clone())?;
         copy(x, y)?;
     }
-    let y = slots.get_mut(dst).ok_or(broken("bad range"))?;
-    i8s_mut(y).get_mut(..n).ok_or(broken("bad range"))
+    let y = slots.get_mut(dst).ok_or(broken(Rule::BadRange))?;
+    i8s_mut(y).get_mut(..n).ok_or(broken(Rule::BadRange))
 }
 
 /// Runs the network on register `io.src` at time `t` for class row `class`, writing
@@ -141,7 +141,7 @@ pub(crate) fn forward(
                     let (x, y) = read_write(slots, src, dst.clone())?;
                     copy(x, y)?;
                 }
-                act.apply_slice(slots.get_mut(dst).ok_or(broken("bad range"))?);
+                act.apply_slice(slots.get_mut(dst).ok_or(broken(Rule::BadRange))?);
             }
             #[cfg(feature = "float-net")]
             Op::Add { a, b } => {
@@ -150,10 +150,7 @@ pub(crate) fn forward(
                 // `y += other` is `a + b` bit for bit whichever input y holds.
                 if ra == rb && dst == ra {
                     // ADD(a, a) in place.
-                    for y in slots
-                        .get_mut(dst)
-                        .ok_or(broken("value outside the arena"))?
-                    {
+                    for y in slots.get_mut(dst).ok_or(broken(Rule::ValueOutsideArena))? {
                         *y += *y;
                     }
                     continue;
@@ -169,7 +166,7 @@ pub(crate) fn forward(
                 };
                 let (x, y) = read_write(slots, other, dst)?;
                 if x.len() != y.len() {
-                    return Err(broken("ADD over values of different lengths"));
+                    return Err(broken(Rule::AddLengths));
                 }
                 for (yi, &xi) in y.iter_mut().zip(x) {
                     *yi += xi;
@@ -204,13 +201,13 @@ pub(crate) fn forward(
             }
             #[cfg(feature = "time-embed")]
             Op::TimeEmbed { max_period } => {
-                let y = slots.get_mut(dst).ok_or(broken("bad range"))?;
+                let y = slots.get_mut(dst).ok_or(broken(Rule::BadRange))?;
                 k::time_embedding(t, max_period, y)?;
             }
             // Refused by `Graph::parse` in this build; kept so the match stays exhaustive.
             #[cfg(not(feature = "time-embed"))]
             Op::TimeEmbed { .. } => {
-                return Err(broken("TIME_EMBED without the time-embed feature"));
+                return Err(broken(Rule::TimeEmbedNotBuilt));
             }
             // Likewise: an integer-only runtime refuses the float ops at parse time.
             #[cfg(not(feature = "float-net"))]
@@ -221,12 +218,12 @@ pub(crate) fn forward(
             | Op::LayerNorm { .. }
             | Op::ClassEmbed { .. }
             | Op::TimeTable { .. } => {
-                return Err(broken("a float op without the float-net feature"));
+                return Err(broken(Rule::FloatOpNotBuilt));
             }
             #[cfg(feature = "float-net")]
             Op::ClassEmbed { table } => {
                 let m = model.tensors().get(table)?.matrix()?;
-                let y = slots.get_mut(dst).ok_or(broken("bad range"))?;
+                let y = slots.get_mut(dst).ok_or(broken(Rule::BadRange))?;
                 k::embedding_row(&m, class as usize, y)?;
             }
             Op::Quantize {
@@ -237,14 +234,14 @@ pub(crate) fn forward(
             } => {
                 let row = match times {
                     Some(tt) => time_row(model.tensors().get(tt)?.data, t)
-                        .ok_or(broken("EVAL time not in the time table"))?,
+                        .ok_or(broken(Rule::TimeRowMissing))?,
                     None => 0,
                 };
                 let sc = model.tensors().get(scales)?.data;
                 let scale = sc
                     .get(4 * row..4 * row + 4)
                     .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .ok_or(broken("bad range"))?;
+                    .ok_or(broken(Rule::BadRange))?;
                 let (x, y) = read_write(slots, place(a), dst)?;
                 let y = i8s_mut(y);
                 for (yi, &xi) in y.iter_mut().zip(x) {
@@ -254,7 +251,7 @@ pub(crate) fn forward(
             Op::Dequantize { a, zp, scale } => {
                 let n = len_of(a);
                 let (x, y) = read_write(slots, place(a), dst)?;
-                let x = i8s(x).get(..n).ok_or(broken("bad range"))?;
+                let x = i8s(x).get(..n).ok_or(broken(Rule::BadRange))?;
                 for (yi, &xi) in y.iter_mut().zip(x) {
                     *yi = k::int8::dequantize(xi, scale, i32::from(zp));
                 }
@@ -270,15 +267,17 @@ pub(crate) fn forward(
                 let (n, cols_p) = (len_of(a), len_of(a).div_ceil(4) * 4);
                 let scratch = plan.scratch();
                 let (x, xw) = read_write(slots, place(a), scratch.clone())?;
-                let x = i8s(x).get(..n).ok_or(broken("bad range"))?;
-                let xw = i16s_mut(xw).get_mut(..cols_p).ok_or(broken("bad range"))?;
+                let x = i8s(x).get(..n).ok_or(broken(Rule::BadRange))?;
+                let xw = i16s_mut(xw)
+                    .get_mut(..cols_p)
+                    .ok_or(broken(Rule::BadRange))?;
                 k::int8_fast::widen(x, i32::from(x_zp), xw)?;
                 let w = model.tensors().get(weight)?.data;
                 let p = model.tensors().get(params)?.data;
                 let rows = len_of(v);
                 let (xw, y) = read_write(slots, scratch, dst)?;
-                let xw = i16s(xw).get(..cols_p).ok_or(broken("bad range"))?;
-                let y = i8s_mut(y).get_mut(..rows).ok_or(broken("bad range"))?;
+                let xw = i16s(xw).get(..cols_p).ok_or(broken(Rule::BadRange))?;
+                let y = i8s_mut(y).get_mut(..rows).ok_or(broken(Rule::BadRange))?;
                 // `Graph::parse` checked every record: when none has a zero multiplier, skip
                 // the kernel's per-call check.
                 let run = match (layout, model.graph().qlinear_records_nonzero()) {
@@ -291,9 +290,7 @@ pub(crate) fn forward(
                     // Refused by `Graph::parse` in this build.
                     #[cfg(not(feature = "w8a8-tiles"))]
                     (WeightLayout::Tiles, _) => {
-                        return Err(broken(
-                            "tiled QLINEAR weights without the w8a8-tiles feature",
-                        ));
+                        return Err(broken(Rule::TilesNotBuilt));
                     }
                 };
                 run(w, xw, p, i32::from(y_zp), y)?;
@@ -309,8 +306,8 @@ pub(crate) fn forward(
                 int_copy(slots, place(a), dst.clone(), n)?;
                 // `structure` refuses QADD(a, a), so b's slots are disjoint from dst's.
                 let (bs, y) = read_write(slots, place(b), dst)?;
-                let bs = i8s(bs).get(..n).ok_or(broken("bad range"))?;
-                let y = i8s_mut(y).get_mut(..n).ok_or(broken("bad range"))?;
+                let bs = i8s(bs).get(..n).ok_or(broken(Rule::BadRange))?;
+                let y = i8s_mut(y).get_mut(..n).ok_or(broken(Rule::BadRange))?;
                 k::int8::qadd(y, bs, q)?;
             }
             Op::QLayerNorm {
@@ -327,12 +324,12 @@ pub(crate) fn forward(
             Op::QGather { table, key } => {
                 let row = match key {
                     GatherKey::Time(tt) => time_row(model.tensors().get(tt)?.data, t)
-                        .ok_or(broken("EVAL time not in the time table"))?,
+                        .ok_or(broken(Rule::TimeRowMissing))?,
                     GatherKey::Class => class as usize,
                 };
                 let n = len_of(v);
-                let y = slots.get_mut(dst).ok_or(broken("bad range"))?;
-                let y = i8s_mut(y).get_mut(..n).ok_or(broken("bad range"))?;
+                let y = slots.get_mut(dst).ok_or(broken(Rule::BadRange))?;
+                let y = i8s_mut(y).get_mut(..n).ok_or(broken(Rule::BadRange))?;
                 k::int8::table_row(model.tensors().get(table)?.data, row, y)?;
             }
             #[cfg(feature = "float-net")]
@@ -340,8 +337,8 @@ pub(crate) fn forward(
                 let m = model.tensors().get(rows)?.matrix()?;
                 let times = model.tensors().get(times)?.data;
                 // `Model::parse` checked every EVAL time is in the table.
-                let r = time_row(times, t).ok_or(broken("EVAL time not in the time table"))?;
-                let y = slots.get_mut(dst).ok_or(broken("bad range"))?;
+                let r = time_row(times, t).ok_or(broken(Rule::TimeRowMissing))?;
+                let y = slots.get_mut(dst).ok_or(broken(Rule::BadRange))?;
                 k::embedding_row(&m, r, y)?;
             }
         }

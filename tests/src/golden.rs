@@ -81,28 +81,29 @@ pub const DIGITS_FILE: &str = "digits-i8.mdfb";
 /// The trained digits model as a full-integer (W8A8) network.
 pub const DIGITS_W8A8_FILE: &str = "digits-w8a8.mdfb";
 
-/// Builds a golden blob (a trained one is read from `tests/golden`).
-pub fn build_blob(which: Golden, file: &str) -> Result<Vec<u8>, Error> {
+/// Builds a golden blob (a trained one is read from `tests/golden`); the error says what went
+/// wrong: the builder's refusal, or a trained blob missing from the tree.
+pub fn build_blob(which: Golden, file: &str) -> Result<Vec<u8>, String> {
     let s = schedule();
     let mut b = match which {
         Golden::RefMlp(dtype) => {
             let mlp = Mlp::random(MlpSpec::reference(dtype), WEIGHT_SEED);
             let (scale, offset) = normalization();
-            let mut b = mlp.to_builder(&SHAPE, (&scale, &offset))?;
+            let mut b = mlp
+                .to_builder(&SHAPE, (&scale, &offset))
+                .map_err(|e| e.to_string())?;
             for p in programs(&s) {
                 b.program(&p);
             }
             b
         }
         Golden::Trained => {
-            return std::fs::read(dir().join(file)).map_err(|_| Error::Malformed {
-                section: microdiff_runtime::Section::Header,
-                what: "a trained golden blob is missing from tests/golden",
-            });
+            return std::fs::read(dir().join(file))
+                .map_err(|e| format!("trained golden blob tests/golden/{file}: {e}"));
         }
     };
     b.schedule(&s.rows());
-    b.build()
+    b.build().map_err(|e| e.to_string())
 }
 
 /// The digits architecture with seeded random weights and a guided program, the time MLP as
@@ -141,12 +142,12 @@ pub fn digits_blob_unfolded() -> Result<Vec<u8>, Error> {
 }
 
 /// The golden blob called `file`.
-pub fn build_named(file: &str) -> Result<Vec<u8>, Error> {
+pub fn build_named(file: &str) -> Result<Vec<u8>, String> {
     let which = BLOBS
         .iter()
         .find(|b| b.1 == file)
         .map(|b| b.0)
-        .ok_or(Error::ProgramNotFound)?;
+        .ok_or_else(|| format!("{file} is not a golden blob"))?;
     build_blob(which, file)
 }
 

@@ -114,7 +114,7 @@ fn rejected(bytes: Result<Vec<u8>, Error>, what: &str) {
     let parsed = bytes.and_then(|b| Model::parse(&b).map(|_| ()));
     match parsed {
         Err(Error::BadOp { what: w, .. }) | Err(Error::Malformed { what: w, .. }) => {
-            assert!(w.contains(what), "{w:?} should say {what:?}")
+            assert!(w.text().contains(what), "{w:?} should say {what:?}")
         }
         other => panic!("expected a typed refusal mentioning {what:?}, got {other:?}"),
     }

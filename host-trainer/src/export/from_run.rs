@@ -87,6 +87,9 @@ pub enum ExportError {
     /// The blob builder refused.
     #[error("export: {0}")]
     Blob(#[from] microdiff_runtime::Error),
+    /// The exporter refused the parameters or the calibration.
+    #[error("export: {0}")]
+    Build(#[from] super::BuildError),
 }
 
 /// Huge values in exponent form: 1e30, not thirty-one digits.

@@ -19,6 +19,18 @@ use microdiff_runtime::blob::{BlobBuilder, ProgramBuilder, Value};
 use crate::model::{LN_EPS, Layout, MAX_PERIOD, MlpConfig, Slot};
 use crate::process::Process;
 
+/// Why the exporter could not build a blob.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The runtime's blob builder or parser refused what was built.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// The parameters or the calibration cannot be exported; the reason, in words.
+    #[error("{0}")]
+    Refused(&'static str),
+}
+
 /// Whether the time-embedding MLP (sinusoid → linear → SiLU → linear) is stored as weights or
 /// folded into a table of its outputs, one row per time the programs evaluate (`TIME_TABLE`:
 /// the device then does no `sin`/`cos` and skips those products; the samples are bit for bit
@@ -77,7 +89,7 @@ pub fn blob(
     params: &[f32],
     process: &Process,
     spec: &ExportSpec,
-) -> Result<Vec<u8>, BlobError> {
+) -> Result<Vec<u8>, BuildError> {
     let (weights, te) = build(config, params, process, spec, None)?;
     if spec.time_table == TimeTable::Never {
         return Ok(weights);
@@ -109,13 +121,12 @@ fn build(
     process: &Process,
     spec: &ExportSpec,
     table: Option<(&[f32], &[f32])>,
-) -> Result<(Vec<u8>, Value), BlobError> {
+) -> Result<(Vec<u8>, Value), BuildError> {
     let l = Layout::new(config);
     if params.len() != l.len {
-        return Err(BlobError::Malformed {
-            section: microdiff_runtime::Section::Tensors,
-            what: "parameter count does not match the model configuration",
-        });
+        return Err(BuildError::Refused(
+            "parameter count does not match the model configuration",
+        ));
     }
     let prediction = spec.prediction.unwrap_or_else(|| process.prediction());
     let mut b = BlobBuilder::new(&spec.shape, process.objective(), prediction);

@@ -23,9 +23,9 @@
 
 use std::cell::RefCell;
 
+use super::BuildError;
 use microdiff_kernels::int8::{self, QAdd, Requant, WeightLayout};
 use microdiff_runtime::Error as BlobError;
-use microdiff_runtime::Section;
 use microdiff_runtime::blob::graph::GatherKey;
 use microdiff_runtime::blob::program::Instr;
 use microdiff_runtime::blob::{BlobBuilder, Value};
@@ -76,11 +76,8 @@ pub struct Report {
     pub times: usize,
 }
 
-fn fail(what: &'static str) -> BlobError {
-    BlobError::Malformed {
-        section: Section::Tensors,
-        what,
-    }
+fn fail(what: &'static str) -> BuildError {
+    BuildError::Refused(what)
 }
 
 /// Affine int8 quantization of one value.
@@ -169,9 +166,9 @@ impl Net<'_> {
             .collect()
     }
 
-    fn time_mlp(&self, t: f32) -> Result<Vec<f32>, BlobError> {
+    fn time_mlp(&self, t: f32) -> Result<Vec<f32>, BuildError> {
         let mut e = vec![0.0f32; self.c.temb];
-        microdiff_kernels::time_embedding(t, MAX_PERIOD, &mut e)?;
+        microdiff_kernels::time_embedding(t, MAX_PERIOD, &mut e).map_err(BlobError::from)?;
         let mut u = self.linear(self.l.w_t1, self.l.b_t1, &e);
         microdiff_kernels::Activation::Silu.apply_slice(&mut u);
         Ok(self.linear(self.l.w_t2, self.l.b_t2, &u))
@@ -237,7 +234,7 @@ fn calibrate(
     times: &[f32],
     te_rows: &[Vec<f32>],
     (samples, seed): (usize, u64),
-) -> Result<(Vec<Range>, Report), BlobError> {
+) -> Result<(Vec<Range>, Report), BuildError> {
     let n_ranges = id::BLOCK0 + id::PER_BLOCK * net.c.blocks;
     let ranges = RefCell::new(vec![Range::EMPTY; n_ranges]);
     let evals = RefCell::new(0usize);
@@ -281,7 +278,7 @@ fn qlinear_tensors(
     cols: usize,
     x: Q,
     y: Q,
-) -> Result<((u16, WeightLayout), u16), BlobError> {
+) -> Result<((u16, WeightLayout), u16), BuildError> {
     let (rp, cp) = (rows.div_ceil(4) * 4, cols.div_ceil(4) * 4);
     let mut codes = vec![0i8; rows * cols];
     let mut params = Vec::with_capacity(3 * rows);
@@ -321,7 +318,7 @@ fn qlinear_tensors(
 }
 
 /// `[c, ma, mb, s]` of a `QADD` from `a`, `b` to `y` (the kernels' `QAdd`).
-fn qadd_consts(a: Q, bq: Q, y: Q) -> Result<[i32; 4], BlobError> {
+fn qadd_consts(a: Q, bq: Q, y: Q) -> Result<[i32; 4], BuildError> {
     let ra = f64::from(a.scale) / f64::from(y.scale);
     let rb = f64::from(bq.scale) / f64::from(y.scale);
     let max = ra.max(rb);
@@ -348,7 +345,7 @@ fn qnorm_tensors(
     beta: &[f32],
     x: Q,
     y: Q,
-) -> Result<(u16, u16), BlobError> {
+) -> Result<(u16, u16), BuildError> {
     let n = gamma.len();
     let gmax = gamma.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let sg = if gmax > 0.0 {
@@ -404,7 +401,7 @@ fn table(rows: &[f32], q: Q) -> Vec<i8> {
 ///
 /// Refused (the blob is left as it is): a blob `Model::parse` refuses, and a tiled matrix with
 /// a code of −128 (the paired layout stores `−127..=127`; the exporter never wrote −128).
-pub fn repack_pairs(blob: &[u8]) -> Result<Vec<u8>, BlobError> {
+pub fn repack_pairs(blob: &[u8]) -> Result<Vec<u8>, BuildError> {
     let model = microdiff_runtime::Model::parse(blob)?;
     let mut out = blob.to_vec();
     let offset = |s: &[u8]| s.as_ptr() as usize - blob.as_ptr() as usize;
@@ -459,7 +456,7 @@ pub fn blob(
     process: &Process,
     spec: &ExportSpec,
     cal: Calibration,
-) -> Result<(Vec<u8>, Report), BlobError> {
+) -> Result<(Vec<u8>, Report), BuildError> {
     let l = Layout::new(config);
     if params.len() != l.len {
         return Err(fail(

@@ -33,7 +33,7 @@ pub(crate) use cast::{as_f32_slots, i8s, i8s_mut, i16s, i16s_mut};
 use crate::blob::graph::{self, MAX_VALUES, NO_VALUE};
 use crate::blob::ops;
 use crate::blob::{locate_sections, meta, program};
-use crate::error::{Error, Section};
+use crate::error::{Error, Rule, Section};
 
 /// A placement of every network value plus the register file.
 #[derive(Debug, Clone, Copy)]
@@ -308,7 +308,7 @@ pub(crate) const fn place(s: &graph::Structure, data_len: u32, regs: u8) -> Resu
     if plan.total_slots() > (u32::MAX / 4) as usize {
         return Err(Error::Malformed {
             section: Section::Graph,
-            what: "arena larger than 4 GiB",
+            what: Rule::ArenaOver4GiB,
         });
     }
     Ok(plan)

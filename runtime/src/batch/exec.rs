@@ -24,7 +24,7 @@ use super::prepare::{BatchModel, PreparedOp};
 use crate::SampleRequest;
 use crate::blob::graph::{MAX_VALUES, Op, time_row};
 use crate::blob::program::{ClassSel, Instr, Program, Terms};
-use crate::error::Error;
+use crate::error::{Error, Rule};
 use crate::network::{broken, read_write};
 use crate::noise::{Domain, NoiseStream};
 
@@ -263,7 +263,7 @@ fn forward<K: Kernels>(
             let (one, wide) = (place(v, 1), place(v, lanes));
             let (Some(one), Some(wide)) = (block.uniform.get(one), block.slots.get_mut(wide))
             else {
-                return Err(broken("value outside the arena"));
+                return Err(broken(Rule::ValueOutsideArena));
             };
             for (&x, row) in one.iter().zip(wide.chunks_exact_mut(lanes)) {
                 row.fill(x);
@@ -287,7 +287,7 @@ fn forward<K: Kernels>(
     let target = plan.register_start(dst) * lanes..(plan.register_start(dst) + d) * lanes;
     if out != target {
         if out.end > block.slots.len() || target.end > block.slots.len() {
-            return Err(broken("value outside the arena"));
+            return Err(broken(Rule::ValueOutsideArena));
         }
         block.slots.copy_within(out, target.start);
     }
@@ -303,7 +303,7 @@ pub(crate) fn time_value(bm: &BatchModel<'_, '_>, v: u16, time: f32) -> Result<V
     let plan = model.plan();
     let s = &model.graph().structure;
     if v == 0 || v >= s.values || !bm.uniform_mixed_class[v as usize] {
-        return Err(broken("not a value computed from the time alone"));
+        return Err(broken(Rule::NotTimeOnly));
     }
     let mut buf = vec![0.0f32; plan.total_slots()];
     let place = |u: u16, _lanes: usize| -> Range<usize> {
@@ -326,7 +326,7 @@ pub(crate) fn time_value(bm: &BatchModel<'_, '_>, v: u16, time: f32) -> Result<V
             )?;
         }
     }
-    Ok(buf.get(place(v, 1)).ok_or(broken("bad range"))?.to_vec())
+    Ok(buf.get(place(v, 1)).ok_or(broken(Rule::BadRange))?.to_vec())
 }
 
 /// Op `v − 1` over `buf` widened to `lanes` samples.
@@ -365,12 +365,12 @@ fn run_op<K: Kernels>(
                 let (x, y) = read_write(buf, src, dst.clone())?;
                 y.copy_from_slice(x);
             }
-            lanes::activation(*act, buf.get_mut(dst).ok_or(broken("bad range"))?);
+            lanes::activation(*act, buf.get_mut(dst).ok_or(broken(Rule::BadRange))?);
         }
         PreparedOp::Plain(Op::Add { a, b }) => {
             let (ra, rb) = (place(*a, lanes), place(*b, lanes));
             if ra.end > buf.len() || rb.end > buf.len() || dst.end > buf.len() {
-                return Err(broken("value outside the arena"));
+                return Err(broken(Rule::ValueOutsideArena));
             }
             if dst == ra && (rb.end <= dst.start || dst.end <= rb.start) {
                 // In place on a (the planner's usual case), b elsewhere.
@@ -394,12 +394,12 @@ fn run_op<K: Kernels>(
         }
         PreparedOp::Plain(Op::TimeEmbed { max_period }) => {
             // Always a shared value: computed in the one-lane arena (lanes == 1).
-            let y = buf.get_mut(dst).ok_or(broken("bad range"))?;
+            let y = buf.get_mut(dst).ok_or(broken(Rule::BadRange))?;
             k::time_embedding(time, *max_period, y)?;
         }
         PreparedOp::Plain(Op::ClassEmbed { table }) => {
             let m = model.tensors().get(*table)?.matrix()?;
-            let y = buf.get_mut(dst).ok_or(broken("bad range"))?;
+            let y = buf.get_mut(dst).ok_or(broken(Rule::BadRange))?;
             if lanes == 1 {
                 k::embedding_row(&m, classes.first().copied().unwrap_or(0) as usize, y)?;
             } else {
@@ -417,16 +417,16 @@ fn run_op<K: Kernels>(
         PreparedOp::Plain(Op::TimeTable { rows, times }) => {
             // Always a shared value: computed in the one-lane arena (lanes == 1).
             if lanes != 1 {
-                return Err(broken("time table outside the shared arena"));
+                return Err(broken(Rule::TimeTableOutside));
             }
             let m = model.tensors().get(*rows)?.matrix()?;
             let times = model.tensors().get(*times)?.data;
-            let r = time_row(times, time).ok_or(broken("EVAL time not in the time table"))?;
-            let y = buf.get_mut(dst).ok_or(broken("bad range"))?;
+            let r = time_row(times, time).ok_or(broken(Rule::TimeRowMissing))?;
+            let y = buf.get_mut(dst).ok_or(broken(Rule::BadRange))?;
             k::embedding_row(&m, r, y)?;
         }
         PreparedOp::Plain(Op::Linear { .. } | Op::LayerNorm { .. }) => {
-            return Err(broken("op not prepared"));
+            return Err(broken(Rule::OpNotPrepared));
         }
         // Integer graphs run sample by sample through the device executor (`BatchModel::sample`).
         PreparedOp::Plain(
@@ -438,7 +438,7 @@ fn run_op<K: Kernels>(
             | Op::QLayerNorm { .. }
             | Op::QGather { .. },
         ) => {
-            return Err(broken("integer op in the lane executor"));
+            return Err(broken(Rule::IntegerOpInLanes));
         }
     }
     Ok(())

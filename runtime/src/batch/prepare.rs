@@ -11,7 +11,7 @@ use std::vec::Vec;
 use super::lanes::Packed;
 use crate::blob::graph::{GatherKey, MAX_VALUES, Op};
 use crate::blob::ops::Elem;
-use crate::error::Error;
+use crate::error::{Error, Rule};
 use crate::model::Model;
 
 /// One op with its parameters decoded.
@@ -72,7 +72,7 @@ fn decode(m: &Matrix<'_>) -> Result<Vec<f32>, Error> {
             ),
             Dtype::I8 => out.extend(row.iter().map(|&b| f32::from(b as i8))),
             // `Matrix::new` refuses them.
-            Dtype::Q8 | Dtype::I32 => return Err(crate::network::broken("integer matrix")),
+            Dtype::Q8 | Dtype::I32 => return Err(crate::network::broken(Rule::IntegerMatrix)),
         }
     }
     Ok(out)
@@ -128,7 +128,7 @@ impl<'m, 'b> BatchModel<'m, 'b> {
                     let w =
                         Packed::new(&decode(&m)?, m.rows(), m.cols()).ok_or(Error::Malformed {
                             section: crate::error::Section::Tensors,
-                            what: "weight size",
+                            what: Rule::WeightSize,
                         })?;
                     PreparedOp::Linear {
                         a,

@@ -16,7 +16,7 @@ use super::meta::{self, Objective, Prediction};
 use super::program::{self, ClassSel, Instr, Terms};
 use super::schedule::ScheduleRow;
 use super::{HEADER_LEN, MAGIC, SECTION_ENTRY_LEN, SECTION_REQUIRED, VERSION, field, kind, tensor};
-use crate::error::{Error, Section};
+use crate::error::{Error, Rule, Section};
 
 /// A network value being built (value 0 is the input).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,10 +121,10 @@ impl BlobBuilder {
             || cols == 0
             || (rows as usize).checked_mul(cols as usize) != Some(values.len())
         {
-            return Err(bad("values do not match rows * cols"));
+            return Err(bad(Rule::ValuesShape));
         }
         if index == tensor::NO_TENSOR - 1 {
-            return Err(bad("too many tensors"));
+            return Err(bad(Rule::BuilderTooManyTensors));
         }
         pad4(&mut self.data);
         let data_offset = self.data.len() as u32;
@@ -146,7 +146,7 @@ impl BlobBuilder {
                 }
             }
             Dtype::Q8 | Dtype::I32 => {
-                return Err(bad("integer tensors are added with tensor_q8 / tensor_i32"));
+                return Err(bad(Rule::IntegerTensorBuilder));
             }
         }
         let scales_offset = if dtype == Dtype::I8 {
@@ -201,10 +201,10 @@ impl BlobBuilder {
             || cols == 0
             || n.and_then(|n| n.checked_mul(dtype.bytes_per_element())) != Some(bytes.len())
         {
-            return Err(bad("values do not match rows * cols"));
+            return Err(bad(Rule::ValuesShape));
         }
         if index == tensor::NO_TENSOR - 1 {
-            return Err(bad("too many tensors"));
+            return Err(bad(Rule::BuilderTooManyTensors));
         }
         pad4(&mut self.data);
         let data_offset = self.data.len() as u32;
@@ -437,7 +437,7 @@ impl BlobBuilder {
         if self.norm_scale.len() != self.norm_offset.len() || self.shape.len() > 4 {
             return Err(Error::Malformed {
                 section: Section::Meta,
-                what: "shape rank > 4 or scale/offset lengths differ",
+                what: Rule::BuilderMeta,
             });
         }
         let mut graph_b = Vec::new();

@@ -22,7 +22,7 @@ use super::bytes::{f32_at, sub, u8_at, u16_at, u32_at};
 use super::meta::Meta;
 use super::ops::{self, Elem, LenRule, OpSpec};
 use super::tensor::{NO_TENSOR, Tensors};
-use crate::error::{Error, Section};
+use crate::error::{Error, Rule, Section};
 use microdiff_kernels::Dtype;
 use microdiff_kernels::int8::{self, QAdd, Requant};
 
@@ -326,7 +326,7 @@ impl Op {
                 y_zp: raw[1] as i8,
                 layout: int8::WeightLayout::from_code(raw[2]).ok_or(Error::BadOp {
                     op: k,
-                    what: "QLINEAR PARAM byte 2 (the weight layout) must be 0 or 1",
+                    what: Rule::QLinearLayout,
                 })?,
             },
             opcode::QLUT => Op::QLut { a, table: t0 },
@@ -341,7 +341,7 @@ impl Op {
                 key: match aux {
                     0 => GatherKey::Time(t1),
                     1 => GatherKey::Class,
-                    _ => return Err(bad_op(k, "QGATHER key (AUX) must be 0 (time) or 1 (class)")),
+                    _ => return Err(bad_op(k, Rule::QGatherKey)),
                 },
             },
             _ => {
@@ -518,7 +518,7 @@ const fn same_elem(a: Elem, b: Elem) -> bool {
     matches!((a, b), (Elem::F32, Elem::F32) | (Elem::I8, Elem::I8))
 }
 
-const fn bad_op(op: u16, what: &'static str) -> Error {
+const fn bad_op(op: u16, what: Rule) -> Error {
     Error::BadOp { op, what }
 }
 
@@ -544,7 +544,7 @@ pub const fn structure(b: &[u8], data_len: u32) -> Result<Structure, Error> {
     if rec_len != field::OP_LEN {
         return Err(Error::Malformed {
             section: Section::Graph,
-            what: "op record length is not 20",
+            what: Rule::OpRecordLength,
         });
     }
     if values as usize > MAX_VALUES {
@@ -556,19 +556,19 @@ pub const fn structure(b: &[u8], data_len: u32) -> Result<Structure, Error> {
     if values == 0 || ops as u32 + 1 != values as u32 {
         return Err(Error::Malformed {
             section: Section::Graph,
-            what: "value count must be op count + 1",
+            what: Rule::ValueCount,
         });
     }
     if b.len() != field::OPS + ops as usize * field::OP_LEN {
         return Err(Error::Malformed {
             section: Section::Graph,
-            what: "section length disagrees with the op count",
+            what: Rule::GraphSectionLength,
         });
     }
     if output >= values {
         return Err(Error::Malformed {
             section: Section::Graph,
-            what: "output value does not exist",
+            what: Rule::NoOutputValue,
         });
     }
     let mut s = Structure {
@@ -602,19 +602,19 @@ pub const fn structure(b: &[u8], data_len: u32) -> Result<Structure, Error> {
             u32_at(rec, field::LEN.start),
         ) {
             (Some(c), Some(d), Some(a), Some(bb), Some(l)) => (c, d, a, bb, l),
-            _ => return Err(bad_op(k, "record truncated")),
+            _ => return Err(bad_op(k, Rule::RecordTruncated)),
         };
         let v = k + 1;
         if dst != v {
-            return Err(bad_op(k, "op k must define value k + 1"));
+            return Err(bad_op(k, Rule::OpDefinesValue));
         }
         // Implied by `values <= MAX_VALUES`; said here so that the indexing below carries no
         // bounds-check panic into firmware.
         if v as usize >= MAX_VALUES {
-            return Err(bad_op(k, "more values than MAX_VALUES"));
+            return Err(bad_op(k, Rule::MoreValuesThanMax));
         }
         if len == 0 || len > super::meta::MAX_DATA_LEN {
-            return Err(bad_op(k, "value length must be 1..=2^24"));
+            return Err(bad_op(k, Rule::ValueLength));
         }
         let spec = match ops::spec(code) {
             Some(spec) => spec,
@@ -627,37 +627,31 @@ pub const fn structure(b: &[u8], data_len: u32) -> Result<Structure, Error> {
         };
         let (uses_a, uses_b) = (spec.reads_a, spec.reads_b);
         if uses_a && a >= v {
-            return Err(bad_op(k, "input a is not defined before the op"));
+            return Err(bad_op(k, Rule::InputAUndefined));
         }
         if !uses_a && a != NO_VALUE {
-            return Err(bad_op(k, "unused input a must be 0xFFFF"));
+            return Err(bad_op(k, Rule::InputAUnused));
         }
         if uses_b && bb >= v {
-            return Err(bad_op(k, "input b is not defined before the op"));
+            return Err(bad_op(k, Rule::InputBUndefined));
         }
         if !uses_b && bb != NO_VALUE {
-            return Err(bad_op(k, "unused input b must be 0xFFFF"));
+            return Err(bad_op(k, Rule::InputBUnused));
         }
         // `a < v` and `bb < v` where read (checked above), so below MAX_VALUES.
         let (ai, bi) = ((a as usize) % MAX_VALUES, (bb as usize) % MAX_VALUES);
         if (uses_a && !same_elem(s.elem[ai], spec.input))
             || (uses_b && !same_elem(s.elem[bi], spec.input))
         {
-            return Err(bad_op(
-                k,
-                "an input has the wrong element type (f32 where int8 is read, or int8 where f32 is)",
-            ));
+            return Err(bad_op(k, Rule::InputDtype));
         }
         let la = if uses_a { s.len[ai] } else { 0 };
         if code == opcode::QADD && a == bb {
-            return Err(bad_op(
-                k,
-                "QADD reads the same value twice (it runs in place)",
-            ));
+            return Err(bad_op(k, Rule::QAddAliased));
         }
         if code == opcode::QLINEAR {
             if la as usize > microdiff_kernels::int8::MAX_COLS {
-                return Err(bad_op(k, "QLINEAR input longer than 65 536"));
+                return Err(bad_op(k, Rule::QLinearTooWide));
             }
             // pad4(la) i16 = pad4(la) / 2 slots; la ≤ 2^16.
             let scratch = la.div_ceil(4) * 2;
@@ -666,7 +660,7 @@ pub const fn structure(b: &[u8], data_len: u32) -> Result<Structure, Error> {
             }
         }
         if code == opcode::QLAYER_NORM && la as usize > microdiff_kernels::int8::MAX_NORM_LEN {
-            return Err(bad_op(k, "QLAYER_NORM input longer than 4096"));
+            return Err(bad_op(k, Rule::QLayerNormTooLong));
         }
         let lb = if uses_b { s.len[bi] } else { 0 };
         let expected = match spec.len {
@@ -704,13 +698,13 @@ pub const fn structure(b: &[u8], data_len: u32) -> Result<Structure, Error> {
     if !same_elem(s.elem[out], Elem::F32) {
         return Err(Error::Malformed {
             section: Section::Graph,
-            what: "the output value is int8 (end the integer path with DEQUANTIZE)",
+            what: Rule::OutputInt8,
         });
     }
     if s.len[out] != data_len {
         return Err(Error::Malformed {
             section: Section::Graph,
-            what: "output length differs from the data length",
+            what: Rule::OutputLength,
         });
     }
     Ok(s)
@@ -761,16 +755,13 @@ fn i32s(b: &[u8]) -> [i32; 4] {
 fn check_times(tensors: &Tensors<'_>, k: u16, times: u16, rows: u32) -> Result<(), Error> {
     let t = tensors.get(times)?;
     if t.dtype != Dtype::F32 || t.cols != 1 || t.rows != rows {
-        return Err(bad_op(k, "time-table times must be f32 (K, 1)"));
+        return Err(bad_op(k, Rule::TimesDtype));
     }
     let mut prev: Option<u32> = None;
     for c in t.data.chunks_exact(4) {
         let bits = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
         if !f32::from_bits(bits).is_finite() || prev.is_some_and(|p| p >= bits) {
-            return Err(bad_op(
-                k,
-                "time-table times must be finite, strictly increasing bit patterns",
-            ));
+            return Err(bad_op(k, Rule::TimesOrder));
         }
         prev = Some(bits);
     }
@@ -783,7 +774,7 @@ fn check_vector(
     k: u16,
     t: Option<u16>,
     len: u32,
-    what: &'static str,
+    what: Rule,
 ) -> Result<(), Error> {
     if let Some(t) = t {
         let tensor = tensors.get(t)?;
@@ -814,25 +805,21 @@ impl<'a> Graph<'a> {
             let param = u32_at(rec, field::PARAM.start).unwrap_or(0);
             let spec = op.spec();
             if cfg!(not(feature = "float-net")) && op.code() <= opcode::TIME_TABLE {
-                return Err(bad_op(
-                    k,
-                    "a float-network op in a runtime built without the float-net feature \
-                     (an integer-only build runs w8a8 blobs: microdiff export --dtype w8a8)",
-                ));
+                return Err(bad_op(k, Rule::FloatOpWithoutFeature));
             }
             if (!spec.uses_aux && aux != 0)
                 || (!spec.uses_t0 && t0 != NO_TENSOR)
                 || (!spec.uses_t1 && t1 != NO_TENSOR)
                 || (!spec.uses_param && param != 0)
             {
-                return Err(bad_op(k, "unused fields must be 0xFFFF / 0"));
+                return Err(bad_op(k, Rule::UnusedFields));
             }
             match op {
                 #[cfg(feature = "float-net")]
                 Op::Linear { a, weight, bias } => {
                     let w = tensors.get(weight)?;
                     if !is_float_matrix(w.dtype) {
-                        return Err(bad_op(k, "LINEAR weights must be f32, f16 or i8"));
+                        return Err(bad_op(k, Rule::LinearWeights));
                     }
                     if w.rows != len {
                         return Err(Error::ShapeMismatch {
@@ -849,51 +836,38 @@ impl<'a> Graph<'a> {
                             found: w.cols,
                         });
                     }
-                    check_vector(tensors, k, bias, len, "bias must be an f32 (len, 1) tensor")?;
+                    check_vector(tensors, k, bias, len, Rule::Bias)?;
                 }
                 #[cfg(feature = "float-net")]
                 Op::LayerNorm {
                     gamma, beta, eps, ..
                 } => {
                     if !(eps.is_finite() && eps > 0.0) {
-                        return Err(bad_op(k, "layer-norm epsilon must be finite and > 0"));
+                        return Err(bad_op(k, Rule::LayerNormEps));
                     }
-                    check_vector(
-                        tensors,
-                        k,
-                        gamma,
-                        len,
-                        "gamma must be an f32 (len, 1) tensor",
-                    )?;
-                    check_vector(tensors, k, beta, len, "beta must be an f32 (len, 1) tensor")?;
+                    check_vector(tensors, k, gamma, len, Rule::Gamma)?;
+                    check_vector(tensors, k, beta, len, Rule::Beta)?;
                 }
                 #[cfg(feature = "float-net")]
                 Op::TimeEmbed { max_period } => {
                     if cfg!(not(feature = "time-embed")) {
-                        return Err(bad_op(
-                            k,
-                            "TIME_EMBED needs the runtime's time-embed feature \
-                             (or export with --time-table always)",
-                        ));
+                        return Err(bad_op(k, Rule::TimeEmbedWithoutFeature));
                     }
                     if len % 2 != 0 {
-                        return Err(bad_op(k, "time-embedding length must be even"));
+                        return Err(bad_op(k, Rule::TimeEmbedOdd));
                     }
                     if !(max_period.is_finite() && max_period > 0.0) {
-                        return Err(bad_op(
-                            k,
-                            "time-embedding max period must be finite and > 0",
-                        ));
+                        return Err(bad_op(k, Rule::TimeEmbedPeriod));
                     }
                 }
                 #[cfg(feature = "float-net")]
                 Op::ClassEmbed { table } => {
                     if meta.classes == 0 {
-                        return Err(bad_op(k, "class embedding in an unconditional model"));
+                        return Err(bad_op(k, Rule::ClassEmbedUnconditional));
                     }
                     let t = tensors.get(table)?;
                     if !is_float_matrix(t.dtype) {
-                        return Err(bad_op(k, "CLASS_EMBED table must be f32, f16 or i8"));
+                        return Err(bad_op(k, Rule::ClassEmbedTable));
                     }
                     if t.cols != len {
                         return Err(Error::ShapeMismatch {
@@ -903,36 +877,36 @@ impl<'a> Graph<'a> {
                         });
                     }
                     if t.rows < class_rows(meta) {
-                        return Err(bad_op(k, "class table has fewer rows than class ids"));
+                        return Err(bad_op(k, Rule::ClassTableRows));
                     }
                 }
                 #[cfg(feature = "float-net")]
                 Op::TimeTable { rows, times } => {
                     let r = tensors.get(rows)?;
                     if r.dtype != Dtype::F32 || r.cols != len {
-                        return Err(bad_op(k, "time-table rows must be f32 (K, len)"));
+                        return Err(bad_op(k, Rule::TimeTableRows));
                     }
                     check_times(tensors, k, times, r.rows)?;
                 }
                 Op::Quantize { scales, times, .. } => {
                     let sc = tensors.get(scales)?;
                     if sc.dtype != Dtype::F32 || sc.cols != 1 {
-                        return Err(bad_op(k, "QUANTIZE scales must be f32 (K, 1)"));
+                        return Err(bad_op(k, Rule::QuantizeScales));
                     }
                     match times {
                         Some(t) => check_times(tensors, k, t, sc.rows)?,
                         None if sc.rows != 1 => {
-                            return Err(bad_op(k, "QUANTIZE without times takes one scale"));
+                            return Err(bad_op(k, Rule::QuantizeOneScale));
                         }
                         None => {}
                     }
                     if !f32s(sc.data).all(|v| v.is_finite() && v > 0.0) {
-                        return Err(bad_op(k, "QUANTIZE scales must be finite and > 0"));
+                        return Err(bad_op(k, Rule::QuantizeScaleValue));
                     }
                 }
                 Op::Dequantize { scale, .. } => {
                     if !(scale.is_finite() && scale > 0.0) {
-                        return Err(bad_op(k, "DEQUANTIZE scale must be finite and > 0"));
+                        return Err(bad_op(k, Rule::DequantizeScale));
                     }
                 }
                 Op::QLinear {
@@ -944,14 +918,10 @@ impl<'a> Graph<'a> {
                 } => {
                     // Byte 2, the layout, was checked by `Op::decode`.
                     if param & 0xFF00_0000 != 0 {
-                        return Err(bad_op(k, "QLINEAR PARAM byte 3 must be 0"));
+                        return Err(bad_op(k, Rule::QLinearByte3));
                     }
                     if layout == int8::WeightLayout::Tiles && !cfg!(feature = "w8a8-tiles") {
-                        return Err(bad_op(
-                            k,
-                            "QLINEAR weights in the tiled layout need the runtime's w8a8-tiles \
-                             feature (or repack the blob: example repack_pairs)",
-                        ));
+                        return Err(bad_op(k, Rule::QLinearTiles));
                     }
                     let cols = structure.len_of(a as usize);
                     let w = tensors.get(weight)?;
@@ -959,22 +929,16 @@ impl<'a> Graph<'a> {
                         || w.rows != len.div_ceil(4) * 4
                         || w.cols != cols.div_ceil(4) * 4
                     {
-                        return Err(bad_op(
-                            k,
-                            "QLINEAR weights must be q8 (pad4(len), pad4(len(a)))",
-                        ));
+                        return Err(bad_op(k, Rule::QLinearWeights));
                     }
                     let p = tensors.get(params)?;
                     if p.dtype != Dtype::I32 || p.rows != len || p.cols != 3 {
-                        return Err(bad_op(k, "QLINEAR params must be i32 (len, 3)"));
+                        return Err(bad_op(k, Rule::QLinearParams));
                     }
                     for row in p.data.chunks_exact(12) {
                         let w = i32s(row);
                         if !(-31..=30).contains(&w[2]) || Requant::new(w[1], w[2] as i8).is_err() {
-                            return Err(bad_op(
-                                k,
-                                "QLINEAR multiplier must be 0 or in [2^30, 2^31), shift in -31..=30",
-                            ));
+                            return Err(bad_op(k, Rule::QLinearRequant));
                         }
                     }
                     // The kernels' own statement of `qlinear_validated`'s contract.
@@ -983,20 +947,17 @@ impl<'a> Graph<'a> {
                 Op::QLut { table, .. } => {
                     let t = tensors.get(table)?;
                     if t.dtype != Dtype::Q8 || t.rows != 256 || t.cols != 1 {
-                        return Err(bad_op(k, "QLUT table must be q8 (256, 1)"));
+                        return Err(bad_op(k, Rule::QLutTable));
                     }
                 }
                 Op::QAdd { consts, .. } => {
                     let c = tensors.get(consts)?;
                     if c.dtype != Dtype::I32 || c.rows != 4 || c.cols != 1 {
-                        return Err(bad_op(k, "QADD constants must be i32 (4, 1)"));
+                        return Err(bad_op(k, Rule::QAddConsts));
                     }
                     let w = i32s(c.data);
                     if QAdd::new(w[0], w[1], w[2], w[3]).is_err() {
-                        return Err(bad_op(
-                            k,
-                            "QADD needs |c| < 2^29, |ma|, |mb| < 2^21, s in 0..=31",
-                        ));
+                        return Err(bad_op(k, Rule::QAddRange));
                     }
                 }
                 Op::QLayerNorm {
@@ -1004,21 +965,18 @@ impl<'a> Graph<'a> {
                 } => {
                     let ch = tensors.get(channels)?;
                     if ch.dtype != Dtype::I32 || ch.rows != len || ch.cols != 2 {
-                        return Err(bad_op(k, "QLAYER_NORM channels must be i32 (len, 2)"));
+                        return Err(bad_op(k, Rule::QLayerNormChannels));
                     }
                     for c in ch.data.chunks_exact(8) {
                         let w = i32s(c);
                         if !(-127..=127).contains(&w[0]) || !(-(1 << 24)..(1 << 24)).contains(&w[1])
                         {
-                            return Err(bad_op(
-                                k,
-                                "QLAYER_NORM needs |gamma| <= 127, |beta| < 2^24",
-                            ));
+                            return Err(bad_op(k, Rule::QLayerNormAffine));
                         }
                     }
                     let c = tensors.get(consts)?;
                     if c.dtype != Dtype::I32 || c.rows != 4 || c.cols != 1 {
-                        return Err(bad_op(k, "QLAYER_NORM constants must be i32 (4, 1)"));
+                        return Err(bad_op(k, Rule::QLayerNormConsts));
                     }
                     let w = i32s(c.data);
                     if w[0] < 1
@@ -1026,25 +984,22 @@ impl<'a> Graph<'a> {
                         || Requant::new(w[1], w[2] as i8).is_err()
                         || !(-128..=127).contains(&w[3])
                     {
-                        return Err(bad_op(
-                            k,
-                            "QLAYER_NORM constants need e >= 1, a valid multiplier and shift, y_zp in -128..=127",
-                        ));
+                        return Err(bad_op(k, Rule::QLayerNormRequant));
                     }
                 }
                 Op::QGather { table, key } => {
                     let t = tensors.get(table)?;
                     if t.dtype != Dtype::Q8 || t.cols != len {
-                        return Err(bad_op(k, "QGATHER table must be q8 (K, len)"));
+                        return Err(bad_op(k, Rule::QGatherTable));
                     }
                     match key {
                         GatherKey::Time(times) => check_times(tensors, k, times, t.rows)?,
                         GatherKey::Class => {
                             if meta.classes == 0 {
-                                return Err(bad_op(k, "class table in an unconditional model"));
+                                return Err(bad_op(k, Rule::ClassTableUnconditional));
                             }
                             if t.rows < class_rows(meta) {
-                                return Err(bad_op(k, "class table has fewer rows than class ids"));
+                                return Err(bad_op(k, Rule::ClassTableRows));
                             }
                         }
                     }
@@ -1065,7 +1020,7 @@ impl<'a> Graph<'a> {
     /// Op `k`'s record, a 20-byte slice of the blob (for tools that rewrite a blob in place).
     pub fn record(&self, k: u16) -> Result<&'a [u8], Error> {
         sub(self.records, k as usize * field::OP_LEN, field::OP_LEN)
-            .ok_or(bad_op(k, "record truncated"))
+            .ok_or(bad_op(k, Rule::RecordTruncated))
     }
 
     /// Op `k` (defining value `k + 1`).
@@ -1130,7 +1085,7 @@ mod tests {
             bad[field::PARAM.start + 2] = 2;
             assert!(matches!(
                 Op::decode(1, &bad),
-                Err(Error::BadOp { op: 1, what }) if what.contains("layout")
+                Err(Error::BadOp { op: 1, what }) if what == Rule::QLinearLayout
             ));
         }
     }
@@ -1168,7 +1123,7 @@ mod tests {
         } else {
             assert!(matches!(
                 tiled,
-                Err(Error::BadOp { what, .. }) if what.contains("w8a8-tiles")
+                Err(Error::BadOp { what, .. }) if what == Rule::QLinearTiles
             ));
         }
     }

@@ -2,7 +2,7 @@
 //! trained (objective, prediction type).
 
 use super::bytes::{f32_at, u8_at, u16_at, u32_at};
-use crate::error::{Error, Section};
+use crate::error::{Error, Rule, Section};
 
 /// Byte ranges of the metadata section.
 pub mod field {
@@ -135,7 +135,7 @@ pub struct Meta<'a> {
     norm: &'a [u8],
 }
 
-const fn bad(what: &'static str) -> Error {
+const fn bad(what: Rule) -> Error {
     Error::Malformed {
         section: Section::Meta,
         what,
@@ -156,7 +156,7 @@ pub const fn data_len(b: &[u8]) -> Result<u32, Error> {
         None => 0,
     };
     if rank == 0 || rank > 4 {
-        return Err(bad("rank must be 1..=4"));
+        return Err(bad(Rule::Rank));
     }
     let mut n: u32 = 1;
     let mut d = 0;
@@ -166,14 +166,14 @@ pub const fn data_len(b: &[u8]) -> Result<u32, Error> {
             None => 0,
         };
         if dim == 0 {
-            return Err(bad("shape dimension is 0"));
+            return Err(bad(Rule::ZeroDimension));
         }
         if d >= rank && dim != 1 {
-            return Err(bad("shape dimensions past the rank must be 1"));
+            return Err(bad(Rule::DimensionPastRank));
         }
         n = match n.checked_mul(dim) {
             Some(v) if v <= MAX_DATA_LEN => v,
-            _ => return Err(bad("data length exceeds 2^24 elements")),
+            _ => return Err(bad(Rule::DataTooLong)),
         };
         d += 1;
     }
@@ -194,7 +194,7 @@ impl<'a> Meta<'a> {
                 code: prediction_code,
             })?;
         if u8_at(b, field::RESERVED) != Some(0) {
-            return Err(bad("reserved byte must be 0"));
+            return Err(bad(Rule::MetaReserved));
         }
         let rank = u8_at(b, field::RANK).unwrap_or(0);
         let mut shape = [1u16; 4];
@@ -207,21 +207,19 @@ impl<'a> Meta<'a> {
             None
         } else {
             if classes == 0 {
-                return Err(bad("a null class needs a class-conditional model"));
+                return Err(bad(Rule::NullClassUnconditional));
             }
             Some(null)
         };
         let norm_len = u32_at(b, field::NORM_LEN.start).unwrap_or(0);
         if norm_len > 1 && norm_len != data_len {
-            return Err(bad("normalisation length must be 0, 1 or the data length"));
+            return Err(bad(Rule::NormLength));
         }
         let expected = (norm_len as usize)
             .checked_mul(8)
             .and_then(|n| n.checked_add(field::NORM));
         if expected != Some(b.len()) {
-            return Err(bad(
-                "section length disagrees with the normalisation length",
-            ));
+            return Err(bad(Rule::NormSectionLength));
         }
         let norm = b.get(field::NORM..).unwrap_or(&[]);
         let meta = Meta {
@@ -240,9 +238,7 @@ impl<'a> Meta<'a> {
             // Also false for NaN. Within ±2^64, `x·s + o` is finite for every register value
             // up to 2^63 in magnitude; beyond it the sampler's `OutputNotFinite` still holds.
             if s.is_nan() || o.is_nan() || s.abs() > MAX_NORM || o.abs() > MAX_NORM {
-                return Err(bad(
-                    "normalisation scale or offset is not finite or beyond ±2^64",
-                ));
+                return Err(bad(Rule::NormNotFinite));
             }
         }
         Ok(meta)

@@ -28,7 +28,7 @@ pub mod tensor;
 #[cfg(feature = "alloc")]
 pub use emit::{BlobBuilder, ProgramBuilder, Value};
 
-use crate::error::{Error, Section};
+use crate::error::{Error, Rule, Section};
 use bytes::{u16_at, u32_at};
 
 /// Format version written and read by this runtime.
@@ -181,7 +181,7 @@ pub const fn locate_sections(b: &[u8]) -> Result<Sections, Error> {
     if header_len != HEADER_LEN {
         return Err(Error::Malformed {
             section: Section::Header,
-            what: "header length is not 32",
+            what: Rule::HeaderLength,
         });
     }
     let total = match u32_at(b, field::TOTAL_LEN.start) {
@@ -201,7 +201,7 @@ pub const fn locate_sections(b: &[u8]) -> Result<Sections, Error> {
     if flags != 0 {
         return Err(Error::Malformed {
             section: Section::Header,
-            what: "header flags must be 0 in version 1",
+            what: Rule::HeaderFlags,
         });
     }
     let mut i = field::RESERVED.start;
@@ -209,7 +209,7 @@ pub const fn locate_sections(b: &[u8]) -> Result<Sections, Error> {
         if b[i] != 0 {
             return Err(Error::Malformed {
                 section: Section::Header,
-                what: "reserved header bytes must be 0",
+                what: Rule::HeaderReserved,
             });
         }
         i += 1;
@@ -221,7 +221,7 @@ pub const fn locate_sections(b: &[u8]) -> Result<Sections, Error> {
     if count > MAX_SECTIONS {
         return Err(Error::Malformed {
             section: Section::Header,
-            what: "more than 16 sections",
+            what: Rule::TooManySections,
         });
     }
     let table_end = HEADER_LEN + count * SECTION_ENTRY_LEN;
@@ -261,13 +261,13 @@ pub const fn locate_sections(b: &[u8]) -> Result<Sections, Error> {
         if fl & !SECTION_REQUIRED != 0 {
             return Err(Error::Malformed {
                 section: Section::Header,
-                what: "unknown section flag bits",
+                what: Rule::SectionFlags,
             });
         }
         if off != next {
             return Err(Error::Malformed {
                 section: Section::Header,
-                what: "section is not packed right after the previous one (at a multiple of 4)",
+                what: Rule::SectionNotPacked,
             });
         }
         match off.checked_add(len) {
@@ -275,7 +275,7 @@ pub const fn locate_sections(b: &[u8]) -> Result<Sections, Error> {
             _ => {
                 return Err(Error::Malformed {
                     section: Section::Header,
-                    what: "section extends past the end of the blob",
+                    what: Rule::SectionPastEnd,
                 });
             }
         }
@@ -298,7 +298,7 @@ pub const fn locate_sections(b: &[u8]) -> Result<Sections, Error> {
     if next != b.len() {
         return Err(Error::Malformed {
             section: Section::Header,
-            what: "bytes after the last section (beyond its padding to 4)",
+            what: Rule::TrailingBytes,
         });
     }
     Ok(sections)

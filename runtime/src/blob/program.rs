@@ -30,7 +30,7 @@
 //! [`check_name`], used by the parser, the emitter and the host's sampler builders.
 
 use super::bytes::{f32_at, sub, u8_at, u16_at, u32_at};
-use crate::error::{Error, Section};
+use crate::error::{Error, Rule, Section};
 
 /// Most registers a program may use.
 pub const MAX_REGS: u8 = 8;
@@ -42,7 +42,7 @@ pub const MAX_PROGRAMS: u32 = 64;
 pub const NAME_LEN: usize = 16;
 
 /// What [`check_name`] reports: the program-name rule in words.
-pub const NAME_RULE: &str = "name must be 1 to 16 printable ASCII characters without spaces";
+pub const NAME_RULE: Rule = Rule::ProgramName;
 
 /// The program-name rule, written once: a name is 1 to [`NAME_LEN`] bytes of printable ASCII
 /// without spaces (`0x21..=0x7E`). The emitter checks a name before it writes it (and the host
@@ -225,17 +225,17 @@ impl<'a> Instr<'a> {
             offset: at as u32,
             what,
         };
-        let op = u8_at(code, at).ok_or(bad("instruction past the end of the code"))?;
-        let b1 = u8_at(code, at + 1).ok_or(bad("instruction truncated"))?;
-        let b2 = u8_at(code, at + 2).ok_or(bad("instruction truncated"))?;
-        let b3 = u8_at(code, at + 3).ok_or(bad("instruction truncated"))?;
-        let f = |off: usize| f32_at(code, at + off).ok_or(bad("instruction truncated"));
+        let op = u8_at(code, at).ok_or(bad(Rule::InstrPastEnd))?;
+        let b1 = u8_at(code, at + 1).ok_or(bad(Rule::InstrTruncated))?;
+        let b2 = u8_at(code, at + 2).ok_or(bad(Rule::InstrTruncated))?;
+        let b3 = u8_at(code, at + 3).ok_or(bad(Rule::InstrTruncated))?;
+        let f = |off: usize| f32_at(code, at + off).ok_or(bad(Rule::InstrTruncated));
         match op {
             opcode::EVAL => {
                 let class = match b3 {
                     0 => ClassSel::Caller,
                     1 => ClassSel::Null,
-                    _ => return Err(bad("EVAL class selector must be 0 or 1")),
+                    _ => return Err(bad(Rule::EvalClass)),
                 };
                 let time = f(4)?;
                 Ok((
@@ -250,16 +250,16 @@ impl<'a> Instr<'a> {
             }
             opcode::LIN => {
                 if b3 & !LIN_NOISE != 0 {
-                    return Err(bad("unknown LIN flag bits"));
+                    return Err(bad(Rule::LinFlags));
                 }
                 let c_z = f(4)?;
                 let n = b2 as usize;
-                let terms = sub(code, at + 8, 8 * n).ok_or(bad("LIN terms truncated"))?;
+                let terms = sub(code, at + 8, 8 * n).ok_or(bad(Rule::LinTermsTruncated))?;
                 let noise = if b3 & LIN_NOISE != 0 {
                     Some(c_z)
                 } else {
                     if c_z.to_bits() != 0 {
-                        return Err(bad("noise coefficient without the noise flag"));
+                        return Err(bad(Rule::NoiseWithoutFlag));
                     }
                     None
                 };
@@ -274,7 +274,7 @@ impl<'a> Instr<'a> {
             }
             opcode::CLAMP => {
                 if b2 != 0 || b3 != 0 {
-                    return Err(bad("CLAMP padding must be 0"));
+                    return Err(bad(Rule::ClampPadding));
                 }
                 Ok((
                     Instr::Clamp {
@@ -287,7 +287,7 @@ impl<'a> Instr<'a> {
             }
             opcode::STEP => {
                 if b1 != 0 || b2 != 0 || b3 != 0 {
-                    return Err(bad("STEP padding must be 0"));
+                    return Err(bad(Rule::StepPadding));
                 }
                 Ok((Instr::Step, at + 4))
             }
@@ -418,10 +418,10 @@ pub fn check_code(
                 time,
             } => {
                 if !reg_ok(dst) || !reg_ok(src) {
-                    return Err(bad("EVAL register out of range"));
+                    return Err(bad(Rule::EvalRegister));
                 }
                 if !finite(time) {
-                    return Err(bad("EVAL time is not finite"));
+                    return Err(bad(Rule::EvalTimeNotFinite));
                 }
                 if class == ClassSel::Null && !has_null_class {
                     return Err(Error::NoNullClass);
@@ -430,33 +430,31 @@ pub fn check_code(
             }
             Instr::Lin { dst, noise, terms } => {
                 if !reg_ok(dst) {
-                    return Err(bad("LIN destination out of range"));
+                    return Err(bad(Rule::LinDestination));
                 }
                 if terms.len() > MAX_TERMS as usize {
-                    return Err(bad("LIN has more than 8 terms"));
+                    return Err(bad(Rule::LinTooManyTerms));
                 }
                 if terms
                     .bytes
                     .chunks_exact(8)
                     .any(|t| t.get(1..4) != Some(&[0, 0, 0]))
                 {
-                    return Err(bad("LIN term padding must be 0"));
+                    return Err(bad(Rule::LinTermPadding));
                 }
                 if terms.iter().any(|(r, c)| !reg_ok(r) || !finite(c)) {
-                    return Err(bad(
-                        "LIN term register out of range or coefficient not finite",
-                    ));
+                    return Err(bad(Rule::LinTerm));
                 }
                 if noise.is_some_and(|c| !finite(c)) {
-                    return Err(bad("LIN noise coefficient is not finite"));
+                    return Err(bad(Rule::LinNoise));
                 }
             }
             Instr::Clamp { reg, lo, hi } => {
                 if !reg_ok(reg) {
-                    return Err(bad("CLAMP register out of range"));
+                    return Err(bad(Rule::ClampRegister));
                 }
                 if !(finite(lo) && finite(hi) && lo <= hi) {
-                    return Err(bad("CLAMP bounds must be finite with lo <= hi"));
+                    return Err(bad(Rule::ClampBounds));
                 }
             }
             Instr::Step => {
@@ -470,7 +468,7 @@ pub fn check_code(
         return Err(Error::BadProgram {
             program,
             offset: 0,
-            what: "code must be non-empty and end with STEP",
+            what: Rule::CodeEnd,
         });
     }
     Ok(Counts { steps, evals })
@@ -488,7 +486,7 @@ impl<'a> Program<'a> {
         if end != record.len() {
             return Err(Error::Malformed {
                 section: Section::Programs,
-                what: "bytes after the program's code",
+                what: Rule::BytesAfterCode,
             });
         }
         program.validate(has_null_class)?;
@@ -526,19 +524,17 @@ impl<'a> Program<'a> {
         let used = self.name.iter().take_while(|&&c| c != 0).count();
         let (text, pad) = self.name.split_at(used.min(self.name.len()));
         if check_name(text).is_err() || pad.iter().any(|&c| c != 0) {
-            return Err(hdr(
-                "name must be printable ASCII without spaces, NUL-padded",
-            ));
+            return Err(hdr(Rule::NamePadding));
         }
         if self.regs == 0 || self.regs > MAX_REGS {
-            return Err(hdr("register count must be 1..=8"));
+            return Err(hdr(Rule::RegisterCount));
         }
         if self.out_reg >= self.regs {
-            return Err(hdr("output register out of range"));
+            return Err(hdr(Rule::OutputRegister));
         }
         let counts = check_code(self.index, self.code, self.regs, has_null_class)?;
         if counts.steps != self.steps as u32 || counts.evals != self.evals as u32 {
-            return Err(hdr("step or evaluation count disagrees with the code"));
+            return Err(hdr(Rule::StepCount));
         }
         Ok(())
     }
@@ -572,7 +568,7 @@ const fn program_header(b: &[u8], index: u16, at: usize) -> Result<(u8, usize, u
     let bad = Error::BadProgram {
         program: index,
         offset: 0,
-        what: "program header truncated or code length not a multiple of 4",
+        what: Rule::ProgramHeader,
     };
     let (regs, flags, code_len) = match (
         u8_at(b, at + field::REGS),
@@ -586,7 +582,7 @@ const fn program_header(b: &[u8], index: u16, at: usize) -> Result<(u8, usize, u
         return Err(Error::BadProgram {
             program: index,
             offset: 0,
-            what: "program flags must be 0",
+            what: Rule::ProgramFlags,
         });
     }
     if code_len % 4 != 0 {
@@ -625,7 +621,7 @@ pub const fn max_regs(b: &[u8]) -> Result<u8, Error> {
     if count == 0 || count > MAX_PROGRAMS {
         return Err(Error::Malformed {
             section: Section::Programs,
-            what: "program count must be 1..=64",
+            what: Rule::ProgramCount,
         });
     }
     let mut at = field::PROGRAMS;
@@ -640,7 +636,7 @@ pub const fn max_regs(b: &[u8]) -> Result<u8, Error> {
             return Err(Error::BadProgram {
                 program: i as u16,
                 offset: 0,
-                what: "register count must be 1..=8",
+                what: Rule::RegisterCount,
             });
         }
         if regs > max {
@@ -652,7 +648,7 @@ pub const fn max_regs(b: &[u8]) -> Result<u8, Error> {
     if at != b.len() {
         return Err(Error::Malformed {
             section: Section::Programs,
-            what: "bytes after the last program",
+            what: Rule::BytesAfterPrograms,
         });
     }
     Ok(max)
@@ -718,7 +714,7 @@ impl<'a> Programs<'a> {
                 return Err(Error::BadProgram {
                     program: prog.index,
                     offset: 0,
-                    what: "two programs have the same name",
+                    what: Rule::DuplicateName,
                 });
             }
         }

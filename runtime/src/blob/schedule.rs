@@ -6,7 +6,7 @@
 //! and σᵢ = √(1 − ᾱᵢ); VE/VP/flow models store their own continuous-time grid). Optional.
 
 use super::bytes::{f32_at, u32_at};
-use crate::error::{Error, Section};
+use crate::error::{Error, Rule, Section};
 
 /// Byte ranges of the schedule section.
 pub mod field {
@@ -57,19 +57,19 @@ impl<'a> Schedule<'a> {
         if expected != Some(b.len()) {
             return Err(Error::Malformed {
                 section: Section::Schedule,
-                what: "section length disagrees with the row count",
+                what: Rule::ScheduleLength,
             });
         }
         let s = Schedule { bytes: b, rows };
         for i in 0..rows {
             let r = s.row(i).ok_or(Error::Malformed {
                 section: Section::Schedule,
-                what: "row truncated",
+                what: Rule::ScheduleRowTruncated,
             })?;
             if !(r.t.is_finite() && r.alpha_bar.is_finite() && r.sigma.is_finite()) {
                 return Err(Error::Malformed {
                     section: Section::Schedule,
-                    what: "schedule value is not finite",
+                    what: Rule::ScheduleNotFinite,
                 });
             }
         }

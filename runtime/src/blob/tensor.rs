@@ -7,7 +7,7 @@
 use microdiff_kernels::{Dtype, Matrix};
 
 use super::bytes::{sub, u8_at, u16_at, u32_at};
-use crate::error::{Error, Section};
+use crate::error::{Error, Rule, Section};
 
 /// Byte ranges of the tensor section and of one tensor record.
 pub mod field {
@@ -96,14 +96,14 @@ impl<'a> Tensors<'a> {
         if count >= NO_TENSOR as u32 {
             return Err(Error::Malformed {
                 section: Section::Tensors,
-                what: "more than 65534 tensors",
+                what: Rule::TooManyTensors,
             });
         }
         let needed = field::RECORDS + count as usize * field::RECORD_LEN;
         if table.len() != needed {
             return Err(Error::Malformed {
                 section: Section::Tensors,
-                what: "section length disagrees with the tensor count",
+                what: Rule::TensorSectionLength,
             });
         }
         let tensors = Tensors {
@@ -126,10 +126,10 @@ impl<'a> Tensors<'a> {
     fn record(&self, i: u16) -> Result<(&'a [u8], Dtype), Error> {
         let bad = |what| Error::BadTensor { tensor: i, what };
         if i >= self.count {
-            return Err(bad("index out of range"));
+            return Err(bad(Rule::TensorIndex));
         }
         let at = field::RECORDS + i as usize * field::RECORD_LEN;
-        let rec = sub(self.table, at, field::RECORD_LEN).ok_or(bad("record truncated"))?;
+        let rec = sub(self.table, at, field::RECORD_LEN).ok_or(bad(Rule::RecordTruncated))?;
         let code = u8_at(rec, field::DTYPE).unwrap_or(0xFF);
         let dtype = Dtype::from_code(code).ok_or(Error::UnknownDtype { tensor: i, code })?;
         Ok((rec, dtype))
@@ -150,12 +150,12 @@ impl<'a> Tensors<'a> {
             .wrapping_mul(cols as usize)
             .wrapping_mul(dtype.bytes_per_element());
         let off = u32_at(rec, field::DATA_OFFSET.start).unwrap_or(0) as usize;
-        let data = sub(self.data, off, elems).ok_or(bad("data outside the data section"))?;
+        let data = sub(self.data, off, elems).ok_or(bad(Rule::DataOutside))?;
         let scales = match dtype {
             Dtype::I8 => {
                 let soff = u32_at(rec, field::SCALES_OFFSET.start).unwrap_or(0) as usize;
                 sub(self.data, soff, (rows as usize).wrapping_mul(4))
-                    .ok_or(bad("scales outside the data section"))?
+                    .ok_or(bad(Rule::ScalesOutside))?
             }
             _ => &[],
         };
@@ -178,37 +178,36 @@ impl<'a> Tensors<'a> {
             || u16_at(rec, 2) != Some(0)
             || u32_at(rec, field::RESERVED1.start) != Some(0)
         {
-            return Err(bad("reserved bytes must be 0"));
+            return Err(bad(Rule::TensorReserved));
         }
         let rows = u32_at(rec, field::ROWS.start).unwrap_or(0);
         let cols = u32_at(rec, field::COLS.start).unwrap_or(0);
         if rows == 0 || cols == 0 {
-            return Err(bad("zero rows or columns"));
+            return Err(bad(Rule::ZeroRowsOrCols));
         }
         let elems = (rows as usize)
             .checked_mul(cols as usize)
             .and_then(|n| n.checked_mul(dtype.bytes_per_element()))
-            .ok_or(bad("size overflows"))?;
+            .ok_or(bad(Rule::SizeOverflows))?;
         let off = u32_at(rec, field::DATA_OFFSET.start).unwrap_or(1);
         if !off.is_multiple_of(4) {
-            return Err(bad("data offset is not a multiple of 4"));
+            return Err(bad(Rule::DataMisaligned));
         }
-        let data =
-            sub(self.data, off as usize, elems).ok_or(bad("data outside the data section"))?;
+        let data = sub(self.data, off as usize, elems).ok_or(bad(Rule::DataOutside))?;
         let soff = u32_at(rec, field::SCALES_OFFSET.start).unwrap_or(NO_SCALES);
         let scales: &[u8] = match dtype {
             Dtype::I8 => {
                 if !soff.is_multiple_of(4) {
-                    return Err(bad("scales offset is not a multiple of 4"));
+                    return Err(bad(Rule::ScalesMisaligned));
                 }
                 let len = (rows as usize)
                     .checked_mul(4)
-                    .ok_or(bad("size overflows"))?;
-                sub(self.data, soff as usize, len).ok_or(bad("scales outside the data section"))?
+                    .ok_or(bad(Rule::SizeOverflows))?;
+                sub(self.data, soff as usize, len).ok_or(bad(Rule::ScalesOutside))?
             }
             _ => {
                 if soff != NO_SCALES {
-                    return Err(bad("only int8 tensors have scales"));
+                    return Err(bad(Rule::ScalesNotInt8));
                 }
                 &[]
             }
@@ -221,9 +220,7 @@ impl<'a> Tensors<'a> {
             scales,
         };
         if !t.values_are_finite() {
-            return Err(bad(
-                "a weight or scale is NaN or infinite, or a scale is negative",
-            ));
+            return Err(bad(Rule::NotFinite));
         }
         Ok(t)
     }
