@@ -210,6 +210,11 @@ rules! {
     IntegerOpInLanes = "integer op in the lane executor",
     IntegerMatrix = "integer matrix",
     WeightSize = "weight size",
+    KernelShape = "a kernel refused an argument's length",
+    KernelIndex = "a kernel refused an index",
+    KernelOverflow = "a kernel's size arithmetic overflows",
+    KernelArgument = "a kernel refused an argument's value",
+    Invariant = "a check of a validated blob failed",
     ValuesShape = "values do not match rows * cols",
     BuilderTooManyTensors = "too many tensors",
     IntegerTensorBuilder = "integer tensors are added with tensor_q8 / tensor_i32",
@@ -403,6 +408,41 @@ pub enum Error {
     Kernel(KernelError),
 }
 
+/// A failed check in code that runs an already validated blob (the network executor): one
+/// byte, so a `?` there is a compare and a branch instead of a move of the 20-byte [`Error`]
+/// (2.3 KB of the integer-only M4F runtime's flash, docs/integer.md §7). It cannot happen for a
+/// blob `Model::parse` accepted; callers turn it into [`Error::Malformed`] in the graph
+/// section, naming the check. (A kernel's refusal keeps only its kind.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fault(pub(crate) Rule);
+
+impl From<Fault> for Error {
+    fn from(Fault(what): Fault) -> Self {
+        Error::Malformed {
+            section: Section::Graph,
+            what,
+        }
+    }
+}
+
+impl From<KernelError> for Fault {
+    fn from(e: KernelError) -> Self {
+        Fault(match e {
+            KernelError::Shape { .. } => Rule::KernelShape,
+            KernelError::OutOfRange { .. } => Rule::KernelIndex,
+            KernelError::Overflow { .. } => Rule::KernelOverflow,
+            _ => Rule::KernelArgument,
+        })
+    }
+}
+
+impl From<Error> for Fault {
+    /// A validated accessor's error (it names no more than "this cannot happen" here).
+    fn from(_: Error) -> Self {
+        Fault(Rule::Invariant)
+    }
+}
+
 impl From<KernelError> for Error {
     fn from(e: KernelError) -> Self {
         Error::Kernel(e)
@@ -548,5 +588,32 @@ mod tests {
             std::format!("{e}"),
             "graph op 3: QLUT table must be q8 (256, 1)"
         );
+    }
+
+    /// The executor's one-byte faults become graph errors naming the check; a kernel's refusal
+    /// keeps its kind.
+    #[test]
+    fn faults_become_graph_errors() {
+        let e: Error = Fault(Rule::ValuesOverlap).into();
+        assert_eq!(
+            e,
+            Error::Malformed {
+                section: Section::Graph,
+                what: Rule::ValuesOverlap
+            }
+        );
+        let shape = KernelError::Shape {
+            arg: "y",
+            len: 3,
+            expected: 4,
+        };
+        assert_eq!(Fault::from(shape), Fault(Rule::KernelShape));
+        let range = KernelError::OutOfRange {
+            arg: "row",
+            index: 9,
+            len: 2,
+        };
+        assert_eq!(Fault::from(range), Fault(Rule::KernelIndex));
+        assert_eq!(Fault::from(Error::BadMagic), Fault(Rule::Invariant));
     }
 }

@@ -11,7 +11,7 @@ use microdiff_kernels::int8::WeightLayout;
 
 use crate::arena::{i8s, i8s_mut, i16s, i16s_mut};
 use crate::blob::graph::{GatherKey, Op, time_row};
-use crate::error::{Error, Rule};
+use crate::error::{Fault, Rule};
 use crate::model::Model;
 
 /// Where the network reads its input and writes its output (slot ranges in the arena).
@@ -24,15 +24,6 @@ fn range(start: usize, len: u32) -> Range<usize> {
     start..start + len as usize
 }
 
-pub(crate) fn broken(what: Rule) -> Error {
-    // Only reachable if the plan and the arena disagree, which `Sampler::new` (and the batched
-    // executor's sizing) rule out.
-    Error::Malformed {
-        section: crate::error::Section::Graph,
-        what,
-    }
-}
-
 /// Split `slots` into a shared view of `src` and a mutable view of `dst` (disjoint ranges).
 /// Also the batched executor's (`batch::exec`), over its widened arena.
 #[inline]
@@ -40,34 +31,34 @@ pub(crate) fn read_write(
     slots: &mut [f32],
     src: Range<usize>,
     dst: Range<usize>,
-) -> Result<(&[f32], &mut [f32]), Error> {
+) -> Result<(&[f32], &mut [f32]), Fault> {
     if src.end > slots.len() || dst.end > slots.len() {
-        return Err(broken(Rule::ValueOutsideArena));
+        return Err(Fault(Rule::ValueOutsideArena));
     }
     // `split_at_mut_checked`: the bound is checked above, but a panic path would still be
     // linked into every firmware.
     if src.end <= dst.start {
         let (lo, hi) = slots
             .split_at_mut_checked(dst.start)
-            .ok_or(broken(Rule::BadRange))?;
-        let d = hi.get_mut(..dst.len()).ok_or(broken(Rule::BadRange))?;
-        Ok((lo.get(src).ok_or(broken(Rule::BadRange))?, d))
+            .ok_or(Fault(Rule::BadRange))?;
+        let d = hi.get_mut(..dst.len()).ok_or(Fault(Rule::BadRange))?;
+        Ok((lo.get(src).ok_or(Fault(Rule::BadRange))?, d))
     } else if dst.end <= src.start {
         let (lo, hi) = slots
             .split_at_mut_checked(src.start)
-            .ok_or(broken(Rule::BadRange))?;
-        let s = hi.get(..src.len()).ok_or(broken(Rule::BadRange))?;
-        Ok((s, lo.get_mut(dst).ok_or(broken(Rule::BadRange))?))
+            .ok_or(Fault(Rule::BadRange))?;
+        let s = hi.get(..src.len()).ok_or(Fault(Rule::BadRange))?;
+        Ok((s, lo.get_mut(dst).ok_or(Fault(Rule::BadRange))?))
     } else {
-        Err(broken(Rule::ValuesOverlap))
+        Err(Fault(Rule::ValuesOverlap))
     }
 }
 
 /// `y.copy_from_slice(x)` as an error instead of a panic when the lengths differ (they do
 /// not for a validated graph; the check keeps the panic path out of the firmware).
-fn copy(x: &[f32], y: &mut [f32]) -> Result<(), Error> {
+fn copy(x: &[f32], y: &mut [f32]) -> Result<(), Fault> {
     if x.len() != y.len() {
-        return Err(broken(Rule::CopyLengths));
+        return Err(Fault(Rule::CopyLengths));
     }
     y.copy_from_slice(x);
     Ok(())
@@ -91,13 +82,13 @@ fn int_copy(
     src: Range<usize>,
     dst: Range<usize>,
     n: usize,
-) -> Result<&mut [i8], Error> {
+) -> Result<&mut [i8], Fault> {
     if src != dst {
         let (x, y) = read_write(slots, src, dst.clone())?;
         copy(x, y)?;
     }
-    let y = slots.get_mut(dst).ok_or(broken(Rule::BadRange))?;
-    i8s_mut(y).get_mut(..n).ok_or(broken(Rule::BadRange))
+    let y = slots.get_mut(dst).ok_or(Fault(Rule::BadRange))?;
+    i8s_mut(y).get_mut(..n).ok_or(Fault(Rule::BadRange))
 }
 
 /// Runs the network on register `io.src` at time `t` for class row `class`, writing
@@ -108,7 +99,7 @@ pub(crate) fn forward(
     io: Io,
     t: f32,
     class: u16,
-) -> Result<(), Error> {
+) -> Result<(), Fault> {
     let plan = model.plan();
     let s = &model.graph().structure;
     let data_len = model.meta().data_len;
@@ -141,7 +132,7 @@ pub(crate) fn forward(
                     let (x, y) = read_write(slots, src, dst.clone())?;
                     copy(x, y)?;
                 }
-                act.apply_slice(slots.get_mut(dst).ok_or(broken(Rule::BadRange))?);
+                act.apply_slice(slots.get_mut(dst).ok_or(Fault(Rule::BadRange))?);
             }
             #[cfg(feature = "float-net")]
             Op::Add { a, b } => {
@@ -150,7 +141,7 @@ pub(crate) fn forward(
                 // `y += other` is `a + b` bit for bit whichever input y holds.
                 if ra == rb && dst == ra {
                     // ADD(a, a) in place.
-                    for y in slots.get_mut(dst).ok_or(broken(Rule::ValueOutsideArena))? {
+                    for y in slots.get_mut(dst).ok_or(Fault(Rule::ValueOutsideArena))? {
                         *y += *y;
                     }
                     continue;
@@ -166,7 +157,7 @@ pub(crate) fn forward(
                 };
                 let (x, y) = read_write(slots, other, dst)?;
                 if x.len() != y.len() {
-                    return Err(broken(Rule::AddLengths));
+                    return Err(Fault(Rule::AddLengths));
                 }
                 for (yi, &xi) in y.iter_mut().zip(x) {
                     *yi += xi;
@@ -201,13 +192,13 @@ pub(crate) fn forward(
             }
             #[cfg(feature = "time-embed")]
             Op::TimeEmbed { max_period } => {
-                let y = slots.get_mut(dst).ok_or(broken(Rule::BadRange))?;
+                let y = slots.get_mut(dst).ok_or(Fault(Rule::BadRange))?;
                 k::time_embedding(t, max_period, y)?;
             }
             // Refused by `Graph::parse` in this build; kept so the match stays exhaustive.
             #[cfg(not(feature = "time-embed"))]
             Op::TimeEmbed { .. } => {
-                return Err(broken(Rule::TimeEmbedNotBuilt));
+                return Err(Fault(Rule::TimeEmbedNotBuilt));
             }
             // Likewise: an integer-only runtime refuses the float ops at parse time.
             #[cfg(not(feature = "float-net"))]
@@ -218,12 +209,12 @@ pub(crate) fn forward(
             | Op::LayerNorm { .. }
             | Op::ClassEmbed { .. }
             | Op::TimeTable { .. } => {
-                return Err(broken(Rule::FloatOpNotBuilt));
+                return Err(Fault(Rule::FloatOpNotBuilt));
             }
             #[cfg(feature = "float-net")]
             Op::ClassEmbed { table } => {
                 let m = model.tensors().get(table)?.matrix()?;
-                let y = slots.get_mut(dst).ok_or(broken(Rule::BadRange))?;
+                let y = slots.get_mut(dst).ok_or(Fault(Rule::BadRange))?;
                 k::embedding_row(&m, class as usize, y)?;
             }
             Op::Quantize {
@@ -234,14 +225,14 @@ pub(crate) fn forward(
             } => {
                 let row = match times {
                     Some(tt) => time_row(model.tensors().get(tt)?.data, t)
-                        .ok_or(broken(Rule::TimeRowMissing))?,
+                        .ok_or(Fault(Rule::TimeRowMissing))?,
                     None => 0,
                 };
                 let sc = model.tensors().get(scales)?.data;
                 let scale = sc
                     .get(4 * row..4 * row + 4)
                     .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .ok_or(broken(Rule::BadRange))?;
+                    .ok_or(Fault(Rule::BadRange))?;
                 let (x, y) = read_write(slots, place(a), dst)?;
                 let y = i8s_mut(y);
                 for (yi, &xi) in y.iter_mut().zip(x) {
@@ -251,7 +242,7 @@ pub(crate) fn forward(
             Op::Dequantize { a, zp, scale } => {
                 let n = len_of(a);
                 let (x, y) = read_write(slots, place(a), dst)?;
-                let x = i8s(x).get(..n).ok_or(broken(Rule::BadRange))?;
+                let x = i8s(x).get(..n).ok_or(Fault(Rule::BadRange))?;
                 for (yi, &xi) in y.iter_mut().zip(x) {
                     *yi = k::int8::dequantize(xi, scale, i32::from(zp));
                 }
@@ -267,17 +258,17 @@ pub(crate) fn forward(
                 let (n, cols_p) = (len_of(a), len_of(a).div_ceil(4) * 4);
                 let scratch = plan.scratch();
                 let (x, xw) = read_write(slots, place(a), scratch.clone())?;
-                let x = i8s(x).get(..n).ok_or(broken(Rule::BadRange))?;
+                let x = i8s(x).get(..n).ok_or(Fault(Rule::BadRange))?;
                 let xw = i16s_mut(xw)
                     .get_mut(..cols_p)
-                    .ok_or(broken(Rule::BadRange))?;
+                    .ok_or(Fault(Rule::BadRange))?;
                 k::int8_fast::widen(x, i32::from(x_zp), xw)?;
                 let w = model.tensors().get(weight)?.data;
                 let p = model.tensors().get(params)?.data;
                 let rows = len_of(v);
                 let (xw, y) = read_write(slots, scratch, dst)?;
-                let xw = i16s(xw).get(..cols_p).ok_or(broken(Rule::BadRange))?;
-                let y = i8s_mut(y).get_mut(..rows).ok_or(broken(Rule::BadRange))?;
+                let xw = i16s(xw).get(..cols_p).ok_or(Fault(Rule::BadRange))?;
+                let y = i8s_mut(y).get_mut(..rows).ok_or(Fault(Rule::BadRange))?;
                 // `Graph::parse` checked every record: when none has a zero multiplier, skip
                 // the kernel's per-call check.
                 let run = match (layout, model.graph().qlinear_records_nonzero()) {
@@ -290,7 +281,7 @@ pub(crate) fn forward(
                     // Refused by `Graph::parse` in this build.
                     #[cfg(not(feature = "w8a8-tiles"))]
                     (WeightLayout::Tiles, _) => {
-                        return Err(broken(Rule::TilesNotBuilt));
+                        return Err(Fault(Rule::TilesNotBuilt));
                     }
                 };
                 run(w, xw, p, i32::from(y_zp), y)?;
@@ -306,8 +297,8 @@ pub(crate) fn forward(
                 int_copy(slots, place(a), dst.clone(), n)?;
                 // `structure` refuses QADD(a, a), so b's slots are disjoint from dst's.
                 let (bs, y) = read_write(slots, place(b), dst)?;
-                let bs = i8s(bs).get(..n).ok_or(broken(Rule::BadRange))?;
-                let y = i8s_mut(y).get_mut(..n).ok_or(broken(Rule::BadRange))?;
+                let bs = i8s(bs).get(..n).ok_or(Fault(Rule::BadRange))?;
+                let y = i8s_mut(y).get_mut(..n).ok_or(Fault(Rule::BadRange))?;
                 k::int8::qadd(y, bs, q)?;
             }
             Op::QLayerNorm {
@@ -324,12 +315,12 @@ pub(crate) fn forward(
             Op::QGather { table, key } => {
                 let row = match key {
                     GatherKey::Time(tt) => time_row(model.tensors().get(tt)?.data, t)
-                        .ok_or(broken(Rule::TimeRowMissing))?,
+                        .ok_or(Fault(Rule::TimeRowMissing))?,
                     GatherKey::Class => class as usize,
                 };
                 let n = len_of(v);
-                let y = slots.get_mut(dst).ok_or(broken(Rule::BadRange))?;
-                let y = i8s_mut(y).get_mut(..n).ok_or(broken(Rule::BadRange))?;
+                let y = slots.get_mut(dst).ok_or(Fault(Rule::BadRange))?;
+                let y = i8s_mut(y).get_mut(..n).ok_or(Fault(Rule::BadRange))?;
                 k::int8::table_row(model.tensors().get(table)?.data, row, y)?;
             }
             #[cfg(feature = "float-net")]
@@ -337,8 +328,8 @@ pub(crate) fn forward(
                 let m = model.tensors().get(rows)?.matrix()?;
                 let times = model.tensors().get(times)?.data;
                 // `Model::parse` checked every EVAL time is in the table.
-                let r = time_row(times, t).ok_or(broken(Rule::TimeRowMissing))?;
-                let y = slots.get_mut(dst).ok_or(broken(Rule::BadRange))?;
+                let r = time_row(times, t).ok_or(Fault(Rule::TimeRowMissing))?;
+                let y = slots.get_mut(dst).ok_or(Fault(Rule::BadRange))?;
                 k::embedding_row(&m, r, y)?;
             }
         }

@@ -11,7 +11,7 @@ use std::vec::Vec;
 use super::lanes::Packed;
 use crate::blob::graph::{GatherKey, MAX_VALUES, Op};
 use crate::blob::ops::Elem;
-use crate::error::{Error, Rule};
+use crate::error::{Error, Fault, Rule};
 use crate::model::Model;
 
 /// One op with its parameters decoded.
@@ -72,7 +72,7 @@ fn decode(m: &Matrix<'_>) -> Result<Vec<f32>, Error> {
             ),
             Dtype::I8 => out.extend(row.iter().map(|&b| f32::from(b as i8))),
             // `Matrix::new` refuses them.
-            Dtype::Q8 | Dtype::I32 => return Err(crate::network::broken(Rule::IntegerMatrix)),
+            Dtype::Q8 | Dtype::I32 => return Err(Fault(Rule::IntegerMatrix).into()),
         }
     }
     Ok(out)
