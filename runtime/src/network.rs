@@ -269,15 +269,17 @@ pub(crate) fn forward(
                 let (xw, y) = read_write(slots, scratch, dst)?;
                 let xw = i16s(xw).get(..cols_p).ok_or(Fault(Rule::BadRange))?;
                 let y = i8s_mut(y).get_mut(..rows).ok_or(Fault(Rule::BadRange))?;
-                // `Graph::parse` checked every record: when none has a zero multiplier, skip
-                // the kernel's per-call check.
+                // `Graph::parse` checked every record, so the kernels' per-call check is
+                // skipped. The fast kernels need non-zero multipliers; a graph with a zero one
+                // runs the reference (which is what the checking fast kernel would fall back
+                // to, and one kernel fewer in flash).
                 let run = match (layout, model.graph().qlinear_records_nonzero()) {
                     (WeightLayout::Pairs, true) => k::int8_fast::qlinear_pairs_validated,
-                    (WeightLayout::Pairs, false) => k::int8_fast::qlinear_pairs,
+                    (WeightLayout::Pairs, false) => k::int8::qlinear_pairs_validated,
                     #[cfg(feature = "w8a8-tiles")]
                     (WeightLayout::Tiles, true) => k::int8_fast::qlinear_validated,
                     #[cfg(feature = "w8a8-tiles")]
-                    (WeightLayout::Tiles, false) => k::int8_fast::qlinear,
+                    (WeightLayout::Tiles, false) => k::int8::qlinear_validated,
                     // Refused by `Graph::parse` in this build.
                     #[cfg(not(feature = "w8a8-tiles"))]
                     (WeightLayout::Tiles, _) => {

@@ -225,9 +225,9 @@ fn miswired_integer_graphs_are_typed_errors() {
 }
 
 /// A `QLINEAR` record with a zero multiplier (valid: a row whose real multiplier rounds to 0)
-/// turns off the executor's parse-time fast path (`qlinear_validated`, whose DSP kernel does
-/// not take such records) and the model still evaluates. (The kernels' agreement on either
-/// path is `qemu-kernel-check`'s; here the flag and the fallback.)
+/// turns off the executor's fast kernels (the DSP kernel does not take such records): the
+/// model then evaluates through the reference kernel. (The kernels' agreement on either path
+/// is `qemu-kernel-check`'s; here the flag and the fallback.)
 #[test]
 fn a_zero_multiplier_row_turns_off_the_validated_path() {
     let blob = integer::tiny_w8a8_blob();
