@@ -495,12 +495,18 @@ impl<'a> Program<'a> {
 
     /// The program's name (ASCII).
     pub fn name(&self) -> &'a str {
+        core::str::from_utf8(self.name_bytes()).unwrap_or("")
+    }
+
+    /// The name's bytes before its NUL padding. The parser and [`Programs::find`] compare
+    /// these, so a firmware that only looks programs up links no UTF-8 validation (300 bytes).
+    fn name_bytes(&self) -> &'a [u8] {
         let end = self
             .name
             .iter()
             .position(|&c| c == 0)
             .unwrap_or(self.name.len());
-        core::str::from_utf8(self.name.get(..end).unwrap_or(&[])).unwrap_or("")
+        self.name.get(..end).unwrap_or(&[])
     }
 
     /// Decodes the instruction at byte `at`.
@@ -710,7 +716,11 @@ impl<'a> Programs<'a> {
         for (i, prog) in p.iter().enumerate() {
             let prog = prog?;
             prog.validate(has_null_class)?;
-            if p.iter().take(i).flatten().any(|q| q.name() == prog.name()) {
+            if p.iter()
+                .take(i)
+                .flatten()
+                .any(|q| q.name_bytes() == prog.name_bytes())
+            {
                 return Err(Error::BadProgram {
                     program: prog.index,
                     offset: 0,
@@ -754,7 +764,7 @@ impl<'a> Programs<'a> {
     pub fn find(&self, name: &str) -> Result<Program<'a>, Error> {
         for p in self.iter() {
             let p = p?;
-            if p.name() == name {
+            if p.name_bytes() == name.as_bytes() {
                 return Ok(p);
             }
         }
