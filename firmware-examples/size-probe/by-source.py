@@ -44,10 +44,14 @@ def main() -> int:
             # Thumb instructions are 2 or 4 bytes; a larger step is a gap or literal pool.
             sizes[prev[1]] += step if 0 < step <= 4 else 2
         prev = (addr, current)
-    print(f"{sum(sizes.values())} code bytes")
-    for path, n in sizes.most_common(top):
-        short = re.sub(r"^/rustc/[0-9a-f]+/", "", path)
+    # One name per file, whether the line tables point into /rustc/<hash> or rust-src.
+    by_file = collections.Counter()
+    for path, n in sizes.items():
+        short = re.sub(r"^(/rustc/[0-9a-f]+|.*/rustlib/src/rust)/", "", path)
         short = re.sub(r"^.*?/(runtime|kernels)/src/", r"\1/src/", short)
+        by_file[short] += n
+    print(f"{sum(by_file.values())} code bytes")
+    for short, n in by_file.most_common(top):
         print(f"{n:7} {short}")
     return 0
 
