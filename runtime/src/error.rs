@@ -616,4 +616,33 @@ mod tests {
         assert_eq!(Fault::from(range), Fault(Rule::KernelIndex));
         assert_eq!(Fault::from(Error::BadMagic), Fault(Rule::Invariant));
     }
+
+    /// Every sentence docs/blob-format.md quotes as the `what` of an error is a rule's (a
+    /// quote ending in "…" is a prefix), so the format doc cannot drift from the codes.
+    #[test]
+    fn rules_quoted_in_the_format_doc_exist() {
+        let doc = include_str!("../../docs/blob-format.md");
+        let mut quoted = 0;
+        for kind in ["`Malformed {", "`BadTensor {", "`BadOp {", "`BadProgram {"] {
+            for (at, _) in doc.match_indices(kind) {
+                let rest = &doc[at + 1..];
+                let Some(end) = rest.find('`') else { continue };
+                let Some((_, q)) = rest[..end].split_once('"') else {
+                    continue;
+                };
+                let Some((q, _)) = q.split_once('"') else {
+                    continue;
+                };
+                // Prose wraps a long quote over lines.
+                let q = q.split_whitespace().collect::<std::vec::Vec<_>>().join(" ");
+                let hit = match q.strip_suffix(" …") {
+                    Some(prefix) => Rule::ALL.iter().any(|r| r.text().starts_with(prefix)),
+                    None => Rule::ALL.iter().any(|r| r.text() == q),
+                };
+                assert!(hit, "docs/blob-format.md quotes {q:?}, which no Rule says");
+                quoted += 1;
+            }
+        }
+        assert!(quoted > 50, "found only {quoted} quoted rules");
+    }
 }
