@@ -53,7 +53,7 @@ macro_rules! rules {
         /// [`Error::BadProgram`].
         ///
         /// A one-byte code rather than a sentence, so that firmware which never prints an error
-        /// does not carry ~4.5 KB of sentences in flash (docs/integer.md §7); the sentence is
+        /// does not carry ≈ 4 KB of sentences in flash (docs/integer.md §7); the sentence is
         /// [`Rule::text`] (also `Display`), and defmt prints the variant name from its own
         /// table, which is not loaded into flash. Each variant's doc is its sentence.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -78,6 +78,7 @@ macro_rules! rules {
 }
 
 rules! {
+    // Header and section table (`blob::locate_sections`).
     HeaderLength = "header length is not 32",
     HeaderFlags = "header flags must be 0 in version 1",
     HeaderReserved = "reserved header bytes must be 0",
@@ -86,6 +87,7 @@ rules! {
     SectionNotPacked = "section is not packed right after the previous one (at a multiple of 4)",
     SectionPastEnd = "section extends past the end of the blob",
     TrailingBytes = "bytes after the last section (beyond its padding to 4)",
+    // META.
     Rank = "rank must be 1..=4",
     ZeroDimension = "shape dimension is 0",
     DimensionPastRank = "shape dimensions past the rank must be 1",
@@ -95,9 +97,11 @@ rules! {
     NormLength = "normalisation length must be 0, 1 or the data length",
     NormSectionLength = "section length disagrees with the normalisation length",
     NormNotFinite = "normalisation scale or offset is not finite or beyond ±2^64",
+    // SCHEDULE.
     ScheduleLength = "section length disagrees with the row count",
     ScheduleRowTruncated = "row truncated",
     ScheduleNotFinite = "schedule value is not finite",
+    // TENSORS and DATA.
     TooManyTensors = "more than 65534 tensors",
     TensorSectionLength = "section length disagrees with the tensor count",
     TensorIndex = "index out of range",
@@ -111,6 +115,7 @@ rules! {
     ScalesMisaligned = "scales offset is not a multiple of 4",
     ScalesNotInt8 = "only int8 tensors have scales",
     NotFinite = "a weight or scale is NaN or infinite, or a scale is negative",
+    // GRAPH structure (`graph::structure`).
     OpRecordLength = "op record length is not 20",
     ValueCount = "value count must be op count + 1",
     GraphSectionLength = "section length disagrees with the op count",
@@ -130,6 +135,7 @@ rules! {
     OutputLength = "output length differs from the data length",
     UnusedFields = "unused fields must be 0xFFFF / 0",
     FloatOpWithoutFeature = "a float-network op in a runtime built without the float-net feature (an integer-only build runs w8a8 blobs: microdiff export --dtype w8a8)",
+    // GRAPH ops against their tensors (`Graph::parse`).
     TimesDtype = "time-table times must be f32 (K, 1)",
     TimesOrder = "time-table times must be finite, strictly increasing bit patterns",
     LinearWeights = "LINEAR weights must be f32, f16 or i8",
@@ -164,6 +170,7 @@ rules! {
     QGatherTable = "QGATHER table must be q8 (K, len)",
     QGatherKey = "QGATHER key (AUX) must be 0 (time) or 1 (class)",
     ClassTableUnconditional = "class table in an unconditional model",
+    // PROGRAMS.
     ProgramName = "name must be 1 to 16 printable ASCII characters without spaces",
     InstrPastEnd = "instruction past the end of the code",
     InstrTruncated = "instruction truncated",
@@ -194,6 +201,7 @@ rules! {
     BytesAfterPrograms = "bytes after the last program",
     DuplicateName = "two programs have the same name",
     EvalTimeNotInTable = "EVAL time is not in the graph's time table",
+    // Planning and execution: cannot happen for a blob `Model::parse` accepted.
     ArenaOver4GiB = "arena larger than 4 GiB",
     ValueOutsideArena = "value outside the arena",
     BadRange = "bad range",
@@ -215,6 +223,7 @@ rules! {
     KernelOverflow = "a kernel's size arithmetic overflows",
     KernelArgument = "a kernel refused an argument's value",
     Invariant = "a check of a validated blob failed",
+    // The blob builder (`blob::emit`, host only).
     ValuesShape = "values do not match rows * cols",
     BuilderTooManyTensors = "too many tensors",
     IntegerTensorBuilder = "integer tensors are added with tensor_q8 / tensor_i32",

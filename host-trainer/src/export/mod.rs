@@ -26,6 +26,9 @@ pub enum BuildError {
     /// The runtime's blob builder or parser refused what was built.
     #[error(transparent)]
     Blob(#[from] BlobError),
+    /// A kernel the exporter computes with refused its arguments.
+    #[error(transparent)]
+    Kernel(#[from] microdiff_kernels::KernelError),
     /// The parameters or the calibration cannot be exported; the reason, in words.
     #[error("{0}")]
     Refused(&'static str),

@@ -25,7 +25,6 @@ use std::cell::RefCell;
 
 use super::BuildError;
 use microdiff_kernels::int8::{self, QAdd, Requant, WeightLayout};
-use microdiff_runtime::Error as BlobError;
 use microdiff_runtime::blob::graph::GatherKey;
 use microdiff_runtime::blob::program::Instr;
 use microdiff_runtime::blob::{BlobBuilder, Value};
@@ -168,7 +167,7 @@ impl Net<'_> {
 
     fn time_mlp(&self, t: f32) -> Result<Vec<f32>, BuildError> {
         let mut e = vec![0.0f32; self.c.temb];
-        microdiff_kernels::time_embedding(t, MAX_PERIOD, &mut e).map_err(BlobError::from)?;
+        microdiff_kernels::time_embedding(t, MAX_PERIOD, &mut e)?;
         let mut u = self.linear(self.l.w_t1, self.l.b_t1, &e);
         microdiff_kernels::Activation::Silu.apply_slice(&mut u);
         Ok(self.linear(self.l.w_t2, self.l.b_t2, &u))

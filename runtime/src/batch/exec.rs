@@ -25,14 +25,14 @@ use crate::SampleRequest;
 use crate::blob::graph::{MAX_VALUES, Op, time_row};
 use crate::blob::program::{ClassSel, Instr, Program, Terms};
 use crate::error::{Error, Fault, Rule};
+use crate::network::read_write;
+use crate::noise::{Domain, NoiseStream};
 
 /// The error for a broken invariant of the plan (only reachable if the plan and the arena
 /// disagree, which the batched executor's sizing rules out).
 fn broken(what: Rule) -> Error {
     Fault(what).into()
 }
-use crate::network::read_write;
-use crate::noise::{Domain, NoiseStream};
 
 /// The state of one block: its arenas and each sample's fate.
 pub(crate) struct Block<'s> {
