@@ -49,6 +49,10 @@ pub enum Objective {
     ScoreVp = 2,
     /// Flow matching / rectified flow (Lipman et al. 2023).
     Flow = 3,
+    /// The decoder of a variational autoencoder (Kingma & Welling 2014): the network maps a
+    /// latent `z ~ N(0, I)`, held in the first elements of its input, to the decoder's mean,
+    /// so one `EVAL` of noise is a sample (prediction [`Prediction::Sample`]).
+    Vae = 4,
 }
 
 impl Objective {
@@ -59,6 +63,7 @@ impl Objective {
             1 => Some(Self::ScoreVe),
             2 => Some(Self::ScoreVp),
             3 => Some(Self::Flow),
+            4 => Some(Self::Vae),
             _ => None,
         }
     }
@@ -69,6 +74,7 @@ impl Objective {
             Self::ScoreVe => "score-ve",
             Self::ScoreVp => "score-vp",
             Self::Flow => "flow",
+            Self::Vae => "vae",
         }
     }
 }

@@ -183,6 +183,27 @@ impl Dense {
         &mut self.params
     }
 
+    /// Layer widths, input first.
+    #[must_use]
+    pub fn sizes(&self) -> &[usize] {
+        &self.sizes
+    }
+
+    /// Layer `layer`'s weight (`// (out, in)`, row-major) and bias; empty slices past the last
+    /// layer.
+    #[must_use]
+    pub fn layer(&self, layer: usize) -> (&[f64], &[f64]) {
+        let Some(&off) = self.offsets.get(layer) else {
+            return (&[], &[]);
+        };
+        let (fan_in, fan_out) = (self.sizes[layer], self.sizes[layer + 1]);
+        let nw = fan_in * fan_out;
+        (
+            &self.params[off..off + nw],
+            &self.params[off + nw..off + nw + fan_out],
+        )
+    }
+
     /// Overwrites layer `layer`'s weight (`// (out, in)`, row-major) and bias.
     pub fn set_layer(
         &mut self,

@@ -12,6 +12,8 @@
 //!   conditioning.
 //! * [`hvae`] — [`Hvae`]: `p(z2) p(z1|z2) p(x|z1)` with bottom-up inference
 //!   `q(z1|x) q(z2|z1)`.
+//! * [`export`] — a [`Vae`]'s decoder as a weight blob the no_std runtime samples (objective
+//!   `vae`, program `decode`).
 //!
 //! # Promises
 //!
@@ -51,6 +53,7 @@
 //! example, averaged over the mini-batch.
 
 pub mod dense;
+pub mod export;
 pub mod gaussian;
 pub mod hvae;
 
