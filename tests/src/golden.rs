@@ -60,17 +60,28 @@ pub enum Golden {
     /// [`DIGITS_PROGRAM`], its time MLP folded into a table. The cases pin its bits on every
     /// target and the Cortex-M0 prints its first sample as a digit.
     Trained,
+    /// A trained VAE decoder, checked in like [`Golden::Trained`]
+    /// (`host-trainer/examples/golden_vae.rs` writes it): the class-conditional digits VAE with
+    /// the one program [`VAE_PROGRAM`], one network pass per sample.
+    TrainedVae,
 }
 
 /// The golden blobs and their file names. The full-integer digits model comes first among the
 /// digits models, so the firmware's ASCII-art digit is the integer network's.
-pub const BLOBS: [(Golden, &str); 5] = [
+pub const BLOBS: [(Golden, &str); 6] = [
     (Golden::RefMlp(Dtype::F32), "ref-mlp-f32.mdfb"),
     (Golden::RefMlp(Dtype::F16), "ref-mlp-f16.mdfb"),
     (Golden::RefMlp(Dtype::I8), "ref-mlp-i8.mdfb"),
     (Golden::Trained, DIGITS_W8A8_FILE),
     (Golden::Trained, DIGITS_FILE),
+    (Golden::TrainedVae, DIGITS_VAE_FILE),
 ];
+
+/// The trained digits VAE decoder (int8 weights, f32 arithmetic).
+pub const DIGITS_VAE_FILE: &str = "digits-vae.mdfb";
+
+/// The program of the VAE blob: `LIN r0 = z; EVAL r0 <- r0; STEP`.
+pub const VAE_PROGRAM: &str = "decode";
 
 /// The program the digits blobs carry: DDIM, 10 steps, x̂₀ clipped, guidance 1.2.
 pub const DIGITS_PROGRAM: &str = "ddim10-cfg";
@@ -97,7 +108,7 @@ pub fn build_blob(which: Golden, file: &str) -> Result<Vec<u8>, String> {
             }
             b
         }
-        Golden::Trained => {
+        Golden::Trained | Golden::TrainedVae => {
             return std::fs::read(dir().join(file))
                 .map_err(|e| format!("trained golden blob tests/golden/{file}: {e}"));
         }
@@ -186,6 +197,7 @@ pub fn case_grid() -> Vec<(String, String, SampleRequest)> {
                 .map(|p| p.name().to_string())
                 .collect(),
             Golden::Trained => vec![DIGITS_PROGRAM.to_string()],
+            Golden::TrainedVae => vec![VAE_PROGRAM.to_string()],
         };
         for name in names {
             for spec in specs {

@@ -358,8 +358,10 @@ fn per_mac(perf: Option<(u64, u64, u64)>, macs: u64) -> String {
 /// f32 arithmetic) and `digits-w8a8.mdfb` (full integer): `macs_per_eval_digits` and
 /// `macs_per_eval_w8a8_digits`, `instructions_per_sample_{f32,w8a8}_digits_cfg10` (the whole
 /// program: network, `LIN`s, noise) and `instructions_per_mac_{f32,w8a8}` (one network
-/// evaluation alone, the firmware's `netperf` line, / MACs). Figures a target cannot give are
-/// `null`.
+/// evaluation alone, the firmware's `netperf` line, / MACs); for the digits VAE
+/// (`digits-vae.mdfb`, program `decode`: one network pass), `instructions_per_sample_vae_digits`.
+/// Figures a target cannot give are `null`.
+#[allow(clippy::too_many_arguments)]
 fn json_line(
     t: &Target,
     probe: &firmware::Sizes,
@@ -367,13 +369,14 @@ fn json_line(
     report: &Report,
     (digits, macs): (Option<(u64, u64, u64)>, u64),
     (w8a8, w8a8_macs): (Option<(u64, u64, u64)>, u64),
+    vae: Option<(u64, u64, u64)>,
     runtime_flash_w8a8: Option<u64>,
 ) -> String {
     let opt = |v: Option<u64>| v.map_or("null".to_string(), |v| v.to_string());
     // One network evaluation (the `netperf` line), counted as one evaluation of `macs`.
     let net = |file: &str| report.netperf.get(file).map(|&n| (1, 1, n));
     format!(
-        "{{\"target\":\"{}\",\"flash_bytes\":{},\"static_ram_bytes\":{},\"stack_bytes\":{},\"arena_bytes\":{},\"runtime_and_runner_flash_bytes\":{},\"runtime_flash_bytes_w8a8\":{},\"macs_per_eval_digits\":{},\"instructions_per_sample_f32_digits_cfg10\":{},\"instructions_per_mac_f32\":{},\"macs_per_eval_w8a8_digits\":{},\"instructions_per_sample_w8a8_digits_cfg10\":{},\"instructions_per_mac_w8a8\":{}}}",
+        "{{\"target\":\"{}\",\"flash_bytes\":{},\"static_ram_bytes\":{},\"stack_bytes\":{},\"arena_bytes\":{},\"runtime_and_runner_flash_bytes\":{},\"runtime_flash_bytes_w8a8\":{},\"macs_per_eval_digits\":{},\"instructions_per_sample_f32_digits_cfg10\":{},\"instructions_per_mac_f32\":{},\"macs_per_eval_w8a8_digits\":{},\"instructions_per_sample_w8a8_digits_cfg10\":{},\"instructions_per_mac_w8a8\":{},\"instructions_per_sample_vae_digits\":{}}}",
         t.name,
         probe.flash(),
         probe.ram(),
@@ -387,6 +390,7 @@ fn json_line(
         w8a8_macs,
         opt(w8a8.map(|d| d.2)),
         per_mac(net(golden::DIGITS_W8A8_FILE), w8a8_macs),
+        opt(vae.map(|d| d.2)),
     )
 }
 
@@ -472,6 +476,7 @@ fn size(args: &[String]) -> Result<bool, String> {
                     &report,
                     (digits_case, digits_macs),
                     (w8a8_case, w8a8_macs),
+                    case_perf(&report, golden::DIGITS_VAE_FILE, golden::VAE_PROGRAM),
                     w8a8_flash,
                 )
             );
