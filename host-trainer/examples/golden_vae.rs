@@ -1,6 +1,8 @@
 //! Trains a class-conditional Gaussian VAE on the 8×8 digits and writes its decoder as the
-//! golden blob `tests/golden/digits-vae.mdfb` (int8 weights, f32 arithmetic; program `decode`:
-//! one network pass per sample), which the conformance cases and every firmware run.
+//! golden blobs `tests/golden/digits-vae.mdfb` (int8 weights, f32 arithmetic) and
+//! `tests/golden/digits-vae-w8a8.mdfb` (full integer, calibrated on 64 latents per class), each
+//! with the program `decode` (one network pass per sample), which the conformance cases and
+//! every firmware run.
 //!
 //! ```sh
 //! cargo run --release -p microdiff-trainer --example golden_vae -- tests/golden
@@ -55,13 +57,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "golden_vae: negative ELBO over the last 100 steps {:.2} nats per digit",
         tail.iter().sum::<f64>() / tail.len().max(1) as f64
     );
-    let bytes = export::blob(&vae, &[8, 8], Dtype::I8, (16.0, 0.0))?;
-    let path = dir.join("digits-vae.mdfb");
-    std::fs::write(&path, &bytes)?;
-    eprintln!(
-        "golden_vae: wrote {} ({} bytes)",
-        path.display(),
-        bytes.len()
-    );
+    let units = (16.0, 0.0);
+    for (file, bytes) in [
+        (
+            "digits-vae.mdfb",
+            export::blob(&vae, &[8, 8], Dtype::I8, units)?,
+        ),
+        (
+            "digits-vae-w8a8.mdfb",
+            export::blob_w8a8(&vae, &[8, 8], units, (64, 0x00CA_11B8))?,
+        ),
+    ] {
+        let path = dir.join(file);
+        std::fs::write(&path, &bytes)?;
+        eprintln!(
+            "golden_vae: wrote {} ({} bytes)",
+            path.display(),
+            bytes.len()
+        );
+    }
     Ok(())
 }

@@ -68,17 +68,21 @@ pub enum Golden {
 
 /// The golden blobs and their file names. The full-integer digits model comes first among the
 /// digits models, so the firmware's ASCII-art digit is the integer network's.
-pub const BLOBS: [(Golden, &str); 6] = [
+pub const BLOBS: [(Golden, &str); 7] = [
     (Golden::RefMlp(Dtype::F32), "ref-mlp-f32.mdfb"),
     (Golden::RefMlp(Dtype::F16), "ref-mlp-f16.mdfb"),
     (Golden::RefMlp(Dtype::I8), "ref-mlp-i8.mdfb"),
     (Golden::Trained, DIGITS_W8A8_FILE),
     (Golden::Trained, DIGITS_FILE),
     (Golden::TrainedVae, DIGITS_VAE_FILE),
+    (Golden::TrainedVae, DIGITS_VAE_W8A8_FILE),
 ];
 
 /// The trained digits VAE decoder (int8 weights, f32 arithmetic).
 pub const DIGITS_VAE_FILE: &str = "digits-vae.mdfb";
+
+/// The same decoder as a full-integer (W8A8) network.
+pub const DIGITS_VAE_W8A8_FILE: &str = "digits-vae-w8a8.mdfb";
 
 /// The program of the VAE blob: `LIN r0 = z; EVAL r0 <- r0; STEP`.
 pub const VAE_PROGRAM: &str = "decode";

@@ -81,22 +81,22 @@ fn fail(what: &'static str) -> BuildError {
 
 /// Affine int8 quantization of one value.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Q {
-    scale: f32,
-    zp: i8,
+pub(crate) struct Q {
+    pub(crate) scale: f32,
+    pub(crate) zp: i8,
 }
 
 /// The range of one value over the calibration.
 #[derive(Debug, Clone, Copy)]
-struct Range {
+pub(crate) struct Range {
     lo: f32,
     hi: f32,
 }
 
 impl Range {
-    const EMPTY: Range = Range { lo: 0.0, hi: 0.0 };
+    pub(crate) const EMPTY: Range = Range { lo: 0.0, hi: 0.0 };
 
-    fn add(&mut self, xs: &[f32]) {
+    pub(crate) fn add(&mut self, xs: &[f32]) {
         for &x in xs {
             if x.is_finite() {
                 self.lo = self.lo.min(x);
@@ -106,7 +106,7 @@ impl Range {
     }
 
     /// `scale = (hi − lo)/255` over a range that contains 0, `zp = round(−128 − lo/scale)`.
-    fn q(&self) -> Q {
+    pub(crate) fn q(&self) -> Q {
         let (lo, hi) = (f64::from(self.lo.min(0.0)), f64::from(self.hi.max(0.0)));
         let scale = ((hi - lo) / 255.0).max(1e-8);
         let zp = (-128.0 - lo / scale).round().clamp(-128.0, 127.0);
@@ -269,7 +269,7 @@ fn calibrate(
 
 /// The tensors of one `QLINEAR`: int8 weights in the paired layout (`int8::pair_index`) and
 /// `[bias, multiplier, shift]` rows.
-fn qlinear_tensors(
+pub(crate) fn qlinear_tensors(
     b: &mut BlobBuilder,
     w: &[f32],
     bias: &[f32],
@@ -317,7 +317,7 @@ fn qlinear_tensors(
 }
 
 /// `[c, ma, mb, s]` of a `QADD` from `a`, `b` to `y` (the kernels' `QAdd`).
-fn qadd_consts(a: Q, bq: Q, y: Q) -> Result<[i32; 4], BuildError> {
+pub(crate) fn qadd_consts(a: Q, bq: Q, y: Q) -> Result<[i32; 4], BuildError> {
     let ra = f64::from(a.scale) / f64::from(y.scale);
     let rb = f64::from(bq.scale) / f64::from(y.scale);
     let max = ra.max(rb);
@@ -376,7 +376,7 @@ fn qnorm_tensors(
 }
 
 /// The 256-entry table of `act` from codes of `x` to codes of `y`.
-fn lut(act: microdiff_kernels::Activation, x: Q, y: Q) -> Vec<i8> {
+pub(crate) fn lut(act: microdiff_kernels::Activation, x: Q, y: Q) -> Vec<i8> {
     (-128..=127i32)
         .map(|q| {
             let real = int8::dequantize(q as i8, x.scale, i32::from(x.zp));
@@ -386,7 +386,7 @@ fn lut(act: microdiff_kernels::Activation, x: Q, y: Q) -> Vec<i8> {
 }
 
 /// int8 rows of `rows` (row-major, `cols` wide) at one scale.
-fn table(rows: &[f32], q: Q) -> Vec<i8> {
+pub(crate) fn table(rows: &[f32], q: Q) -> Vec<i8> {
     rows.iter()
         .map(|&v| int8::quantize(v, q.scale, i32::from(q.zp)))
         .collect()

@@ -340,6 +340,9 @@ fn case_perf(report: &Report, blob: &str, program: &str) -> Option<(u64, u64, u6
         .and_then(|i| report.cases.get(&i)?.perf)
 }
 
+/// A case's `(steps, evaluations, instructions)`, where the firmware counted them.
+type Perf = Option<(u64, u64, u64)>;
+
 /// `instructions / (evaluations · macs)` with three decimals, or `null`.
 fn per_mac(perf: Option<(u64, u64, u64)>, macs: u64) -> String {
     perf.filter(|&(_, evals, _)| evals > 0 && macs > 0)
@@ -358,8 +361,10 @@ fn per_mac(perf: Option<(u64, u64, u64)>, macs: u64) -> String {
 /// f32 arithmetic) and `digits-w8a8.mdfb` (full integer): `macs_per_eval_digits` and
 /// `macs_per_eval_w8a8_digits`, `instructions_per_sample_{f32,w8a8}_digits_cfg10` (the whole
 /// program: network, `LIN`s, noise) and `instructions_per_mac_{f32,w8a8}` (one network
-/// evaluation alone, the firmware's `netperf` line, / MACs); for the digits VAE
-/// (`digits-vae.mdfb`, program `decode`: one network pass), `instructions_per_sample_vae_digits`.
+/// evaluation alone, the firmware's `netperf` line, / MACs); for the digits VAE decoder
+/// (program `decode`: one network pass), `instructions_per_sample_vae_digits`
+/// (`digits-vae.mdfb`, int8 weights, f32 arithmetic) and `instructions_per_sample_vae_w8a8_digits`
+/// (`digits-vae-w8a8.mdfb`).
 /// Figures a target cannot give are `null`.
 #[allow(clippy::too_many_arguments)]
 fn json_line(
@@ -369,14 +374,14 @@ fn json_line(
     report: &Report,
     (digits, macs): (Option<(u64, u64, u64)>, u64),
     (w8a8, w8a8_macs): (Option<(u64, u64, u64)>, u64),
-    vae: Option<(u64, u64, u64)>,
+    (vae, vae_w8a8): (Perf, Perf),
     runtime_flash_w8a8: Option<u64>,
 ) -> String {
     let opt = |v: Option<u64>| v.map_or("null".to_string(), |v| v.to_string());
     // One network evaluation (the `netperf` line), counted as one evaluation of `macs`.
     let net = |file: &str| report.netperf.get(file).map(|&n| (1, 1, n));
     format!(
-        "{{\"target\":\"{}\",\"flash_bytes\":{},\"static_ram_bytes\":{},\"stack_bytes\":{},\"arena_bytes\":{},\"runtime_and_runner_flash_bytes\":{},\"runtime_flash_bytes_w8a8\":{},\"macs_per_eval_digits\":{},\"instructions_per_sample_f32_digits_cfg10\":{},\"instructions_per_mac_f32\":{},\"macs_per_eval_w8a8_digits\":{},\"instructions_per_sample_w8a8_digits_cfg10\":{},\"instructions_per_mac_w8a8\":{},\"instructions_per_sample_vae_digits\":{}}}",
+        "{{\"target\":\"{}\",\"flash_bytes\":{},\"static_ram_bytes\":{},\"stack_bytes\":{},\"arena_bytes\":{},\"runtime_and_runner_flash_bytes\":{},\"runtime_flash_bytes_w8a8\":{},\"macs_per_eval_digits\":{},\"instructions_per_sample_f32_digits_cfg10\":{},\"instructions_per_mac_f32\":{},\"macs_per_eval_w8a8_digits\":{},\"instructions_per_sample_w8a8_digits_cfg10\":{},\"instructions_per_mac_w8a8\":{},\"instructions_per_sample_vae_digits\":{},\"instructions_per_sample_vae_w8a8_digits\":{}}}",
         t.name,
         probe.flash(),
         probe.ram(),
@@ -391,6 +396,7 @@ fn json_line(
         opt(w8a8.map(|d| d.2)),
         per_mac(net(golden::DIGITS_W8A8_FILE), w8a8_macs),
         opt(vae.map(|d| d.2)),
+        opt(vae_w8a8.map(|d| d.2)),
     )
 }
 
@@ -476,7 +482,10 @@ fn size(args: &[String]) -> Result<bool, String> {
                     &report,
                     (digits_case, digits_macs),
                     (w8a8_case, w8a8_macs),
-                    case_perf(&report, golden::DIGITS_VAE_FILE, golden::VAE_PROGRAM),
+                    (
+                        case_perf(&report, golden::DIGITS_VAE_FILE, golden::VAE_PROGRAM),
+                        case_perf(&report, golden::DIGITS_VAE_W8A8_FILE, golden::VAE_PROGRAM),
+                    ),
                     w8a8_flash,
                 )
             );
@@ -501,6 +510,32 @@ fn size(args: &[String]) -> Result<bool, String> {
         if ram_use > t.ram_bytes || probe.flash() > t.flash_bytes {
             println!("  {}: does not fit the modelled MCU", t.name);
             ok = false;
+        }
+        // Issue #14's bound: a VAE sample costs at most a tenth of the guided diffusion digit,
+        // each in the same arithmetic (full integer, and int8 weights with f32 arithmetic).
+        for (vae, digit, what) in [
+            (
+                golden::DIGITS_VAE_W8A8_FILE,
+                golden::DIGITS_W8A8_FILE,
+                "W8A8",
+            ),
+            (
+                golden::DIGITS_VAE_FILE,
+                golden::DIGITS_FILE,
+                "f32-arithmetic",
+            ),
+        ] {
+            let v = case_perf(&report, vae, golden::VAE_PROGRAM);
+            let d = case_perf(&report, digit, golden::DIGITS_PROGRAM);
+            if let (Some((_, _, v)), Some((_, _, d))) = (v, d)
+                && v.saturating_mul(10) > d
+            {
+                println!(
+                    "  {}: a {what} VAE sample costs {v} instructions, more than a tenth of the {what} guided digit's {d}",
+                    t.name
+                );
+                ok = false;
+            }
         }
         let expected_path = firmware::package_dir(t).join("expected-size.txt");
         let current = format!(

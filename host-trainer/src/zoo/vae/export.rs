@@ -26,11 +26,15 @@
 
 use microdiff_kernels::{Activation as DeviceActivation, Dtype};
 use microdiff_runtime::Error as BlobError;
+use microdiff_runtime::blob::graph::GatherKey;
 use microdiff_runtime::blob::meta::{Objective, Prediction};
 use microdiff_runtime::blob::program::ClassSel;
 use microdiff_runtime::blob::{BlobBuilder, ProgramBuilder};
+use microdiff_runtime::noise::{Domain, NoiseStream};
 
 use super::{Activation, Likelihood, Vae};
+use crate::export::BuildError;
+use crate::export::w8a8::{Q, Range, lut, qadd_consts, qlinear_tensors, table};
 
 /// The program every exported VAE blob carries.
 pub const PROGRAM: &str = "decode";
@@ -70,6 +74,9 @@ pub enum VaeExportError {
     /// The blob builder refused (a tensor too large for the format, …).
     #[error("building the blob: {0}")]
     Blob(#[from] BlobError),
+    /// The W8A8 quantization refused (a scale out of the integer ops' range).
+    #[error("W8A8 export: {0}")]
+    Quantize(#[from] BuildError),
 }
 
 /// The blob of `vae`'s decoder for samples of `shape`, matrices stored as `dtype` (f32, f16 or
@@ -80,6 +87,42 @@ pub fn blob(
     dtype: Dtype,
     (scale, offset): (f32, f32),
 ) -> Result<Vec<u8>, VaeExportError> {
+    let (act, classes) = check(vae, shape)?;
+    let c = vae.config();
+    let x_dim = c.x_dim;
+    let mut b = start(shape, classes, (scale, offset));
+    let dec = vae.decoder();
+    let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    let mut h = b.input();
+    for l in 0..dec.layers() {
+        let (w, bias) = dec.layer(l);
+        let (fan_in, fan_out) = (dec.sizes()[l], dec.sizes()[l + 1]);
+        // Bounded by the blob builder's checks (it refuses what the format cannot hold).
+        let (rows, bias_t) = (
+            fan_out as u32,
+            b.tensor(Dtype::F32, fan_out as u32, 1, &f32s(bias))?,
+        );
+        if l == 0 {
+            let (wz, table) = split_first_layer(vae);
+            let wt = b.tensor(dtype, rows, x_dim as u32, &wz)?;
+            h = b.linear(h, wt, Some(bias_t));
+            if classes > 0 {
+                let t = b.tensor(dtype, u32::from(classes), rows, &table)?;
+                let e = b.class_embed(t);
+                h = b.add(h, e);
+            }
+        } else {
+            h = b.activation(h, act);
+            let wt = b.tensor(dtype, rows, fan_in as u32, &f32s(w))?;
+            h = b.linear(h, wt, Some(bias_t));
+        }
+    }
+    b.output(h);
+    Ok(finish(b)?)
+}
+
+/// The device activation of `vae`'s decoder and its class count, or why it cannot run.
+fn check(vae: &Vae, shape: &[u16]) -> Result<(DeviceActivation, u16), VaeExportError> {
     let c = vae.config();
     let act = match c.activation {
         Activation::Relu => DeviceActivation::Relu,
@@ -106,57 +149,149 @@ pub fn blob(
         });
     }
     let classes = u16::try_from(c.classes).map_err(|_| VaeExportError::Classes(c.classes))?;
+    Ok((act, classes))
+}
 
+/// META of a VAE blob.
+fn start(shape: &[u16], classes: u16, (scale, offset): (f32, f32)) -> BlobBuilder {
     let mut b = BlobBuilder::new(shape, Objective::Vae, Prediction::Sample);
     if classes > 0 {
         b.classes(classes, None);
     }
     b.normalization(&[scale], &[offset]);
-    let dec = vae.decoder();
-    let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
-    let mut h = b.input();
-    for l in 0..dec.layers() {
-        let (w, bias) = dec.layer(l);
-        let (fan_in, fan_out) = (dec.sizes()[l], dec.sizes()[l + 1]);
-        // Bounded by the blob builder's checks below (it refuses what the format cannot hold).
-        let (rows, bias_t) = (
-            fan_out as u32,
-            b.tensor(Dtype::F32, fan_out as u32, 1, &f32s(bias))?,
-        );
-        if l == 0 {
-            // Columns 0..z_dim are the latent's, then the one-hot's; the input register has
-            // x_dim values, the rest of them ignored (zero columns).
-            let mut wz = vec![0.0f32; fan_out * x_dim];
-            let mut table = vec![0.0f32; usize::from(classes) * fan_out];
-            for o in 0..fan_out {
-                let row = &w[o * fan_in..(o + 1) * fan_in];
-                for (i, &v) in row[..c.z_dim].iter().enumerate() {
-                    wz[o * x_dim + i] = v as f32;
-                }
-                for (k, &v) in row[c.z_dim..].iter().enumerate() {
-                    table[k * fan_out + o] = v as f32;
-                }
-            }
-            let wt = b.tensor(dtype, rows, x_dim as u32, &wz)?;
-            h = b.linear(h, wt, Some(bias_t));
-            if classes > 0 {
-                let t = b.tensor(dtype, u32::from(classes), rows, &table)?;
-                let e = b.class_embed(t);
-                h = b.add(h, e);
-            }
-        } else {
-            h = b.activation(h, act);
-            let wt = b.tensor(dtype, rows, fan_in as u32, &f32s(w))?;
-            h = b.linear(h, wt, Some(bias_t));
-        }
-    }
-    b.output(h);
+    b
+}
+
+/// The program, then the bytes.
+fn finish(mut b: BlobBuilder) -> Result<Vec<u8>, BlobError> {
     let mut p = ProgramBuilder::new(PROGRAM, 1);
     p.lin(0, &[], Some(1.0))
         .eval(0, 0, ClassSel::Caller, 0.0)
         .step();
     b.program(&p);
-    Ok(b.build()?)
+    b.build()
+}
+
+/// The first layer as the device holds it: the latent's columns widened to the input register
+/// (`(out, x_dim)`, zero past `z_dim`) and the one-hot's columns as class rows
+/// (`(classes, out)`).
+fn split_first_layer(vae: &Vae) -> (Vec<f32>, Vec<f32>) {
+    let c = vae.config();
+    let dec = vae.decoder();
+    let (w, _) = dec.layer(0);
+    let (fan_in, fan_out) = (dec.sizes()[0], dec.sizes()[1]);
+    let mut wz = vec![0.0f32; fan_out * c.x_dim];
+    let mut table = vec![0.0f32; c.classes * fan_out];
+    for o in 0..fan_out {
+        let row = &w[o * fan_in..(o + 1) * fan_in];
+        for (i, &v) in row[..c.z_dim].iter().enumerate() {
+            wz[o * c.x_dim + i] = v as f32;
+        }
+        for (k, &v) in row[c.z_dim..].iter().enumerate() {
+            table[k * fan_out + o] = v as f32;
+        }
+    }
+    (wz, table)
+}
+
+/// The full-integer (W8A8) blob of `vae`'s decoder: `QUANTIZE` of the input register, then
+/// per layer a `QLINEAR` (int8 weights per row, int32 bias) with the class row added by
+/// `QGATHER` + `QADD` after the first and a `QLUT` table of the activation between layers, and
+/// a `DEQUANTIZE` of the output. The activation ranges are calibrated by running the decoder
+/// (f64, on the host) on `samples` latents `z ~ N(0, I)` per class, drawn from the sampler's
+/// own noise (seed `seed`, stream = sample index), so they are the values the device sees.
+/// The same conventions as the diffusion models' W8A8 export (docs/integer.md).
+pub fn blob_w8a8(
+    vae: &Vae,
+    shape: &[u16],
+    units: (f32, f32),
+    (samples, seed): (usize, u64),
+) -> Result<Vec<u8>, VaeExportError> {
+    let (act, classes) = check(vae, shape)?;
+    let c = vae.config();
+    let dec = vae.decoder();
+    let layers = dec.layers();
+    let host_act = c.activation;
+    // Ranges: [0] the input, then per layer its linear output (layer 0: before the class row),
+    // [layers + 1 ..] the class rows and the sums, then each activation's output.
+    let mut input = Range::EMPTY;
+    let mut lin = vec![Range::EMPTY; layers];
+    let (mut class_row, mut sum) = (Range::EMPTY, Range::EMPTY);
+    let mut acts = vec![Range::EMPTY; layers];
+    let per_class = samples.max(1);
+    for class in 0..usize::from(classes).max(1) {
+        for s in 0..per_class {
+            let mut x = vec![0.0f32; c.x_dim];
+            NoiseStream::new(seed, s as u32, Domain::Sampler).fill_normal(0, &mut x);
+            input.add(&x);
+            let mut h: Vec<f64> = x[..c.z_dim].iter().map(|&v| f64::from(v)).collect();
+            for l in 0..layers {
+                let (w, bias) = dec.layer(l);
+                let (fan_in, fan_out) = (dec.sizes()[l], dec.sizes()[l + 1]);
+                if l > 0 {
+                    h.iter_mut().for_each(|v| *v = host_act.apply(*v));
+                    acts[l].add(&h.iter().map(|&v| v as f32).collect::<Vec<_>>());
+                }
+                let width = if l == 0 { c.z_dim } else { fan_in };
+                let mut y: Vec<f64> = (0..fan_out)
+                    .map(|o| {
+                        let row = &w[o * fan_in..o * fan_in + width];
+                        bias[o] + row.iter().zip(&h).map(|(a, b)| a * b).sum::<f64>()
+                    })
+                    .collect();
+                lin[l].add(&y.iter().map(|&v| v as f32).collect::<Vec<_>>());
+                if l == 0 && classes > 0 {
+                    let col: Vec<f64> = (0..fan_out)
+                        .map(|o| w[o * fan_in + c.z_dim + class])
+                        .collect();
+                    class_row.add(&col.iter().map(|&v| v as f32).collect::<Vec<_>>());
+                    y.iter_mut().zip(&col).for_each(|(a, b)| *a += b);
+                    sum.add(&y.iter().map(|&v| v as f32).collect::<Vec<_>>());
+                }
+                h = y;
+            }
+        }
+    }
+
+    let mut b = start(shape, classes, units);
+    let qx: Q = input.q();
+    let scales = b.tensor(Dtype::F32, 1, 1, &[qx.scale])?;
+    let x = b.input();
+    let mut h = b.quantize(x, qx.zp, scales, None);
+    let mut hq = qx;
+    let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    for l in 0..layers {
+        let (w, bias) = dec.layer(l);
+        let (fan_in, fan_out) = (dec.sizes()[l], dec.sizes()[l + 1]);
+        if l > 0 {
+            let yq = acts[l].q();
+            let t = b.tensor_q8(256, 1, &lut(act, hq, yq))?;
+            h = b.qlut(h, t);
+            hq = yq;
+        }
+        let yq = lin[l].q();
+        let (wt, pt) = if l == 0 {
+            let (wz, _) = split_first_layer(vae);
+            qlinear_tensors(&mut b, &wz, &f32s(bias), fan_out, c.x_dim, hq, yq)?
+        } else {
+            qlinear_tensors(&mut b, &f32s(w), &f32s(bias), fan_out, fan_in, hq, yq)?
+        };
+        h = b.qlinear(h, wt, pt, hq.zp, yq.zp);
+        hq = yq;
+        if l == 0 && classes > 0 {
+            let (_, rows) = split_first_layer(vae);
+            let cq = class_row.q();
+            let t = b.tensor_q8(u32::from(classes), fan_out as u32, &table(&rows, cq))?;
+            let e = b.qgather(t, GatherKey::Class);
+            let sq = sum.q();
+            let k = b.tensor_i32(4, 1, &qadd_consts(hq, cq, sq)?)?;
+            h = b.qadd(h, e, k);
+            hq = sq;
+        }
+    }
+    let out = b.dequantize(h, hq.zp, hq.scale);
+    b.output(out);
+    Ok(finish(b)?)
 }
 
 #[cfg(test)]
@@ -232,6 +367,44 @@ mod tests {
         }
     }
 
+    /// The W8A8 decoder follows the host's within its quantization error: every output within
+    /// 4 % of the output range of the f64 decoder, for every class, on latents it was not
+    /// calibrated on.
+    #[test]
+    fn the_w8a8_decoder_follows_the_hosts() {
+        for (classes, hidden, act) in [
+            (3, vec![16, 12], Activation::Silu),
+            (0, vec![16], Activation::Relu),
+            (2, vec![], Activation::Relu),
+        ] {
+            let v = vae(classes, hidden, act);
+            let bytes = blob_w8a8(&v, &[2, 3], ID, (256, 1)).unwrap();
+            let model = Model::parse(&bytes).unwrap();
+            let mut arena = vec![0u8; model.arena_bytes()];
+            let noise = NoiseStream::new(99, 3, Domain::Sampler);
+            let (mut lo, mut hi, mut worst) = (f64::MAX, f64::MIN, 0.0f64);
+            for class in 0..classes.max(1) {
+                for draw in 0..32 {
+                    let mut x = [0.0f32; 6];
+                    noise.fill_normal(draw, &mut x);
+                    let mut out = [0.0f32; 6];
+                    evaluate(&model, &mut arena, &x, 0.0, class as u16, &mut out).unwrap();
+                    let mut input: Vec<f64> = x[..2].iter().map(|&z| f64::from(z)).collect();
+                    input.extend((0..classes).map(|k| if k == class { 1.0 } else { 0.0 }));
+                    for (o, w) in out.iter().zip(v.decoder().apply(&input).unwrap()) {
+                        (lo, hi) = (lo.min(w), hi.max(w));
+                        worst = worst.max((f64::from(*o) - w).abs());
+                    }
+                }
+            }
+            assert!(
+                worst <= 0.04 * (hi - lo),
+                "{classes} classes: worst error {worst} over a range of {}",
+                hi - lo
+            );
+        }
+    }
+
     /// What the runtime cannot run is refused, naming it.
     #[test]
     fn what_the_device_cannot_run_is_refused() {
@@ -268,7 +441,7 @@ mod tests {
     }
 
     /// A class-conditional VAE trained briefly on the 8×8 digits (as `pixel / 16`), exported
-    /// with int8 weights: the device samples every class in data units (pixels 0..=16, up to
+    /// with int8 weights and as W8A8: the device samples every class in data units (pixels 0..=16, up to
     /// the decoder mean's overshoot), and its samples lie nearest their own class's mean of
     /// the data (50 of 50 when written; chance is 5).
     #[test]
@@ -293,11 +466,8 @@ mod tests {
             seed: 5,
         };
         v.train(&x, Some(&labels), &cfg).unwrap();
-        let bytes = blob(&v, &[8, 8], Dtype::I8, (16.0, 0.0)).unwrap();
-        let model = Model::parse(&bytes).unwrap();
-        let program = model.program(PROGRAM).unwrap();
-        assert_eq!((program.steps, program.evals), (1, 1));
-        let mut arena = vec![0u8; model.arena_bytes()];
+        let int8_weights = blob(&v, &[8, 8], Dtype::I8, (16.0, 0.0)).unwrap();
+        let w8a8 = blob_w8a8(&v, &[8, 8], (16.0, 0.0), (64, 1)).unwrap();
         // The data's class means, in data units.
         let mut means = vec![[0.0f64; 64]; 10];
         let mut counts = [0usize; 10];
@@ -310,35 +480,41 @@ mod tests {
         for (m, &n) in means.iter_mut().zip(&counts) {
             m.iter_mut().for_each(|v| *v /= n as f64);
         }
-        let mut right = 0;
-        for class in 0..10u16 {
-            for seed in 0..5 {
-                let spec = SampleRequest {
-                    seed,
-                    stream: 0,
-                    class,
-                };
-                let mut out = [0.0f32; 64];
-                sample(&model, program, &mut arena, spec, &mut out).unwrap();
-                assert!(out.iter().all(|p| (-16.0..=32.0).contains(p)), "{out:?}");
-                let nearest = (0..10)
-                    .min_by(|&a, &b| {
-                        let d = |k: usize| -> f64 {
-                            out.iter()
-                                .zip(&means[k])
-                                .map(|(&o, &m)| (f64::from(o) - m).powi(2))
-                                .sum()
-                        };
-                        d(a).total_cmp(&d(b))
-                    })
-                    .unwrap();
-                right += usize::from(nearest == usize::from(class));
+        for bytes in [int8_weights, w8a8] {
+            let model = Model::parse(&bytes).unwrap();
+            let program = model.program(PROGRAM).unwrap();
+            assert_eq!((program.steps, program.evals), (1, 1));
+            let mut arena = vec![0u8; model.arena_bytes()];
+            let mut right = 0;
+            for class in 0..10u16 {
+                for seed in 0..5 {
+                    let spec = SampleRequest {
+                        seed,
+                        stream: 0,
+                        class,
+                    };
+                    let mut out = [0.0f32; 64];
+                    sample(&model, program, &mut arena, spec, &mut out).unwrap();
+                    assert!(out.iter().all(|p| (-16.0..=32.0).contains(p)), "{out:?}");
+                    let nearest = (0..10)
+                        .min_by(|&a, &b| {
+                            let d = |k: usize| -> f64 {
+                                out.iter()
+                                    .zip(&means[k])
+                                    .map(|(&o, &m)| (f64::from(o) - m).powi(2))
+                                    .sum()
+                            };
+                            d(a).total_cmp(&d(b))
+                        })
+                        .unwrap();
+                    right += usize::from(nearest == usize::from(class));
+                }
             }
+            // Chance is 5 of 50.
+            assert!(
+                right >= 35,
+                "{right} of 50 samples nearest their class's mean"
+            );
         }
-        // Chance is 5 of 50.
-        assert!(
-            right >= 35,
-            "{right} of 50 samples nearest their class's mean"
-        );
     }
 }
