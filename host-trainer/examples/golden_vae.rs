@@ -57,7 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "golden_vae: negative ELBO over the last 100 steps {:.2} nats per digit",
         tail.iter().sum::<f64>() / tail.len().max(1) as f64
     );
-    let units = (16.0, 0.0);
+    let units: (&[f32], &[f32]) = (&[16.0], &[0.0]);
     for (file, bytes) in [
         (
             "digits-vae.mdfb",

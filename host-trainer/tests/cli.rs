@@ -403,7 +403,14 @@ fn readme_commands_run_as_written() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    for written in ["runs/m/checkpoint.mdck", "m.mdfb", "s.png", "s.csv"] {
+    for written in [
+        "runs/m/checkpoint.mdck",
+        "m.mdfb",
+        "s.png",
+        "s.csv",
+        "runs/v/vae.json",
+        "v.mdfb",
+    ] {
         assert!(dir.join(written).exists(), "{written} missing");
     }
     std::fs::remove_dir_all(&dir).ok();
@@ -847,5 +854,108 @@ fn samples_far_outside_the_data_are_warned_about() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(doc.get("far_out").is_none(), "{doc}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `train --objective vae` → `export` (every dtype) → `sample` → `inspect`; the same training
+/// twice writes the same model; the diffusion-only flags, a second run into the same folder and
+/// a damaged `vae.json` are one-line errors (issue #14, docs/zoo.md).
+#[test]
+fn a_vae_trains_exports_and_samples_from_the_cli() {
+    let dir = scratch("vae");
+    std::fs::create_dir_all(&dir).unwrap();
+    let vae_train = |out: &str, extra: &[&str]| {
+        let mut c = bin();
+        c.current_dir(&dir).args([
+            "train",
+            "--data",
+            "digits",
+            "--objective",
+            "vae",
+            "--conditional",
+            "true",
+            "--steps",
+            "400",
+            "--hidden",
+            "32",
+            "--out",
+            out,
+        ]);
+        c.args(extra);
+        c
+    };
+    ok(&mut vae_train("runs/v", &[]));
+    ok(&mut vae_train("runs/w", &["--quiet"]));
+    let model = |r: &str| std::fs::read(dir.join(r).join("vae.json")).unwrap();
+    assert_eq!(
+        model("runs/v"),
+        model("runs/w"),
+        "training is deterministic"
+    );
+    assert!(dir.join("runs/v/loss.csv").exists());
+    for dtype in ["f32", "f16", "i8", "w8a8"] {
+        let out = format!("v-{dtype}.mdfb");
+        ok(bin()
+            .current_dir(&dir)
+            .args(["export", "runs/v", "--dtype", dtype, "--out", &out]));
+        let inspect = ok(bin().current_dir(&dir).args(["inspect", &out]));
+        let text = String::from_utf8_lossy(&inspect.stdout);
+        assert!(
+            text.contains("vae network") && text.contains("decode"),
+            "{text}"
+        );
+        ok(bin()
+            .current_dir(&dir)
+            .args(["sample", &out, "-n", "3", "--class", "7", "--csv", "s.csv"]));
+        let csv = std::fs::read_to_string(dir.join("s.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 3, "{csv}");
+    }
+    let fails = |c: &mut Command, says: &str| {
+        let out = c.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(says), "{err:?} should say {says:?}");
+        assert!(!err.contains("panicked"), "{err}");
+    };
+    fails(&mut vae_train("runs/v", &[]), "--force");
+    fails(
+        &mut vae_train("runs/x", &["--ema-decay", "0.9"]),
+        "--ema-decay",
+    );
+    fails(&mut vae_train("runs/x", &["--latent", "65"]), "--latent 65");
+    fails(
+        bin().current_dir(&dir).args([
+            "train", "--data", "moons", "--latent", "2", "--out", "runs/y",
+        ]),
+        "--objective vae only",
+    );
+    fails(
+        bin()
+            .current_dir(&dir)
+            .args(["export", "runs/v", "--sampler", "ddim:10"]),
+        "--sampler",
+    );
+    fails(
+        bin().current_dir(&dir).args([
+            "export",
+            "runs/v",
+            "--dtype",
+            "i8",
+            "--calibration-samples",
+            "8",
+        ]),
+        "w8a8 only",
+    );
+    ok(&mut vae_train("runs/v", &["--force"]));
+    let json = dir.join("runs/v/vae.json");
+    let text = std::fs::read_to_string(&json).unwrap();
+    std::fs::write(&json, &text[..text.len() / 3]).unwrap();
+    fails(
+        bin()
+            .current_dir(&dir)
+            .args(["export", "runs/v", "--out", "z.mdfb"]),
+        "not a microdiff VAE run",
+    );
+    assert!(!dir.join("z.mdfb").exists());
     std::fs::remove_dir_all(&dir).ok();
 }

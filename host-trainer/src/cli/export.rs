@@ -15,7 +15,8 @@ use super::{CliError, msg};
 /// `microdiff export` arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Training run directory (or its checkpoint file).
+    /// Training run directory (or its checkpoint file); a VAE run (`train --objective vae`)
+    /// exports its decoder (program `decode`, docs/zoo.md).
     run: PathBuf,
     /// What to write: blob (a weight blob with sampler programs, for the runtime) or
     /// safetensors (the weights as the PyTorch reference module's state_dict, f32, with
@@ -53,6 +54,26 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<(), CliError> {
+    if microdiff_trainer::zoo::vae::run::VaeRun::exists(&a.run) {
+        let given = [
+            ("--format safetensors", a.format == "safetensors"),
+            ("--sampler", !a.samplers.is_empty()),
+            ("--guidance", a.guidance.is_some()),
+            ("--time-table", a.time_table.is_some()),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, on)| *on) {
+            return Err(CliError::Msg(format!(
+                "{flag} does not apply to a VAE run (its blob has the one program decode: docs/zoo.md)"
+            )));
+        }
+        let out = a.out.clone().unwrap_or_else(|| "model.mdfb".into());
+        return super::vae::export_blob(
+            &a.run,
+            a.dtype.as_deref().unwrap_or("i8"),
+            a.calibration_samples.map(|n| n as usize),
+            &out,
+        );
+    }
     if a.format == "safetensors" {
         return safetensors(a);
     }

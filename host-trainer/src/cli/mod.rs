@@ -10,6 +10,7 @@ mod import;
 mod inspect;
 mod sample;
 mod train;
+mod vae;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -13,6 +13,9 @@ use microdiff_trainer::run::{Event, Run, Settings, Start};
 
 use super::{CliError, msg};
 
+/// Steps between checkpoints by default.
+const CHECKPOINT_EVERY: u64 = 500;
+
 /// `microdiff train` arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -25,9 +28,9 @@ pub struct Args {
     /// Run directory (checkpoint, metrics, pictures).
     #[arg(long, default_value = "runs/latest")]
     out: PathBuf,
-    /// Save a checkpoint every N steps (and at the end), N ≥ 1.
-    #[arg(long, default_value_t = 500)]
-    checkpoint_every: u64,
+    /// Save a checkpoint every N steps (and at the end), N ≥ 1 [default: 500].
+    #[arg(long)]
+    checkpoint_every: Option<u64>,
     /// Continue the run in --out from its checkpoint (bit-identical to not stopping), with the
     /// settings it was trained with: only --steps may change; other settings, if given, must
     /// match.
@@ -55,7 +58,22 @@ pub fn run(a: Args) -> Result<(), CliError> {
         None => Settings::default(),
     };
     let settings = a.settings.clone().or(file);
-    if a.checkpoint_every == 0 {
+    if settings.objective.as_deref() == Some("vae") {
+        return super::vae::train(
+            &settings,
+            &super::vae::TrainFlags {
+                out: &a.out,
+                resume: a.resume,
+                force: a.force,
+                quiet: a.quiet,
+                device_is_auto_or_cpu: matches!(a.device, DeviceChoice::Auto | DeviceChoice::Cpu),
+                threads: a.threads.is_some(),
+                checkpoint_every: a.checkpoint_every.is_some(),
+            },
+        );
+    }
+    let checkpoint_every = a.checkpoint_every.unwrap_or(CHECKPOINT_EVERY);
+    if checkpoint_every == 0 {
         return Err(CliError::Msg(
             "--checkpoint-every 0: expected a step count of at least 1".into(),
         ));
@@ -108,19 +126,23 @@ fn train_on<B: Backend>(be: B, on: &str, a: &Args, run: Run) -> Result<(), CliEr
         .map_err(msg("progress bar"))?,
     );
     bar.set_position(run.start_step());
-    let summary = run.train(be, a.checkpoint_every, &mut |event| match event {
-        Event::Step(s) => {
-            if s.step % 10 == 0 || s.step == s.steps {
-                bar.set_message(format!("{:.4}", s.smoothed));
+    let summary = run.train(
+        be,
+        a.checkpoint_every.unwrap_or(CHECKPOINT_EVERY),
+        &mut |event| match event {
+            Event::Step(s) => {
+                if s.step % 10 == 0 || s.step == s.steps {
+                    bar.set_message(format!("{:.4}", s.smoothed));
+                }
+                bar.set_position(s.step);
             }
-            bar.set_position(s.step);
-        }
-        Event::Checkpoint(s) if lines => eprintln!(
-            "microdiff: step {}/{}: loss {:.4}, checkpoint saved",
-            s.step, s.steps, s.smoothed
-        ),
-        Event::Checkpoint(_) => {}
-    })?;
+            Event::Checkpoint(s) if lines => eprintln!(
+                "microdiff: step {}/{}: loss {:.4}, checkpoint saved",
+                s.step, s.steps, s.smoothed
+            ),
+            Event::Checkpoint(_) => {}
+        },
+    )?;
     bar.finish();
     eprintln!(
         "microdiff: done in {:.1} s; checkpoint {}, loss curve {}",

@@ -26,8 +26,9 @@ pub struct Settings {
     /// [default: moons].
     #[arg(long)]
     pub data: Option<String>,
-    /// Objective: ddpm, vp (score, VP SDE), ve (score, VE SDE) or flow (flow matching)
-    /// [default: ddpm].
+    /// Objective: ddpm, vp (score, VP SDE), ve (score, VE SDE), flow (flow matching), or vae
+    /// (a Gaussian variational autoencoder, whose decoder samples in one network pass:
+    /// docs/zoo.md) [default: ddpm].
     #[arg(long)]
     pub objective: Option<String>,
     /// Condition on the data's labels (class-conditional model with classifier-free guidance)
@@ -79,6 +80,10 @@ pub struct Settings {
     #[arg(long, allow_negative_numbers = true)]
     #[serde(alias = "sigma_max")]
     pub sigma_max: Option<f64>,
+    /// --objective vae only: latent dimensions, at most the data's values per example
+    /// [default: 8, or the data's width when smaller].
+    #[arg(long)]
+    pub latent: Option<usize>,
 }
 
 /// A run's configuration, data and data facts, ready to train.
@@ -137,7 +142,8 @@ impl Settings {
             temb,
             act,
             seed,
-            sigma_max
+            sigma_max,
+            latent
         )
     }
 
@@ -165,6 +171,12 @@ impl Settings {
             });
         }
         let digits = source == Source::Digits;
+        if self.latent.is_some() {
+            return Err(RunError::Setting {
+                flag: "latent",
+                message: "applies to --objective vae only".into(),
+            });
+        }
         let objective = self.objective.clone().unwrap_or_else(|| "ddpm".into());
         let process = match objective.as_str() {
             "ddpm" => Process::ddpm_default(),
@@ -189,7 +201,7 @@ impl Settings {
             other => {
                 return Err(RunError::Setting {
                     flag: "objective",
-                    message: format!("{other:?}: expected ddpm, vp, ve or flow"),
+                    message: format!("{other:?}: expected ddpm, vp, ve, flow or vae"),
                 });
             }
         };

@@ -80,17 +80,18 @@ pub enum VaeExportError {
 }
 
 /// The blob of `vae`'s decoder for samples of `shape`, matrices stored as `dtype` (f32, f16 or
-/// int8 with per-row scales; biases f32); `(scale, offset)` maps the VAE's space to data units.
+/// int8 with per-row scales; biases f32); `units = (scale, offset)` maps the VAE's space to data
+/// units, `data = x · scale + offset` (one value for all elements or one per element).
 pub fn blob(
     vae: &Vae,
     shape: &[u16],
     dtype: Dtype,
-    (scale, offset): (f32, f32),
+    units: Units<'_>,
 ) -> Result<Vec<u8>, VaeExportError> {
     let (act, classes) = check(vae, shape)?;
     let c = vae.config();
     let x_dim = c.x_dim;
-    let mut b = start(shape, classes, (scale, offset));
+    let mut b = start(shape, classes, units);
     let dec = vae.decoder();
     let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
     let mut h = b.input();
@@ -152,13 +153,17 @@ fn check(vae: &Vae, shape: &[u16]) -> Result<(DeviceActivation, u16), VaeExportE
     Ok((act, classes))
 }
 
+/// The map from a VAE's space to data units, `data = x · scale + offset`: one value for all
+/// elements, one per element, or both empty for the identity.
+pub type Units<'a> = (&'a [f32], &'a [f32]);
+
 /// META of a VAE blob.
-fn start(shape: &[u16], classes: u16, (scale, offset): (f32, f32)) -> BlobBuilder {
+fn start(shape: &[u16], classes: u16, (scale, offset): Units<'_>) -> BlobBuilder {
     let mut b = BlobBuilder::new(shape, Objective::Vae, Prediction::Sample);
     if classes > 0 {
         b.classes(classes, None);
     }
-    b.normalization(&[scale], &[offset]);
+    b.normalization(scale, offset);
     b
 }
 
@@ -204,7 +209,7 @@ fn split_first_layer(vae: &Vae) -> (Vec<f32>, Vec<f32>) {
 pub fn blob_w8a8(
     vae: &Vae,
     shape: &[u16],
-    units: (f32, f32),
+    units: Units<'_>,
     (samples, seed): (usize, u64),
 ) -> Result<Vec<u8>, VaeExportError> {
     let (act, classes) = check(vae, shape)?;
@@ -303,7 +308,7 @@ mod tests {
     use crate::zoo::vae::{AdamConfig, TrainConfig, VaeConfig};
 
     /// Data units are the VAE's.
-    const ID: (f32, f32) = (1.0, 0.0);
+    const ID: Units<'static> = (&[], &[]);
 
     fn vae(classes: usize, hidden: Vec<usize>, activation: Activation) -> Vae {
         Vae::new(VaeConfig {
@@ -336,7 +341,7 @@ mod tests {
             (2, vec![], Activation::Relu),
         ] {
             let v = vae(classes, hidden, act);
-            let bytes = blob(&v, &[2, 3], Dtype::F32, (1.0, 0.0)).unwrap();
+            let bytes = blob(&v, &[2, 3], Dtype::F32, ID).unwrap();
             let model = Model::parse(&bytes).unwrap();
             assert_eq!(model.meta().objective, Objective::Vae);
             let mut arena = vec![0u8; model.arena_bytes()];
@@ -470,8 +475,8 @@ mod tests {
             seed: 5,
         };
         v.train(&x, Some(&labels), &cfg).unwrap();
-        let int8_weights = blob(&v, &[8, 8], Dtype::I8, (16.0, 0.0)).unwrap();
-        let w8a8 = blob_w8a8(&v, &[8, 8], (16.0, 0.0), (64, 1)).unwrap();
+        let int8_weights = blob(&v, &[8, 8], Dtype::I8, (&[16.0], &[0.0])).unwrap();
+        let w8a8 = blob_w8a8(&v, &[8, 8], (&[16.0], &[0.0]), (64, 1)).unwrap();
         // The data's class means, in data units.
         let mut means = vec![[0.0f64; 64]; 10];
         let mut counts = [0usize; 10];

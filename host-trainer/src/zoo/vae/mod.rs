@@ -14,6 +14,8 @@
 //!   `q(z1|x) q(z2|z1)`.
 //! * [`export`] — a [`Vae`]'s decoder as a weight blob the no_std runtime samples (objective
 //!   `vae`, program `decode`).
+//! * [`run`] — a trained [`Vae`] on disk (`vae.json`, what `microdiff train --objective vae`
+//!   writes and `microdiff export` reads).
 //!
 //! # Promises
 //!
@@ -56,6 +58,7 @@ pub mod dense;
 pub mod export;
 pub mod gaussian;
 pub mod hvae;
+pub mod run;
 
 pub use dense::{Activation, Adam, AdamConfig, Dense, Trace};
 pub use gaussian::{Likelihood, Output, TrainConfig, Vae, VaeConfig};
