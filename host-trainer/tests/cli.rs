@@ -910,6 +910,23 @@ fn a_vae_trains_exports_and_samples_from_the_cli() {
         let csv = std::fs::read_to_string(dir.join("s.csv")).unwrap();
         assert_eq!(csv.lines().count(), 3, "{csv}");
     }
+    // The likelihood of a VAE run: the IWAE bound on the digits' test split.
+    let eval = ok(bin().current_dir(&dir).args([
+        "eval",
+        "v-w8a8.mdfb",
+        "--data",
+        "digits",
+        "-n",
+        "20",
+        "--run",
+        "runs/v",
+        "--json",
+    ]));
+    let doc: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+    let nll = &doc["metrics"]["nll"];
+    assert_eq!(nll["estimator"], "IWAE, k = 64", "{doc}");
+    assert!(nll["bits_per_dim"].as_f64().unwrap().is_finite(), "{doc}");
+    assert!(nll["points"].as_u64().unwrap() > 100, "{doc}");
     let fails = |c: &mut Command, says: &str| {
         let out = c.output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
@@ -958,4 +975,22 @@ fn a_vae_trains_exports_and_samples_from_the_cli() {
     );
     assert!(!dir.join("z.mdfb").exists());
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// docs/zoo.md's quality row of the W8A8 VAE golden reproduces: class accuracy 0.980 within
+/// 0.005 and Fréchet 4.55 within 0.15 (`microdiff eval` at its defaults; the tolerances cover
+/// another CPU's libm in the judge, the samples themselves are bit-exact).
+#[test]
+fn the_zoo_tables_vae_row_reproduces() {
+    let blob = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/golden/digits-vae-w8a8.mdfb"
+    );
+    let out = ok(bin().args(["eval", blob, "--data", "digits", "--json"]));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let m = &doc["metrics"];
+    let acc = m["class_accuracy"].as_f64().unwrap();
+    let fd = m["frechet"].as_f64().unwrap();
+    assert!((acc - 0.980).abs() <= 0.005, "class accuracy {acc}: {doc}");
+    assert!((fd - 4.55).abs() <= 0.15, "Fréchet {fd}: {doc}");
 }

@@ -10,6 +10,7 @@ use microdiff_trainer::eval::nll::NllConfig;
 use microdiff_trainer::eval::report::{self, Request};
 use microdiff_trainer::run::RunDir;
 use microdiff_trainer::sampling;
+use microdiff_trainer::zoo::vae::run::VaeRun;
 use serde_json::json;
 
 use super::{CliError, msg};
@@ -37,7 +38,8 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// The training run the blob came from: adds the negative log-likelihood of held-out data
-    /// under its model (EMA weights) through the probability-flow ODE.
+    /// under its model (EMA weights) through the probability-flow ODE; for a VAE run
+    /// (`train --objective vae`), by the importance-weighted bound with k = 64.
     #[arg(long)]
     run: Option<PathBuf>,
     /// Held-out points for the likelihood (2-D sets: fresh draws; your data: its first rows;
@@ -91,7 +93,11 @@ pub fn run(a: Args) -> Result<(), CliError> {
         super::warn_far_out(far, "the samples");
     }
     let mut metrics = serde_json::to_value(&evaluation.report).map_err(msg("json"))?;
-    if let Some(run) = &a.run {
+    if let Some(run) = a.run.as_ref().filter(|r| VaeRun::exists(r)) {
+        let vae = VaeRun::load(run).map_err(msg("--run"))?;
+        let nll = report::vae_likelihood(&vae, &source, a.nll_n, a.seed)?;
+        metrics["nll"] = serde_json::to_value(&nll).map_err(msg("json"))?;
+    } else if let Some(run) = &a.run {
         let trained = RunDir::locate(run)?.open()?;
         let config = NllConfig {
             steps: a.nll_steps,
@@ -127,15 +133,23 @@ pub fn run(a: Args) -> Result<(), CliError> {
     if let Some(m) = doc["metrics"].as_object() {
         for (k, v) in m {
             match v {
-                serde_json::Value::Object(o) if k == "nll" => println!(
-                    "  {k:<26} {:>12.5}   ± {:.5} nats/sample (model space); {:.4} bits/dim in data units ({} points, {} trace, {} RK4 steps)",
-                    o["value"].as_f64().unwrap_or(f64::NAN),
-                    o["stderr"].as_f64().unwrap_or(f64::NAN),
-                    o["bits_per_dim"].as_f64().unwrap_or(f64::NAN),
-                    o["points"],
-                    o["trace"].as_str().unwrap_or("?"),
-                    o["ode_steps"],
-                ),
+                serde_json::Value::Object(o) if k == "nll" => {
+                    let how = match o["ode_steps"].as_u64() {
+                        Some(0) | None => o["estimator"].as_str().unwrap_or("?").to_string(),
+                        Some(steps) => format!(
+                            "{}, {} trace, {steps} RK4 steps",
+                            o["estimator"].as_str().unwrap_or("?"),
+                            o["trace"].as_str().unwrap_or("?")
+                        ),
+                    };
+                    println!(
+                        "  {k:<26} {:>12.5}   ± {:.5} nats/sample (model space); {:.4} bits/dim in data units ({} points, {how})",
+                        o["value"].as_f64().unwrap_or(f64::NAN),
+                        o["stderr"].as_f64().unwrap_or(f64::NAN),
+                        o["bits_per_dim"].as_f64().unwrap_or(f64::NAN),
+                        o["points"],
+                    )
+                }
                 serde_json::Value::Object(o) => println!(
                     "  {k:<26} {:>12.5}   noise floor {:>10.5}",
                     o.get("value").and_then(|v| v.as_f64()).unwrap_or(f64::NAN),
