@@ -394,19 +394,33 @@ pub fn likelihood(
     )
     .predicting(cfg.prediction());
     let per_row = nll::nll(&cfg.process, &mut net, &x, &config)?;
-    let mean = per_row.iter().sum::<f64>() / rows as f64;
-    let var = per_row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (rows.max(2) - 1) as f64;
-    let data_nats = mean + nll::data_space_offset(&run.info.normalizer.scale, dim);
-    Ok(Likelihood {
-        value: mean,
-        stderr: (var / rows as f64).sqrt(),
-        data_units_nats: data_nats,
-        bits_per_dim: data_nats / (dim as f64 * std::f64::consts::LN_2),
-        points: rows,
-        estimator: "probability-flow ODE".into(),
-        trace: format!("{:?}", config.trace),
-        ode_steps: config.steps,
-    })
+    let mut l = Likelihood::of_rows(&per_row, &run.info.normalizer.scale, dim);
+    l.estimator = "probability-flow ODE".into();
+    l.trace = format!("{:?}", config.trace);
+    l.ode_steps = config.steps;
+    Ok(l)
+}
+
+impl Likelihood {
+    /// Mean and standard error of per-point NLLs (nats, model space), with the data-unit
+    /// figures for the map `data = x·scale + offset`; the estimator fields are left empty.
+    fn of_rows(per_row: &[f64], scale: &[f32], dim: usize) -> Likelihood {
+        let rows = per_row.len().max(1);
+        let mean = per_row.iter().sum::<f64>() / rows as f64;
+        let var =
+            per_row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (rows.max(2) - 1) as f64;
+        let data_nats = mean + nll::data_space_offset(scale, dim);
+        Likelihood {
+            value: mean,
+            stderr: (var / rows as f64).sqrt(),
+            data_units_nats: data_nats,
+            bits_per_dim: data_nats / (dim as f64 * std::f64::consts::LN_2),
+            points: per_row.len(),
+            estimator: String::new(),
+            trace: String::new(),
+            ode_steps: 0,
+        }
+    }
 }
 
 /// The held-out points of a likelihood: the digits' test split, `n` fresh draws of a 2-D set,
@@ -468,19 +482,8 @@ pub fn vae_likelihood(
         .vae
         .iwae(&x, labels, IWAE_K, seed)
         .map_err(|e| ReportError::Mismatch(format!("--run: {e}")))?;
-    let rows = bounds.len();
     let per_row: Vec<f64> = bounds.iter().map(|b| -b).collect();
-    let mean = per_row.iter().sum::<f64>() / rows as f64;
-    let var = per_row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (rows.max(2) - 1) as f64;
-    let data_nats = mean + nll::data_space_offset(&run.scale, dim);
-    Ok(Likelihood {
-        value: mean,
-        stderr: (var / rows as f64).sqrt(),
-        data_units_nats: data_nats,
-        bits_per_dim: data_nats / (dim as f64 * std::f64::consts::LN_2),
-        points: rows,
-        estimator: format!("IWAE, k = {IWAE_K}"),
-        trace: String::new(),
-        ode_steps: 0,
-    })
+    let mut l = Likelihood::of_rows(&per_row, &run.scale, dim);
+    l.estimator = format!("IWAE, k = {IWAE_K}");
+    Ok(l)
 }
