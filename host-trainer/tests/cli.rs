@@ -538,7 +538,7 @@ fn bad_input_is_one_clear_line_and_exit_code_1() {
         ),
         (
             &["train", "--objective", "gan", "--out", "/tmp/x"],
-            "expected ddpm, vp, ve or flow",
+            "expected ddpm, vp, ve, flow or vae",
         ),
         (&["export", "/definitely/not/here"], "no such training run"),
         (&["inspect", "Cargo.toml"], "not a microdiff blob"),

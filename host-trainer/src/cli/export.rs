@@ -67,12 +67,17 @@ pub fn run(a: Args) -> Result<(), CliError> {
             )));
         }
         let out = a.out.clone().unwrap_or_else(|| "model.mdfb".into());
-        return super::vae::export_blob(
+        let bytes = microdiff_trainer::zoo::vae::command::export_blob(
             &a.run,
             a.dtype.as_deref().unwrap_or("i8"),
             a.calibration_samples.map(|n| n as usize),
             &out,
+        )?;
+        eprintln!(
+            "microdiff: wrote {} ({bytes} bytes): the VAE's decoder, program decode",
+            out.display()
         );
+        return Ok(());
     }
     if a.format == "safetensors" {
         return safetensors(a);

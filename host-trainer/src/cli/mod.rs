@@ -10,7 +10,6 @@ mod import;
 mod inspect;
 mod sample;
 mod train;
-mod vae;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -79,6 +78,9 @@ pub enum CliError {
     /// A safetensors export or import.
     #[error(transparent)]
     Interop(#[from] microdiff_trainer::interop::InteropError),
+    /// A VAE run (`train --objective vae`, its export).
+    #[error(transparent)]
+    Vae(#[from] microdiff_trainer::zoo::vae::run::VaeRunError),
 }
 
 impl CliError {

@@ -10,6 +10,7 @@ use microdiff_trainer::backend::Backend;
 use microdiff_trainer::backend::choice::{DeviceChoice, Selected};
 use microdiff_trainer::backend::cpu::{Cpu, hot_pool};
 use microdiff_trainer::run::{Event, Run, Settings, Start};
+use microdiff_trainer::zoo::vae::command;
 
 use super::{CliError, msg};
 
@@ -59,18 +60,28 @@ pub fn run(a: Args) -> Result<(), CliError> {
     };
     let settings = a.settings.clone().or(file);
     if settings.objective.as_deref() == Some("vae") {
-        return super::vae::train(
-            &settings,
-            &super::vae::TrainFlags {
-                out: &a.out,
-                resume: a.resume,
-                force: a.force,
-                quiet: a.quiet,
-                device_is_auto_or_cpu: matches!(a.device, DeviceChoice::Auto | DeviceChoice::Cpu),
-                threads: a.threads.is_some(),
-                checkpoint_every: a.checkpoint_every.is_some(),
-            },
+        let flags = command::TrainFlags {
+            out: &a.out,
+            resume: a.resume,
+            force: a.force,
+            device_is_auto_or_cpu: matches!(a.device, DeviceChoice::Auto | DeviceChoice::Cpu),
+            threads: a.threads.is_some(),
+            checkpoint_every: a.checkpoint_every.is_some(),
+        };
+        let done = command::train(&settings, &flags, |line| eprintln!("microdiff: {line}"))?;
+        if !a.quiet {
+            eprintln!(
+                "microdiff: negative ELBO over the last 100 steps {:.3} nats per example",
+                done.run.loss
+            );
+        }
+        eprintln!(
+            "microdiff: done in {:.1} s; model {}, loss curve {}",
+            done.seconds,
+            done.model.display(),
+            done.curve.display()
         );
+        return Ok(());
     }
     let checkpoint_every = a.checkpoint_every.unwrap_or(CHECKPOINT_EVERY);
     if checkpoint_every == 0 {

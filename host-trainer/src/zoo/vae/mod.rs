@@ -14,6 +14,7 @@
 //!   `q(z1|x) q(z2|z1)`.
 //! * [`export`] — a [`Vae`]'s decoder as a weight blob the no_std runtime samples (objective
 //!   `vae`, program `decode`).
+//! * [`command`] — what `microdiff train --objective vae` and `export` of such a run do.
 //! * [`run`] — a trained [`Vae`] on disk (`vae.json`, what `microdiff train --objective vae`
 //!   writes and `microdiff export` reads).
 //!
@@ -54,6 +55,7 @@
 //! lower bounds on `log p(x)` (higher is better); loss histories are the negative ELBO per
 //! example, averaged over the mini-batch.
 
+pub mod command;
 pub mod dense;
 pub mod export;
 pub mod gaussian;

@@ -71,6 +71,10 @@ pub enum VaeRunError {
         /// Why.
         source: VaeError,
     },
+    /// A command-line setting or a step of `train` / `export` refused, in words
+    /// ([`super::command`]).
+    #[error("{0}")]
+    Setting(String),
 }
 
 #[derive(Serialize, Deserialize)]
