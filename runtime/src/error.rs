@@ -292,7 +292,7 @@ pub enum Error {
     Malformed {
         /// Where.
         section: Section,
-        /// The rule, in words.
+        /// The rule broken.
         what: Rule,
     },
     /// Unknown training objective code in the metadata.
@@ -419,7 +419,7 @@ pub enum Error {
 
 /// A failed check in code that runs an already validated blob (the network executor): one
 /// byte, so a `?` there is a compare and a branch instead of a move of the 20-byte [`Error`]
-/// (2.3 KB of the integer-only M4F runtime's flash, docs/integer.md §7). It cannot happen for a
+/// (2.1 KB of the integer-only M4F runtime's flash, docs/integer.md §7). It cannot happen for a
 /// blob `Model::parse` accepted; callers turn it into [`Error::Malformed`] in the graph
 /// section, naming the check. (A kernel's refusal keeps only its kind.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

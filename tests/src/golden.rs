@@ -156,16 +156,6 @@ pub fn digits_blob_unfolded() -> Result<Vec<u8>, Error> {
     Ok(digits(None)?.0)
 }
 
-/// The golden blob called `file`.
-pub fn build_named(file: &str) -> Result<Vec<u8>, String> {
-    let which = BLOBS
-        .iter()
-        .find(|b| b.1 == file)
-        .map(|b| b.0)
-        .ok_or_else(|| format!("{file} is not a golden blob"))?;
-    build_blob(which, file)
-}
-
 /// One golden case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Case {

@@ -41,7 +41,7 @@ pub const MAX_PROGRAMS: u32 = 64;
 /// Length of the NUL-padded ASCII program name.
 pub const NAME_LEN: usize = 16;
 
-/// What [`check_name`] reports: the program-name rule in words.
+/// What [`check_name`] reports: the program-name rule (its sentence is `NAME_RULE.text()`).
 pub const NAME_RULE: Rule = Rule::ProgramName;
 
 /// The program-name rule, written once: a name is 1 to [`NAME_LEN`] bytes of printable ASCII

@@ -217,6 +217,7 @@ pub fn blob_w8a8(
     let dec = vae.decoder();
     let layers = dec.layers();
     let host_act = c.activation;
+    let (wz, class_rows) = split_first_layer(vae);
     // Ranges: [0] the input, then per layer its linear output (layer 0: before the class row),
     // [layers + 1 ..] the class rows and the sums, then each activation's output.
     let mut input = Range::EMPTY;
@@ -246,8 +247,9 @@ pub fn blob_w8a8(
                     .collect();
                 lin[l].add(&y.iter().map(|&v| v as f32).collect::<Vec<_>>());
                 if l == 0 && classes > 0 {
-                    let col: Vec<f64> = (0..fan_out)
-                        .map(|o| w[o * fan_in + c.z_dim + class])
+                    let col: Vec<f64> = class_rows[class * fan_out..(class + 1) * fan_out]
+                        .iter()
+                        .map(|&v| f64::from(v))
                         .collect();
                     class_row.add(&col.iter().map(|&v| v as f32).collect::<Vec<_>>());
                     y.iter_mut().zip(&col).for_each(|(a, b)| *a += b);
@@ -276,7 +278,6 @@ pub fn blob_w8a8(
         }
         let yq = lin[l].q();
         let (wt, pt) = if l == 0 {
-            let (wz, _) = split_first_layer(vae);
             qlinear_tensors(&mut b, &wz, &f32s(bias), fan_out, c.x_dim, hq, yq)?
         } else {
             qlinear_tensors(&mut b, &f32s(w), &f32s(bias), fan_out, fan_in, hq, yq)?
@@ -284,9 +285,8 @@ pub fn blob_w8a8(
         h = b.qlinear(h, wt, pt, hq.zp, yq.zp);
         hq = yq;
         if l == 0 && classes > 0 {
-            let (_, rows) = split_first_layer(vae);
             let cq = class_row.q();
-            let t = b.tensor_q8(u32::from(classes), fan_out as u32, &table(&rows, cq))?;
+            let t = b.tensor_q8(u32::from(classes), fan_out as u32, &table(&class_rows, cq))?;
             let e = b.qgather(t, GatherKey::Class);
             let sq = sum.q();
             let k = b.tensor_i32(4, 1, &qadd_consts(hq, cq, sq)?)?;
