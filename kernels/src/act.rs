@@ -26,6 +26,10 @@ pub enum Activation {
     Silu = 2,
     /// [`gelu_tanh`].
     GeluTanh = 3,
+    /// [`sigmoid`]: Bernoulli probabilities (RBM units, Bernoulli decoders).
+    Sigmoid = 4,
+    /// [`exp`]: a standard deviation from a log-standard-deviation head.
+    Exp = 5,
 }
 
 impl Activation {
@@ -36,6 +40,8 @@ impl Activation {
             1 => Some(Self::Relu),
             2 => Some(Self::Silu),
             3 => Some(Self::GeluTanh),
+            4 => Some(Self::Sigmoid),
+            5 => Some(Self::Exp),
             _ => None,
         }
     }
@@ -45,13 +51,16 @@ impl Activation {
         self as u8
     }
 
-    /// Short lowercase name: `"identity"`, `"relu"`, `"silu"` or `"gelu_tanh"`.
+    /// Short lowercase name: `"identity"`, `"relu"`, `"silu"`, `"gelu_tanh"`, `"sigmoid"` or
+    /// `"exp"`.
     pub const fn name(self) -> &'static str {
         match self {
             Self::Identity => "identity",
             Self::Relu => "relu",
             Self::Silu => "silu",
             Self::GeluTanh => "gelu_tanh",
+            Self::Sigmoid => "sigmoid",
+            Self::Exp => "exp",
         }
     }
 
@@ -62,6 +71,8 @@ impl Activation {
             Self::Relu => relu(x),
             Self::Silu => silu(x),
             Self::GeluTanh => gelu_tanh(x),
+            Self::Sigmoid => sigmoid(x),
+            Self::Exp => exp(x),
         }
     }
 
@@ -73,19 +84,41 @@ impl Activation {
             Self::Relu => relu,
             Self::Silu => silu,
             Self::GeluTanh => gelu_tanh,
+            Self::Sigmoid => sigmoid,
+            Self::Exp => exp,
         };
         xs.iter_mut().for_each(|v| *v = f(*v));
     }
 
-    /// `f'(x)`: 1 for identity, else [`relu_grad`], [`silu_grad`], [`gelu_tanh_grad`].
+    /// `f'(x)`: 1 for identity, else [`relu_grad`], [`silu_grad`], [`gelu_tanh_grad`],
+    /// [`sigmoid_grad`], [`exp`].
     pub fn grad(self, x: f32) -> f32 {
         match self {
             Self::Identity => 1.0,
             Self::Relu => relu_grad(x),
             Self::Silu => silu_grad(x),
             Self::GeluTanh => gelu_tanh_grad(x),
+            Self::Sigmoid => sigmoid_grad(x),
+            Self::Exp => exp(x),
         }
     }
+}
+
+/// `1.0 / (1.0 + libm::expf(-x))`: 0 for `x` below about −104 (`expf` overflows), 1 above
+/// about 17; `sigmoid(±inf)` is 0 / 1.
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + libm::expf(-x))
+}
+
+/// `s = sigmoid(x); s * (1.0 - s)`.
+pub fn sigmoid_grad(x: f32) -> f32 {
+    let s = sigmoid(x);
+    s * (1.0 - s)
+}
+
+/// `libm::expf(x)` (its own derivative).
+pub fn exp(x: f32) -> f32 {
+    libm::expf(x)
 }
 
 /// `if x < 0.0 { 0.0 } else { x }`: NaN propagates and `relu(-0.0) = -0.0`.
@@ -179,6 +212,11 @@ mod tests {
         assert_eq!(gelu_tanh_grad(0.0), 0.5);
         assert_eq!(relu_grad(0.0), 0.0);
         assert_eq!(relu_grad(3.0), 1.0);
+        assert_eq!(sigmoid(0.0), 0.5);
+        assert_eq!(sigmoid(-200.0), 0.0);
+        assert_eq!(sigmoid(f32::INFINITY), 1.0);
+        assert_eq!(sigmoid_grad(0.0), 0.25);
+        assert_eq!(exp(0.0), 1.0);
         assert_eq!(relu(-0.0).to_bits(), (-0.0f32).to_bits());
         assert!(relu(f32::NAN).is_nan() && relu_grad(f32::NAN).is_nan());
         assert_eq!(silu(-200.0), 0.0);
@@ -195,10 +233,12 @@ mod tests {
             Activation::Relu,
             Activation::Silu,
             Activation::GeluTanh,
+            Activation::Sigmoid,
+            Activation::Exp,
         ] {
             assert_eq!(Activation::from_code(a.code()), Some(a));
         }
-        assert_eq!(Activation::from_code(4), None);
+        assert_eq!(Activation::from_code(6), None);
         assert_eq!(Activation::GeluTanh.name(), "gelu_tanh");
     }
 
@@ -210,6 +250,8 @@ mod tests {
             Activation::Relu,
             Activation::Silu,
             Activation::GeluTanh,
+            Activation::Sigmoid,
+            Activation::Exp,
         ] {
             let mut ys = xs;
             a.apply_slice(&mut ys);

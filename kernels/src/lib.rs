@@ -66,7 +66,10 @@ pub mod linear;
 pub mod norm;
 pub mod weights;
 
-pub use act::{Activation, gelu_tanh, gelu_tanh_grad, relu, relu_grad, silu, silu_grad};
+pub use act::{
+    Activation, exp, gelu_tanh, gelu_tanh_grad, relu, relu_grad, sigmoid, sigmoid_grad, silu,
+    silu_grad,
+};
 pub use embed::{embedding_row, time_embedding};
 pub use error::KernelError;
 pub use linear::{dot_f16, dot_f32, dot_i8, gemv, gemv_bias_bytes};

@@ -8,11 +8,13 @@ use microdiff_kernels::act::{GELU_COEFF, GELU_COEFF_3, SQRT_2_OVER_PI};
 use microdiff_kernels::{Activation, gelu_tanh, gelu_tanh_grad, relu, relu_grad, silu, silu_grad};
 use proptest::prelude::*;
 
-const ALL: [Activation; 4] = [
+const ALL: [Activation; 6] = [
     Activation::Identity,
     Activation::Relu,
     Activation::Silu,
     Activation::GeluTanh,
+    Activation::Sigmoid,
+    Activation::Exp,
 ];
 
 // The documented formulas, operation by operation.
@@ -32,6 +34,8 @@ fn ref_f(a: Activation, x: f32) -> f32 {
             let u = SQRT_2_OVER_PI * (x + GELU_COEFF * x3);
             (0.5 * x) * (1.0 + libm::tanhf(u))
         }
+        Activation::Sigmoid => 1.0 / (1.0 + libm::expf(-x)),
+        Activation::Exp => libm::expf(x),
     }
 }
 
@@ -62,6 +66,11 @@ fn ref_grad(a: Activation, x: f32) -> f32 {
                 0.5 * (1.0 + t) + ((0.5 * x) * d) * du
             }
         }
+        Activation::Sigmoid => {
+            let s = 1.0 / (1.0 + libm::expf(-x));
+            s * (1.0 - s)
+        }
+        Activation::Exp => libm::expf(x),
     }
 }
 
@@ -123,6 +132,10 @@ fn tol(a: Activation, x: f32) -> f64 {
         Activation::Identity | Activation::Relu => 0.0,
         Activation::Silu => SILU_REL * silu64(x).abs() + SILU_ABS,
         Activation::GeluTanh => GELU_X * x.abs() + GELU_Y * gelu64(x).abs() + SUBNORMAL_ULP,
+        // expf (2u), the add and the divide: 4u relative; doubled. Below x = -88.72 `expf(-x)`
+        // overflows and the result is 0, the true value under 3e-39.
+        Activation::Sigmoid => 8.0 * U * sigmoid64(x) + SILU_ABS + SUBNORMAL_ULP,
+        Activation::Exp => exp_tol(x),
     }
 }
 
@@ -132,6 +145,20 @@ fn grad_tol(a: Activation, x: f32) -> f64 {
         Activation::Identity | Activation::Relu => 0.0,
         Activation::Silu => SILU_GRAD_K * sigmoid64(x) * (1.0 + x.abs()) + SILU_ABS,
         Activation::GeluTanh => GELU_GRAD_C + GELU_GRAD_X * x.abs() * gelu_du64(x),
+        // s(1 − s): s is off by 4u relative, so 1 − s by 4u absolute (it is exact once s
+        // rounds to 1, above x ≈ 17, where the true value is below 4.2e-8 = 0.7u).
+        Activation::Sigmoid => 8.0 * U * sigmoid64(x) + 8.0 * U + SUBNORMAL_ULP,
+        Activation::Exp => exp_tol(x),
+    }
+}
+
+/// expf is accurate to 1 ulp (2u relative), doubled; past f32's range (x > 88.72) the f32
+/// result is infinite and any tolerance passes.
+fn exp_tol(x: f64) -> f64 {
+    if x > 88.72 {
+        f64::INFINITY
+    } else {
+        4.0 * U * x.exp() + SUBNORMAL_ULP
     }
 }
 
@@ -142,6 +169,8 @@ fn exact64(a: Activation) -> fn(f64) -> f64 {
         Activation::Relu => |x| x.max(0.0),
         Activation::Silu => silu64,
         Activation::GeluTanh => gelu64,
+        Activation::Sigmoid => sigmoid64,
+        Activation::Exp => f64::exp,
     }
 }
 
@@ -156,6 +185,8 @@ fn exact_grad(a: Activation, x: f32) -> f64 {
         Activation::Relu => f64::from(u8::from(x > 0.0)),
         Activation::Silu => silu_grad64(x),
         Activation::GeluTanh => gelu_grad64(x),
+        Activation::Sigmoid => sigmoid64(x) * (1.0 - sigmoid64(x)),
+        Activation::Exp => x.exp(),
     }
 }
 
@@ -167,6 +198,9 @@ fn check_accuracy(x: f32) -> f64 {
             (a.apply(x), exact(a, x), tol(a, x)),
             (a.grad(x), exact_grad(a, x), grad_tol(a, x)),
         ] {
+            if t == f64::INFINITY {
+                continue; // overflowed, as both should
+            }
             let err = (f64::from(got) - want).abs();
             assert!(
                 err <= t,

@@ -13,11 +13,55 @@ use crate::arena::{i8s, i8s_mut, i16s, i16s_mut};
 use crate::blob::graph::{GatherKey, Op, time_row};
 use crate::error::{Fault, Rule};
 use crate::model::Model;
+use crate::noise::{Domain, NoiseStream};
+#[cfg(feature = "float-net")]
+use crate::noise::{standard_normal, uniform_open};
 
 /// Where the network reads its input and writes its output (slot ranges in the arena).
 pub(crate) struct Io {
     pub src: usize,
     pub dst: usize,
+}
+
+/// The noise a network's `NOISE` and `BERNOULLI` ops draw: element `e` of draw `eval` of the
+/// sample's stream in [`Domain::Network`], where `eval` counts the program's `EVAL`s from 0.
+#[derive(Debug, Clone, Copy)]
+// Only the float ops draw: an integer-only build carries the value unread.
+#[cfg_attr(not(feature = "float-net"), allow(dead_code))]
+pub(crate) struct Draws {
+    stream: NoiseStream,
+    eval: u32,
+}
+
+impl Draws {
+    /// The draws of `EVAL` number `eval` (from 0, in program order) of sample `(seed, stream)`.
+    pub(crate) const fn new(seed: u64, stream: u32, eval: u32) -> Self {
+        Draws {
+            stream: NoiseStream::new(seed, stream, Domain::Network),
+            eval,
+        }
+    }
+
+    /// `y[i] = f(y[i], raw word of element offset + i)`, one Philox block per four elements.
+    #[cfg(feature = "float-net")]
+    fn fill(&self, offset: u32, y: &mut [f32], f: impl Fn(f32, u32) -> f32) {
+        let mut block = [0u32; 4];
+        for (i, yi) in y.iter_mut().enumerate() {
+            // `offset + len` fits a u32 (`Graph::parse`).
+            let e = offset.wrapping_add(i as u32);
+            if i == 0 || e.is_multiple_of(4) {
+                block = self.stream.block(self.eval, e / 4);
+            }
+            let [w0, w1, w2, w3] = block;
+            let w = match e % 4 {
+                0 => w0,
+                1 => w1,
+                2 => w2,
+                _ => w3,
+            };
+            *yi = f(*yi, w);
+        }
+    }
 }
 
 fn range(start: usize, len: u32) -> Range<usize> {
@@ -92,7 +136,8 @@ fn int_copy(
 }
 
 /// Runs the network on register `io.src` at time `t` for class row `class`, writing
-/// register `io.dst`. `slots` is the whole arena (registers first).
+/// register `io.dst`; its `NOISE` / `BERNOULLI` ops draw from `draws`. `slots` is the whole
+/// arena (registers first).
 // One copy: inlined into `evaluate` as well as called from the sampler, it was in flash twice
 // (672 bytes on the M4F; the instruction counts are the same either way).
 #[inline(never)]
@@ -102,6 +147,7 @@ pub(crate) fn forward(
     io: Io,
     t: f32,
     class: u16,
+    #[cfg_attr(not(feature = "float-net"), allow(unused_variables))] draws: Draws,
 ) -> Result<(), Fault> {
     let plan = model.plan();
     let s = &model.graph().structure;
@@ -211,8 +257,55 @@ pub(crate) fn forward(
             | Op::Concat { .. }
             | Op::LayerNorm { .. }
             | Op::ClassEmbed { .. }
-            | Op::TimeTable { .. } => {
+            | Op::TimeTable { .. }
+            | Op::Slice { .. }
+            | Op::Mul { .. }
+            | Op::Noise { .. }
+            | Op::Bernoulli { .. } => {
                 return Err(Fault(Rule::FloatOpNotBuilt));
+            }
+            #[cfg(feature = "float-net")]
+            Op::Slice { a, start } => {
+                let src = place(a);
+                let from = src.start + start as usize;
+                let (x, y) = read_write(slots, from..from + dst.len(), dst)?;
+                copy(x, y)?;
+            }
+            #[cfg(feature = "float-net")]
+            Op::Mul { a, b } => {
+                let (ra, rb) = (place(a), place(b));
+                // Element-wise, each element read before it is written: any placement works
+                // (in place on a or b, or MUL(a, a)). IEEE multiplication commutes.
+                for i in 0..dst.len() {
+                    let (Some(&x), Some(&y)) = (slots.get(ra.start + i), slots.get(rb.start + i))
+                    else {
+                        return Err(Fault(Rule::ValueOutsideArena));
+                    };
+                    let out = slots
+                        .get_mut(dst.start + i)
+                        .ok_or(Fault(Rule::ValueOutsideArena))?;
+                    *out = x * y;
+                }
+            }
+            #[cfg(feature = "float-net")]
+            Op::Noise { offset } => {
+                let y = slots.get_mut(dst).ok_or(Fault(Rule::BadRange))?;
+                draws.fill(offset, y, |_, w| standard_normal(w));
+            }
+            #[cfg(feature = "float-net")]
+            Op::Bernoulli { a, offset } => {
+                let src = place(a);
+                if src != dst {
+                    let (x, y) = read_write(slots, src, dst.clone())?;
+                    copy(x, y)?;
+                }
+                let y = slots.get_mut(dst).ok_or(Fault(Rule::BadRange))?;
+                // y holds the probabilities; each becomes its draw. A NaN probability draws 0.
+                draws.fill(
+                    offset,
+                    y,
+                    |p, w| if uniform_open(w) < p { 1.0 } else { 0.0 },
+                );
             }
             #[cfg(feature = "float-net")]
             Op::ClassEmbed { table } => {

@@ -14,7 +14,10 @@
 //!   instruction draws noise; `dst[i] = acc`. Every source element is read before `dst[i]` is
 //!   written, so `dst` may be a source.
 //! * Noise: the `d`-th noisy `LIN` executed (counting from 0 in program order) uses draw `d`
-//!   of `NoiseStream { seed, stream, Domain::Sampler }`, element `i` ↦ `zᵢ`.
+//!   of `NoiseStream { seed, stream, Domain::Sampler }`, element `i` ↦ `zᵢ`. A network that
+//!   draws noise itself (`NOISE`, `BERNOULLI`: RBM Gibbs sweeps, a hierarchical VAE's inner
+//!   latent) draws, at the `e`-th `EVAL` executed, from draw `e` of
+//!   `NoiseStream { seed, stream, Domain::Network }`.
 //! * `CLAMP`: `min(max(x, lo), hi)` with IEEE comparisons.
 //! * After every `EVAL` and `LIN` the destination is checked: a NaN or infinity stops the
 //!   program with [`Error::NonFinite`] naming the step and the instruction.
@@ -24,7 +27,7 @@ use crate::blob::program::{ClassSel, Instr, Program};
 use crate::error::Error;
 use crate::log::{debug, trace};
 use crate::model::Model;
-use crate::network::{Io, forward};
+use crate::network::{Draws, Io, forward};
 use crate::noise::{Domain, NoiseStream};
 
 /// What to sample: the noise seed, the sample's stream (its global index, so its noise does not
@@ -67,6 +70,7 @@ pub struct Sampler<'m, 'b, 'a> {
     pc: usize,
     step: u16,
     draw: u32,
+    evals: u32,
     failed: Option<Error>,
 }
 
@@ -114,6 +118,7 @@ impl<'m, 'b, 'a> Sampler<'m, 'b, 'a> {
             pc: 0,
             step: 0,
             draw: 0,
+            evals: 0,
             failed: None,
         })
     }
@@ -171,7 +176,9 @@ impl<'m, 'b, 'a> Sampler<'m, 'b, 'a> {
                         src: plan.register_start(src),
                         dst: plan.register_start(dst),
                     };
-                    forward(self.model, self.slots, io, time, class)?;
+                    let draws = Draws::new(self.noise.seed, self.noise.stream, self.evals);
+                    self.evals = self.evals.wrapping_add(1);
+                    forward(self.model, self.slots, io, time, class, draws)?;
                     self.check_finite(dst, at)?;
                 }
                 Instr::Lin { dst, noise, terms } => {
@@ -314,6 +321,8 @@ pub fn sample<'b>(
 /// (what an `EVAL` computes), over `arena` ([`Model::arena_bytes`] bytes after aligning its
 /// start). For benchmarks and tests of the network alone; `time` must be one the model can
 /// evaluate (with a time table: one of its rows, i.e. an `EVAL` time of one of its programs).
+/// A network that draws noise (`NOISE`, `BERNOULLI`) draws what the first `EVAL` of stream 0
+/// of seed 0 would.
 pub fn evaluate(
     model: &Model<'_>,
     arena: &mut [u8],
@@ -352,7 +361,14 @@ pub fn evaluate(
         .get_mut(r0..r0 + n)
         .ok_or(Error::ArenaTooSmall { needed, provided })?
         .copy_from_slice(x);
-    forward(model, slots, Io { src: r0, dst: r0 }, time, class)?;
+    forward(
+        model,
+        slots,
+        Io { src: r0, dst: r0 },
+        time,
+        class,
+        Draws::new(0, 0, 0),
+    )?;
     out.copy_from_slice(
         slots
             .get(r0..r0 + n)

@@ -379,5 +379,7 @@ pub fn act_f64(a: Activation, x: f64) -> f64 {
             0.5 * x
                 * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
         }
+        Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        Activation::Exp => x.exp(),
     }
 }

@@ -434,7 +434,8 @@ fn run_op<K: Kernels>(
         PreparedOp::Plain(Op::Linear { .. } | Op::LayerNorm { .. }) => {
             return Err(broken(Rule::OpNotPrepared));
         }
-        // Integer graphs run sample by sample through the device executor (`BatchModel::sample`).
+        // Integer graphs, and graphs with the other families' ops, run sample by sample through
+        // the device executor (`BatchModel::sample`).
         PreparedOp::Plain(
             Op::Quantize { .. }
             | Op::Dequantize { .. }
@@ -442,7 +443,11 @@ fn run_op<K: Kernels>(
             | Op::QLut { .. }
             | Op::QAdd { .. }
             | Op::QLayerNorm { .. }
-            | Op::QGather { .. },
+            | Op::QGather { .. }
+            | Op::Slice { .. }
+            | Op::Mul { .. }
+            | Op::Noise { .. }
+            | Op::Bernoulli { .. },
         ) => {
             return Err(broken(Rule::IntegerOpInLanes));
         }

@@ -9,7 +9,7 @@ use microdiff_kernels::{Dtype, Matrix};
 use std::vec::Vec;
 
 use super::lanes::Packed;
-use crate::blob::graph::{GatherKey, MAX_VALUES, Op};
+use crate::blob::graph::{GatherKey, MAX_VALUES, Op, opcode};
 use crate::blob::ops::Elem;
 use crate::error::{Error, Fault, Rule};
 use crate::model::Model;
@@ -46,8 +46,9 @@ pub struct BatchModel<'m, 'b> {
     pub(crate) uniform_same_class: [bool; MAX_VALUES],
     /// The same when samples have different classes (the class embedding varies).
     pub(crate) uniform_mixed_class: [bool; MAX_VALUES],
-    /// The graph has integer (W8A8) ops: samples then run one by one through the device's
-    /// own executor, threads across samples (the lane executor is f32 only).
+    /// The graph has integer (W8A8) ops or ops of the other generator families (SLICE, MUL,
+    /// NOISE, BERNOULLI): samples then run one by one through the device's own executor,
+    /// threads across samples (the lane executor has kernels for the f32 diffusion ops only).
     pub(crate) integer: bool,
 }
 
@@ -103,17 +104,23 @@ impl<'m, 'b> BatchModel<'m, 'b> {
                 Op::Linear { a, .. } | Op::Activation { a, .. } | Op::LayerNorm { a, .. } => {
                     (u(&same, a), u(&mixed, a))
                 }
-                Op::Add { a, b } | Op::Concat { a, b } | Op::QAdd { a, b, .. } => {
-                    (u(&same, a) && u(&same, b), u(&mixed, a) && u(&mixed, b))
-                }
+                Op::Add { a, b }
+                | Op::Concat { a, b }
+                | Op::QAdd { a, b, .. }
+                | Op::Mul { a, b } => (u(&same, a) && u(&same, b), u(&mixed, a) && u(&mixed, b)),
                 Op::Quantize { a, .. }
                 | Op::Dequantize { a, .. }
                 | Op::QLinear { a, .. }
                 | Op::QLut { a, .. }
-                | Op::QLayerNorm { a, .. } => (u(&same, a), u(&mixed, a)),
+                | Op::QLayerNorm { a, .. }
+                | Op::Slice { a, .. } => (u(&same, a), u(&mixed, a)),
+                // Each sample's own draws.
+                Op::Noise { .. } | Op::Bernoulli { .. } => (false, false),
                 Op::QGather { key, .. } => (true, key != GatherKey::Class),
             };
-            integer |= op.spec().output == Elem::I8;
+            // Integer ops and the other families' ops (SLICE, MUL, NOISE, BERNOULLI) have no
+            // lane kernels: such a graph runs sample by sample through the device executor.
+            integer |= op.spec().output == Elem::I8 || op.code() >= opcode::SLICE;
             ops.push(match op {
                 Op::Linear { a, weight, bias } => {
                     let m = tensors.get(weight)?.matrix()?;

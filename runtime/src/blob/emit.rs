@@ -391,6 +391,29 @@ impl BlobBuilder {
         self.push(Op::TimeTable { rows, times }, len)
     }
 
+    /// `a[start .. start + len]`.
+    pub fn slice(&mut self, a: Value, start: u32, len: u32) -> Value {
+        self.push(Op::Slice { a: a.0, start }, len)
+    }
+
+    /// `a ⊙ b`.
+    pub fn mul(&mut self, a: Value, b: Value) -> Value {
+        let len = self.len_of(a);
+        self.push(Op::Mul { a: a.0, b: b.0 }, len)
+    }
+
+    /// `len` standard normals: elements `offset ..` of the `EVAL`'s network draw.
+    pub fn noise(&mut self, offset: u32, len: u32) -> Value {
+        self.push(Op::Noise { offset }, len)
+    }
+
+    /// Bernoulli draws with probabilities `a`: elements `offset ..` of the `EVAL`'s network
+    /// draw.
+    pub fn bernoulli(&mut self, a: Value, offset: u32) -> Value {
+        let len = self.len_of(a);
+        self.push(Op::Bernoulli { a: a.0, offset }, len)
+    }
+
     /// Row `class` of the `(rows, dim)` table tensor.
     pub fn class_embed(&mut self, table: u16) -> Value {
         let len = self.cols_of(table);

@@ -108,6 +108,18 @@ pub mod opcode {
     /// `dst = T0[r]` (int8 codes): `AUX` 0 = the row of the `EVAL`'s time in f32 times `T1`
     /// `(K, 1)`; `AUX` 1 = the row of the class (`T1` none).
     pub const QGATHER: u8 = 15;
+    /// `dst = a[PARAM .. PARAM + LEN]`, `PARAM` = the first element (`u32`): a prefix or
+    /// part of a value (a latent in a sample-sized register, one head of a layer).
+    pub const SLICE: u8 = 16;
+    /// `dst = a ⊙ b`, element-wise.
+    pub const MUL: u8 = 17;
+    /// `dst[i]` = a standard normal: element `PARAM + i` of the `EVAL`'s network draw
+    /// (`PARAM` = `u32` first element; see `network`'s noise contract).
+    pub const NOISE: u8 = 18;
+    /// `dst[i] = 1` if `u < a[i]` else `0`, `u` uniform in (0, 1): element `PARAM + i` of the
+    /// `EVAL`'s network draw (`PARAM` = `u32` first element). A Bernoulli draw with
+    /// probabilities `a`.
+    pub const BERNOULLI: u8 = 19;
 }
 
 /// What selects the row of a [`Op::QGather`].
@@ -247,6 +259,32 @@ pub enum Op {
         /// What selects the row.
         key: GatherKey,
     },
+    /// `a[start .. start + len]`.
+    Slice {
+        /// Input value.
+        a: u16,
+        /// First element taken.
+        start: u32,
+    },
+    /// `a ⊙ b`.
+    Mul {
+        /// First input.
+        a: u16,
+        /// Second input.
+        b: u16,
+    },
+    /// Standard normals from the `EVAL`'s network draw.
+    Noise {
+        /// Element of the draw that `dst[0]` takes.
+        offset: u32,
+    },
+    /// Bernoulli draws with probabilities `a`, from the `EVAL`'s network draw.
+    Bernoulli {
+        /// The probabilities.
+        a: u16,
+        /// Element of the draw that `dst[0]` takes.
+        offset: u32,
+    },
 }
 
 const fn opt(v: u16) -> Option<u16> {
@@ -281,7 +319,8 @@ impl Op {
         let t0 = u16_at(rec, field::T0.start).unwrap_or(NO_TENSOR);
         let t1 = u16_at(rec, field::T1.start).unwrap_or(NO_TENSOR);
         let param = f32_at(rec, field::PARAM.start).unwrap_or(0.0);
-        let raw = u32_at(rec, field::PARAM.start).unwrap_or(0).to_le_bytes();
+        let word = u32_at(rec, field::PARAM.start).unwrap_or(0);
+        let raw = word.to_le_bytes();
         let op = match code {
             opcode::LINEAR => Op::Linear {
                 a,
@@ -344,6 +383,10 @@ impl Op {
                     _ => return Err(bad_op(k, Rule::QGatherKey)),
                 },
             },
+            opcode::SLICE => Op::Slice { a, start: word },
+            opcode::MUL => Op::Mul { a, b },
+            opcode::NOISE => Op::Noise { offset: word },
+            opcode::BERNOULLI => Op::Bernoulli { a, offset: word },
             _ => {
                 return Err(Error::UnknownOp {
                     op: k,
@@ -372,6 +415,10 @@ impl Op {
             Op::QAdd { .. } => opcode::QADD,
             Op::QLayerNorm { .. } => opcode::QLAYER_NORM,
             Op::QGather { .. } => opcode::QGATHER,
+            Op::Slice { .. } => opcode::SLICE,
+            Op::Mul { .. } => opcode::MUL,
+            Op::Noise { .. } => opcode::NOISE,
+            Op::Bernoulli { .. } => opcode::BERNOULLI,
         }
     }
 
@@ -408,7 +455,12 @@ impl Op {
                 (a, t0, t1) = (x, weight, bias.unwrap_or(NO_TENSOR));
             }
             Op::Activation { a: x, act } => (a, aux) = (x, act.code()),
-            Op::Add { a: x, b: y } | Op::Concat { a: x, b: y } => (a, b) = (x, y),
+            Op::Add { a: x, b: y } | Op::Concat { a: x, b: y } | Op::Mul { a: x, b: y } => {
+                (a, b) = (x, y);
+            }
+            Op::Slice { a: x, start } => (a, param) = (x, f32::from_bits(start)),
+            Op::Noise { offset } => param = f32::from_bits(offset),
+            Op::Bernoulli { a: x, offset } => (a, param) = (x, f32::from_bits(offset)),
             Op::LayerNorm {
                 a: x,
                 gamma,
@@ -804,7 +856,10 @@ impl<'a> Graph<'a> {
             let t1 = u16_at(rec, field::T1.start).unwrap_or(NO_TENSOR);
             let param = u32_at(rec, field::PARAM.start).unwrap_or(0);
             let spec = op.spec();
-            if cfg!(not(feature = "float-net")) && op.code() <= opcode::TIME_TABLE {
+            if cfg!(not(feature = "float-net"))
+                && spec.input == Elem::F32
+                && spec.output == Elem::F32
+            {
                 return Err(bad_op(k, Rule::FloatOpWithoutFeature));
             }
             if (!spec.uses_aux && aux != 0)
@@ -1004,14 +1059,30 @@ impl<'a> Graph<'a> {
                         }
                     }
                 }
-                Op::Activation { .. } | Op::Add { .. } | Op::Concat { .. } => {}
+                #[cfg(feature = "float-net")]
+                Op::Slice { a, start } => {
+                    let la = structure.len_of(a as usize);
+                    if start.checked_add(len).is_none_or(|end| end > la) {
+                        return Err(bad_op(k, Rule::SliceRange));
+                    }
+                }
+                #[cfg(feature = "float-net")]
+                Op::Noise { offset } | Op::Bernoulli { offset, .. } => {
+                    if offset.checked_add(len).is_none() {
+                        return Err(bad_op(k, Rule::DrawRange));
+                    }
+                }
+                Op::Activation { .. } | Op::Add { .. } | Op::Concat { .. } | Op::Mul { .. } => {}
                 // Refused above in an integer-only build; kept out of its flash.
                 #[cfg(not(feature = "float-net"))]
                 Op::Linear { .. }
                 | Op::LayerNorm { .. }
                 | Op::TimeEmbed { .. }
                 | Op::ClassEmbed { .. }
-                | Op::TimeTable { .. } => {}
+                | Op::TimeTable { .. }
+                | Op::Slice { .. }
+                | Op::Noise { .. }
+                | Op::Bernoulli { .. } => {}
             }
         }
         Ok(g)

@@ -51,8 +51,14 @@ pub enum Objective {
     Flow = 3,
     /// The decoder of a variational autoencoder (Kingma & Welling 2014): the network maps a
     /// latent `z ~ N(0, I)`, held in the first elements of its input, to the decoder's mean,
-    /// so one `EVAL` of noise is a sample (prediction [`Prediction::Sample`]).
+    /// so one `EVAL` of noise is a sample (prediction [`Prediction::Sample`]). A two-level
+    /// (hierarchical) VAE is one too: its network draws the inner latent itself (`NOISE`).
     Vae = 4,
+    /// A restricted Boltzmann machine (Smolensky 1986; Hinton 2002): the network is one block
+    /// Gibbs sweep from the visible units' probabilities to the next ones (`BERNOULLI`
+    /// draws inside), and a program of `K` `EVAL`s samples by `K` sweeps; the sample is the
+    /// last probabilities (prediction [`Prediction::Sample`]).
+    Rbm = 5,
 }
 
 impl Objective {
@@ -64,6 +70,7 @@ impl Objective {
             2 => Some(Self::ScoreVp),
             3 => Some(Self::Flow),
             4 => Some(Self::Vae),
+            5 => Some(Self::Rbm),
             _ => None,
         }
     }
@@ -75,6 +82,7 @@ impl Objective {
             Self::ScoreVp => "score-vp",
             Self::Flow => "flow",
             Self::Vae => "vae",
+            Self::Rbm => "rbm",
         }
     }
 }

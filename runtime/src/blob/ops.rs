@@ -103,9 +103,11 @@ impl OpSpec {
     }
 }
 
-/// Every op. Codes not here are `UnknownOp` (16–63 are reserved). 1–8 are the float network's
-/// ops; 9–15 the integer (W8A8) path's, whose values are int8 codes.
-pub const TABLE: [OpSpec; 15] = [
+/// Every op. Codes not here are `UnknownOp` (20–63 are reserved). 1–8 are the float network's
+/// ops; 9–15 the integer (W8A8) path's, whose values are int8 codes; 16–19 the float ops the
+/// other generator families add (SLICE, MUL, and the two that draw noise, NOISE and
+/// BERNOULLI).
+pub const TABLE: [OpSpec; 19] = [
     OpSpec {
         reads_a: true,
         uses_t0: true,
@@ -197,6 +199,27 @@ pub const TABLE: [OpSpec; 15] = [
         uses_t1: true,
         ..OpSpec::int(opcode::QGATHER, "QGATHER", LenRule::Stored)
     },
+    OpSpec {
+        reads_a: true,
+        uses_param: true,
+        ..OpSpec::new(opcode::SLICE, "SLICE", LenRule::Stored)
+    },
+    OpSpec {
+        reads_a: true,
+        reads_b: true,
+        in_place: true,
+        ..OpSpec::new(opcode::MUL, "MUL", LenRule::SameAsBoth)
+    },
+    OpSpec {
+        uses_param: true,
+        ..OpSpec::new(opcode::NOISE, "NOISE", LenRule::Stored)
+    },
+    OpSpec {
+        reads_a: true,
+        uses_param: true,
+        in_place: true,
+        ..OpSpec::new(opcode::BERNOULLI, "BERNOULLI", LenRule::SameAsA)
+    },
 ];
 
 /// The row of opcode `code`, if it is an op.
@@ -219,7 +242,7 @@ mod tests {
     fn every_op_code_has_one_row_and_no_other_code_has_any() {
         for code in 0..=255u8 {
             let rows = TABLE.iter().filter(|s| s.code == code).count();
-            let v1 = (1..=15).contains(&code);
+            let v1 = (1..=19).contains(&code);
             assert_eq!(rows, usize::from(v1), "opcode {code}");
             assert_eq!(spec(code).is_some(), v1);
         }

@@ -19,6 +19,9 @@
 //! | `ctr[2]`    | `stream`                                 | sample index chosen by the caller |
 //! | `ctr[3]`    | [`Domain`] as `u32`                      | which subsystem draws             |
 //!
+//! (A network's own draws, [`Domain::Network`], use the `EVAL`'s index in its program as
+//! `draw`.)
+//!
 //! Element `e` of a draw is lane `e % 4` of block `e / 4`, so one Philox call serves four
 //! consecutive elements, and a draw addresses 2³² elements (the element index is a `u32`).
 //! [`Domain`]s keep sampler and trainer noise in disjoint counter spaces.
@@ -63,6 +66,10 @@ pub enum Domain {
     TrainDropout = 3,
     /// Trainer: which training example fills each row of a batch.
     TrainData = 4,
+    /// Noise drawn inside a network by its `NOISE` and `BERNOULLI` ops: `draw` is the
+    /// `EVAL`'s index in its program (0 for the first `EVAL` executed), so it never shares
+    /// counters with the sampler's `LIN` draws.
+    Network = 5,
 }
 
 /// Key + stream: everything that identifies one sample's noise.
