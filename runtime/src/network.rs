@@ -13,9 +13,8 @@ use crate::arena::{i8s, i8s_mut, i16s, i16s_mut};
 use crate::blob::graph::{GatherKey, Op, time_row};
 use crate::error::{Fault, Rule};
 use crate::model::Model;
-use crate::noise::{Domain, NoiseStream};
 #[cfg(feature = "float-net")]
-use crate::noise::{standard_normal, uniform_open};
+use crate::noise::{Domain, NoiseStream, standard_normal, uniform_open};
 
 /// Where the network reads its input and writes its output (slot ranges in the arena).
 pub(crate) struct Io {
@@ -25,19 +24,24 @@ pub(crate) struct Io {
 
 /// The noise a network's `NOISE` and `BERNOULLI` ops draw: element `e` of draw `eval` of the
 /// sample's stream in [`Domain::Network`], where `eval` counts the program's `EVAL`s from 0.
+/// Only the float ops draw: in an integer-only build it is empty, so the executor's
+/// signature costs that build nothing.
 #[derive(Debug, Clone, Copy)]
-// Only the float ops draw: an integer-only build carries the value unread.
-#[cfg_attr(not(feature = "float-net"), allow(dead_code))]
 pub(crate) struct Draws {
+    #[cfg(feature = "float-net")]
     stream: NoiseStream,
+    #[cfg(feature = "float-net")]
     eval: u32,
 }
 
 impl Draws {
     /// The draws of `EVAL` number `eval` (from 0, in program order) of sample `(seed, stream)`.
+    #[cfg_attr(not(feature = "float-net"), allow(unused_variables))]
     pub(crate) const fn new(seed: u64, stream: u32, eval: u32) -> Self {
         Draws {
+            #[cfg(feature = "float-net")]
             stream: NoiseStream::new(seed, stream, Domain::Network),
+            #[cfg(feature = "float-net")]
             eval,
         }
     }

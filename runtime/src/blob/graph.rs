@@ -383,10 +383,19 @@ impl Op {
                     _ => return Err(bad_op(k, Rule::QGatherKey)),
                 },
             },
+            #[cfg(feature = "float-net")]
             opcode::SLICE => Op::Slice { a, start: word },
+            #[cfg(feature = "float-net")]
             opcode::MUL => Op::Mul { a, b },
+            #[cfg(feature = "float-net")]
             opcode::NOISE => Op::Noise { offset: word },
+            #[cfg(feature = "float-net")]
             opcode::BERNOULLI => Op::Bernoulli { a, offset: word },
+            // An integer-only build decodes none of the other families' float ops.
+            #[cfg(not(feature = "float-net"))]
+            opcode::SLICE..=opcode::BERNOULLI => {
+                return Err(bad_op(k, Rule::FloatOpWithoutFeature));
+            }
             _ => {
                 return Err(Error::UnknownOp {
                     op: k,
@@ -856,10 +865,8 @@ impl<'a> Graph<'a> {
             let t1 = u16_at(rec, field::T1.start).unwrap_or(NO_TENSOR);
             let param = u32_at(rec, field::PARAM.start).unwrap_or(0);
             let spec = op.spec();
-            if cfg!(not(feature = "float-net"))
-                && spec.input == Elem::F32
-                && spec.output == Elem::F32
-            {
+            // (Ops 16–19 are float ops too: `Op::decode` refuses them in such a build.)
+            if cfg!(not(feature = "float-net")) && op.code() <= opcode::TIME_TABLE {
                 return Err(bad_op(k, Rule::FloatOpWithoutFeature));
             }
             if (!spec.uses_aux && aux != 0)
