@@ -41,7 +41,7 @@ pub const TARGETS: [Target; 4] = [
         machine: "BBC micro:bit (Cortex-M0, soft float)",
         ram_bytes: 16 * 1024,
         flash_bytes: 256 * 1024,
-        skips: &["ref-mlp-f32.mdfb", "ref-mlp-f16.mdfb"],
+        skips: &["ref-mlp-f32.mdfb", "ref-mlp-f16.mdfb", "ref-mlp-i8.mdfb"],
     },
     Target {
         name: "m4f",

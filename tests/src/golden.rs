@@ -62,13 +62,19 @@ pub enum Golden {
     Trained,
     /// A trained VAE decoder, checked in like [`Golden::Trained`]
     /// (`host-trainer/examples/golden_vae.rs` writes it): the class-conditional digits VAE with
-    /// the one program [`VAE_PROGRAM`], one network pass per sample.
+    /// the one program [`VAE_PROGRAM`], one network pass per sample. The two-level VAE
+    /// ([`DIGITS_HVAE_FILE`], `host-trainer/examples/golden_zoo.rs`) is one too: its network
+    /// draws its inner latent itself.
     TrainedVae,
+    /// A trained binary RBM on the binarised digits (`host-trainer/examples/golden_zoo.rs`),
+    /// checked in like [`Golden::Trained`], with the programs [`RBM_PROGRAMS`] (Gibbs sweeps
+    /// with Bernoulli draws inside the network).
+    TrainedRbm,
 }
 
 /// The golden blobs and their file names. The full-integer digits model comes first among the
 /// digits models, so the firmware's ASCII-art digit is the integer network's.
-pub const BLOBS: [(Golden, &str); 7] = [
+pub const BLOBS: [(Golden, &str); 9] = [
     (Golden::RefMlp(Dtype::F32), "ref-mlp-f32.mdfb"),
     (Golden::RefMlp(Dtype::F16), "ref-mlp-f16.mdfb"),
     (Golden::RefMlp(Dtype::I8), "ref-mlp-i8.mdfb"),
@@ -76,7 +82,18 @@ pub const BLOBS: [(Golden, &str); 7] = [
     (Golden::Trained, DIGITS_FILE),
     (Golden::TrainedVae, DIGITS_VAE_FILE),
     (Golden::TrainedVae, DIGITS_VAE_W8A8_FILE),
+    (Golden::TrainedVae, DIGITS_HVAE_FILE),
+    (Golden::TrainedRbm, DIGITS_RBM_FILE),
 ];
+
+/// The trained two-level VAE (int8 weights, f32 arithmetic), program [`VAE_PROGRAM`].
+pub const DIGITS_HVAE_FILE: &str = "digits-hvae.mdfb";
+
+/// The trained RBM (int8 weights, f32 arithmetic), programs [`RBM_PROGRAMS`].
+pub const DIGITS_RBM_FILE: &str = "digits-rbm.mdfb";
+
+/// The RBM blob's programs: 10 and 50 block Gibbs sweeps from the all-zero state.
+pub const RBM_PROGRAMS: [&str; 2] = ["gibbs10", "gibbs50"];
 
 /// The trained digits VAE decoder (int8 weights, f32 arithmetic).
 pub const DIGITS_VAE_FILE: &str = "digits-vae.mdfb";
@@ -112,7 +129,7 @@ pub fn build_blob(which: Golden, file: &str) -> Result<Vec<u8>, String> {
             }
             b
         }
-        Golden::Trained | Golden::TrainedVae => {
+        Golden::Trained | Golden::TrainedVae | Golden::TrainedRbm => {
             return std::fs::read(dir().join(file))
                 .map_err(|e| format!("trained golden blob tests/golden/{file}: {e}"));
         }
@@ -192,6 +209,7 @@ pub fn case_grid() -> Vec<(String, String, SampleRequest)> {
                 .collect(),
             Golden::Trained => vec![DIGITS_PROGRAM.to_string()],
             Golden::TrainedVae => vec![VAE_PROGRAM.to_string()],
+            Golden::TrainedRbm => RBM_PROGRAMS.iter().map(|p| p.to_string()).collect(),
         };
         for name in names {
             for spec in specs {

@@ -9,14 +9,20 @@ use microdiff_trainer::export::from_run::{Options, Storage, from_run};
 use microdiff_trainer::export::w8a8::Calibration;
 use microdiff_trainer::interop::to_safetensors;
 use microdiff_trainer::run::RunDir;
+use microdiff_trainer::zoo::boltzmann::command as rbm_command;
+use microdiff_trainer::zoo::boltzmann::run::RbmRun;
+use microdiff_trainer::zoo::vae::command as vae_command;
+use microdiff_trainer::zoo::vae::hvae_run::HvaeRun;
+use microdiff_trainer::zoo::vae::run::VaeRun;
 
 use super::{CliError, msg};
 
 /// `microdiff export` arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Training run directory (or its checkpoint file); a VAE run (`train --objective vae`)
-    /// exports its decoder (program `decode`, docs/zoo.md).
+    /// Training run directory (or its checkpoint file). A VAE or two-level VAE run (`train
+    /// --objective vae | hvae`) exports its generative path (program `decode`), an RBM run
+    /// (`--objective rbm`) its Gibbs chains (programs `gibbsK`, see --sweeps): docs/zoo.md.
     run: PathBuf,
     /// What to write: blob (a weight blob with sampler programs, for the runtime) or
     /// safetensors (the weights as the PyTorch reference module's state_dict, f32, with
@@ -25,10 +31,15 @@ pub struct Args {
     format: String,
     /// Weight storage: f32, f16, i8 (per-output-channel int8 weights, f32 arithmetic) or w8a8
     /// (the full-integer network: int8 weights and activations, int32 accumulation,
-    /// calibrated on the exported programs' own trajectories; see docs/integer.md)
-    /// [default: i8].
+    /// calibrated on the exported programs' own trajectories; see docs/integer.md; not for
+    /// two-level VAE and RBM runs) [default: i8].
     #[arg(long)]
     dtype: Option<String>,
+    /// RBM runs only: the Gibbs sweep counts K to write as programs gibbsK, comma-separated,
+    /// each 1..=10000 (the chain starts from all-zero visible units; the sample is the last
+    /// sweep's visible probabilities) [default: 10,100].
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    sweeps: Option<Vec<u16>>,
     /// W8A8 only: calibration trajectories per program [default: 64, or 2048 / the values per
     /// example when more (1024 for 2-D data)].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -53,31 +64,38 @@ pub struct Args {
     time_table: Option<TimeTable>,
 }
 
-pub fn run(a: Args) -> Result<(), CliError> {
-    if microdiff_trainer::zoo::vae::run::VaeRun::exists(&a.run) {
-        let given = [
-            ("--format safetensors", a.format == "safetensors"),
-            ("--sampler", !a.samplers.is_empty()),
-            ("--guidance", a.guidance.is_some()),
-            ("--time-table", a.time_table.is_some()),
-        ];
-        if let Some((flag, _)) = given.iter().find(|(_, on)| *on) {
-            return Err(CliError::Msg(format!(
-                "{flag} does not apply to a VAE run (its blob has the one program decode: docs/zoo.md)"
-            )));
+/// The kind of a zoo run in a directory, if it holds one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Zoo {
+    Vae,
+    Hvae,
+    Rbm,
+}
+
+impl Zoo {
+    fn of(dir: &std::path::Path) -> Option<Zoo> {
+        if VaeRun::exists(dir) {
+            Some(Zoo::Vae)
+        } else if HvaeRun::exists(dir) {
+            Some(Zoo::Hvae)
+        } else if RbmRun::exists(dir) {
+            Some(Zoo::Rbm)
+        } else {
+            None
         }
-        let out = a.out.clone().unwrap_or_else(|| "model.mdfb".into());
-        let bytes = microdiff_trainer::zoo::vae::command::export_blob(
-            &a.run,
-            a.dtype.as_deref().unwrap_or("i8"),
-            a.calibration_samples.map(|n| n as usize),
-            &out,
-        )?;
-        eprintln!(
-            "microdiff: wrote {} ({bytes} bytes): the VAE's decoder, program decode",
-            out.display()
-        );
-        return Ok(());
+    }
+}
+
+pub fn run(a: Args) -> Result<(), CliError> {
+    let zoo = Zoo::of(&a.run);
+    if zoo != Some(Zoo::Rbm) && a.sweeps.is_some() {
+        return Err(CliError::Msg(
+            "--sweeps applies to an RBM run only (train --objective rbm): its programs gibbsK"
+                .into(),
+        ));
+    }
+    if let Some(zoo) = zoo {
+        return export_zoo(&a, zoo);
     }
     if a.format == "safetensors" {
         return safetensors(a);
@@ -122,6 +140,69 @@ pub fn run(a: Args) -> Result<(), CliError> {
             .iter()
             .flatten()
             .map(|p| format!("{} ({} evals)", p.name(), p.evals))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+/// A zoo run's blob: the VAE's decoder, the two-level VAE's generative path (program
+/// `decode`), or the RBM's Gibbs chains (programs `gibbsK`). The diffusion samplers' options
+/// mean nothing here and are refused.
+fn export_zoo(a: &Args, zoo: Zoo) -> Result<(), CliError> {
+    let (what, programs) = match zoo {
+        Zoo::Vae => ("a VAE run", "the one program decode"),
+        Zoo::Hvae => ("a two-level VAE run", "the one program decode"),
+        Zoo::Rbm => ("an RBM run", "the programs gibbsK of --sweeps"),
+    };
+    let given = [
+        ("--format safetensors", a.format == "safetensors"),
+        ("--sampler", !a.samplers.is_empty()),
+        ("--guidance", a.guidance.is_some()),
+        ("--time-table", a.time_table.is_some()),
+    ];
+    if let Some((flag, _)) = given.iter().find(|(_, on)| *on) {
+        return Err(CliError::Msg(format!(
+            "{flag} does not apply to {what} (its blob has {programs}: docs/zoo.md)"
+        )));
+    }
+    if zoo != Zoo::Vae && a.calibration_samples.is_some() {
+        return Err(CliError::Msg(format!(
+            "--calibration-samples applies to --dtype w8a8 only, which {what} has not"
+        )));
+    }
+    let out = a.out.clone().unwrap_or_else(|| "model.mdfb".into());
+    let dtype = a.dtype.as_deref().unwrap_or("i8");
+    let (bytes, made) = match zoo {
+        Zoo::Vae => (
+            vae_command::export_blob(
+                &a.run,
+                dtype,
+                a.calibration_samples.map(|n| n as usize),
+                &out,
+            )?,
+            "the VAE's decoder",
+        ),
+        Zoo::Hvae => (
+            vae_command::export_hvae_blob(&a.run, dtype, &out)?,
+            "the two-level VAE's generative path",
+        ),
+        Zoo::Rbm => (
+            rbm_command::export_blob(&a.run, dtype, a.sweeps.as_deref(), &out)?,
+            "the RBM's Gibbs chains",
+        ),
+    };
+    let model = microdiff_runtime::Model::parse(&bytes).map_err(msg("export"))?;
+    eprintln!(
+        "microdiff: wrote {} ({} bytes, {dtype}): {made}, arena {} bytes, programs: {}",
+        out.display(),
+        bytes.len(),
+        model.arena_bytes(),
+        model
+            .programs()
+            .iter()
+            .flatten()
+            .map(|p| p.name().to_string())
             .collect::<Vec<_>>()
             .join(", ")
     );

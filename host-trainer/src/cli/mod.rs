@@ -26,7 +26,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Train a model (DDPM, VE/VP score matching or flow matching) and write checkpoints.
+    /// Train a model (DDPM, VE/VP score matching or flow matching) and write checkpoints, or a
+    /// model of docs/zoo.md (--objective vae, hvae or rbm).
     Train(Box<train::Args>),
     /// Write a weight blob (f32 / f16 / int8) with sampler programs from a training run, or
     /// its weights as safetensors for PyTorch (--format safetensors).
@@ -78,9 +79,12 @@ pub enum CliError {
     /// A safetensors export or import.
     #[error(transparent)]
     Interop(#[from] microdiff_trainer::interop::InteropError),
-    /// A VAE run (`train --objective vae`, its export).
+    /// A VAE or two-level VAE run (`train --objective vae | hvae`, its export).
     #[error(transparent)]
     Vae(#[from] microdiff_trainer::zoo::vae::run::VaeRunError),
+    /// An RBM run (`train --objective rbm`, its export).
+    #[error(transparent)]
+    Rbm(#[from] microdiff_trainer::zoo::boltzmann::run::RbmRunError),
 }
 
 impl CliError {

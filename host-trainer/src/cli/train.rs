@@ -1,6 +1,7 @@
 //! `microdiff train`: settings from defaults, then a TOML file, then the command line; a
 //! progress bar (a line per checkpoint when quiet or not on a terminal); `--resume`. The run
-//! itself is the library's [`Run`].
+//! itself is the library's [`Run`], or for the zoo's families (`--objective vae | hvae | rbm`)
+//! their library commands.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -10,7 +11,9 @@ use microdiff_trainer::backend::Backend;
 use microdiff_trainer::backend::choice::{DeviceChoice, Selected};
 use microdiff_trainer::backend::cpu::{Cpu, hot_pool};
 use microdiff_trainer::run::{Event, Run, Settings, Start};
-use microdiff_trainer::zoo::vae::command;
+use microdiff_trainer::zoo::boltzmann::command as rbm_command;
+use microdiff_trainer::zoo::command::TrainFlags;
+use microdiff_trainer::zoo::vae::command as vae_command;
 
 use super::{CliError, msg};
 
@@ -59,30 +62,67 @@ pub fn run(a: Args) -> Result<(), CliError> {
         None => Settings::default(),
     };
     let settings = a.settings.clone().or(file);
-    if settings.objective.as_deref() == Some("vae") {
-        let flags = command::TrainFlags {
-            out: &a.out,
-            resume: a.resume,
-            force: a.force,
-            device_is_auto_or_cpu: matches!(a.device, DeviceChoice::Auto | DeviceChoice::Cpu),
-            threads: a.threads.is_some(),
-            checkpoint_every: a.checkpoint_every.is_some(),
-        };
-        let done = command::train(&settings, &flags, |line| eprintln!("microdiff: {line}"))?;
-        if !a.quiet {
-            eprintln!(
-                "microdiff: negative ELBO over the last 100 steps {:.3} nats per example",
+    let flags = TrainFlags {
+        out: &a.out,
+        resume: a.resume,
+        force: a.force,
+        device_is_auto_or_cpu: matches!(a.device, DeviceChoice::Auto | DeviceChoice::Cpu),
+        threads: a.threads.is_some(),
+        checkpoint_every: a.checkpoint_every.is_some(),
+    };
+    let announce = |line: &str| eprintln!("microdiff: {line}");
+    let (seconds, model, (what, curve), last) = match settings.objective.as_deref() {
+        Some("vae") => {
+            let done = vae_command::train(&settings, &flags, announce)?;
+            let last = format!(
+                "negative ELBO over the last 100 steps {:.3} nats per example",
                 done.run.loss
             );
+            (done.seconds, done.model, ("loss curve", done.curve), last)
         }
-        eprintln!(
-            "microdiff: done in {:.1} s; model {}, loss curve {}",
-            done.seconds,
-            done.model.display(),
-            done.curve.display()
-        );
-        return Ok(());
+        Some("hvae") => {
+            let done = vae_command::train_hvae(&settings, &flags, announce)?;
+            let last = format!(
+                "negative ELBO over the last 100 steps {:.3} nats per example",
+                done.run.loss
+            );
+            (done.seconds, done.model, ("loss curve", done.curve), last)
+        }
+        Some("rbm") => {
+            let done = rbm_command::train(&settings, &flags, announce)?;
+            let mut last = format!(
+                "reconstruction error after {} updates {:.4} per unit",
+                done.run.training.steps, done.run.reconstruction_error
+            );
+            if let Some(swaps) = done.epochs.last().and_then(|e| e.swap_acceptance.as_ref()) {
+                let rates: Vec<String> = swaps.iter().map(|r| format!("{r:.2}")).collect();
+                last.push_str(&format!(
+                    "; swap acceptance in the last epoch {}",
+                    rates.join(", ")
+                ));
+            }
+            (
+                done.seconds,
+                done.model,
+                ("per-epoch curve", done.curve),
+                last,
+            )
+        }
+        _ => return train_diffusion(&a, &settings),
+    };
+    if !a.quiet {
+        eprintln!("microdiff: {last}");
     }
+    eprintln!(
+        "microdiff: done in {seconds:.1} s; model {}, {what} {}",
+        model.display(),
+        curve.display()
+    );
+    Ok(())
+}
+
+/// `microdiff train` of a diffusion objective.
+fn train_diffusion(a: &Args, settings: &Settings) -> Result<(), CliError> {
     let checkpoint_every = a.checkpoint_every.unwrap_or(CHECKPOINT_EVERY);
     if checkpoint_every == 0 {
         return Err(CliError::Msg(
@@ -97,14 +137,14 @@ pub fn run(a: Args) -> Result<(), CliError> {
     } else {
         Start::Fresh
     };
-    let run = Run::prepare(&a.out, &settings, start)?;
+    let run = Run::prepare(&a.out, settings, start)?;
     let selected = super::select_device(a.device)?;
     let on = selected.describe();
     match selected {
         // On one of rayon's workers, with the others polling for work: the backend's parallel
         // operations are then shared without waking sleeping workers (see `hot_pool`).
-        Selected::Cpu => hot_pool(|| train_on(Cpu, &on, &a, run)),
-        Selected::Cuda(be) => train_on(*be, &on, &a, run),
+        Selected::Cpu => hot_pool(|| train_on(Cpu, &on, a, run)),
+        Selected::Cuda(be) => train_on(*be, &on, a, run),
     }
 }
 

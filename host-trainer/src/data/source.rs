@@ -69,6 +69,18 @@ impl Source {
         conditional: bool,
         seed: u64,
     ) -> Result<(Dataset, Normalizer), DataError> {
+        let ds = self.training_data(conditional, seed)?;
+        let norm = match self.range() {
+            Some((lo, hi)) => Normalizer::range(lo, hi, -1.0, 1.0),
+            None => Normalizer::standardize(&ds),
+        };
+        Ok((norm.dataset_to_model(&ds), norm))
+    }
+
+    /// The examples [`training_set`](Self::training_set) trains on, in data units (not
+    /// normalised): the digits' training split, [`TOY_POINTS`] draws of a 2-D set with `seed`,
+    /// or the whole file. Labels are kept only when `conditional` (and then required).
+    pub fn training_data(&self, conditional: bool, seed: u64) -> Result<Dataset, DataError> {
         let mut ds = match self {
             Source::Digits => super::digits_split()?.0,
             Source::Toy(kind) if conditional => super::toy_labelled(*kind, TOY_POINTS, seed),
@@ -83,11 +95,7 @@ impl Source {
                 name: self.to_string(),
             });
         }
-        let norm = match self.range() {
-            Some((lo, hi)) => Normalizer::range(lo, hi, -1.0, 1.0),
-            None => Normalizer::standardize(&ds),
-        };
-        Ok((norm.dataset_to_model(&ds), norm))
+        Ok(ds)
     }
 }
 

@@ -68,4 +68,45 @@ impl DigitsJudge {
     pub fn class_accuracy(&self, x: &[f32], classes: &[u16]) -> f64 {
         self.clf.accuracy(x, classes)
     }
+
+    /// Fraction of digits `x` the classifier assigns to each class (an unconditional model's
+    /// class balance; the real digits are close to uniform, 0.1 each).
+    pub fn class_histogram(&self, x: &[f32]) -> Vec<f64> {
+        let classes = self.clf.classes();
+        let mut counts = vec![0usize; classes];
+        for c in self.clf.predict(x) {
+            if let Some(n) = counts.get_mut(usize::from(c)) {
+                *n += 1;
+            }
+        }
+        let total = counts.iter().sum::<usize>().max(1) as f64;
+        counts.into_iter().map(|n| n as f64 / total).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The class shares of the real test digits are their class balance (about 0.1 each),
+    /// and of one repeated digit almost all one class.
+    #[test]
+    fn class_shares_are_the_judges_predictions_counted() {
+        let judge = DigitsJudge::new().unwrap();
+        let (_, test) = crate::data::digits_split().unwrap();
+        let shares = judge.class_histogram(&test.x);
+        assert_eq!(shares.len(), 10);
+        assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!(
+            shares.iter().all(|&s| (0.07..=0.13).contains(&s)),
+            "{shares:?}"
+        );
+        let labels = test.labels.unwrap();
+        let threes: Vec<f32> = (0..test.x.len() / 64)
+            .filter(|&i| labels[i] == 3)
+            .flat_map(|i| test.x[i * 64..(i + 1) * 64].to_vec())
+            .collect();
+        assert!(judge.class_histogram(&threes)[3] > 0.9);
+        assert_eq!(judge.class_histogram(&[]), vec![0.0; 10]);
+    }
 }

@@ -9,9 +9,12 @@
 //!   generator's labels, on the user's data the labels of the held-out rows compared with
 //!   (so its samples are judged as a whole, not as one class against all of the data).
 //! * `digits` ([`digits()`]): class accuracy by the [`DigitsJudge`] and the Fréchet distance in
-//!   its feature space.
+//!   its feature space; for an unconditional model ([`unconditional_digits`]) the Fréchet
+//!   distance only.
 //! * [`likelihood`]: the negative log-likelihood of held-out data under a run's model (EMA
-//!   weights, f32) through the probability-flow ODE.
+//!   weights, f32) through the probability-flow ODE; [`vae_likelihood`] and
+//!   [`hvae_likelihood`] by the IWAE bound, [`rbm_likelihood`] by annealed importance
+//!   sampling, for the zoo's runs.
 
 use serde::Serialize;
 
@@ -82,8 +85,14 @@ pub struct Digits {
     pub samples: usize,
     /// The judge's own accuracy on held-out real digits.
     pub classifier_test_accuracy: f64,
-    /// Fraction of samples classified as the class they were conditioned on.
-    pub class_accuracy: f64,
+    /// Fraction of samples classified as the class they were conditioned on (`None` for an
+    /// unconditional model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class_accuracy: Option<f64>,
+    /// The judge's class shares of the samples, classes 0…9 (an unconditional model's
+    /// balance; the real digits are about 0.1 each; `None` for a conditional model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class_shares: Option<Vec<f64>>,
     /// Fréchet distance in the judge's feature space.
     pub frechet: f64,
     /// The same distance between two halves of the real digits.
@@ -104,9 +113,16 @@ pub struct Likelihood {
     /// Held-out points.
     pub points: usize,
     /// How it was estimated: `probability-flow ODE` (diffusion runs, exact up to the ODE's
-    /// discretisation and the trace estimator) or `IWAE, k = K` (VAE runs: the importance-
-    /// weighted bound with K samples, so an upper bound on the NLL).
+    /// discretisation and the trace estimator), `IWAE, k = K` (VAE and two-level VAE runs: the
+    /// importance-weighted bound with K samples, so an upper bound on the NLL) or `AIS, …`
+    /// (RBM runs: the exact free energy and log Z by annealed importance sampling, whose
+    /// standard error is included in `stderr`).
     pub estimator: String,
+    /// What the held-out data is a density or mass over: `data units` (a density over the
+    /// data's values, the map's Jacobian included), or for an RBM the binarised data (a
+    /// probability mass over `{0, 1}` per value, so the figures are the same in model space
+    /// and "data units").
+    pub representation: String,
     /// The divergence trace used (diffusion runs; empty for a VAE).
     pub trace: String,
     /// Runge–Kutta steps (diffusion runs; 0 for a VAE).
@@ -170,12 +186,21 @@ pub fn evaluate(
     let classes = usize::from(model.meta().classes);
     match data {
         Source::Digits => {
-            if len != 64 || model.meta().classes != 10 {
+            if len != 64 || !matches!(classes, 0 | 10) {
                 return Err(ReportError::Mismatch(
-                    "--data digits needs a 10-class model of 8x8 samples".into(),
+                    "--data digits needs a 10-class or unconditional model of 8x8 samples".into(),
                 ));
             }
             let judge = DigitsJudge::new()?;
+            if classes == 0 {
+                // As many samples as a conditional model's n per class; no class to check.
+                let total = n.saturating_mul(10);
+                let x = sampling::draw(blob, program, 0, total, seed, 0, progress)?;
+                return Ok(Evaluation {
+                    report: Report::Digits(unconditional_digits(&judge, &x)?),
+                    far_out: sampling::far_out(&model, &x),
+                });
+            }
             let (x, y) = sampling::per_class(blob, program, 10, n, seed, progress)?;
             Ok(Evaluation {
                 report: Report::Digits(digits(&judge, &x, &y)?),
@@ -325,7 +350,21 @@ pub fn digits(judge: &DigitsJudge, x: &[f32], y: &[u16]) -> Result<Digits, Judge
     Ok(Digits {
         samples: x.len() / 64,
         classifier_test_accuracy: judge.classifier_test_accuracy,
-        class_accuracy: judge.class_accuracy(x, y),
+        class_accuracy: Some(judge.class_accuracy(x, y)),
+        class_shares: None,
+        frechet: judge.frechet(x)?,
+        frechet_noise_floor: judge.frechet_noise_floor,
+    })
+}
+
+/// The judge's verdict on digits `x` (pixel units) of an unconditional model: the Fréchet
+/// distance and the judge's class shares (no class to check).
+pub fn unconditional_digits(judge: &DigitsJudge, x: &[f32]) -> Result<Digits, JudgeError> {
+    Ok(Digits {
+        samples: x.len() / 64,
+        classifier_test_accuracy: judge.classifier_test_accuracy,
+        class_accuracy: None,
+        class_shares: Some(judge.class_histogram(x)),
         frechet: judge.frechet(x)?,
         frechet_noise_floor: judge.frechet_noise_floor,
     })
@@ -417,6 +456,7 @@ impl Likelihood {
             bits_per_dim: data_nats / (dim as f64 * std::f64::consts::LN_2),
             points: per_row.len(),
             estimator: String::new(),
+            representation: "data units".into(),
             trace: String::new(),
             ode_steps: 0,
         }
@@ -450,18 +490,7 @@ pub fn vae_likelihood(
     seed: u64,
 ) -> Result<Likelihood, ReportError> {
     let dim = run.vae.config().x_dim;
-    if n == 0 {
-        return Err(ReportError::Mismatch(
-            "--nll-n 0: the likelihood needs at least one held-out point".into(),
-        ));
-    }
-    let held_out = held_out(data, n, seed)?;
-    if held_out.dim != dim {
-        return Err(ReportError::Mismatch(format!(
-            "--run: the model makes {dim} values per sample, --data {data} has {}",
-            held_out.dim
-        )));
-    }
+    let held_out = zoo_held_out(data, n, seed, dim)?;
     let mut x = held_out.x.clone();
     crate::data::Normalizer {
         scale: run.scale.clone(),
@@ -485,5 +514,107 @@ pub fn vae_likelihood(
     let per_row: Vec<f64> = bounds.iter().map(|b| -b).collect();
     let mut l = Likelihood::of_rows(&per_row, &run.scale, dim);
     l.estimator = format!("IWAE, k = {IWAE_K}");
+    Ok(l)
+}
+
+/// The held-out points of [`likelihood`] for a zoo model of `dim` values per sample.
+fn zoo_held_out(
+    data: &Source,
+    n: usize,
+    seed: u64,
+    dim: usize,
+) -> Result<data::Dataset, ReportError> {
+    if n == 0 {
+        return Err(ReportError::Mismatch(
+            "--nll-n 0: the likelihood needs at least one held-out point".into(),
+        ));
+    }
+    let held_out = held_out(data, n, seed)?;
+    if held_out.dim != dim {
+        return Err(ReportError::Mismatch(format!(
+            "--run: the model makes {dim} values per sample, --data {data} has {}",
+            held_out.dim
+        )));
+    }
+    Ok(held_out)
+}
+
+/// The negative log-likelihood of held-out data under a two-level VAE run, by the
+/// importance-weighted bound with [`IWAE_K`] samples, as [`vae_likelihood`] for a VAE.
+pub fn hvae_likelihood(
+    run: &crate::zoo::vae::hvae_run::HvaeRun,
+    data: &Source,
+    n: usize,
+    seed: u64,
+) -> Result<Likelihood, ReportError> {
+    let dim = run.hvae.config().x_dim;
+    let held_out = zoo_held_out(data, n, seed, dim)?;
+    let mut x = held_out.x.clone();
+    crate::data::Normalizer {
+        scale: run.scale.clone(),
+        offset: run.offset.clone(),
+    }
+    .to_model(&mut x);
+    let x: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+    let bounds = run
+        .hvae
+        .iwae(&x, IWAE_K, seed)
+        .map_err(|e| ReportError::Mismatch(format!("--run: {e}")))?;
+    let per_row: Vec<f64> = bounds.iter().map(|b| -b).collect();
+    let mut l = Likelihood::of_rows(&per_row, &run.scale, dim);
+    l.estimator = format!("IWAE, k = {IWAE_K}");
+    Ok(l)
+}
+
+/// Intermediate distributions of the RBM likelihood's annealed importance sampling, spaced as
+/// `AisConfig::schedule` does (Salakhutdinov & Murray's proportions; they used 14 500).
+pub const AIS_STEPS: usize = 10_000;
+/// Independent AIS runs (Salakhutdinov & Murray's 100).
+pub const AIS_RUNS: usize = 100;
+
+/// The negative log-likelihood of held-out data under an RBM run: the data binarised as the
+/// run binarised its training set, `−log p(v) = F(v) + log Z` with the exact free energy `F`
+/// and `log Z` estimated by annealed importance sampling ([`AIS_STEPS`] intermediate
+/// distributions, [`AIS_RUNS`] runs, base model at the machine's visible biases). The
+/// standard error combines the spread over the held-out points and the AIS standard error of
+/// `log Z` (shared by every point). The figures are of a probability mass over the binarised
+/// values, so nats in "model space" and in "data units" are the same number (no Jacobian):
+/// bits per dimension are bits per binary value.
+pub fn rbm_likelihood(
+    run: &crate::zoo::boltzmann::run::RbmRun,
+    data: &Source,
+    n: usize,
+    seed: u64,
+) -> Result<Likelihood, ReportError> {
+    use crate::zoo::boltzmann::{AisBase, AisConfig, ais_log_partition};
+    let nv = run.rbm.nv();
+    let held_out = zoo_held_out(data, n, seed, nv)?;
+    let fail =
+        |e: crate::zoo::boltzmann::BoltzmannError| ReportError::Mismatch(format!("--run: {e}"));
+    let bits = run.binarize(&held_out.x, nv).map_err(fail)?;
+    let ais = ais_log_partition(
+        &run.rbm,
+        &AisConfig {
+            betas: AisConfig::schedule(AIS_STEPS),
+            runs: AIS_RUNS,
+            base: AisBase::VisibleBiases,
+            seed,
+        },
+    )
+    .map_err(fail)?;
+    let per_row = bits
+        .iter()
+        .map(|v| Ok(run.rbm.free_energy(v).map_err(fail)? + ais.log_z))
+        .collect::<Result<Vec<f64>, ReportError>>()?;
+    let mut l = Likelihood::of_rows(&per_row, &[], nv);
+    l.stderr = l.stderr.hypot(ais.std_error);
+    l.estimator = format!(
+        "AIS, {AIS_STEPS} intermediate distributions × {AIS_RUNS} runs: log Z = {:.4} ± {:.4}",
+        ais.log_z, ais.std_error
+    );
+    l.representation = format!(
+        "binarised data (1 where a value is ≥ {} in data units)",
+        run.threshold()
+    );
     Ok(l)
 }

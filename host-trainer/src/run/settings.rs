@@ -26,9 +26,12 @@ pub struct Settings {
     /// [default: moons].
     #[arg(long)]
     pub data: Option<String>,
-    /// Objective: ddpm, vp (score, VP SDE), ve (score, VE SDE), flow (flow matching), or vae
-    /// (a Gaussian variational autoencoder, whose decoder samples in one network pass:
-    /// docs/zoo.md) [default: ddpm].
+    /// Objective: ddpm, vp (score, VP SDE), ve (score, VE SDE), flow (flow matching), or a
+    /// family of docs/zoo.md trained on the CPU: vae (a Gaussian variational autoencoder, whose
+    /// decoder samples in one network pass), hvae (a two-level VAE) or rbm (a binary restricted
+    /// Boltzmann machine on the data binarised at the midpoint of its range: a value ≥ (min +
+    /// max)/2 is 1; its samples, a visible unit's probability p, are min + p·(max − min) in
+    /// data units) [default: ddpm].
     #[arg(long)]
     pub objective: Option<String>,
     /// Condition on the data's labels (class-conditional model with classifier-free guidance)
@@ -40,13 +43,15 @@ pub struct Settings {
     #[arg(long)]
     #[serde(alias = "cfg_dropout")]
     pub cfg_dropout: Option<f32>,
-    /// Optimiser steps [default: 3000; digits 4000].
+    /// Optimiser steps; for an rbm, parameter updates of one mini-batch each [default: 3000;
+    /// digits 4000; vae, hvae and rbm 5000].
     #[arg(long)]
     pub steps: Option<u64>,
-    /// Examples per step [default: 128; digits 256].
+    /// Examples per step [default: 128; digits 256; vae, hvae and rbm 64].
     #[arg(long)]
     pub batch: Option<usize>,
-    /// Peak learning rate [default: 0.002].
+    /// Peak learning rate [default: 0.002; vae and hvae 0.001 (Adam); rbm 0.05 (plain
+    /// gradient steps)].
     #[arg(long)]
     pub lr: Option<f32>,
     /// Warm-up steps [default: a tenth of --steps, at most 100].
@@ -57,19 +62,21 @@ pub struct Settings {
     #[serde(alias = "ema_decay")]
     pub ema_decay: Option<f32>,
     /// Residual stream width, at least the data's values per example [default: 128 (digits
-    /// 256), or the data's width rounded up to a multiple of 64 when that is wider].
+    /// 256), or the data's width rounded up to a multiple of 64 when that is wider; vae and
+    /// hvae: the width of every hidden layer, 64; rbm: hidden units, 64].
     #[arg(long)]
     pub hidden: Option<usize>,
     /// Block inner width [default: twice --hidden].
     #[arg(long)]
     pub ff: Option<usize>,
-    /// Residual blocks [default: 3].
+    /// Residual blocks [default: 3; vae and hvae: hidden layers per network, 1].
     #[arg(long)]
     pub blocks: Option<usize>,
     /// Time-embedding width, even [default: 32].
     #[arg(long)]
     pub temb: Option<usize>,
-    /// Activation: silu, gelu_tanh, relu [default: silu].
+    /// Activation: silu, gelu_tanh, relu; vae and hvae: relu, silu, tanh (tanh has no device
+    /// op: it trains but does not export) [default: silu; vae relu; hvae silu].
     #[arg(long)]
     pub act: Option<String>,
     /// Seed of the weights and every random draw [default: 0].
@@ -80,10 +87,28 @@ pub struct Settings {
     #[arg(long, allow_negative_numbers = true)]
     #[serde(alias = "sigma_max")]
     pub sigma_max: Option<f64>,
-    /// --objective vae only: latent dimensions, at most the data's values per example
-    /// [default: 8, or the data's width when smaller].
+    /// --objective vae and hvae only: latent dimensions (hvae: of the lower latent z1); for a
+    /// vae at most the data's values per example [default: 8, or for a vae the data's width
+    /// when smaller].
     #[arg(long)]
     pub latent: Option<usize>,
+    /// --objective hvae only: dimensions of the top latent z2, at most the data's values per
+    /// example [default: 4, or the data's width when smaller].
+    #[arg(long)]
+    pub latent2: Option<usize>,
+    /// --objective rbm only: Gibbs sweeps per update, 1..=1000 (the k of CD-k; with pcd and pt,
+    /// the sweeps the persistent chains take per update) [default: 1].
+    #[arg(long)]
+    pub cd_k: Option<usize>,
+    /// --objective rbm only: the negative phase: cd (contrastive divergence, chains restarted
+    /// at the batch's rows), pcd (persistent chains, --batch of them) or pt (persistent
+    /// replica-exchange chains, --batch of them, each --replicas temperatures) [default: pcd].
+    #[arg(long)]
+    pub negative: Option<String>,
+    /// --objective rbm --negative pt only: temperatures per chain, 2..=64, inverse
+    /// temperatures evenly spaced from 1 down to 0.5 [default: 5].
+    #[arg(long)]
+    pub replicas: Option<usize>,
 }
 
 /// A run's configuration, data and data facts, ready to train.
@@ -143,7 +168,11 @@ impl Settings {
             act,
             seed,
             sigma_max,
-            latent
+            latent,
+            latent2,
+            cd_k,
+            negative,
+            replicas
         )
     }
 
@@ -171,12 +200,7 @@ impl Settings {
             });
         }
         let digits = source == Source::Digits;
-        if self.latent.is_some() {
-            return Err(RunError::Setting {
-                flag: "latent",
-                message: "applies to --objective vae only".into(),
-            });
-        }
+        self.refuse_zoo_settings()?;
         let objective = self.objective.clone().unwrap_or_else(|| "ddpm".into());
         let process = match objective.as_str() {
             "ddpm" => Process::ddpm_default(),
@@ -201,7 +225,7 @@ impl Settings {
             other => {
                 return Err(RunError::Setting {
                     flag: "objective",
-                    message: format!("{other:?}: expected ddpm, vp, ve, flow or vae"),
+                    message: format!("{other:?}: expected ddpm, vp, ve, flow, vae, hvae or rbm"),
                 });
             }
         };
@@ -266,11 +290,31 @@ impl Settings {
         Ok(Resolved { config, data, info })
     }
 
+    /// Refuses the settings of the zoo's families (`--objective vae | hvae | rbm`), which a
+    /// diffusion run would otherwise silently ignore.
+    fn refuse_zoo_settings(&self) -> Result<(), RunError> {
+        let zoo = [
+            ("latent", self.latent.is_some(), "vae and hvae"),
+            ("latent2", self.latent2.is_some(), "hvae"),
+            ("cd-k", self.cd_k.is_some(), "rbm"),
+            ("negative", self.negative.is_some(), "rbm"),
+            ("replicas", self.replicas.is_some(), "rbm"),
+        ];
+        match zoo.into_iter().find(|(_, given, _)| *given) {
+            Some((flag, _, objectives)) => Err(RunError::Setting {
+                flag,
+                message: format!("applies to --objective {objectives} only"),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// The settings of the run in `dir`, for `--resume`: its saved configuration and data, with
     /// `steps` (the one setting a resumed run may change, to train longer) applied. Any other
     /// setting given must equal the saved one; those that differ are named. Returns the
     /// checkpoint too, read once.
     pub fn resume(&self, dir: &RunDir) -> Result<(Resolved, Checkpoint<RunHeader>), RunError> {
+        self.refuse_zoo_settings()?;
         let ckpt = dir.read_checkpoint()?;
         let saved = ckpt.header.config.clone();
         saved.trainable()?;
@@ -417,6 +461,37 @@ mod tests {
         let old: Settings = toml::from_str("ema_decay = 0.5\n").unwrap();
         assert_eq!(old.ema_decay, Some(0.5));
         assert!(toml::from_str::<Settings>("bogus = 1\n").is_err());
+    }
+
+    /// The zoo's settings are TOML keys too, and a diffusion run refuses each by its flag.
+    #[test]
+    fn zoo_settings_are_keys_and_diffusion_refuses_them() {
+        let s: Settings =
+            toml::from_str("latent2 = 3\ncd-k = 2\nnegative = \"pt\"\nreplicas = 4\n").unwrap();
+        assert_eq!(
+            (s.latent2, s.cd_k, s.negative.as_deref(), s.replicas),
+            (Some(3), Some(2), Some("pt"), Some(4))
+        );
+        let one = |f: fn(&mut Settings)| {
+            let mut s = Settings::default();
+            f(&mut s);
+            s
+        };
+        for (s, expected) in [
+            (one(|s| s.latent = Some(2)), "latent"),
+            (one(|s| s.latent2 = Some(2)), "latent2"),
+            (one(|s| s.cd_k = Some(2)), "cd-k"),
+            (one(|s| s.negative = Some("cd".into())), "negative"),
+            (one(|s| s.replicas = Some(3)), "replicas"),
+        ] {
+            match s.resolve() {
+                Err(RunError::Setting { flag, message }) => {
+                    assert_eq!(flag, expected);
+                    assert!(message.contains("applies to --objective"), "{message}");
+                }
+                other => panic!("{expected}: {:?}", other.map(|_| ())),
+            }
+        }
     }
 
     #[test]

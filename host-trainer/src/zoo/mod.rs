@@ -3,7 +3,9 @@
 //! replica exchange and annealed importance sampling) and variational autoencoders ([`vae`]:
 //! the Gaussian VAE and a two-level hierarchical one, with ELBO and IWAE bounds). Host-side
 //! training and likelihoods, in f64; randomness from the runtime's counter-based noise, so a
-//! run is a pure function of its seed.
+//! run is a pure function of its seed. [`command`] holds what their `microdiff` commands
+//! share.
 
 pub mod boltzmann;
+pub mod command;
 pub mod vae;

@@ -374,14 +374,18 @@ fn json_line(
     report: &Report,
     (digits, macs): (Option<(u64, u64, u64)>, u64),
     (w8a8, w8a8_macs): (Option<(u64, u64, u64)>, u64),
-    (vae, vae_w8a8): (Perf, Perf),
+    zoo: &[(&str, Perf)],
     runtime_flash_w8a8: Option<u64>,
 ) -> String {
     let opt = |v: Option<u64>| v.map_or("null".to_string(), |v| v.to_string());
     // One network evaluation (the `netperf` line), counted as one evaluation of `macs`.
     let net = |file: &str| report.netperf.get(file).map(|&n| (1, 1, n));
+    let zoo: String = zoo
+        .iter()
+        .map(|(key, perf)| format!(",\"{key}\":{}", opt(perf.map(|d| d.2))))
+        .collect();
     format!(
-        "{{\"target\":\"{}\",\"flash_bytes\":{},\"static_ram_bytes\":{},\"stack_bytes\":{},\"arena_bytes\":{},\"runtime_and_runner_flash_bytes\":{},\"runtime_flash_bytes_w8a8\":{},\"macs_per_eval_digits\":{},\"instructions_per_sample_f32_digits_cfg10\":{},\"instructions_per_mac_f32\":{},\"macs_per_eval_w8a8_digits\":{},\"instructions_per_sample_w8a8_digits_cfg10\":{},\"instructions_per_mac_w8a8\":{},\"instructions_per_sample_vae_digits\":{},\"instructions_per_sample_vae_w8a8_digits\":{}}}",
+        "{{\"target\":\"{}\",\"flash_bytes\":{},\"static_ram_bytes\":{},\"stack_bytes\":{},\"arena_bytes\":{},\"runtime_and_runner_flash_bytes\":{},\"runtime_flash_bytes_w8a8\":{},\"macs_per_eval_digits\":{},\"instructions_per_sample_f32_digits_cfg10\":{},\"instructions_per_mac_f32\":{},\"macs_per_eval_w8a8_digits\":{},\"instructions_per_sample_w8a8_digits_cfg10\":{},\"instructions_per_mac_w8a8\":{}{zoo}}}",
         t.name,
         probe.flash(),
         probe.ram(),
@@ -395,8 +399,6 @@ fn json_line(
         w8a8_macs,
         opt(w8a8.map(|d| d.2)),
         per_mac(net(golden::DIGITS_W8A8_FILE), w8a8_macs),
-        opt(vae.map(|d| d.2)),
-        opt(vae_w8a8.map(|d| d.2)),
     )
 }
 
@@ -482,10 +484,28 @@ fn size(args: &[String]) -> Result<bool, String> {
                     &report,
                     (digits_case, digits_macs),
                     (w8a8_case, w8a8_macs),
-                    (
-                        case_perf(&report, golden::DIGITS_VAE_FILE, golden::VAE_PROGRAM),
-                        case_perf(&report, golden::DIGITS_VAE_W8A8_FILE, golden::VAE_PROGRAM),
-                    ),
+                    &[
+                        (
+                            "instructions_per_sample_vae_digits",
+                            case_perf(&report, golden::DIGITS_VAE_FILE, golden::VAE_PROGRAM),
+                        ),
+                        (
+                            "instructions_per_sample_vae_w8a8_digits",
+                            case_perf(&report, golden::DIGITS_VAE_W8A8_FILE, golden::VAE_PROGRAM),
+                        ),
+                        (
+                            "instructions_per_sample_hvae_digits",
+                            case_perf(&report, golden::DIGITS_HVAE_FILE, golden::VAE_PROGRAM),
+                        ),
+                        (
+                            "instructions_per_sample_rbm_gibbs10_digits",
+                            case_perf(&report, golden::DIGITS_RBM_FILE, golden::RBM_PROGRAMS[0]),
+                        ),
+                        (
+                            "instructions_per_sample_rbm_gibbs50_digits",
+                            case_perf(&report, golden::DIGITS_RBM_FILE, golden::RBM_PROGRAMS[1]),
+                        ),
+                    ],
                     w8a8_flash,
                 )
             );

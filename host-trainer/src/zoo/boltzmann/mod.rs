@@ -1,7 +1,8 @@
 //! Boltzmann machines (issue #14): the fully visible machine ([`fvbm`]), the restricted one
 //! ([`rbm`], trained by CD-k, persistent CD or replica exchange in [`train`](mod@train)),
 //! replica exchange sampling ([`tempering`]) and annealed importance sampling of the partition
-//! function ([`ais`]). Host-side, in f64.
+//! function ([`ais`]). Host-side, in f64. A trained RBM on disk is [`run`] (`rbm.json`), what
+//! `microdiff train --objective rbm` and its export do is [`command`].
 //!
 //! # Conventions
 //!
@@ -31,11 +32,14 @@
 //!   inputs and seed, to the bit.
 
 pub mod ais;
+pub mod command;
 mod data;
+pub mod export;
 pub mod fvbm;
 mod math;
 mod noise;
 pub mod rbm;
+pub mod run;
 pub mod tempering;
 pub mod train;
 
@@ -44,7 +48,7 @@ pub use data::{BinaryData, binarize};
 pub use fvbm::{FitConfig, FitReport, Fvbm, FvbmGradient, Moments};
 pub use rbm::Rbm;
 pub use tempering::{Ladder, ParallelTempering, TemperingSamples};
-pub use train::{EpochStats, NegativePhase, TrainConfig, Trained, train};
+pub use train::{EpochStats, NegativePhase, TrainConfig, Trained, train, train_updates};
 
 /// Largest number of binary units an exact partition function enumerates (2²⁰ ≈ 10⁶ states,
 /// well under a second in release).

@@ -102,9 +102,33 @@ pub struct Trained {
     pub epochs: Vec<EpochStats>,
 }
 
-/// Trains a copy of `initial` on `data` (see the module doc). On error nothing is returned
-/// but the error; `initial` is never modified.
+/// Trains a copy of `initial` on `data` for `config.epochs` epochs (see the module doc). On
+/// error nothing is returned but the error; `initial` is never modified.
 pub fn train(initial: &Rbm, data: &BinaryData, config: &TrainConfig) -> Result<Trained> {
+    fit(initial, data, config, None)
+}
+
+/// As [`train`], for `updates` parameter updates (mini-batches) instead of whole epochs:
+/// `config.epochs` is ignored, epochs follow one another as in [`train`] (the same updates, to
+/// the bit, as far as they go) and the last one stops after the `updates`-th update, so it may
+/// be partial; its [`EpochStats`] are taken where it stopped. `updates ≥ 1`.
+pub fn train_updates(
+    initial: &Rbm,
+    data: &BinaryData,
+    config: &TrainConfig,
+    updates: usize,
+) -> Result<Trained> {
+    require(updates >= 1, "updates", updates as f64, "at least 1")?;
+    fit(initial, data, config, Some(updates))
+}
+
+/// [`train`] (`updates` `None`: `config.epochs` whole epochs) or [`train_updates`].
+fn fit(
+    initial: &Rbm,
+    data: &BinaryData,
+    config: &TrainConfig,
+    updates: Option<usize>,
+) -> Result<Trained> {
     let c = config;
     initial.check_data(data)?;
     require(
@@ -133,7 +157,12 @@ pub fn train(initial: &Rbm, data: &BinaryData, config: &TrainConfig) -> Result<T
     )?;
     let rows = data.rows();
     index("data rows", rows)?;
-    index("epochs", c.epochs)?;
+    let epochs = match updates {
+        None => c.epochs,
+        Some(u) => u.div_ceil(rows.div_ceil(c.batch_size)),
+    };
+    index("epochs", epochs)?;
+    let mut left = updates.unwrap_or(usize::MAX);
     let mut rbm = initial.clone();
     let (nv, nh) = (rbm.nv(), rbm.nh());
     let mut chains = match &c.negative {
@@ -164,13 +193,17 @@ pub fn train(initial: &Rbm, data: &BinaryData, config: &TrainConfig) -> Result<T
     let (mut ph, mut act) = (vec![0.0; nh], vec![0.0; nv.max(nh)]);
     let (mut vneg, mut hneg) = (vec![0.0; nv], vec![0.0; nh]);
     let mut order: Vec<usize> = (0..rows).collect();
-    let mut stats = Vec::with_capacity(c.epochs);
-    for epoch in 0..c.epochs {
+    let mut stats = Vec::with_capacity(epochs);
+    for epoch in 0..epochs {
         order.sort_by_key(|&i| (shuffle.raw(epoch as u32, i as u32), i));
         let before = chains
             .as_ref()
             .map(|p| (p.proposed.clone(), p.accepted.clone()));
         for batch in order.chunks(c.batch_size) {
+            if left == 0 {
+                break;
+            }
+            left -= 1;
             gw.fill(0.0);
             gb.fill(0.0);
             gc.fill(0.0);
@@ -375,6 +408,32 @@ mod tests {
             assert_eq!(bits(&a), bits(&b));
             assert_ne!(bits(&a), bits(&c));
         }
+    }
+
+    /// Whole epochs of updates are [`train`]'s epochs, bit for bit; a partial last epoch stops
+    /// after the update asked for.
+    #[test]
+    fn updates_count_mini_batches() {
+        let data = noisy_prototypes(8, 2, 40, 0.05, 2);
+        let init = Rbm::random(8, 4, 0.01, 1).unwrap();
+        let cfg = TrainConfig {
+            epochs: 3,
+            batch_size: 10,
+            negative: NegativePhase::Persistent { chains: 5 },
+            ..TrainConfig::default()
+        };
+        // 40 rows in batches of 10: 4 updates per epoch.
+        let whole = train(&init, &data, &cfg).unwrap();
+        let same = train_updates(&init, &data, &cfg, 12).unwrap();
+        assert_eq!(whole, same);
+        let part = train_updates(&init, &data, &cfg, 10).unwrap();
+        assert_eq!(part.epochs.len(), 3);
+        assert_eq!(part.epochs[..2], whole.epochs[..2]);
+        assert_ne!(part.rbm, whole.rbm);
+        assert!(matches!(
+            train_updates(&init, &data, &cfg, 0),
+            Err(BoltzmannError::BadParameter { .. })
+        ));
     }
 
     #[test]

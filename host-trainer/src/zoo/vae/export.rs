@@ -36,6 +36,8 @@ use super::{Activation, Likelihood, Vae};
 use crate::export::BuildError;
 use crate::export::w8a8::{Q, Range, lut, qadd_consts, qlinear_tensors, table};
 
+pub use super::hvae_export::hvae_blob;
+
 /// The program every exported VAE blob carries.
 pub const PROGRAM: &str = "decode";
 

@@ -113,6 +113,26 @@ impl Hvae {
         &self.config
     }
 
+    /// The network of `p(z1|z2)`: `z2` (`z2_dim` values) → `(μ_p, lv_p)` (`2·z1_dim` values,
+    /// means first, then log-variances).
+    #[must_use]
+    pub fn prior(&self) -> &Dense {
+        &self.prior
+    }
+
+    /// The decoder `p(x|z1)`: `z1` (`z1_dim` values) → the mean (Gaussian) or the logits
+    /// (Bernoulli) of `x` (`x_dim` values).
+    #[must_use]
+    pub fn decoder(&self) -> &Dense {
+        &self.decoder
+    }
+
+    /// The Gaussian likelihood's per-dimension log σ (`x_dim` values); empty for Bernoulli.
+    #[must_use]
+    pub fn log_sigma(&self) -> &[f64] {
+        &self.log_sigma
+    }
+
     /// All parameters, flat: `q(z1|x)`, `q(z2|z1)`, `p(z1|z2)`, `p(x|z1)`, log σ.
     #[must_use]
     pub fn params(&self) -> Vec<f64> {

@@ -14,9 +14,12 @@
 //!   `q(z1|x) q(z2|z1)`.
 //! * [`export`] — a [`Vae`]'s decoder as a weight blob the no_std runtime samples (objective
 //!   `vae`, program `decode`).
-//! * [`command`] — what `microdiff train --objective vae` and `export` of such a run do.
+//! * [`hvae_export`] — an [`Hvae`]'s generative path as a weight blob (objective `vae`, program
+//!   `decode`; the inner latent's noise drawn inside the network).
+//! * [`command`] — what `microdiff train --objective vae | hvae` and `export` of such a run
+//!   do.
 //! * [`run`] — a trained [`Vae`] on disk (`vae.json`, what `microdiff train --objective vae`
-//!   writes and `microdiff export` reads).
+//!   writes and `microdiff export` reads); [`hvae_run`] — a trained [`Hvae`] (`hvae.json`).
 //!
 //! # Promises
 //!
@@ -60,6 +63,8 @@ pub mod dense;
 pub mod export;
 pub mod gaussian;
 pub mod hvae;
+pub mod hvae_export;
+pub mod hvae_run;
 pub mod run;
 
 pub use dense::{Activation, Adam, AdamConfig, Dense, Trace};

@@ -75,6 +75,22 @@ pub enum VaeRunError {
     /// ([`super::command`]).
     #[error("{0}")]
     Setting(String),
+    /// `export --dtype w8a8` of a two-level VAE, which has no full-integer path yet.
+    #[error(
+        "--dtype w8a8: a two-level VAE has no full-integer (W8A8) export yet (its blob, two \
+         networks with noise between them, runs in f32 arithmetic only); use f32, f16 or i8"
+    )]
+    NoW8a8,
+}
+
+impl From<crate::zoo::command::Refusal> for VaeRunError {
+    fn from(r: crate::zoo::command::Refusal) -> Self {
+        use crate::zoo::command::Refusal;
+        match r {
+            Refusal::Setting(m) => VaeRunError::Setting(m),
+            Refusal::Io { path, source } => VaeRunError::Io { path, source },
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -98,7 +114,8 @@ struct Stored {
     param_bits: Vec<u64>,
 }
 
-fn activation_name(a: Activation) -> &'static str {
+/// The name of a host activation, as `activation` reads it back.
+pub(super) fn activation_name(a: Activation) -> &'static str {
     match a {
         Activation::Tanh => "tanh",
         Activation::Relu => "relu",
