@@ -18,6 +18,7 @@ use microdiff_trainer::sampler::{self, SamplerSpec};
 use microdiff_trainer::sampling;
 use microdiff_trainer::train::{TrainConfig, TrainData, TrainError, Trainer};
 use microdiff_trainer::viz;
+use microdiff_trainer::zoo::table::{self, ZooOptions};
 use serde::Serialize;
 
 use super::{CliError, msg};
@@ -52,6 +53,17 @@ pub struct Args {
     /// Backend of the diffusion model's training: auto, cpu, cuda or cuda:N.
     #[arg(long, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
+    /// Instead of the diffusion pipeline, docs/zoo.md's table: a diffusion model (`--steps`,
+    /// sampled at 4, 10 and 25 evaluations), a VAE, a two-level VAE and an RBM, each trained on
+    /// the digits, exported, sampled through the runtime (`--per-class`), judged and its
+    /// held-out likelihood estimated; writes zoo.json and zoo.md into `--out` (on the CPU).
+    #[arg(long)]
+    zoo: bool,
+    /// With --zoo: the output of `cargo xtask size --json`, for the table's instruction counts
+    /// (QEMU counts of the golden blobs of the same architectures); without it those columns
+    /// say so.
+    #[arg(long, requires = "zoo")]
+    size_report: Option<PathBuf>,
 }
 
 /// Trains on backend `be` with the library's loop; returns the exported (EMA) parameters, the
@@ -79,6 +91,37 @@ fn train_on<B: Backend>(
     trainer.backend().check().map_err(msg("train"))?;
     let losses = trainer.losses().iter().map(|l| l.1 as f64).collect();
     Ok((params, losses, smooth))
+}
+
+/// `demo --zoo`: the library's table, with a line per step.
+fn zoo(a: Args) -> Result<(), CliError> {
+    if a.device != DeviceChoice::Auto && a.device != DeviceChoice::Cpu {
+        return Err(CliError::Msg(
+            "--zoo trains on the CPU (the VAE, two-level VAE and RBM trainers are CPU-only)".into(),
+        ));
+    }
+    let total = Instant::now();
+    let options = ZooOptions {
+        out: a.out.clone(),
+        diffusion_steps: a.steps,
+        per_class: a.per_class,
+        seed: a.seed,
+        size_report: a.size_report.clone(),
+    };
+    let rows = table::run(&options, &|line| {
+        eprintln!(
+            "microdiff demo --zoo: {line} ({:.0} s)",
+            total.elapsed().as_secs_f64()
+        )
+    })
+    .map_err(msg("--zoo"))?;
+    print!("{}", table::markdown(&rows));
+    eprintln!(
+        "microdiff demo --zoo: done in {:.0} s; zoo.json, zoo.md, runs and blobs in {}",
+        total.elapsed().as_secs_f64(),
+        a.out.display()
+    );
+    Ok(())
 }
 
 /// What the demo measured.
@@ -112,6 +155,9 @@ struct Summary {
 }
 
 pub fn run(a: Args) -> Result<(), CliError> {
+    if a.zoo {
+        return zoo(a);
+    }
     let total = Instant::now();
     std::fs::create_dir_all(&a.out).map_err(CliError::io(&a.out))?;
     let all: Dataset = digits().map_err(msg("digits"))?;

@@ -8,4 +8,5 @@
 
 pub mod boltzmann;
 pub mod command;
+pub mod table;
 pub mod vae;
