@@ -8,6 +8,8 @@
 #define MD_ACT_RELU 1
 #define MD_ACT_SILU 2
 #define MD_ACT_GELU_TANH 3
+#define MD_ACT_SIGMOID 4
+#define MD_ACT_EXP 5
 
 // act.rs: SQRT_2_OVER_PI = 0x3F4C422A, GELU_COEFF = 0.044715, GELU_COEFF_3 = 0.134145.
 #define MD_SQRT_2_OVER_PI 0.7978846f
@@ -27,6 +29,10 @@ __device__ __forceinline__ float md_act_apply(int act, float x) {
         const float u = MD_SQRT_2_OVER_PI * (x + MD_GELU_COEFF * ((x * x) * x));
         return (0.5f * x) * (1.0f + tanhf(u));
     }
+    case MD_ACT_SIGMOID:
+        return 1.0f / (1.0f + expf(-x));
+    case MD_ACT_EXP:
+        return expf(x);
     default:
         // Unknown code: NaN, so a bad launch cannot pass for a result.
         return __uint_as_float(0x7FC00000u);
@@ -53,6 +59,12 @@ __device__ __forceinline__ float md_act_grad(int act, float x) {
         // Saturated tanh: the second term is +-0 anyway; skipping it keeps 0 * inf out.
         return d == 0.0f ? g : g + ((0.5f * x) * d) * du;
     }
+    case MD_ACT_SIGMOID: {
+        const float s = 1.0f / (1.0f + expf(-x));
+        return s * (1.0f - s);
+    }
+    case MD_ACT_EXP:
+        return expf(x);
     default:
         return __uint_as_float(0x7FC00000u);
     }
