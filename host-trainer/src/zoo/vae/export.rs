@@ -22,7 +22,8 @@
 //! The device evaluates the decoder in f32 (weights as `dtype`) on the same `z` the host
 //! would read from the blob's input: tested against [`Dense::apply`](super::Dense::apply) to
 //! f32 rounding. What the runtime cannot run is refused with a [`VaeExportError`] naming it:
-//! a `tanh` decoder, a Bernoulli decoder (its mean is a sigmoid), a latent wider than a sample.
+//! a `tanh` decoder, a latent wider than a sample, and a Bernoulli decoder's full-integer export
+//! (its float export ends in the runtime's `sigmoid`: the mean `σ(logits)`).
 
 use microdiff_kernels::{Activation as DeviceActivation, Dtype};
 use microdiff_runtime::Error as BlobError;
@@ -48,10 +49,10 @@ pub enum VaeExportError {
     /// The decoder's activation has no device op.
     #[error("the device runtime has no {0} activation (train the VAE with relu or silu)")]
     Activation(&'static str),
-    /// The Bernoulli decoder's mean is a sigmoid of its output.
+    /// The W8A8 export of a Bernoulli decoder (its float export ends in a sigmoid).
     #[error(
-        "a Bernoulli decoder's mean is a sigmoid, which the device runtime has no op for yet \
-         (train the VAE with the Gaussian likelihood)"
+        "a Bernoulli decoder has no full-integer export yet (export it with --dtype f32, f16 \
+         or i8, or train the VAE with the Gaussian likelihood)"
     )]
     Bernoulli,
     /// The latent is drawn into one sample-sized register.
@@ -120,6 +121,9 @@ pub fn blob(
             h = b.linear(h, wt, Some(bias_t));
         }
     }
+    if c.likelihood == Likelihood::Bernoulli {
+        h = b.activation(h, DeviceActivation::Sigmoid);
+    }
     b.output(h);
     Ok(finish(b)?)
 }
@@ -132,9 +136,6 @@ fn check(vae: &Vae, shape: &[u16]) -> Result<(DeviceActivation, u16), VaeExportE
         Activation::Silu => DeviceActivation::Silu,
         Activation::Tanh => return Err(VaeExportError::Activation("tanh")),
     };
-    if c.likelihood == Likelihood::Bernoulli {
-        return Err(VaeExportError::Bernoulli);
-    }
     let x_dim = c.x_dim;
     let elems = shape
         .iter()
@@ -216,6 +217,9 @@ pub fn blob_w8a8(
 ) -> Result<Vec<u8>, VaeExportError> {
     let (act, classes) = check(vae, shape)?;
     let c = vae.config();
+    if c.likelihood == Likelihood::Bernoulli {
+        return Err(VaeExportError::Bernoulli);
+    }
     let dec = vae.decoder();
     let layers = dec.layers();
     let host_act = c.activation;
@@ -428,9 +432,21 @@ mod tests {
         cfg.likelihood = Likelihood::Bernoulli;
         let bern = Vae::new(cfg.clone()).unwrap();
         assert_eq!(
-            blob(&bern, &[6], Dtype::F32, ID),
+            blob_w8a8(&bern, &[6], ID, (8, 1)),
             Err(VaeExportError::Bernoulli)
         );
+        // Its float export is the mean σ(logits), the host's, to f32 rounding.
+        let model_bytes = blob(&bern, &[6], Dtype::F32, ID).unwrap();
+        let model = Model::parse(&model_bytes).unwrap();
+        let mut arena = vec![0u8; model.arena_bytes()];
+        let mut x = [0.0f32; 6];
+        NoiseStream::new(4, 0, Domain::Sampler).fill_normal(0, &mut x);
+        let mut out = [0.0f32; 6];
+        evaluate(&model, &mut arena, &x, 0.0, 0, &mut out).unwrap();
+        for (o, w) in out.iter().zip(host_mean(&bern, &x, 0)) {
+            let mean = Likelihood::Bernoulli.mean(w);
+            assert!((f64::from(*o) - mean).abs() <= 1e-6, "{out:?}");
+        }
         cfg.likelihood = Likelihood::Gaussian;
         cfg.z_dim = 7;
         let wide = Vae::new(cfg).unwrap();
