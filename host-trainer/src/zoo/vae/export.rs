@@ -128,15 +128,20 @@ pub fn blob(
     Ok(finish(b)?)
 }
 
-/// The device activation of `vae`'s decoder and its class count, or why it cannot run.
-fn check(vae: &Vae, shape: &[u16]) -> Result<(DeviceActivation, u16), VaeExportError> {
-    let c = vae.config();
-    let act = match c.activation {
+/// The device activation of a VAE's `activation`, and that `shape` holds `x_dim` values and a
+/// `z_dim` latent fits in one sample-sized register — or why the device cannot run it. Shared
+/// by the VAE's and the two-level VAE's exports.
+pub(super) fn device_check(
+    activation: Activation,
+    shape: &[u16],
+    x_dim: usize,
+    z_dim: usize,
+) -> Result<DeviceActivation, VaeExportError> {
+    let act = match activation {
         Activation::Relu => DeviceActivation::Relu,
         Activation::Silu => DeviceActivation::Silu,
         Activation::Tanh => return Err(VaeExportError::Activation("tanh")),
     };
-    let x_dim = c.x_dim;
     let elems = shape
         .iter()
         .try_fold(1usize, |n, &d| n.checked_mul(usize::from(d)));
@@ -146,12 +151,16 @@ fn check(vae: &Vae, shape: &[u16]) -> Result<(DeviceActivation, u16), VaeExportE
             x_dim,
         });
     }
-    if c.z_dim > x_dim {
-        return Err(VaeExportError::Latent {
-            z_dim: c.z_dim,
-            x_dim,
-        });
+    if z_dim > x_dim {
+        return Err(VaeExportError::Latent { z_dim, x_dim });
     }
+    Ok(act)
+}
+
+/// The device activation of `vae`'s decoder and its class count, or why it cannot run.
+fn check(vae: &Vae, shape: &[u16]) -> Result<(DeviceActivation, u16), VaeExportError> {
+    let c = vae.config();
+    let act = device_check(c.activation, shape, c.x_dim, c.z_dim)?;
     let classes = u16::try_from(c.classes).map_err(|_| VaeExportError::Classes(c.classes))?;
     Ok((act, classes))
 }

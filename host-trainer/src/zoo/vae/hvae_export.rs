@@ -24,8 +24,8 @@ use microdiff_runtime::blob::meta::{Objective, Prediction};
 use microdiff_runtime::blob::program::ClassSel;
 use microdiff_runtime::blob::{BlobBuilder, ProgramBuilder, Value};
 
-use super::export::{PROGRAM, Units, VaeExportError};
-use super::{Activation, Dense, Hvae, Likelihood};
+use super::export::{PROGRAM, Units, VaeExportError, device_check};
+use super::{Dense, Hvae, Likelihood};
 
 /// The blob of `hvae`'s generative path for samples of `shape`, matrices stored as `dtype`
 /// (f32, f16 or int8 with per-row scales; biases f32); `units = (scale, offset)` maps the
@@ -37,27 +37,8 @@ pub fn hvae_blob(
     units: Units<'_>,
 ) -> Result<Vec<u8>, VaeExportError> {
     let c = hvae.config();
-    let act = match c.activation {
-        Activation::Relu => DeviceActivation::Relu,
-        Activation::Silu => DeviceActivation::Silu,
-        Activation::Tanh => return Err(VaeExportError::Activation("tanh")),
-    };
+    let act = device_check(c.activation, shape, c.x_dim, c.z2_dim)?;
     let x_dim = c.x_dim;
-    let elems = shape
-        .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(usize::from(d)));
-    if elems != Some(x_dim) || shape.is_empty() {
-        return Err(VaeExportError::Shape {
-            shape: shape.to_vec(),
-            x_dim,
-        });
-    }
-    if c.z2_dim > x_dim {
-        return Err(VaeExportError::Latent {
-            z_dim: c.z2_dim,
-            x_dim,
-        });
-    }
     let (d1, d2) = (c.z1_dim as u32, c.z2_dim as u32);
     let mut b = BlobBuilder::new(shape, Objective::Vae, Prediction::Sample);
     b.normalization(units.0, units.1);
@@ -151,7 +132,7 @@ mod tests {
     use microdiff_runtime::{Model, SampleRequest, batch, sample};
 
     use super::*;
-    use crate::zoo::vae::HvaeConfig;
+    use crate::zoo::vae::{Activation, HvaeConfig};
 
     fn hvae(hidden: Vec<usize>, activation: Activation, likelihood: Likelihood) -> Hvae {
         Hvae::new(HvaeConfig {
