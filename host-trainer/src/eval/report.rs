@@ -491,13 +491,7 @@ pub fn vae_likelihood(
 ) -> Result<Likelihood, ReportError> {
     let dim = run.vae.config().x_dim;
     let held_out = zoo_held_out(data, n, seed, dim)?;
-    let mut x = held_out.x.clone();
-    crate::data::Normalizer {
-        scale: run.scale.clone(),
-        offset: run.offset.clone(),
-    }
-    .to_model(&mut x);
-    let x: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+    let x = model_space(&held_out, &run.scale, &run.offset);
     let labels = match (&held_out.labels, run.vae.config().classes) {
         (_, 0) => None,
         (Some(l), _) => Some(l.as_slice()),
@@ -507,12 +501,30 @@ pub fn vae_likelihood(
             ));
         }
     };
-    let bounds = run
-        .vae
-        .iwae(&x, labels, IWAE_K, seed)
-        .map_err(|e| ReportError::Mismatch(format!("--run: {e}")))?;
+    iwae_likelihood(run.vae.iwae(&x, labels, IWAE_K, seed), &run.scale, dim)
+}
+
+/// Held-out rows (data units) in a zoo model's space, `(x − offset) / scale`, widened to f64.
+fn model_space(held_out: &data::Dataset, scale: &[f32], offset: &[f32]) -> Vec<f64> {
+    let mut x = held_out.x.clone();
+    crate::data::Normalizer {
+        scale: scale.to_vec(),
+        offset: offset.to_vec(),
+    }
+    .to_model(&mut x);
+    x.iter().map(|&v| f64::from(v)).collect()
+}
+
+/// The NLL figures of per-point IWAE bounds (nats, model space) of a model mapped to data
+/// units by `scale`.
+fn iwae_likelihood(
+    bounds: Result<Vec<f64>, crate::zoo::vae::VaeError>,
+    scale: &[f32],
+    dim: usize,
+) -> Result<Likelihood, ReportError> {
+    let bounds = bounds.map_err(|e| ReportError::Mismatch(format!("--run: {e}")))?;
     let per_row: Vec<f64> = bounds.iter().map(|b| -b).collect();
-    let mut l = Likelihood::of_rows(&per_row, &run.scale, dim);
+    let mut l = Likelihood::of_rows(&per_row, scale, dim);
     l.estimator = format!("IWAE, k = {IWAE_K}");
     Ok(l)
 }
@@ -549,21 +561,8 @@ pub fn hvae_likelihood(
 ) -> Result<Likelihood, ReportError> {
     let dim = run.hvae.config().x_dim;
     let held_out = zoo_held_out(data, n, seed, dim)?;
-    let mut x = held_out.x.clone();
-    crate::data::Normalizer {
-        scale: run.scale.clone(),
-        offset: run.offset.clone(),
-    }
-    .to_model(&mut x);
-    let x: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
-    let bounds = run
-        .hvae
-        .iwae(&x, IWAE_K, seed)
-        .map_err(|e| ReportError::Mismatch(format!("--run: {e}")))?;
-    let per_row: Vec<f64> = bounds.iter().map(|b| -b).collect();
-    let mut l = Likelihood::of_rows(&per_row, &run.scale, dim);
-    l.estimator = format!("IWAE, k = {IWAE_K}");
-    Ok(l)
+    let x = model_space(&held_out, &run.scale, &run.offset);
+    iwae_likelihood(run.hvae.iwae(&x, IWAE_K, seed), &run.scale, dim)
 }
 
 /// Intermediate distributions of the RBM likelihood's annealed importance sampling, spaced as
