@@ -4,24 +4,35 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-/// Blobs a `small-flash` board leaves out (their cases are reported `skipped`): the golden set
-/// (≈ 290 KB with the trained digits, VAE, two-level VAE and RBM models) exceeds a micro:bit's
-/// 256 KB of flash next to the runtime. The three reference MLP blobs go: the trained digits
-/// models run the same soft-float network arithmetic (`digits-i8` its int8-weight decode), and
-/// the f32 / f16 weight decodes are checked on the other four targets.
-const SMALL_FLASH_SKIP: &[&str] = &["ref-mlp-f32.mdfb", "ref-mlp-f16.mdfb", "ref-mlp-i8.mdfb"];
+/// The blobs of a `small-flash` board's second image (`second-image.txt`): the golden set
+/// exceeds a micro:bit's 256 KB of flash next to the runtime, so such a board runs it as two
+/// firmware images, each leaving the other's blobs out (their cases are reported `skipped` and
+/// the host runner takes each case from the image that ran it).
+fn second_image(manifest: &std::path::Path) -> Vec<String> {
+    let path = manifest.join("second-image.txt");
+    println!("cargo:rerun-if-changed={}", path.display());
+    std::fs::read_to_string(&path)
+        .expect("common/second-image.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect()
+}
 
 fn main() {
     let small_flash = std::env::var_os("CARGO_FEATURE_SMALL_FLASH").is_some();
+    let part2 = std::env::var_os("CARGO_FEATURE_SMALL_FLASH_PART2").is_some();
     // Development aid: `MICRODIFF_ONLY_BLOB=digits-w8a8.mdfb cargo run --release` runs (and
     // links) only that blob's cases, e.g. to trace one model under QEMU (`-d exec,in_asm`).
     println!("cargo:rerun-if-env-changed=MICRODIFF_ONLY_BLOB");
     let only = std::env::var("MICRODIFF_ONLY_BLOB").ok();
+    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let second = second_image(&manifest);
     let left_out = |blob: &str| {
-        (small_flash && SMALL_FLASH_SKIP.contains(&blob))
+        (small_flash && second.iter().any(|b| b == blob) != part2)
             || only.as_deref().is_some_and(|o| o != blob)
     };
-    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let golden = manifest.join("../../tests/golden");
     let cases_path = golden.join("cases.txt");
     println!("cargo:rerun-if-changed={}", cases_path.display());
