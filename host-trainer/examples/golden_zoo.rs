@@ -1,6 +1,7 @@
 //! Trains the other generator families' golden models on the 8×8 digits and writes them as
 //! `tests/golden/digits-rbm.mdfb` (a binary RBM, 64 visible × 64 hidden units, persistent CD,
-//! programs `gibbs10` and `gibbs50`) and `tests/golden/digits-hvae.mdfb` (a two-level VAE,
+//! programs `gibbs10` and `gibbs50`; `digits-rbm-w8a8.mdfb` the same machine as a full-integer
+//! sweep) and `tests/golden/digits-hvae.mdfb` (a two-level VAE,
 //! latents 8 and 4, SiLU, program `decode`), int8 weights and f32 arithmetic, which the conformance
 //! cases and every firmware run.
 //!
@@ -59,6 +60,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &RBM_SWEEPS,
         (&[16.0], &[0.0]),
     )?;
+    let rbm_w8a8 = boltzmann::export::blob_w8a8(
+        &trained.rbm,
+        &[8, 8],
+        &RBM_SWEEPS,
+        (&[16.0], &[0.0]),
+        (64, 0x00CA_11B8),
+    )?;
 
     // The two-level VAE: trained on pixel / 16, mapped back × 16.
     let x: Vec<f64> = ds.x.iter().map(|&v| f64::from(v) / 16.0).collect();
@@ -93,6 +101,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     for (file, bytes) in [
         ("digits-rbm.mdfb", rbm_blob),
+        ("digits-rbm-w8a8.mdfb", rbm_w8a8),
         ("digits-hvae.mdfb", hvae_blob),
     ] {
         let path = dir.join(file);

@@ -1103,7 +1103,7 @@ fn an_rbm_trains_exports_samples_and_evaluates_from_the_cli() {
         "runs/cd",
         &["--negative", "cd", "--steps", "30"],
     ));
-    for dtype in ["f32", "f16", "i8"] {
+    for dtype in ["f32", "f16", "i8", "w8a8"] {
         let out = format!("r-{dtype}.mdfb");
         ok(bin().current_dir(&dir).args([
             "export", "runs/r", "--dtype", dtype, "--sweeps", "1,25", "--out", &out,
@@ -1220,7 +1220,10 @@ fn an_rbm_trains_exports_samples_and_evaluates_from_the_cli() {
             .args(extra);
         c
     };
-    fails(&mut export(&["--dtype", "w8a8"]), "no full-integer");
+    fails(
+        &mut export(&["--dtype", "q4"]),
+        "expected f32, f16, i8 or w8a8",
+    );
     fails(&mut export(&["--sampler", "ddim:10"]), "--sampler");
     fails(&mut export(&["--calibration-samples", "8"]), "w8a8 only");
     fails(&mut export(&["--sweeps", "0"]), "sweep counts [0]");

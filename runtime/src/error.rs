@@ -147,6 +147,7 @@ rules! {
     TimeEmbedOdd = "time-embedding length must be even",
     SliceRange = "SLICE takes elements past the end of its input (PARAM start + LEN > input length)",
     DrawRange = "NOISE / BERNOULLI elements past 2^32 (PARAM first element + LEN)",
+    QBernoulliNotBuilt = "QBERNOULLI needs the runtime's int-bernoulli feature (a full-integer RBM)",
     TimeEmbedPeriod = "time-embedding max period must be finite and > 0",
     ClassEmbedUnconditional = "class embedding in an unconditional model",
     ClassEmbedTable = "CLASS_EMBED table must be f32, f16 or i8",

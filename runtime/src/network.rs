@@ -13,8 +13,10 @@ use crate::arena::{i8s, i8s_mut, i16s, i16s_mut};
 use crate::blob::graph::{GatherKey, Op, time_row};
 use crate::error::{Fault, Rule};
 use crate::model::Model;
+#[cfg(any(feature = "float-net", feature = "int-bernoulli"))]
+use crate::noise::{Domain, NoiseStream};
 #[cfg(feature = "float-net")]
-use crate::noise::{Domain, NoiseStream, standard_normal, uniform_open};
+use crate::noise::{standard_normal, uniform_open};
 
 /// Where the network reads its input and writes its output (slot ranges in the arena).
 pub(crate) struct Io {
@@ -24,31 +26,35 @@ pub(crate) struct Io {
 
 /// The noise a network's `NOISE` and `BERNOULLI` ops draw: element `e` of draw `eval` of the
 /// sample's stream in [`Domain::Network`], where `eval` counts the program's `EVAL`s from 0.
-/// Only the float ops draw: in an integer-only build it is empty, so the executor's
-/// signature costs that build nothing.
+///
+/// Only the float ops and `QBERNOULLI` draw: a build with neither (a full-integer diffusion
+/// application) carries it empty, so the executor's signature costs that build nothing.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Draws {
-    #[cfg(feature = "float-net")]
+    #[cfg(any(feature = "float-net", feature = "int-bernoulli"))]
     stream: NoiseStream,
-    #[cfg(feature = "float-net")]
+    #[cfg(any(feature = "float-net", feature = "int-bernoulli"))]
     eval: u32,
 }
 
 impl Draws {
     /// The draws of `EVAL` number `eval` (from 0, in program order) of sample `(seed, stream)`.
-    #[cfg_attr(not(feature = "float-net"), allow(unused_variables))]
+    #[cfg_attr(
+        not(any(feature = "float-net", feature = "int-bernoulli")),
+        allow(unused_variables)
+    )]
     pub(crate) const fn new(seed: u64, stream: u32, eval: u32) -> Self {
         Draws {
-            #[cfg(feature = "float-net")]
+            #[cfg(any(feature = "float-net", feature = "int-bernoulli"))]
             stream: NoiseStream::new(seed, stream, Domain::Network),
-            #[cfg(feature = "float-net")]
+            #[cfg(any(feature = "float-net", feature = "int-bernoulli"))]
             eval,
         }
     }
 
     /// `y[i] = f(y[i], raw word of element offset + i)`, one Philox block per four elements.
-    #[cfg(feature = "float-net")]
-    fn fill(&self, offset: u32, y: &mut [f32], f: impl Fn(f32, u32) -> f32) {
+    #[cfg(any(feature = "float-net", feature = "int-bernoulli"))]
+    fn fill<T: Copy>(&self, offset: u32, y: &mut [T], f: impl Fn(T, u32) -> T) {
         let mut block = [0u32; 4];
         for (i, yi) in y.iter_mut().enumerate() {
             // `offset + len` fits a u32 (`Graph::parse`).
@@ -151,7 +157,11 @@ pub(crate) fn forward(
     io: Io,
     t: f32,
     class: u16,
-    #[cfg_attr(not(feature = "float-net"), allow(unused_variables))] draws: Draws,
+    #[cfg_attr(
+        not(any(feature = "float-net", feature = "int-bernoulli")),
+        allow(unused_variables)
+    )]
+    draws: Draws,
 ) -> Result<(), Fault> {
     let plan = model.plan();
     let s = &model.graph().structure;
@@ -413,6 +423,16 @@ pub(crate) fn forward(
                 let ch = model.tensors().get(channels)?.data;
                 let y = int_copy(slots, place(a), dst, len_of(a))?;
                 k::int8::qlayer_norm_in_place(y, ch, c[0], rq, c[3])?;
+            }
+            #[cfg(not(feature = "int-bernoulli"))]
+            Op::QBernoulli { .. } => return Err(Fault(Rule::QBernoulliNotBuilt)),
+            #[cfg(feature = "int-bernoulli")]
+            Op::QBernoulli { a, offset } => {
+                let y = int_copy(slots, place(a), dst, len_of(a))?;
+                // (c + 128)·0x0101_0101 ≤ 255·0x0101_0101 = u32::MAX: no overflow.
+                draws.fill(offset, y, |c, w| {
+                    i8::from(w < (i32::from(c) + 128) as u32 * 0x0101_0101)
+                });
             }
             Op::QGather { table, key } => {
                 let row = match key {

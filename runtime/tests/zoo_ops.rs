@@ -227,3 +227,54 @@ fn bad_records_are_typed_errors() {
         Error::UnknownObjective { code: 6 }
     );
 }
+
+/// `QBERNOULLI`: code `c` draws 1 exactly when the raw word is below `(c + 128)·0x0101_0101`;
+/// −128 never, 127 all but once in 2³².
+#[test]
+fn the_integer_bernoulli_draw_is_its_formula() {
+    let mut b = BlobBuilder::new(&[8], Objective::Rbm, Prediction::Sample);
+    let scale = b
+        .tensor(microdiff_kernels::Dtype::F32, 1, 1, &[1.0])
+        .unwrap();
+    let q = b.quantize(b.input(), 0, scale, None);
+    let v = b.qbernoulli(q, 3);
+    let out = b.dequantize(v, 0, 1.0);
+    b.output(out);
+    let mut prog = ProgramBuilder::new("p", 1);
+    prog.eval(0, 0, ClassSel::Caller, 0.0).step();
+    b.program(&prog);
+    let bytes = b.build().unwrap();
+    let model = Model::parse(&bytes).unwrap();
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let x = [-128.0f32, 127.0, 0.0, -1.0, 64.0, -64.0, 100.0, -100.0];
+    let mut out = [9.0f32; 8];
+    evaluate(&model, &mut arena, &x, 0.0, 0, &mut out).unwrap();
+    let ns = NoiseStream::new(0, 0, Domain::Network);
+    for (i, (&c, &o)) in x.iter().zip(&out).enumerate() {
+        let w = ns.raw(0, 3 + i as u32);
+        let want = w < (c as i32 + 128) as u32 * 0x0101_0101;
+        assert_eq!(o, f32::from(u8::from(want)), "code {c}, word {w:#x}");
+    }
+    assert_eq!(out[0], 0.0);
+    // Over many streams, the share of ones is the code's probability.
+    let program = model.program("p").unwrap();
+    let mut ones = [0u32; 8];
+    let mut arena = vec![0u8; model.arena_bytes()];
+    for stream in 0..4000 {
+        // The arena starts at zero, so the input code is 0: probability 128/255.
+        let spec = SampleRequest {
+            seed: 9,
+            stream,
+            class: 0,
+        };
+        let mut s = [0.0f32; 8];
+        sample(&model, program, &mut arena, spec, &mut s).unwrap();
+        for (n, v) in ones.iter_mut().zip(s) {
+            *n += v as u32;
+        }
+    }
+    for n in ones {
+        let share = f64::from(n) / 4000.0;
+        assert!((share - 128.0 / 255.0).abs() < 0.03, "{share}");
+    }
+}

@@ -74,7 +74,7 @@ pub enum Golden {
 
 /// The golden blobs and their file names. The full-integer digits model comes first among the
 /// digits models, so the firmware's ASCII-art digit is the integer network's.
-pub const BLOBS: [(Golden, &str); 9] = [
+pub const BLOBS: [(Golden, &str); 10] = [
     (Golden::RefMlp(Dtype::F32), "ref-mlp-f32.mdfb"),
     (Golden::RefMlp(Dtype::F16), "ref-mlp-f16.mdfb"),
     (Golden::RefMlp(Dtype::I8), "ref-mlp-i8.mdfb"),
@@ -84,7 +84,11 @@ pub const BLOBS: [(Golden, &str); 9] = [
     (Golden::TrainedVae, DIGITS_VAE_W8A8_FILE),
     (Golden::TrainedVae, DIGITS_HVAE_FILE),
     (Golden::TrainedRbm, DIGITS_RBM_FILE),
+    (Golden::TrainedRbm, DIGITS_RBM_W8A8_FILE),
 ];
+
+/// The same RBM as a full-integer (W8A8) sweep (`QBERNOULLI` draws), programs [`RBM_PROGRAMS`].
+pub const DIGITS_RBM_W8A8_FILE: &str = "digits-rbm-w8a8.mdfb";
 
 /// The trained two-level VAE (int8 weights, f32 arithmetic), program [`VAE_PROGRAM`].
 pub const DIGITS_HVAE_FILE: &str = "digits-hvae.mdfb";

@@ -168,7 +168,7 @@ fn export_zoo(a: &Args, zoo: Zoo) -> Result<(), CliError> {
     }
     if zoo != Zoo::Vae && a.calibration_samples.is_some() {
         return Err(CliError::Msg(format!(
-            "--calibration-samples applies to --dtype w8a8 only, which {what} has not"
+            "--calibration-samples applies to a VAE's --dtype w8a8 only ({what} has none, or calibrates on a fixed 64 chains)"
         )));
     }
     let out = a.out.clone().unwrap_or_else(|| "model.mdfb".into());

@@ -351,23 +351,28 @@ fn rbm(o: &ZooOptions, judge: &DigitsJudge, say: &dyn Fn(&str)) -> Result<Vec<Ro
     say("the RBM's likelihood (AIS)");
     let likelihood =
         report::rbm_likelihood(&t.run, &Source::Digits, 1, o.seed).map_err(at("RBM likelihood"))?;
-    let file = "rbm-i8.mdfb";
-    let bytes = boltzmann::command::export_blob(&dir, "i8", Some(&RBM_SWEEPS), &o.out.join(file))
-        .map_err(at("RBM export"))?;
     let r = &t.run.rbm;
-    let blob = Blob {
-        family: "RBM (i8)",
-        file,
-        bytes: &bytes,
-        parameters: r.weights().len() + r.visible_bias().len() + r.hidden_bias().len(),
-    };
-    RBM_SWEEPS
-        .iter()
-        .map(|&k| {
+    let parameters = r.weights().len() + r.visible_bias().len() + r.hidden_bias().len();
+    let mut rows = Vec::new();
+    for (dtype, family, file) in [
+        ("i8", "RBM (i8)", "rbm-i8.mdfb"),
+        ("w8a8", "RBM (w8a8)", "rbm-w8a8.mdfb"),
+    ] {
+        let bytes =
+            boltzmann::command::export_blob(&dir, dtype, Some(&RBM_SWEEPS), &o.out.join(file))
+                .map_err(at("RBM export"))?;
+        let blob = Blob {
+            family,
+            file,
+            bytes: &bytes,
+            parameters,
+        };
+        for k in RBM_SWEEPS {
             let program = boltzmann::export::program_name(k);
-            row(judge, o, &blob, &program, k, false, &likelihood, say)
-        })
-        .collect()
+            rows.push(row(judge, o, &blob, &program, k, false, &likelihood, say)?);
+        }
+    }
+    Ok(rows)
 }
 
 /// The targets' lines of `cargo xtask size --json`.
@@ -426,6 +431,7 @@ fn count_key(row: &Row) -> Option<(String, f64)> {
         ("VAE (w8a8)", _) => scaled("instructions_per_sample_vae_w8a8_digits", 1.0),
         ("two-level VAE (i8)", _) => scaled("instructions_per_sample_hvae_digits", 1.0),
         ("RBM (i8)", p) => Some((format!("instructions_per_sample_rbm_{p}_digits"), 1.0)),
+        ("RBM (w8a8)", p) => Some((format!("instructions_per_sample_rbm_w8a8_{p}_digits"), 1.0)),
         _ => None,
     }
 }

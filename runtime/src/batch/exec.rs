@@ -447,7 +447,8 @@ fn run_op<K: Kernels>(
             | Op::Slice { .. }
             | Op::Mul { .. }
             | Op::Noise { .. }
-            | Op::Bernoulli { .. },
+            | Op::Bernoulli { .. }
+            | Op::QBernoulli { .. },
         ) => {
             return Err(broken(Rule::IntegerOpInLanes));
         }

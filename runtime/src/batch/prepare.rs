@@ -115,7 +115,7 @@ impl<'m, 'b> BatchModel<'m, 'b> {
                 | Op::QLayerNorm { a, .. }
                 | Op::Slice { a, .. } => (u(&same, a), u(&mixed, a)),
                 // Each sample's own draws.
-                Op::Noise { .. } | Op::Bernoulli { .. } => (false, false),
+                Op::Noise { .. } | Op::Bernoulli { .. } | Op::QBernoulli { .. } => (false, false),
                 Op::QGather { key, .. } => (true, key != GatherKey::Class),
             };
             // Integer ops and the other families' ops (SLICE, MUL, NOISE, BERNOULLI) have no

@@ -414,6 +414,13 @@ impl BlobBuilder {
         self.push(Op::Bernoulli { a: a.0, offset }, len)
     }
 
+    /// Integer Bernoulli draws with probability codes `a` (scale 1/255, zero point −128):
+    /// elements `offset ..` of the `EVAL`'s network draw.
+    pub fn qbernoulli(&mut self, a: Value, offset: u32) -> Value {
+        let len = self.len_of(a);
+        self.push(Op::QBernoulli { a: a.0, offset }, len)
+    }
+
     /// Row `class` of the `(rows, dim)` table tensor.
     pub fn class_embed(&mut self, table: u16) -> Value {
         let len = self.cols_of(table);

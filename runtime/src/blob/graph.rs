@@ -120,6 +120,11 @@ pub mod opcode {
     /// `EVAL`'s network draw (`PARAM` = `u32` first element). A Bernoulli draw with
     /// probabilities `a`.
     pub const BERNOULLI: u8 = 19;
+    /// The integer `BERNOULLI`: `dst[i] = 1` if `w < (a[i] + 128) · 0x0101_0101` else `0`
+    /// (int8 codes), `w` the raw `u32` of element `PARAM + i` of the `EVAL`'s network draw: a
+    /// draw with probability `(a[i] + 128) / 255` (times `1 − 2⁻³²`), i.e. `a` holds
+    /// probabilities quantized with scale 1/255 and zero point −128.
+    pub const QBERNOULLI: u8 = 20;
 }
 
 /// What selects the row of a [`Op::QGather`].
@@ -285,6 +290,13 @@ pub enum Op {
         /// Element of the draw that `dst[0]` takes.
         offset: u32,
     },
+    /// Integer Bernoulli draws with probability codes `a` (scale 1/255, zero point −128).
+    QBernoulli {
+        /// The probability codes.
+        a: u16,
+        /// Element of the draw that `dst[0]` takes.
+        offset: u32,
+    },
 }
 
 const fn opt(v: u16) -> Option<u16> {
@@ -391,6 +403,10 @@ impl Op {
             opcode::NOISE => Op::Noise { offset: word },
             #[cfg(feature = "float-net")]
             opcode::BERNOULLI => Op::Bernoulli { a, offset: word },
+            #[cfg(feature = "int-bernoulli")]
+            opcode::QBERNOULLI => Op::QBernoulli { a, offset: word },
+            #[cfg(not(feature = "int-bernoulli"))]
+            opcode::QBERNOULLI => return Err(bad_op(k, Rule::QBernoulliNotBuilt)),
             // An integer-only build decodes none of the other families' float ops.
             #[cfg(not(feature = "float-net"))]
             opcode::SLICE..=opcode::BERNOULLI => {
@@ -428,6 +444,7 @@ impl Op {
             Op::Mul { .. } => opcode::MUL,
             Op::Noise { .. } => opcode::NOISE,
             Op::Bernoulli { .. } => opcode::BERNOULLI,
+            Op::QBernoulli { .. } => opcode::QBERNOULLI,
         }
     }
 
@@ -469,7 +486,9 @@ impl Op {
             }
             Op::Slice { a: x, start } => (a, param) = (x, f32::from_bits(start)),
             Op::Noise { offset } => param = f32::from_bits(offset),
-            Op::Bernoulli { a: x, offset } => (a, param) = (x, f32::from_bits(offset)),
+            Op::Bernoulli { a: x, offset } | Op::QBernoulli { a: x, offset } => {
+                (a, param) = (x, f32::from_bits(offset));
+            }
             Op::LayerNorm {
                 a: x,
                 gamma,
@@ -1075,6 +1094,11 @@ impl<'a> Graph<'a> {
                 }
                 #[cfg(feature = "float-net")]
                 Op::Noise { offset } | Op::Bernoulli { offset, .. } => {
+                    if offset.checked_add(len).is_none() {
+                        return Err(bad_op(k, Rule::DrawRange));
+                    }
+                }
+                Op::QBernoulli { offset, .. } => {
                     if offset.checked_add(len).is_none() {
                         return Err(bad_op(k, Rule::DrawRange));
                     }

@@ -103,11 +103,11 @@ impl OpSpec {
     }
 }
 
-/// Every op. Codes not here are `UnknownOp` (20–63 are reserved). 1–8 are the float network's
+/// Every op. Codes not here are `UnknownOp` (21–63 are reserved). 1–8 are the float network's
 /// ops; 9–15 the integer (W8A8) path's, whose values are int8 codes; 16–19 the float ops the
 /// other generator families add (SLICE, MUL, and the two that draw noise, NOISE and
-/// BERNOULLI).
-pub const TABLE: [OpSpec; 19] = [
+/// BERNOULLI), and 20 the integer Bernoulli draw (QBERNOULLI).
+pub const TABLE: [OpSpec; 20] = [
     OpSpec {
         reads_a: true,
         uses_t0: true,
@@ -220,6 +220,12 @@ pub const TABLE: [OpSpec; 19] = [
         in_place: true,
         ..OpSpec::new(opcode::BERNOULLI, "BERNOULLI", LenRule::SameAsA)
     },
+    OpSpec {
+        reads_a: true,
+        uses_param: true,
+        in_place: true,
+        ..OpSpec::int(opcode::QBERNOULLI, "QBERNOULLI", LenRule::SameAsA)
+    },
 ];
 
 /// The row of opcode `code`, if it is an op.
@@ -242,7 +248,7 @@ mod tests {
     fn every_op_code_has_one_row_and_no_other_code_has_any() {
         for code in 0..=255u8 {
             let rows = TABLE.iter().filter(|s| s.code == code).count();
-            let v1 = (1..=19).contains(&code);
+            let v1 = (1..=20).contains(&code);
             assert_eq!(rows, usize::from(v1), "opcode {code}");
             assert_eq!(spec(code).is_some(), v1);
         }

@@ -525,6 +525,22 @@ fn size(args: &[String]) -> Result<bool, String> {
                             "instructions_per_sample_rbm_gibbs50_digits",
                             case_perf(&report, golden::DIGITS_RBM_FILE, golden::RBM_PROGRAMS[1]),
                         ),
+                        (
+                            "instructions_per_sample_rbm_w8a8_gibbs10_digits",
+                            case_perf(
+                                &report,
+                                golden::DIGITS_RBM_W8A8_FILE,
+                                golden::RBM_PROGRAMS[0],
+                            ),
+                        ),
+                        (
+                            "instructions_per_sample_rbm_w8a8_gibbs50_digits",
+                            case_perf(
+                                &report,
+                                golden::DIGITS_RBM_W8A8_FILE,
+                                golden::RBM_PROGRAMS[1],
+                            ),
+                        ),
                     ],
                     w8a8_flash,
                 )

@@ -300,9 +300,15 @@ fn epochs_csv(epochs: &[EpochStats], per_epoch: usize, steps: u64) -> String {
     text
 }
 
+/// Host chains the W8A8 export calibrates the pre-activation ranges on.
+pub const W8A8_CHAINS: usize = 64;
+/// Their noise seed.
+const W8A8_SEED: u64 = 0x00CA_11B8;
+
 /// `microdiff export RUN` for an RBM run: a blob whose programs `gibbsK` run `K` Gibbs sweeps
-/// for each `K` of `sweeps` (default [`DEFAULT_SWEEPS`]), matrices as `dtype` (f32, f16 or i8;
-/// w8a8 is refused, [`RbmRunError::NoW8a8`]). Returns the blob, written atomically to `out`.
+/// for each `K` of `sweeps` (default [`DEFAULT_SWEEPS`]), matrices as `dtype` (f32, f16 or i8
+/// with f32 arithmetic, or `w8a8`: the full-integer sweep, calibrated on [`W8A8_CHAINS`] host
+/// chains). Returns the blob, written atomically to `out`.
 pub fn export_blob(
     run_dir: &Path,
     dtype: &str,
@@ -311,12 +317,14 @@ pub fn export_blob(
 ) -> Result<Vec<u8>, RbmRunError> {
     let run = RbmRun::load(run_dir)?;
     let d = match dtype {
-        "f32" => Dtype::F32,
-        "f16" => Dtype::F16,
-        "i8" => Dtype::I8,
-        "w8a8" => return Err(RbmRunError::NoW8a8),
+        "f32" => Some(Dtype::F32),
+        "f16" => Some(Dtype::F16),
+        "i8" => Some(Dtype::I8),
+        "w8a8" => None,
         other => {
-            return Err(refuse(format!("--dtype {other}: expected f32, f16 or i8")));
+            return Err(refuse(format!(
+                "--dtype {other}: expected f32, f16, i8 or w8a8"
+            )));
         }
     };
     let shape: Vec<u16> = run
@@ -326,13 +334,17 @@ pub fn export_blob(
         .collect::<Result<_, _>>()
         .map_err(|_| refuse(format!("export: shape {:?} does not fit a blob", run.shape)))?;
     let (scale, offset) = run.units();
-    let bytes = export::blob(
-        &run.rbm,
-        &shape,
-        d,
-        sweeps.unwrap_or(&DEFAULT_SWEEPS),
-        (&scale, &offset),
-    )
+    let sweeps = sweeps.unwrap_or(&DEFAULT_SWEEPS);
+    let bytes = match d {
+        Some(d) => export::blob(&run.rbm, &shape, d, sweeps, (&scale, &offset)),
+        None => export::blob_w8a8(
+            &run.rbm,
+            &shape,
+            sweeps,
+            (&scale, &offset),
+            (W8A8_CHAINS, W8A8_SEED),
+        ),
+    }
     .map_err(msg("export"))?;
     crate::files::write_atomic(out, &bytes).map_err(|source| RbmRunError::Io {
         path: out.to_path_buf(),

@@ -114,12 +114,6 @@ pub enum RbmRunError {
     /// Training failed (a setting the trainer refuses, divergence).
     #[error("training the RBM: {0}")]
     Train(#[source] BoltzmannError),
-    /// `export --dtype w8a8`: the RBM has no full-integer path.
-    #[error(
-        "--dtype w8a8: an RBM has no full-integer (W8A8) export yet (its Gibbs sweep draws \
-         Bernoulli units from sigmoid probabilities in f32 arithmetic); use f32, f16 or i8"
-    )]
-    NoW8a8,
     /// A command-line setting or a step of `train` / `export` refused, in words
     /// ([`super::command`]).
     #[error("{0}")]
