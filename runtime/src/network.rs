@@ -24,8 +24,9 @@ pub(crate) struct Io {
     pub dst: usize,
 }
 
-/// The noise a network's `NOISE` and `BERNOULLI` ops draw: element `e` of draw `eval` of the
-/// sample's stream in [`Domain::Network`], where `eval` counts the program's `EVAL`s from 0.
+/// The noise a network's `NOISE`, `BERNOULLI` and `QBERNOULLI` ops draw: element `e` of draw
+/// `eval` of the sample's stream in [`Domain::Network`], where `eval` counts the program's
+/// `EVAL`s from 0.
 ///
 /// Only the float ops and `QBERNOULLI` draw: a build with neither (a full-integer diffusion
 /// application) carries it empty, so the executor's signature costs that build nothing.
@@ -146,7 +147,7 @@ fn int_copy(
 }
 
 /// Runs the network on register `io.src` at time `t` for class row `class`, writing
-/// register `io.dst`; its `NOISE` / `BERNOULLI` ops draw from `draws`. `slots` is the whole
+/// register `io.dst`; its noise-drawing ops draw from `draws`. `slots` is the whole
 /// arena (registers first).
 // One copy: inlined into `evaluate` as well as called from the sampler, it was in flash twice
 // (672 bytes on the M4F; the instruction counts are the same either way).
