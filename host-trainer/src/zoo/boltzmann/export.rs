@@ -335,6 +335,38 @@ mod tests {
         }
     }
 
+    /// The mean over 4 000 device chains (seed `seed`) of `program`'s sample of a 10-unit
+    /// machine's blob: its visible marginals, since the sample is `p(v | h)`. The batched
+    /// sampler's chain 7 is checked against the single-sample sampler's on the way.
+    fn chain_marginals(bytes: &[u8], program: &str, seed: u64) -> Vec<f64> {
+        let model = Model::parse(bytes).unwrap();
+        let program = model.program(program).unwrap();
+        let n = 4000u32;
+        let specs: Vec<SampleRequest> = (0..n)
+            .map(|i| SampleRequest {
+                seed,
+                stream: i,
+                class: 0,
+            })
+            .collect();
+        let mut out = vec![0.0f32; n as usize * 10];
+        batch::sample_batch(&model, program, &specs, &mut out, 2).unwrap();
+        let mut one = vec![0.0f32; 10];
+        let mut arena = vec![0u8; model.arena_bytes()];
+        sample(&model, program, &mut arena, specs[7], &mut one).unwrap();
+        assert_eq!(one, out[70..80]);
+        (0..10)
+            .map(|i| {
+                out.iter()
+                    .skip(i)
+                    .step_by(10)
+                    .map(|&x| f64::from(x))
+                    .sum::<f64>()
+                    / f64::from(n)
+            })
+            .collect()
+    }
+
     #[test]
     fn the_device_chain_has_the_models_marginals() {
         // 10 visible units: the exact marginals p(v_i = 1) by enumeration, against 4 000
@@ -342,27 +374,11 @@ mod tests {
         let rbm = Rbm::random(10, 6, 1.0, 9).unwrap();
         let exact = rbm.visible_marginals().unwrap();
         let bytes = blob(&rbm, &[10], Dtype::F32, &[30], (&[], &[])).unwrap();
-        let model = Model::parse(&bytes).unwrap();
-        let program = model.program("gibbs30").unwrap();
-        let n = 4000;
-        let specs: Vec<SampleRequest> = (0..n)
-            .map(|i| SampleRequest {
-                seed: 1,
-                stream: i,
-                class: 0,
-            })
-            .collect();
-        let mut out = vec![0.0f32; n as usize * 10];
-        batch::sample_batch(&model, program, &specs, &mut out, 2).unwrap();
-        for (i, &want) in exact.iter().enumerate() {
-            // The sample is p(v | h): its mean over chains is p(v_i = 1).
-            let got = out
-                .iter()
-                .skip(i)
-                .step_by(10)
-                .map(|&x| f64::from(x))
-                .sum::<f64>()
-                / f64::from(n);
+        for (i, (got, want)) in chain_marginals(&bytes, "gibbs30", 1)
+            .iter()
+            .zip(&exact)
+            .enumerate()
+        {
             assert!((got - want).abs() < 0.04, "unit {i}: {got} vs exact {want}");
         }
     }
@@ -374,30 +390,11 @@ mod tests {
         let rbm = Rbm::random(10, 6, 1.0, 9).unwrap();
         let exact = rbm.visible_marginals().unwrap();
         let bytes = blob_w8a8(&rbm, &[10], &[30], (&[], &[]), (64, 1)).unwrap();
-        let model = Model::parse(&bytes).unwrap();
-        let program = model.program("gibbs30").unwrap();
-        let n = 4000;
-        let specs: Vec<SampleRequest> = (0..n)
-            .map(|i| SampleRequest {
-                seed: 2,
-                stream: i,
-                class: 0,
-            })
-            .collect();
-        let mut out = vec![0.0f32; n as usize * 10];
-        batch::sample_batch(&model, program, &specs, &mut out, 2).unwrap();
-        let mut one = vec![0.0f32; 10];
-        let mut arena = vec![0u8; model.arena_bytes()];
-        sample(&model, program, &mut arena, specs[7], &mut one).unwrap();
-        assert_eq!(one, out[70..80]);
-        for (i, &want) in exact.iter().enumerate() {
-            let got = out
-                .iter()
-                .skip(i)
-                .step_by(10)
-                .map(|&x| f64::from(x))
-                .sum::<f64>()
-                / f64::from(n);
+        for (i, (got, want)) in chain_marginals(&bytes, "gibbs30", 2)
+            .iter()
+            .zip(&exact)
+            .enumerate()
+        {
             assert!((got - want).abs() < 0.05, "unit {i}: {got} vs exact {want}");
         }
     }
