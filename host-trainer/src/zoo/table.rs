@@ -102,11 +102,7 @@ fn at<E: std::fmt::Display>(step: &str) -> impl FnOnce(E) -> ZooError + '_ {
 
 /// The diffusion samplers of the table: the best measured 4-, 10- and 25-evaluation samplers
 /// of the digits model (docs/samplers.md), class-conditional without guidance.
-pub const DIFFUSION_SAMPLERS: [(&str, u16); 3] = [
-    ("ddim:4:clip=1", 4),
-    ("dpmpp2m:10:clip=1", 10),
-    ("ddpm:25", 25),
-];
+pub const DIFFUSION_SAMPLERS: [&str; 3] = ["ddim:4:clip=1", "dpmpp2m:10:clip=1", "ddpm:25"];
 
 /// The RBM's Gibbs sweep counts (the golden RBM's programs).
 pub const RBM_SWEEPS: [u16; 2] = [10, 50];
@@ -264,7 +260,7 @@ fn diffusion(
         .and_then(|d| d.open())
         .map_err(at("diffusion run"))?;
     let options = Options {
-        samplers: DIFFUSION_SAMPLERS.iter().map(|s| s.0.to_string()).collect(),
+        samplers: DIFFUSION_SAMPLERS.iter().map(|s| s.to_string()).collect(),
         ..Options::default()
     };
     let bytes = from_run(&trained, &options)
@@ -288,7 +284,7 @@ fn diffusion(
         parameters: trained.config().model.parameter_count(),
     };
     let mut rows = Vec::new();
-    for (spec, _) in DIFFUSION_SAMPLERS {
+    for spec in DIFFUSION_SAMPLERS {
         let spec: SamplerSpec = spec.parse().map_err(at("diffusion sampler"))?;
         let name = spec.default_name();
         let evals = model.program(&name).map_err(at("diffusion blob"))?.evals;
