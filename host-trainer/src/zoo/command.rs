@@ -180,3 +180,28 @@ pub fn write_csv(path: &Path, text: &str) -> Result<(), Refusal> {
         source,
     })
 }
+
+/// What the zoo's run-file tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::PathBuf;
+
+    /// An empty scratch directory for test `name` of run kind `kind` (per process).
+    pub(crate) fn scratch(kind: &str, name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "microdiff-{kind}-run-{name}-{}",
+            std::process::id()
+        ));
+        std::fs::remove_dir_all(&d).ok();
+        d
+    }
+
+    /// A run file's `text` with its first stored parameter (`param_bits`) replaced by a NaN's
+    /// bit pattern.
+    pub(crate) fn nan_first_param(text: &str) -> String {
+        let key = "\"param_bits\":[";
+        let at = text.find(key).expect("a run file has param_bits") + key.len();
+        let end = at + text[at..].find(',').expect("more than one parameter");
+        format!("{}{}{}", &text[..at], f64::NAN.to_bits(), &text[end..])
+    }
+}

@@ -314,6 +314,7 @@ pub fn binarize_at(x: &[f32], dim: usize, threshold: f64) -> Result<BinaryData, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::zoo::command::testing;
 
     fn run() -> RbmRun {
         RbmRun {
@@ -339,10 +340,7 @@ mod tests {
     }
 
     fn scratch(name: &str) -> PathBuf {
-        let d =
-            std::env::temp_dir().join(format!("microdiff-rbm-run-{name}-{}", std::process::id()));
-        std::fs::remove_dir_all(&d).ok();
-        d
+        testing::scratch("rbm", name)
     }
 
     /// A saved run loads back equal, parameters bit for bit, and saving it again writes the
@@ -391,10 +389,7 @@ mod tests {
         run().save(&dir).unwrap();
         let path = RbmRun::path(&dir);
         let good = std::fs::read_to_string(&path).unwrap();
-        // The first parameter replaced by a NaN's bit pattern.
-        let at = good.find("\"param_bits\":[").unwrap() + "\"param_bits\":[".len();
-        let end = at + good[at..].find(',').unwrap();
-        let nan = format!("{}{}{}", &good[..at], f64::NAN.to_bits(), &good[end..]);
+        let nan = testing::nan_first_param(&good);
         let sixteen = 16.0f32.to_bits().to_string();
         let cases = [
             String::new(),

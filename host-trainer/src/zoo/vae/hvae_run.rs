@@ -16,18 +16,17 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::run::{VaeRunError, activation, activation_name};
-use super::{Hvae, HvaeConfig, Likelihood};
+use super::run::{
+    VaeRunError, activation, activation_name, check_data, likelihood, likelihood_name,
+    params_from_bits, read_file, write_file,
+};
+use super::{Hvae, HvaeConfig};
 
 /// The file name inside a run directory.
 pub const FILE: &str = "hvae.json";
 
 /// The `format` field of the file.
 const FORMAT: &str = "microdiff-hvae-run/1";
-
-/// Largest `hvae.json` read: far above any model the command trains (a `MAX_WIDTH`-wide
-/// network on 784 values is ~100 MB of text), far below what would exhaust memory.
-const MAX_BYTES: u64 = 1 << 30;
 
 /// A trained two-level VAE with what export needs to know about its data.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,11 +98,7 @@ impl HvaeRun {
             z2_dim: c.z2_dim,
             hidden: c.hidden.clone(),
             activation: activation_name(c.activation).into(),
-            likelihood: match c.likelihood {
-                Likelihood::Gaussian => "gaussian",
-                Likelihood::Bernoulli => "bernoulli",
-            }
-            .into(),
+            likelihood: likelihood_name(c.likelihood).into(),
             seed: c.seed,
             param_bits: self.hvae.params().iter().map(|p| p.to_bits()).collect(),
         };
@@ -111,22 +106,13 @@ impl HvaeRun {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        let io = |source| VaeRunError::Io {
-            path: path.clone(),
-            source,
-        };
-        std::fs::create_dir_all(dir).map_err(io)?;
-        crate::files::write_atomic(&path, text.as_bytes()).map_err(io)
+        write_file(dir, &path, &text)
     }
 
     /// Reads `dir/hvae.json`.
     pub fn load(dir: &Path) -> Result<Self, VaeRunError> {
         let path = Self::path(dir);
-        let io = |source| VaeRunError::Io {
-            path: path.clone(),
-            source,
-        };
-        let bytes = crate::files::read_limited(&path, MAX_BYTES).map_err(io)?;
+        let bytes = read_file(&path)?;
         let bad = |message: String| VaeRunError::Format {
             path: path.clone(),
             message,
@@ -137,30 +123,8 @@ impl HvaeRun {
         }
         let activation = activation(&s.activation)
             .ok_or_else(|| bad(format!("unknown activation {:?}", s.activation)))?;
-        let likelihood = match s.likelihood.as_str() {
-            "gaussian" => Likelihood::Gaussian,
-            "bernoulli" => Likelihood::Bernoulli,
-            other => return Err(bad(format!("unknown likelihood {other:?}"))),
-        };
-        let elems = s.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
-        if elems != Some(s.x_dim) {
-            return Err(bad(format!(
-                "shape {:?} does not hold {} values",
-                s.shape, s.x_dim
-            )));
-        }
-        for (what, v) in [("scale", &s.scale), ("offset", &s.offset)] {
-            if !(v.is_empty() || v.len() == 1 || v.len() == s.x_dim) {
-                return Err(bad(format!(
-                    "{what} has {} values; expected 0, 1 or {}",
-                    v.len(),
-                    s.x_dim
-                )));
-            }
-            if v.iter().any(|x| !x.is_finite()) {
-                return Err(bad(format!("{what} is not finite")));
-            }
-        }
+        let likelihood = likelihood(&s.likelihood).map_err(bad)?;
+        check_data(&s.shape, s.x_dim, &s.scale, &s.offset).map_err(bad)?;
         let model = |source| VaeRunError::Model {
             path: path.clone(),
             source,
@@ -175,10 +139,7 @@ impl HvaeRun {
             seed: s.seed,
         })
         .map_err(model)?;
-        let params: Vec<f64> = s.param_bits.iter().map(|&b| f64::from_bits(b)).collect();
-        if let Some(i) = params.iter().position(|p| !p.is_finite()) {
-            return Err(bad(format!("parameter {i} is not finite")));
-        }
+        let params = params_from_bits(&s.param_bits).map_err(bad)?;
         hvae.set_params(&params).map_err(model)?;
         Ok(HvaeRun {
             hvae,
@@ -195,7 +156,8 @@ impl HvaeRun {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zoo::vae::Activation;
+    use crate::zoo::command::testing;
+    use crate::zoo::vae::{Activation, Likelihood};
 
     fn run() -> HvaeRun {
         let hvae = Hvae::new(HvaeConfig {
@@ -220,10 +182,7 @@ mod tests {
     }
 
     fn scratch(name: &str) -> PathBuf {
-        let d =
-            std::env::temp_dir().join(format!("microdiff-hvae-run-{name}-{}", std::process::id()));
-        std::fs::remove_dir_all(&d).ok();
-        d
+        testing::scratch("hvae", name)
     }
 
     /// A saved run loads back equal, parameters bit for bit, and saving it again writes the
@@ -251,10 +210,7 @@ mod tests {
         run().save(&dir).unwrap();
         let path = HvaeRun::path(&dir);
         let good = std::fs::read_to_string(&path).unwrap();
-        // The first parameter replaced by a NaN's bit pattern.
-        let at = good.find("\"param_bits\":[").unwrap() + "\"param_bits\":[".len();
-        let end = at + good[at..].find(',').unwrap();
-        let nan = format!("{}{}{}", &good[..at], f64::NAN.to_bits(), &good[end..]);
+        let nan = testing::nan_first_param(&good);
         let cases = [
             String::new(),
             good[..good.len() / 2].to_string(),

@@ -4,8 +4,11 @@
 //!
 //! # Promises
 //!
-//! * Written atomically (a temporary file renamed over the old one): a crash leaves the old
-//!   file or the new one, never half of one.
+//! * Written atomically ([`crate::files::write_atomic`]): a crash leaves the old file or the
+//!   new one, never half of one.
+//! * What both VAE run files (this one and the two-level VAE's `hvae.json`,
+//!   [`super::hvae_run`]) store alike is written and checked here once: the file I/O, the
+//!   likelihood's name, the data's shape and map, the parameters' bit patterns.
 //! * Read back exactly: parameters are stored as their IEEE-754 bit patterns (`u64`), so the
 //!   model reloaded is the model saved, bit for bit.
 //! * A missing, truncated, edited or foreign file is a [`VaeRunError`] naming the file and what
@@ -22,6 +25,79 @@ pub const FILE: &str = "vae.json";
 
 /// The `format` field of the file.
 const FORMAT: &str = "microdiff-vae-run/1";
+
+/// Largest VAE run file read: far above any model the command trains (a `MAX_WIDTH`-wide
+/// network on 784 values is ~100 MB of text), far below what would exhaust memory.
+const MAX_BYTES: u64 = 1 << 30;
+
+/// Writes a run file's `text` to `path` in `dir` atomically (creating `dir`).
+pub(super) fn write_file(dir: &Path, path: &Path, text: &str) -> Result<(), VaeRunError> {
+    let io = |source| VaeRunError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    crate::files::write_atomic(path, text.as_bytes()).map_err(io)
+}
+
+/// The bytes of the run file at `path` (at most [`MAX_BYTES`]).
+pub(super) fn read_file(path: &Path) -> Result<Vec<u8>, VaeRunError> {
+    crate::files::read_limited(path, MAX_BYTES).map_err(|source| VaeRunError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The stored name of a likelihood.
+pub(super) fn likelihood_name(l: Likelihood) -> &'static str {
+    match l {
+        Likelihood::Gaussian => "gaussian",
+        Likelihood::Bernoulli => "bernoulli",
+    }
+}
+
+/// The likelihood stored as `name`.
+pub(super) fn likelihood(name: &str) -> Result<Likelihood, String> {
+    [Likelihood::Gaussian, Likelihood::Bernoulli]
+        .into_iter()
+        .find(|&l| likelihood_name(l) == name)
+        .ok_or_else(|| format!("unknown likelihood {name:?}"))
+}
+
+/// That `shape` holds `x_dim` values and `scale` / `offset` are a map to data units (0, 1 or
+/// `x_dim` finite values each), or what is wrong.
+pub(super) fn check_data(
+    shape: &[usize],
+    x_dim: usize,
+    scale: &[f32],
+    offset: &[f32],
+) -> Result<(), String> {
+    let elems = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if elems != Some(x_dim) {
+        return Err(format!("shape {shape:?} does not hold {x_dim} values"));
+    }
+    for (what, v) in [("scale", scale), ("offset", offset)] {
+        if !(v.is_empty() || v.len() == 1 || v.len() == x_dim) {
+            return Err(format!(
+                "{what} has {} values; expected 0, 1 or {x_dim}",
+                v.len()
+            ));
+        }
+        if v.iter().any(|x| !x.is_finite()) {
+            return Err(format!("{what} is not finite"));
+        }
+    }
+    Ok(())
+}
+
+/// The parameters stored as `f64` bit patterns, or the first that is not finite.
+pub(super) fn params_from_bits(bits: &[u64]) -> Result<Vec<f64>, String> {
+    let params: Vec<f64> = bits.iter().map(|&b| f64::from_bits(b)).collect();
+    match params.iter().position(|p| !p.is_finite()) {
+        Some(i) => Err(format!("parameter {i} is not finite")),
+        None => Ok(params),
+    }
+}
 
 /// A trained VAE with what export needs to know about its data.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,10 +220,6 @@ impl VaeRun {
     /// Writes `dir/vae.json` atomically (creating `dir`).
     pub fn save(&self, dir: &Path) -> Result<(), VaeRunError> {
         let path = Self::path(dir);
-        let io = |source| VaeRunError::Io {
-            path: path.clone(),
-            source,
-        };
         let c = self.vae.config();
         let stored = Stored {
             format: FORMAT.into(),
@@ -162,11 +234,7 @@ impl VaeRun {
             classes: c.classes,
             hidden: c.hidden.clone(),
             activation: activation_name(c.activation).into(),
-            likelihood: match c.likelihood {
-                Likelihood::Gaussian => "gaussian",
-                Likelihood::Bernoulli => "bernoulli",
-            }
-            .into(),
+            likelihood: likelihood_name(c.likelihood).into(),
             seed: c.seed,
             param_bits: self.vae.params().iter().map(|p| p.to_bits()).collect(),
         };
@@ -174,44 +242,25 @@ impl VaeRun {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let tmp = dir.join(format!("{FILE}.tmp"));
-        std::fs::write(&tmp, text).map_err(|source| VaeRunError::Io {
-            path: tmp.clone(),
-            source,
-        })?;
-        std::fs::rename(&tmp, &path).map_err(io)
+        write_file(dir, &path, &text)
     }
 
     /// Reads `dir/vae.json`.
     pub fn load(dir: &Path) -> Result<Self, VaeRunError> {
         let path = Self::path(dir);
-        let text = std::fs::read_to_string(&path).map_err(|source| VaeRunError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let bytes = read_file(&path)?;
         let bad = |message: String| VaeRunError::Format {
             path: path.clone(),
             message,
         };
-        let s: Stored = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let s: Stored = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
         if s.format != FORMAT {
             return Err(bad(format!("format {:?}, expected {FORMAT:?}", s.format)));
         }
         let activation = activation(&s.activation)
             .ok_or_else(|| bad(format!("unknown activation {:?}", s.activation)))?;
-        let likelihood = match s.likelihood.as_str() {
-            "gaussian" => Likelihood::Gaussian,
-            "bernoulli" => Likelihood::Bernoulli,
-            other => return Err(bad(format!("unknown likelihood {other:?}"))),
-        };
-        let elems = s.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
-        if elems != Some(s.x_dim) {
-            return Err(bad(format!(
-                "shape {:?} does not hold {} values",
-                s.shape, s.x_dim
-            )));
-        }
+        let likelihood = likelihood(&s.likelihood).map_err(bad)?;
+        check_data(&s.shape, s.x_dim, &s.scale, &s.offset).map_err(bad)?;
         let model = |source| VaeRunError::Model {
             path: path.clone(),
             source,
@@ -226,7 +275,7 @@ impl VaeRun {
             seed: s.seed,
         })
         .map_err(model)?;
-        let params: Vec<f64> = s.param_bits.iter().map(|&b| f64::from_bits(b)).collect();
+        let params = params_from_bits(&s.param_bits).map_err(bad)?;
         vae.set_params(&params).map_err(model)?;
         Ok(VaeRun {
             vae,
@@ -243,6 +292,7 @@ impl VaeRun {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::zoo::command::testing;
 
     fn run() -> VaeRun {
         let vae = Vae::new(VaeConfig {
@@ -267,10 +317,7 @@ mod tests {
     }
 
     fn scratch(name: &str) -> PathBuf {
-        let d =
-            std::env::temp_dir().join(format!("microdiff-vae-run-{name}-{}", std::process::id()));
-        std::fs::remove_dir_all(&d).ok();
-        d
+        testing::scratch("vae", name)
     }
 
     /// A saved run loads back equal, parameters bit for bit.
@@ -299,6 +346,10 @@ mod tests {
             good.replace("\"shape\":[2,2]", "\"shape\":[3,2]"),
             good.replace("\"param_bits\":[", "\"param_bits\":[1,"),
             good.replace("\"z_dim\":2", "\"z_dim\":0"),
+            // Checks the two-level VAE's file had and this one lacked until they shared them.
+            good.replace("\"scale\":[2.0]", "\"scale\":[2.0,1.0]"),
+            good.replace("\"gaussian\"", "\"poisson\""),
+            testing::nan_first_param(&good),
         ];
         for (i, text) in cases.iter().enumerate() {
             assert_ne!(text, &good, "case {i} did not change the file");
@@ -311,6 +362,20 @@ mod tests {
                 ),
                 "case {i}: {e:?}"
             );
+            if i >= 6 {
+                // The shared checks name what they refuse.
+                let m = e.unwrap_err().to_string();
+                assert!(
+                    [
+                        "scale has 2 values",
+                        "unknown likelihood",
+                        "parameter 0 is not finite"
+                    ]
+                    .iter()
+                    .any(|w| m.contains(w)),
+                    "case {i}: {m}"
+                );
+            }
         }
         std::fs::remove_dir_all(&dir).ok();
     }
