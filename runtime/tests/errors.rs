@@ -1,26 +1,14 @@
 //! Every class of bad input gives its own typed error (and a message naming the problem).
 
+mod common;
+use common::{reseal, section_start};
+
 use microdiff_kernels::{Activation, Dtype};
 use microdiff_runtime::blob::graph::{self, opcode};
 use microdiff_runtime::blob::meta::{Objective, Prediction};
 use microdiff_runtime::blob::program::{self, ClassSel};
-use microdiff_runtime::blob::{Blob, BlobBuilder, ProgramBuilder, crc::crc32, field, tensor};
+use microdiff_runtime::blob::{BlobBuilder, ProgramBuilder, field, tensor};
 use microdiff_runtime::{Error, Model, SampleRequest, Sampler, Section, arena_bytes, sample};
-
-fn reseal(b: &mut [u8]) {
-    let crc = crc32(&b[field::CRC_START..]);
-    b[field::CRC].copy_from_slice(&crc.to_le_bytes());
-}
-
-fn section_start(b: &[u8], s: Section) -> usize {
-    Blob::new_checked(b)
-        .unwrap()
-        .sections()
-        .unwrap()
-        .range(s)
-        .unwrap()
-        .0
-}
 
 /// A class-conditional model with a guided program.
 fn blob() -> Vec<u8> {

@@ -2,12 +2,14 @@
 //! activations): each does what docs/blob-format.md §2.7.2 writes, draws from the network
 //! domain at the `EVAL`'s index, and every bad record is its own typed error.
 
+mod common;
+use common::{reseal, section_start};
+
 use microdiff_kernels::Activation;
-use microdiff_runtime::blob::crc::crc32;
 use microdiff_runtime::blob::graph;
 use microdiff_runtime::blob::meta::{Objective, Prediction};
 use microdiff_runtime::blob::program::ClassSel;
-use microdiff_runtime::blob::{Blob, BlobBuilder, ProgramBuilder, field};
+use microdiff_runtime::blob::{BlobBuilder, ProgramBuilder};
 use microdiff_runtime::noise::{Domain, NoiseStream, standard_normal, uniform_open};
 use microdiff_runtime::{Error, Model, Rule, SampleRequest, Section, evaluate, sample};
 
@@ -126,21 +128,6 @@ fn bernoulli_draws_zero_and_one_at_the_ends() {
         .unwrap();
         assert_eq!(s, [0.0; 4]);
     }
-}
-
-fn reseal(b: &mut [u8]) {
-    let crc = crc32(&b[field::CRC_START..]);
-    b[field::CRC].copy_from_slice(&crc.to_le_bytes());
-}
-
-fn section_start(b: &[u8], s: Section) -> usize {
-    Blob::new_checked(b)
-        .unwrap()
-        .sections()
-        .unwrap()
-        .range(s)
-        .unwrap()
-        .0
 }
 
 /// Byte offset of op `k`'s record.

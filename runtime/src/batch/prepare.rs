@@ -9,7 +9,7 @@ use microdiff_kernels::{Dtype, Matrix};
 use std::vec::Vec;
 
 use super::lanes::Packed;
-use crate::blob::graph::{GatherKey, MAX_VALUES, Op, opcode};
+use crate::blob::graph::{GatherKey, MAX_VALUES, Op};
 use crate::blob::ops::Elem;
 use crate::error::{Error, Fault, Rule};
 use crate::model::Model;
@@ -120,7 +120,11 @@ impl<'m, 'b> BatchModel<'m, 'b> {
             };
             // Integer ops and the other families' ops (SLICE, MUL, NOISE, BERNOULLI) have no
             // lane kernels: such a graph runs sample by sample through the device executor.
-            integer |= op.spec().output == Elem::I8 || op.code() >= opcode::SLICE;
+            integer |= op.spec().output == Elem::I8
+                || matches!(
+                    op,
+                    Op::Slice { .. } | Op::Mul { .. } | Op::Noise { .. } | Op::Bernoulli { .. }
+                );
             ops.push(match op {
                 Op::Linear { a, weight, bias } => {
                     let m = tensors.get(weight)?.matrix()?;
