@@ -274,6 +274,7 @@ fn diffusion(
         trace: Trace::Hutchinson(1),
         seed: o.seed,
     };
+    // On the digits every likelihood takes the whole test split (`n` = 1 is for other data).
     let likelihood = report::likelihood(&trained, &Source::Digits, 1, nll)
         .map_err(at("diffusion likelihood"))?;
     let model = microdiff_runtime::Model::parse(&bytes).map_err(at("diffusion blob"))?;
