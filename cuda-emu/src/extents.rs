@@ -106,6 +106,53 @@ pub(crate) fn need(
         "md_sumsq_partials" => vec![(0, c(2)), (1, grid_x)],
         "md_adamw" => (0..5).map(|i| (i, c(12))).collect(),
         "md_ema" => vec![(0, c(3)), (1, c(3))],
+        "md_sgd" => (0..3).map(|i| (i, c(5))).collect(),
+        "md_col_sum" => vec![(0, c(3) * c(4)), (1, c(4))],
+        "md_bernoulli" => {
+            let t = c(7) * c(8);
+            vec![(0, t), (1, t), (2, nonzero(t, c(7)))]
+        }
+        "md_reparam" => {
+            let t = c(3) * c(4);
+            vec![(0, 2 * t), (1, t), (2, nonzero(t, c(3) * c(5)))]
+        }
+        "md_reparam_bwd" => {
+            let t = c(6) * c(7);
+            vec![(1, 2 * t), (2, t), (3, nonzero(t, c(6) * c(8))), (4, 2 * t)]
+        }
+        "md_latent_partials" => {
+            let t = c(4) * c(5);
+            vec![(1, 2 * t), (2, t), (3, grid_x)]
+        }
+        "md_gauss_nll_grad" => {
+            let t = c(5) * c(6);
+            vec![(0, t), (1, 2 * t), (2, t), (3, 2 * t)]
+        }
+        "md_gauss_nll_partials" => {
+            let t = c(3) * c(4);
+            vec![(0, t), (1, 2 * t), (2, grid_x)]
+        }
+        "md_nll_grad" | "md_nll_partials" => {
+            let (rows, dim) = if kernel == "md_nll_grad" {
+                (c(6), c(7))
+            } else {
+                (c(5), c(6))
+            };
+            let t = rows * dim;
+            // Log σ is read by the Gaussian (observation code 0) only.
+            let gaussian = matches!(args.first(), Some(Arg::I32(0)));
+            let out = if kernel == "md_nll_grad" { t } else { grid_x };
+            vec![
+                (1, t),
+                (2, t),
+                (3, if gaussian { nonzero(t, dim) } else { 0 }),
+                (4, out),
+            ]
+        }
+        "md_log_sigma_grad" => {
+            let t = c(5) * c(6);
+            vec![(0, t), (1, t), (2, c(6)), (3, c(6))]
+        }
         // Test fixtures (cuda-emu/tests/fixtures/*.cu).
         "broken_missing_sync" | "broken_uninit_shared" => {
             vec![(0, grid_x * u64::from(cfg.block.0))]

@@ -604,3 +604,255 @@ fn optimizer() {
         .collect();
     check("md_ema", &d.down(ep, n), &want, EXACT);
 }
+
+/// The RBM's kernels: column sums, plain SGD (bit-exact: the CPU's order, no transcendental)
+/// and Bernoulli draws of per-row counter noise (bit-exact: the uniform is exact arithmetic,
+/// the comparison exact), with stream ids up to `u32::MAX` passed as f32 bit patterns.
+#[test]
+fn rbm_kernels() {
+    let d = Dev::new();
+    let (rows, cols) = (13, 37);
+    let x = data(31, rows * cols, 1.0);
+    let g0 = data(32, cols + 3, 0.1);
+    let (xp, g) = (d.up(&x), d.up(&g0));
+    d.run(
+        "md_col_sum",
+        GRID,
+        &[p(xp), Arg::Ptr(g.0 + 12), Arg::F32(-0.25), i(rows), i(cols)],
+    );
+    let mut want = g0.clone();
+    for c in 0..cols {
+        let mut s = 0.0f32;
+        for r in 0..rows {
+            s += x[r * cols + c];
+        }
+        want[3 + c] += -0.25 * s;
+    }
+    check("md_col_sum", &d.down(g, cols + 3), &want, EXACT);
+
+    let n = 1001;
+    let (p0, gr) = (data(33, n, 1.0), data(34, n, 1.0));
+    let mask: Vec<f32> = (0..n).map(|k| (k % 3 == 0) as u8 as f32).collect();
+    let (pp, gp, mp) = (d.up(&p0), d.up(&gr), d.up(&mask));
+    d.run(
+        "md_sgd",
+        GRID,
+        &[p(pp), p(gp), p(mp), Arg::F32(0.05), Arg::F32(1e-3), i(n)],
+    );
+    let want: Vec<f32> = (0..n)
+        .map(|k| p0[k] - 0.05 * (gr[k] + 1e-3 * mask[k] * p0[k]))
+        .collect();
+    check("md_sgd", &d.down(pp, n), &want, EXACT);
+
+    let (rows, n) = (7, 45);
+    let probs: Vec<f32> = data(35, rows * n, 1.0)
+        .iter()
+        .map(|v| 1.0 / (1.0 + (-v).exp()))
+        .collect();
+    let streams = [0u32, 1, 17, 0xFFFF_FFFF, 0x7FC0_0001, 123_456_789, 5];
+    let ids: Vec<f32> = streams.iter().map(|&s| f32::from_bits(s)).collect();
+    let (seed, draw, offset) = (0xDEAD_BEEF_0123u64, 0x3000_0007u32, 9u32);
+    let (pp, sp) = (d.up(&probs), d.up(&ids));
+    let out = d.emu.alloc(rows * n * 4).unwrap();
+    d.run(
+        "md_bernoulli",
+        GRID,
+        &[
+            p(pp),
+            p(out),
+            p(sp),
+            Arg::U64(seed),
+            Arg::U32(Domain::TrainNoise as u32),
+            Arg::U32(draw),
+            Arg::U32(offset),
+            i(rows),
+            i(n),
+        ],
+    );
+    let mut want = Vec::new();
+    for (r, &s) in streams.iter().enumerate() {
+        let ns = NoiseStream::new(seed, s, Domain::TrainNoise);
+        for j in 0..n {
+            let u = ns.uniform(draw, offset + j as u32);
+            want.push(if u < probs[r * n + j] { 1.0 } else { 0.0 });
+        }
+    }
+    check("md_bernoulli", &d.down(out, rows * n), &want, EXACT);
+}
+
+/// Sums a reduction kernel's partials in block order in f64, as the backend does.
+fn sum_partials(d: &Dev, part: DevPtr, blocks: usize) -> f32 {
+    d.down(part, blocks)
+        .iter()
+        .map(|&v| f64::from(v))
+        .sum::<f64>() as f32
+}
+
+/// The VAE's kernels against plain Rust with the CPU backend's formulas (std's `exp` and
+/// `ln_1p` here, glibc's under the emulator: the ACT tolerance; the loss partials the
+/// REDUCTION one).
+#[test]
+fn vae_kernels() {
+    let d = Dev::new();
+    let (rows, dim, stride) = (19, 5, 8);
+    let h = data(41, rows * 2 * dim, 1.0);
+    let eps = data(42, rows * dim, 1.0);
+    let z0 = data(43, rows * stride, 1.0);
+    let (hp, ep, zp) = (d.up(&h), d.up(&eps), d.up(&z0));
+    d.run(
+        "md_reparam",
+        GRID,
+        &[p(hp), p(ep), p(zp), i(rows), i(dim), i(stride)],
+    );
+    let mut want = z0.clone();
+    for r in 0..rows {
+        for j in 0..dim {
+            let (mu, lv) = (h[r * 2 * dim + j], h[r * 2 * dim + dim + j]);
+            want[r * stride + j] = mu + (0.5 * lv).exp() * eps[r * dim + j];
+        }
+    }
+    check("md_reparam", &d.down(zp, rows * stride), &want, ACT);
+
+    let dz = data(44, rows * stride, 1.0);
+    let s = 1.0 / rows as f32;
+    let (dzp, dh) = (d.up(&dz), d.emu.alloc(rows * 2 * dim * 4).unwrap());
+    let red = LaunchConfig::linear(2, 64, 64 * 4);
+    let part = d.emu.alloc(2 * 4).unwrap();
+    // Modes: 0 the analytic KL, 1 the sampled log q, 2 with the standard prior as well.
+    for mode in 0..3 {
+        let args = [
+            Arg::I32(mode),
+            p(hp),
+            p(ep),
+            p(dzp),
+            p(dh),
+            Arg::F32(s),
+            i(rows),
+            i(dim),
+            i(stride),
+        ];
+        d.run("md_reparam_bwd", GRID, &args);
+        let mut want = vec![0.0f32; rows * 2 * dim];
+        let mut total = 0.0f64;
+        for r in 0..rows {
+            for j in 0..dim {
+                let (mu, lv) = (h[r * 2 * dim + j], h[r * 2 * dim + dim + j]);
+                let e = eps[r * dim + j];
+                let sd = (0.5 * lv).exp();
+                let mut g = dz[r * stride + j];
+                let (dmu, dlv, t) = if mode == 0 {
+                    (
+                        g + s * mu,
+                        g * e * 0.5 * sd + s * 0.5 * (sd * sd - 1.0),
+                        0.5 * (mu * mu + sd * sd - 1.0 - lv),
+                    )
+                } else {
+                    let z = mu + sd * e;
+                    let t = if mode == 2 {
+                        g += s * z;
+                        0.5 * (z * z - lv - e * e)
+                    } else {
+                        -0.5 * (1.837_877 + lv + e * e)
+                    };
+                    (g, g * e * 0.5 * sd - s * 0.5, t)
+                };
+                want[r * 2 * dim + j] = dmu;
+                want[r * 2 * dim + dim + j] = dlv;
+                total += f64::from(t);
+            }
+        }
+        check("md_reparam_bwd", &d.down(dh, rows * 2 * dim), &want, ACT);
+        let args = [Arg::I32(mode), p(hp), p(ep), p(part), i(rows), i(dim)];
+        d.run("md_latent_partials", red, &args);
+        let got = sum_partials(&d, part, 2);
+        check("md_latent_partials", &[got], &[total as f32], REDUCTION);
+    }
+
+    // A learned Gaussian prior's negative log-density.
+    let z = data(50, rows * dim, 1.5);
+    let dz0 = data(51, rows * dim, 0.1);
+    let (zp, dzp) = (d.up(&z), d.up(&dz0));
+    let args = [p(zp), p(hp), p(dzp), p(dh), Arg::F32(s), i(rows), i(dim)];
+    d.run("md_gauss_nll_grad", GRID, &args);
+    let (mut want_dz, mut want_dh, mut total) = (dz0.clone(), vec![0.0f32; 2 * rows * dim], 0.0);
+    for r in 0..rows {
+        for j in 0..dim {
+            let (m, v) = (h[r * 2 * dim + j], h[r * 2 * dim + dim + j]);
+            let dd = z[r * dim + j] - m;
+            let inv = (-v).exp();
+            total += f64::from(0.5 * (1.837_877 + v + dd * dd * inv));
+            want_dz[r * dim + j] += s * dd * inv;
+            want_dh[r * 2 * dim + j] = -s * dd * inv;
+            want_dh[r * 2 * dim + dim + j] = -s * (0.5 * dd * dd * inv - 0.5);
+        }
+    }
+    check("md_gauss_nll_grad", &d.down(dzp, rows * dim), &want_dz, ACT);
+    check(
+        "md_gauss_nll_grad",
+        &d.down(dh, rows * 2 * dim),
+        &want_dh,
+        ACT,
+    );
+    d.run(
+        "md_gauss_nll_partials",
+        red,
+        &[p(zp), p(hp), p(part), i(rows), i(dim)],
+    );
+    let got = sum_partials(&d, part, 2);
+    check("md_gauss_nll_partials", &[got], &[total as f32], REDUCTION);
+
+    let (rows, dim) = (23, 6);
+    let out = data(45, rows * dim, 2.0);
+    let ls = data(46, dim, 0.5);
+    let gauss = data(47, rows * dim, 1.0);
+    let bern: Vec<f32> = data(48, rows * dim, 1.0)
+        .iter()
+        .map(|&v| if v > 0.0 { 1.0 } else { 0.0 })
+        .collect();
+    let (op, lp) = (d.up(&out), d.up(&ls));
+    let scale = 0.125f32;
+    for (obs, x) in [(0, &gauss), (1, &bern)] {
+        let xp = d.up(x);
+        let dout = d.emu.alloc(rows * dim * 4).unwrap();
+        let args = [
+            Arg::I32(obs),
+            p(xp),
+            p(op),
+            p(lp),
+            p(dout),
+            Arg::F32(scale),
+            i(rows),
+            i(dim),
+        ];
+        d.run("md_nll_grad", GRID, &args);
+        let (mut want_d, mut want_l, mut want_ls) = (Vec::new(), 0.0f64, vec![0.0f32; dim]);
+        for k in 0..rows * dim {
+            let (xv, o, sg) = (x[k], out[k], ls[k % dim]);
+            let (l, dd) = if obs == 0 {
+                let r = xv - o;
+                let inv = (-2.0 * sg).exp();
+                let q = r * r * inv;
+                want_ls[k % dim] += 1.0 - q;
+                (0.5 * (1.837_877 + 2.0 * sg + q), -(r * inv))
+            } else {
+                let sp = o.max(0.0) + (-o.abs()).exp().ln_1p();
+                (sp - xv * o, 1.0 / (1.0 + (-o).exp()) - xv)
+            };
+            want_l += f64::from(l);
+            want_d.push(scale * dd);
+        }
+        check("md_nll_grad", &d.down(dout, rows * dim), &want_d, ACT);
+        let args = [Arg::I32(obs), p(xp), p(op), p(lp), p(part), i(rows), i(dim)];
+        d.run("md_nll_partials", red, &args);
+        let got = sum_partials(&d, part, 2);
+        check("md_nll_partials", &[got], &[want_l as f32], REDUCTION);
+        if obs == 0 {
+            let g0 = data(49, dim, 0.1);
+            let gp = d.up(&g0);
+            let args = [p(xp), p(op), p(lp), p(gp), Arg::F32(scale), i(rows), i(dim)];
+            d.run("md_log_sigma_grad", GRID, &args);
+            let want: Vec<f32> = (0..dim).map(|j| g0[j] + scale * want_ls[j]).collect();
+            check("md_log_sigma_grad", &d.down(gp, dim), &want, ACT);
+        }
+    }
+}

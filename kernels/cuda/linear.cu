@@ -24,3 +24,15 @@ extern "C" __global__ void md_bias_grad(const float* dy, float* dbias, int rows,
         dbias[c] = dbias[c] + s;
     }
 }
+
+// g[c] += weight * sum_r x[r, c]: an RBM's visible-bias statistics. x: (rows, cols), g:
+// (cols). One thread per column, rows ascending into a local, scaled once (the CPU's order).
+extern "C" __global__ void md_col_sum(const float* x, float* g, float weight, int rows, int cols) {
+    for (long long c = md_thread_index(); c < cols; c += md_grid_stride()) {
+        float s = 0.0f;
+        for (long long r = 0; r < rows; ++r) {
+            s = s + x[r * cols + c];
+        }
+        g[c] = g[c] + weight * s;
+    }
+}

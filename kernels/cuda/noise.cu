@@ -48,3 +48,29 @@ extern "C" __global__ void md_noise_and_target(const float* x0, const float* eps
         target[i] = c[2] * x + c[3] * e;
     }
 }
+
+// Bernoulli draws of per-row counter noise: out[r, j] = 1 if
+// NoiseStream{seed, streams[r], domain}.uniform(draw, offset + j) < p[r, j], else 0 (an RBM's
+// Gibbs sweep). p, out: (rows, n); streams: (rows) u32 ids as the bit patterns of f32 slots (the
+// buffers are f32; a load and a bit cast never change bits). One thread per element computes its element's Philox block (lane
+// (offset + j) % 4); counters wrap as u32, as the CPU's.
+extern "C" __global__ void md_bernoulli(const float* p, float* out, const float* streams,
+                                        unsigned long long seed, unsigned int domain,
+                                        unsigned int draw, unsigned int offset, int rows, int n) {
+    const unsigned int k0 = (unsigned int)seed;
+    const unsigned int k1 = (unsigned int)(seed >> 32);
+    const long long total = (long long)rows * (long long)n;
+    for (long long i = md_thread_index(); i < total; i += md_grid_stride()) {
+        const long long r = i / n;
+        const unsigned int e = offset + (unsigned int)(i % n);
+        md_u32x4 c;
+        c.w0 = e / 4u;
+        c.w1 = draw;
+        c.w2 = __float_as_uint(streams[r]);
+        c.w3 = domain;
+        const md_u32x4 w = md_philox4x32_10(c, k0, k1);
+        const unsigned int lane = e % 4u;
+        const unsigned int x = lane == 0u ? w.w0 : lane == 1u ? w.w1 : lane == 2u ? w.w2 : w.w3;
+        out[i] = md_uniform_open(x) < p[i] ? 1.0f : 0.0f;
+    }
+}

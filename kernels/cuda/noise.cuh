@@ -152,3 +152,10 @@ __device__ __forceinline__ float md_standard_normal(unsigned int x) {
     const float z = md_ppnd7_lower(p);
     return upper ? -z : z;
 }
+
+// gauss.rs: uniform_open, the top 23 bits of x as a midpoint of a 2^23 grid in (0, 1):
+// ((x >> 9) + 0.5) * 2^-23, every step exact.
+__device__ __forceinline__ float md_uniform_open(unsigned int x) {
+    const float TWO_POW_M23 = 1.0f / 8388608.0f;
+    return ((float)(x >> 9) + 0.5f) * TWO_POW_M23;
+}

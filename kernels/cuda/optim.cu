@@ -43,3 +43,13 @@ extern "C" __global__ void md_ema(float* ema, const float* p, float decay, int n
         ema[i] = decay * ema[i] + (1.0f - decay) * p[i];
     }
 }
+
+// Plain gradient descent with L2 decay where mask = 1 (the RBM's update):
+// p -= lr*(g + wd*mask*p). p, g, mask: (n).
+extern "C" __global__ void md_sgd(float* p, const float* g, const float* mask, float lr, float wd,
+                                  int n) {
+    for (long long i = md_thread_index(); i < n; i += md_grid_stride()) {
+        const float pi = p[i];
+        p[i] = pi - lr * (g[i] + wd * mask[i] * pi);
+    }
+}

@@ -23,6 +23,7 @@
 //! | | `md_scale(float* y, float s, int n)` | y *= s |
 //! | linear.cu | `md_bias_add(float* y, const float* bias, int rows, int cols)` | y\[r,c\] += bias\[c\] |
 //! | | `md_bias_grad(const float* dy, float* dbias, int rows, int cols)` | dbias\[c\] += Σ_r dy\[r,c\], one thread per column, r ascending |
+//! | | `md_col_sum(const float* x, float* g, float weight, int rows, int cols)` | g\[c\] += weight·Σ_r x\[r,c\], one thread per column, r ascending, scaled once |
 //! | activation.cu | `md_act_fwd(int act, const float* x, float* y, int n)` | act = [`crate::Activation`] discriminant (0 identity, 1 relu, 2 silu, 3 gelu_tanh), formulas of [`crate::act`]; an unknown code gives NaN |
 //! | | `md_act_bwd(int act, const float* x, const float* dy, float* dx, int n)` | dx = dy·act'(x) |
 //! | layernorm.cu | `md_layernorm_fwd(const float* x, const float* gamma, const float* beta, float* y, float* stats, int rows, int n, float eps)` | ONE BLOCK PER ROW (grid.x = rows; a smaller grid loops over rows), blockDim.x a power of two ≤ 1024, dynamic shared memory = blockDim.x·4 bytes; stats\[2r\] = mean, stats\[2r+1\] = rstd = 1/sqrt(var+eps) (biased var) |
@@ -32,12 +33,22 @@
 //! | | `md_embed_add(const float* table, const float* classes, float* y, int rows, int n)` | y\[r\] += table\[(int)classes\[r\]\] (class ids as Rust's `c as usize`: NaN/negative → 0) |
 //! | | `md_embed_add_bwd(const float* classes, const float* dy, float* dtable, int rows, int n, int table_rows)` | one thread per (class, feature), rows ascending: dtable\[c\] += Σ_{r: class r = c} dy\[r\] |
 //! | noise.cu (+ `noise.cuh`, a port of `runtime/src/noise/{philox,gauss}.rs`) | `md_normal_fill(float* out, unsigned long long seed, unsigned int stream, unsigned int domain, unsigned int draw, int n)` | out\[j\] = `NoiseStream{seed, stream, domain}.normal(draw, j)` BIT FOR BIT |
+//! | | `md_bernoulli(const float* p, float* out, const float* streams, unsigned long long seed, unsigned int domain, unsigned int draw, unsigned int offset, int rows, int n)` | out\[r,j\] = 1 if `NoiseStream{seed, streams[r], domain}.uniform(draw, offset + j)` < p\[r,j\] else 0; `streams`: u32 ids as f32 bit patterns (`__float_as_uint`) |
 //! | | `md_noise_and_target(const float* x0, const float* eps, const float* coef, float* xt, float* target, int rows, int n)` | coef row = \[α, σ, c0, cε\]: xt = α·x0 + σ·ε, target = c0·x0 + cε·ε |
 //! | loss.cu | `md_mse_grad(const float* pred, const float* target, float* d, int n)` | d = 2·(p − t)/(float)n |
 //! | | `md_sq_err_partials(const float* pred, const float* target, float* partial, int n)` | block b writes partial\[b\] = Σ over its grid-stride elements of (p−t)², fixed-order shared-memory tree (blockDim.x a power of two, dynamic shared = blockDim.x·4); the host sums partial\[0..grid\] in order |
 //! | optim.cu | `md_sumsq_partials(const float* g, float* partial, int n)` | same pattern for Σ g² (gradient norm) |
 //! | | `md_adamw(float* p, const float* g, float* m, float* v, const float* mask, float lr, float beta1, float beta2, float eps, float wd, float inv_bc1, float inv_bc2, int n)` | exactly the CPU backend's AdamW element formula; inv_bc1 = 1/(1−β1^t), inv_bc2 = 1/(1−β2^t) computed on the host as the CPU backend does (multiplied, not divided) |
 //! | | `md_ema(float* ema, const float* p, float decay, int n)` | ema = d·ema + (1−d)·p, same expression order as the CPU |
+//! | | `md_sgd(float* p, const float* g, const float* mask, float lr, float wd, int n)` | p −= lr·(g + wd·mask·p) |
+//! | vae.cu | `md_reparam(const float* h, const float* eps, float* z, int rows, int dim, int stride)` | z\[r·stride+j\] = μ + expf(½lv)·ε with \[μ, lv\] = h\[r\] (rows × 2·dim) |
+//! | | `md_reparam_bwd(int mode, const float* h, const float* eps, const float* dz, float* dh, float s, int rows, int dim, int stride)` | σ = expf(½lv), g = dz\[r·stride+j\]; mode 0 (KL): dh\[μ\] = g + s·μ, dh\[lv\] = g·ε·½σ + s·½(σ²−1); 1 (sampled), 2 (sampled, g += s·z): dh\[μ\] = g, dh\[lv\] = g·ε·½σ − s·½; unknown mode → NaN |
+//! | | `md_latent_partials(int mode, const float* h, const float* eps, float* partial, int rows, int dim)` | reduction (as `md_sq_err_partials`) of ½(μ² + σ² − 1 − lv), −½(ln 2π + lv + ε²) or ½(z² − lv − ε²) |
+//! | | `md_gauss_nll_grad(const float* z, const float* h, float* dz, float* dh, float s, int rows, int dim)` | d = z − μ, inv = expf(−lv): dz += s·d·inv, dh\[μ\] = −s·d·inv, dh\[lv\] = −s·(½d²·inv − ½) |
+//! | | `md_gauss_nll_partials(const float* z, const float* h, float* partial, int rows, int dim)` | reduction of ½(ln 2π + lv + d²·inv) |
+//! | | `md_nll_grad(int obs, const float* x, const float* out, const float* log_sigma, float* d_out, float scale, int rows, int dim)` | obs 0 Gaussian: d = −(r·e^{−2s}), r = x − out; 1 Bernoulli: d = sigmoid(out) − x; d_out = scale·d; unknown obs → NaN |
+//! | | `md_nll_partials(int obs, const float* x, const float* out, const float* log_sigma, float* partial, int rows, int dim)` | reduction of −log p: ½(ln 2π + 2s + r²e^{−2s}) or softplus(out) − x·out |
+//! | | `md_log_sigma_grad(const float* x, const float* out, const float* log_sigma, float* dls, float scale, int rows, int dim)` | dls\[j\] += scale·Σ_r (1 − r²e^{−2s_j}), one thread per dimension, r ascending |
 //!
 //! Copies use a device-to-device memcpy and GEMMs use cuBLAS, not kernels.
 //!
@@ -90,7 +101,7 @@ pub const SOURCES: &[Source] = &[
     Source {
         name: "linear.cu",
         code: include_str!("../cuda/linear.cu"),
-        entry_points: &["md_bias_add", "md_bias_grad"],
+        entry_points: &["md_bias_add", "md_bias_grad", "md_col_sum"],
     },
     Source {
         name: "activation.cu",
@@ -114,7 +125,7 @@ pub const SOURCES: &[Source] = &[
     Source {
         name: "noise.cu",
         code: include_str!("../cuda/noise.cu"),
-        entry_points: &["md_normal_fill", "md_noise_and_target"],
+        entry_points: &["md_normal_fill", "md_noise_and_target", "md_bernoulli"],
     },
     Source {
         name: "loss.cu",
@@ -124,7 +135,21 @@ pub const SOURCES: &[Source] = &[
     Source {
         name: "optim.cu",
         code: include_str!("../cuda/optim.cu"),
-        entry_points: &["md_sumsq_partials", "md_adamw", "md_ema"],
+        entry_points: &["md_sumsq_partials", "md_adamw", "md_ema", "md_sgd"],
+    },
+    Source {
+        name: "vae.cu",
+        code: include_str!("../cuda/vae.cu"),
+        entry_points: &[
+            "md_reparam",
+            "md_reparam_bwd",
+            "md_latent_partials",
+            "md_gauss_nll_grad",
+            "md_gauss_nll_partials",
+            "md_nll_grad",
+            "md_nll_partials",
+            "md_log_sigma_grad",
+        ],
     },
 ];
 

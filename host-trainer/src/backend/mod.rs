@@ -20,7 +20,7 @@ pub mod cuda;
 mod fastmath;
 
 use microdiff_kernels::Activation;
-use microdiff_runtime::noise::NoiseStream;
+use microdiff_runtime::noise::{Domain, NoiseStream};
 
 /// A compute backend. `Buf` is a buffer of f32 on the backend's device.
 pub trait Backend {
@@ -247,6 +247,85 @@ pub trait Backend {
             .collect();
         self.write(buf, &host);
     }
+
+    // ---- The zoo's operations (VAE and RBM trainers, `crate::zoo`) ----
+
+    /// The reparameterisation of a diagonal-Gaussian latent: for each row `r` and `j < dim`,
+    /// `z[r·stride + j] = μ + exp(lv/2)·ε` with `[μ, lv] = h[r]` (`h`: rows × 2·dim, μ first)
+    /// and `ε = eps[r·dim + j]` (rows × dim). The other `stride − dim` values of each row of
+    /// `z` (e.g. a class one-hot) are left as they are.
+    fn reparam(&self, lat: Latent, h: &Self::Buf, eps: &Self::Buf, z: &mut Self::Buf);
+
+    /// Backward of [`Backend::reparam`] plus the latent's own loss terms ([`LatentLoss`], `s`
+    /// its scale): with `σ = exp(lv/2)`, `z = μ + σε` and `g` the gradient of the loss with
+    /// respect to `z` (`dz`, rows of `stride`, first `dim` values read), `dh` (rows × 2·dim)
+    /// is overwritten with `dμ = g' + a`, `dlv = g'·ε·½σ + c`, where for
+    /// [`LatentLoss::Kl`] `g' = g`, `a = s·μ`, `c = s·½(σ² − 1)`; for [`LatentLoss::Sampled`]
+    /// `a = 0`, `c = −s·½` and `g' = g` (or `g + s·z` with a standard-normal prior). Returns the
+    /// unscaled sum of the loss terms over all rows and latents.
+    fn reparam_bwd(
+        &self,
+        lat: Latent,
+        h: &Self::Buf,
+        eps: &Self::Buf,
+        dz: &Self::Buf,
+        dh: &mut Self::Buf,
+        loss: LatentLoss,
+    ) -> f32;
+
+    /// The negative log-density of `z` (rows × dim) under a diagonal Gaussian whose
+    /// `[μ, lv]` rows are `h` (rows × 2·dim): returns the unscaled `Σ ½(ln 2π + lv + d²e^{−lv})`,
+    /// `d = z − μ`; adds `s·d·e^{−lv}` to `dz` and overwrites `dh` (rows × 2·dim) with
+    /// `dμ = −s·d·e^{−lv}`, `dlv = −s·(½d²e^{−lv} − ½)` (`s` = `g.scale`). A learned prior
+    /// `p(z1|z2)`.
+    fn gauss_nll(
+        &self,
+        g: GaussNll,
+        z: &Self::Buf,
+        h: &Self::Buf,
+        dz: &mut Self::Buf,
+        dh: &mut Self::Buf,
+    ) -> f32;
+
+    /// A decoder's negative log-likelihood `Σ −log p(x|out)` over `x`, `out` (rows × dim),
+    /// returned unscaled, and its gradient scaled by `nll.scale`: `d_out` (rows × dim) is
+    /// overwritten with `scale·∂/∂out`; for [`Observation::Gaussian`] the per-dimension log σ
+    /// is read from `params` and `scale·Σ_rows ∂/∂(log σ)` is added (`+=`) to `grads` at the
+    /// same offset. Gaussian: `½(ln 2π + 2s + r²e^{−2s})`, `r = x − out`; Bernoulli:
+    /// `softplus(out) − x·out`.
+    fn nll(&self, nll: Nll, x: &Self::Buf, out: &Self::Buf, p: NllGrads<'_, Self::Buf>) -> f32;
+
+    /// Bernoulli draws from per-row counter noise: with `rows = len(noise.streams)` and
+    /// `n = len(p) / rows`, `out[r·n + j] = 1` if `NoiseStream{seed, streams[r], domain}
+    /// .uniform(draw, offset + j) < p[r·n + j]`, else 0 (the comparison in f32).
+    fn bernoulli(&self, p: &Self::Buf, out: &mut Self::Buf, noise: RowNoise<'_, Self::Buf>);
+
+    /// The transposed product of a linear layer: `y (b×i) = x (b×o)·w + bias`, with `w` (o×i)
+    /// at `layer.w` and `bias` (i values, not o) at `layer.bias` of the parameter buffer (an
+    /// RBM's visible activations from its hidden units).
+    fn linear_t_fwd(&self, layer: Linear, params: &Self::Buf, x: &Self::Buf, y: &mut Self::Buf);
+
+    /// Column sums, weighted: `grads[offset + c] += weight·Σ_r x[r·cols + c]` (rows of `cols`,
+    /// summed in ascending order, then scaled once).
+    fn col_sum(
+        &self,
+        x: &Self::Buf,
+        cols: usize,
+        weight: f32,
+        grads: &mut Self::Buf,
+        offset: usize,
+    );
+
+    /// Plain gradient descent with L2 decay where `decay_mask` is 1:
+    /// `p −= lr·(g + λ·mask·p)`.
+    fn sgd(
+        &self,
+        params: &mut Self::Buf,
+        grads: &Self::Buf,
+        decay_mask: &Self::Buf,
+        lr: f32,
+        weight_decay: f32,
+    );
 }
 
 /// A backend's device failed (see [`Backend::check`]).
@@ -411,4 +490,128 @@ impl Default for AdamW {
             weight_decay: 0.0,
         }
     }
+}
+
+/// A diagonal-Gaussian latent layer as [`Backend::reparam`] sees it: `rows` rows of `dim`
+/// latents; the sample is written into rows of `stride` values (`stride ≥ dim`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Latent {
+    /// Rows (the batch).
+    pub rows: usize,
+    /// Latent dimensions.
+    pub dim: usize,
+    /// Values per row of the sample's buffer.
+    pub stride: usize,
+}
+
+/// The loss terms of a reparameterised latent in [`Backend::reparam_bwd`] (`scale`: the factor
+/// of their gradients).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LatentLoss {
+    /// The analytic `KL(N(μ, σ²) ‖ N(0, 1)) = ½(μ² + σ² − 1 − lv)` (the one-level VAE).
+    Kl {
+        /// Gradient scale.
+        scale: f32,
+    },
+    /// The single-sample `log q(z|·) = −½(ln 2π + lv + ε²)`; with `standard_prior`, plus
+    /// `−log N(z; 0, 1)`, i.e. `½(z² − lv − ε²)` in all (the two-level VAE's levels).
+    Sampled {
+        /// Gradient scale.
+        scale: f32,
+        /// Whether the prior `N(0, 1)` of `z` is part of the term.
+        standard_prior: bool,
+    },
+}
+
+impl LatentLoss {
+    /// The kernels' code: 0 KL, 1 sampled, 2 sampled with the standard prior.
+    pub fn code(self) -> i32 {
+        match self {
+            LatentLoss::Kl { .. } => 0,
+            LatentLoss::Sampled {
+                standard_prior: false,
+                ..
+            } => 1,
+            LatentLoss::Sampled { .. } => 2,
+        }
+    }
+
+    /// The gradient scale.
+    pub fn scale(self) -> f32 {
+        match self {
+            LatentLoss::Kl { scale } | LatentLoss::Sampled { scale, .. } => scale,
+        }
+    }
+}
+
+/// [`Backend::gauss_nll`]'s shape and gradient scale.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GaussNll {
+    /// Rows (the batch).
+    pub rows: usize,
+    /// Dimensions per row.
+    pub dim: usize,
+    /// Factor of the gradients.
+    pub scale: f32,
+}
+
+/// A decoder's observation model in [`Backend::nll`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observation {
+    /// `N(x; out, exp(2s))` per dimension, with `s` (dim values) at this offset of the
+    /// parameters.
+    Gaussian {
+        /// Offset of the per-dimension log σ.
+        log_sigma: usize,
+    },
+    /// Bernoulli with logits `out`.
+    Bernoulli,
+}
+
+/// [`Backend::nll`]'s shape and gradient scale.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Nll {
+    /// The observation model.
+    pub obs: Observation,
+    /// Rows (the batch).
+    pub rows: usize,
+    /// Values per row.
+    pub dim: usize,
+    /// Factor of every gradient (e.g. 1/batch).
+    pub scale: f32,
+}
+
+/// What [`Backend::nll`] reads and writes besides the data: the parameters (the log σ of a
+/// Gaussian decoder), their gradients, and the gradient with respect to the decoder's output.
+#[derive(Debug)]
+pub struct NllGrads<'a, B> {
+    /// The parameters.
+    pub params: &'a B,
+    /// Their gradients (`+=`).
+    pub grads: &'a mut B,
+    /// The output's gradient (overwritten).
+    pub d_out: &'a mut B,
+}
+
+/// Per-row counter noise of [`Backend::bernoulli`]: row `r` reads
+/// `NoiseStream { seed, stream: streams[r], domain }` at draw `draw`, elements from `offset`.
+/// `streams` holds one `u32` per row as its bit pattern in an f32 slot (made by
+/// [`stream_ids`]): ids are copied, never computed with, so any `u32` survives.
+#[derive(Debug)]
+pub struct RowNoise<'a, B> {
+    /// The key.
+    pub seed: u64,
+    /// The domain.
+    pub domain: Domain,
+    /// Each row's stream, as bits.
+    pub streams: &'a B,
+    /// The draw.
+    pub draw: u32,
+    /// The element of column 0.
+    pub offset: u32,
+}
+
+/// Stream ids as the f32 bit patterns [`RowNoise::streams`] holds (upload the result).
+pub fn stream_ids(ids: impl IntoIterator<Item = u32>) -> Vec<f32> {
+    ids.into_iter().map(f32::from_bits).collect()
 }

@@ -14,7 +14,8 @@ use microdiff_kernels::Activation;
 use microdiff_runtime::noise::{Domain, NoiseStream};
 use microdiff_trainer::backend::cpu::Cpu;
 use microdiff_trainer::backend::{
-    AdamStep, AdamW, Backend, LayerNorm, Linear, Moments, ParamGrads,
+    AdamStep, AdamW, Backend, GaussNll, Latent, LatentLoss, LayerNorm, Linear, Moments, Nll,
+    NllGrads, Observation, ParamGrads, RowNoise, stream_ids,
 };
 use microdiff_trainer::checkpoint::Checkpoint;
 use microdiff_trainer::data::{Toy, toy_labelled};
@@ -363,6 +364,127 @@ pub fn ops<B: Backend>(be: &B, s: Shape, seed: u64) -> Outputs {
         123,
     );
     put("fill_normal", EXACT, be.download(&z));
+
+    // The zoo's operations (VAE latent and likelihood, RBM sampling and update).
+    let lat = Latent {
+        rows: b,
+        dim: o,
+        stride: o + 2,
+    };
+    let h = be.upload(&r.vec(b * 2 * o));
+    let eps = be.upload(&r.vec(b * o));
+    let mut zl = be.upload(&r.vec(b * (o + 2))); // the columns after `dim` must survive
+    be.reparam(lat, &h, &eps, &mut zl);
+    put("reparam", TRANSCENDENTAL, be.download(&zl));
+    let dz = be.upload(&r.vec(b * (o + 2)));
+    for (name, loss) in [
+        ("kl", LatentLoss::Kl { scale: 0.25 }),
+        (
+            "sampled",
+            LatentLoss::Sampled {
+                scale: 0.25,
+                standard_prior: false,
+            },
+        ),
+        (
+            "sampled_prior",
+            LatentLoss::Sampled {
+                scale: 0.25,
+                standard_prior: true,
+            },
+        ),
+    ] {
+        let mut dh = be.upload(&r.vec(b * 2 * o));
+        let total = be.reparam_bwd(lat, &h, &eps, &dz, &mut dh, loss);
+        put(
+            &format!("reparam_bwd_{name}"),
+            TRANSCENDENTAL,
+            be.download(&dh),
+        );
+        // Sums of terms of both signs: cancellation makes the error absolute.
+        put(&format!("reparam_{name}_loss"), REDUCTION, vec![total]);
+    }
+    let zg = be.upload(&r.vec(b * o));
+    let mut dzg = be.upload(&r.vec(b * o)); // += accumulates
+    let mut dhg = be.upload(&r.vec(b * 2 * o));
+    let gn = GaussNll {
+        rows: b,
+        dim: o,
+        scale: 0.5,
+    };
+    let total = be.gauss_nll(gn, &zg, &h, &mut dzg, &mut dhg);
+    put("gauss_nll", SCALAR_SUM, vec![total]);
+    put("gauss_nll_dz", TRANSCENDENTAL, be.download(&dzg));
+    put("gauss_nll_dh", TRANSCENDENTAL, be.download(&dhg));
+    let logits = be.upload(&r.vec(b * n).iter().map(|v| 3.0 * v).collect::<Vec<_>>());
+    let xg = be.upload(&r.vec(b * n));
+    let xb = be.upload(
+        &r.vec(b * n)
+            .iter()
+            .map(|&v| if v > 0.0 { 1.0 } else { 0.0 })
+            .collect::<Vec<_>>(),
+    );
+    let nparams = be.upload(&r.vec(2 + n).iter().map(|v| 0.5 * v).collect::<Vec<_>>());
+    for (name, obs, x) in [
+        ("gaussian", Observation::Gaussian { log_sigma: 2 }, &xg),
+        ("bernoulli", Observation::Bernoulli, &xb),
+    ] {
+        let mut grads = be.upload(&r.vec(2 + n));
+        let mut d_out = be.zeros(b * n);
+        let nll = Nll {
+            obs,
+            rows: b,
+            dim: n,
+            scale: 1.0 / b as f32,
+        };
+        let g = NllGrads {
+            params: &nparams,
+            grads: &mut grads,
+            d_out: &mut d_out,
+        };
+        let loss = be.nll(nll, x, &logits, g);
+        put(&format!("nll_{name}"), SCALAR_SUM, vec![loss]);
+        put(
+            &format!("nll_{name}_d_out"),
+            TRANSCENDENTAL,
+            be.download(&d_out),
+        );
+        put(&format!("nll_{name}_grads"), REDUCTION, be.download(&grads));
+    }
+    let probs = be.upload(
+        &r.vec(b * n)
+            .iter()
+            .map(|v| 0.5 * (v + 1.0))
+            .collect::<Vec<_>>(),
+    );
+    let streams = be.upload(&stream_ids((0..b as u32).map(|k| k * 7919 + u32::MAX / 3)));
+    let mut draws = be.zeros(b * n);
+    let noise = RowNoise {
+        seed: seed ^ 0x5EED,
+        domain: Domain::TrainNoise,
+        streams: &streams,
+        draw: 0x3000_0001,
+        offset: 11,
+    };
+    be.bernoulli(&probs, &mut draws, noise);
+    put("bernoulli", EXACT, be.download(&draws));
+    let xt = be.upload(&r.vec(b * o));
+    let mut yt = be.upload(&r.vec(b * i));
+    let layer_t = Linear {
+        w,
+        bias: Some(1),
+        b,
+        i,
+        o,
+    };
+    be.linear_t_fwd(layer_t, &params, &xt, &mut yt);
+    put("linear_t_fwd", GEMM, be.download(&yt));
+    let mut gs = be.upload(&r.vec(n + 3));
+    be.col_sum(&x0, n, -0.3, &mut gs, 3);
+    put("col_sum", REDUCTION, be.download(&gs));
+    let mut ps = be.upload(&r.vec(long));
+    be.sgd(&mut ps, &g, &mask, 0.05, 0.01);
+    put("sgd", ELEMENTWISE, be.download(&ps));
 
     be.check().expect("backend error");
     out

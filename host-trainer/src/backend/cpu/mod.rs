@@ -9,6 +9,8 @@
 //! * `layernorm` — layer norm forward and backward.
 //! * `elementwise` — activations, adds, noising, embeddings, loss and norm.
 //! * `optim` — AdamW (also the digits classifier's), the EMA, the fused update.
+//! * `zoo` — the VAE's latent and likelihood, the RBM's Bernoulli draws, transposed product,
+//!   column sums and SGD (`crate::zoo`'s backend trainers).
 //!
 //! Buffers are `Vec<f32>`. Work is split with rayon into blocks of whole rows (or, for
 //! reductions across the batch, of whole features); every output element is computed by one
@@ -36,6 +38,7 @@ mod layernorm;
 mod linear;
 pub(crate) mod optim;
 mod pool;
+mod zoo;
 
 use microdiff_kernels::Activation;
 use microdiff_runtime::noise::NoiseStream;
@@ -43,8 +46,8 @@ use microdiff_runtime::noise::NoiseStream;
 pub use pool::hot_pool;
 
 use super::{
-    Activated, AdamStep, Backend, LayerNorm, Linear, LnArgs, Moments, ParamGrads, ResidualLnOut,
-    UpdateStep,
+    Activated, AdamStep, Backend, GaussNll, Latent, LatentLoss, LayerNorm, Linear, LnArgs, Moments,
+    Nll, NllGrads, ParamGrads, ResidualLnOut, RowNoise, UpdateStep,
 };
 use elementwise::{act_apply, add_into};
 
@@ -280,6 +283,60 @@ impl Backend for Cpu {
 
     fn fill_normal(&self, buf: &mut Vec<f32>, noise: &NoiseStream, draw: u32) {
         elementwise::fill_normal(buf, noise, draw);
+    }
+
+    fn reparam(&self, lat: Latent, h: &Vec<f32>, eps: &Vec<f32>, z: &mut Vec<f32>) {
+        zoo::reparam(lat, h, eps, z);
+    }
+
+    fn reparam_bwd(
+        &self,
+        lat: Latent,
+        h: &Vec<f32>,
+        eps: &Vec<f32>,
+        dz: &Vec<f32>,
+        dh: &mut Vec<f32>,
+        loss: LatentLoss,
+    ) -> f32 {
+        zoo::reparam_bwd(lat, h, eps, dz, dh, loss)
+    }
+
+    fn gauss_nll(
+        &self,
+        g: GaussNll,
+        z: &Vec<f32>,
+        h: &Vec<f32>,
+        dz: &mut Vec<f32>,
+        dh: &mut Vec<f32>,
+    ) -> f32 {
+        zoo::gauss_nll(g, z, h, dz, dh)
+    }
+
+    fn nll(&self, nll: Nll, x: &Vec<f32>, out: &Vec<f32>, p: NllGrads<'_, Vec<f32>>) -> f32 {
+        zoo::nll(nll, x, out, p.params, p.grads, p.d_out)
+    }
+
+    fn bernoulli(&self, p: &Vec<f32>, out: &mut Vec<f32>, noise: RowNoise<'_, Vec<f32>>) {
+        zoo::bernoulli(p, out, noise);
+    }
+
+    fn linear_t_fwd(&self, layer: Linear, params: &Vec<f32>, x: &Vec<f32>, y: &mut Vec<f32>) {
+        zoo::linear_t_fwd(layer, params, x, y);
+    }
+
+    fn col_sum(&self, x: &Vec<f32>, cols: usize, weight: f32, grads: &mut Vec<f32>, offset: usize) {
+        zoo::col_sum(x, cols, weight, &mut grads[offset..]);
+    }
+
+    fn sgd(
+        &self,
+        params: &mut Vec<f32>,
+        grads: &Vec<f32>,
+        decay_mask: &Vec<f32>,
+        lr: f32,
+        weight_decay: f32,
+    ) {
+        zoo::sgd(params, grads, decay_mask, lr, weight_decay);
     }
 }
 

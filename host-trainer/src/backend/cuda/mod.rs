@@ -33,7 +33,10 @@ use microdiff_runtime::noise::NoiseStream;
 pub use device::{Device, GemmSpec, KernelArg, LaunchConfig, MatMut, MatRef};
 pub use error::CudaError;
 
-use super::{AdamStep, Backend, BackendError, LayerNorm, Linear, Moments, ParamGrads};
+use super::{
+    AdamStep, Backend, BackendError, GaussNll, Latent, LatentLoss, LayerNorm, Linear, Moments, Nll,
+    NllGrads, Observation, ParamGrads, RowNoise,
+};
 
 /// Threads per block of the grid-stride kernels: a multiple of the warp size that keeps
 /// several blocks resident per SM.
@@ -252,6 +255,31 @@ impl<D: Device> CudaBackend<D> {
         });
         total
     }
+
+    /// A reduction kernel over `n` elements with arguments `args` (which must pass
+    /// `self.partials` where the kernel writes its partials); adds the partials on the host in
+    /// block order, in f64.
+    fn reduce_with(
+        &self,
+        kernel: &str,
+        n: usize,
+        args: &[KernelArg<'_, D::Mem>],
+    ) -> Result<f64, CudaError> {
+        if n == 0 {
+            return Ok(0.0);
+        }
+        let cfg = reduction(n);
+        self.dev.launch(kernel, cfg, args)?;
+        let mut parts = vec![0.0f32; cfg.grid.0 as usize];
+        self.dev.download(&self.partials, 0, &mut parts)?;
+        Ok(parts.iter().map(|&p| f64::from(p)).sum())
+    }
+}
+
+/// `a · b` for a shape, or a shape error.
+fn mul(a: usize, b: usize, what: &str) -> Result<usize, CudaError> {
+    a.checked_mul(b)
+        .ok_or_else(|| CudaError::Shape(format!("{what}: {a} × {b} elements overflow")))
 }
 
 impl<D: Device> Backend for CudaBackend<D> {
@@ -819,6 +847,314 @@ impl<D: Device> Backend for CudaBackend<D> {
                     KernelArg::U32(noise.stream),
                     KernelArg::U32(noise.domain as u32),
                     KernelArg::U32(draw),
+                    KernelArg::I32(int(n)?),
+                ],
+            )
+        });
+    }
+
+    fn reparam(&self, lat: Latent, h: &Self::Buf, eps: &Self::Buf, z: &mut Self::Buf) {
+        let Latent { rows, dim, stride } = lat;
+        self.exec(|| {
+            let n = mul(rows, dim, "reparam")?;
+            let args = [
+                KernelArg::Buf(view(h, 0, mul(2, n, "reparam h")?, "reparam h")?, 0),
+                KernelArg::Buf(view(eps, 0, n, "reparam eps")?, 0),
+                KernelArg::Buf(view(z, 0, mul(rows, stride, "reparam z")?, "reparam z")?, 0),
+                KernelArg::I32(int(rows)?),
+                KernelArg::I32(int(dim)?),
+                KernelArg::I32(int(stride)?),
+            ];
+            if stride < dim {
+                return Err(CudaError::Shape(format!(
+                    "reparam: stride {stride} < dim {dim}"
+                )));
+            }
+            self.launch_n("md_reparam", n, &args)
+        });
+    }
+
+    fn reparam_bwd(
+        &self,
+        lat: Latent,
+        h: &Self::Buf,
+        eps: &Self::Buf,
+        dz: &Self::Buf,
+        dh: &mut Self::Buf,
+        loss: LatentLoss,
+    ) -> f32 {
+        let Latent { rows, dim, stride } = lat;
+        let mut total = f64::NAN;
+        self.exec(|| {
+            let n = mul(rows, dim, "reparam_bwd")?;
+            if stride < dim {
+                return Err(CudaError::Shape(format!(
+                    "reparam_bwd: stride {stride} < dim {dim}"
+                )));
+            }
+            let hm = view(h, 0, mul(2, n, "reparam_bwd h")?, "reparam_bwd h")?;
+            let em = view(eps, 0, n, "reparam_bwd eps")?;
+            self.launch_n(
+                "md_reparam_bwd",
+                n,
+                &[
+                    KernelArg::I32(loss.code()),
+                    KernelArg::Buf(hm, 0),
+                    KernelArg::Buf(em, 0),
+                    KernelArg::Buf(view(dz, 0, mul(rows, stride, "dz")?, "reparam_bwd dz")?, 0),
+                    KernelArg::Buf(view(dh, 0, 2 * n, "reparam_bwd dh")?, 0),
+                    KernelArg::F32(loss.scale()),
+                    KernelArg::I32(int(rows)?),
+                    KernelArg::I32(int(dim)?),
+                    KernelArg::I32(int(stride)?),
+                ],
+            )?;
+            total = self.reduce_with(
+                "md_latent_partials",
+                n,
+                &[
+                    KernelArg::I32(loss.code()),
+                    KernelArg::Buf(hm, 0),
+                    KernelArg::Buf(em, 0),
+                    KernelArg::Buf(&self.partials, 0),
+                    KernelArg::I32(int(rows)?),
+                    KernelArg::I32(int(dim)?),
+                ],
+            )?;
+            Ok(())
+        });
+        total as f32
+    }
+
+    fn gauss_nll(
+        &self,
+        g: GaussNll,
+        z: &Self::Buf,
+        h: &Self::Buf,
+        dz: &mut Self::Buf,
+        dh: &mut Self::Buf,
+    ) -> f32 {
+        let GaussNll { rows, dim, scale } = g;
+        let mut total = f64::NAN;
+        self.exec(|| {
+            let n = mul(rows, dim, "gauss_nll")?;
+            let zm = view(z, 0, n, "gauss_nll z")?;
+            let hm = view(h, 0, mul(2, n, "gauss_nll h")?, "gauss_nll h")?;
+            self.launch_n(
+                "md_gauss_nll_grad",
+                n,
+                &[
+                    KernelArg::Buf(zm, 0),
+                    KernelArg::Buf(hm, 0),
+                    KernelArg::Buf(view(dz, 0, n, "gauss_nll dz")?, 0),
+                    KernelArg::Buf(view(dh, 0, 2 * n, "gauss_nll dh")?, 0),
+                    KernelArg::F32(scale),
+                    KernelArg::I32(int(rows)?),
+                    KernelArg::I32(int(dim)?),
+                ],
+            )?;
+            total = self.reduce_with(
+                "md_gauss_nll_partials",
+                n,
+                &[
+                    KernelArg::Buf(zm, 0),
+                    KernelArg::Buf(hm, 0),
+                    KernelArg::Buf(&self.partials, 0),
+                    KernelArg::I32(int(rows)?),
+                    KernelArg::I32(int(dim)?),
+                ],
+            )?;
+            Ok(())
+        });
+        total as f32
+    }
+
+    fn nll(&self, nll: Nll, x: &Self::Buf, out: &Self::Buf, p: NllGrads<'_, Self::Buf>) -> f32 {
+        let Nll {
+            obs,
+            rows,
+            dim,
+            scale,
+        } = nll;
+        let NllGrads {
+            params,
+            grads,
+            d_out,
+        } = p;
+        let mut total = f64::NAN;
+        self.exec(|| {
+            let n = mul(rows, dim, "nll")?;
+            let xm = view(x, 0, n, "nll x")?;
+            let om = view(out, 0, n, "nll out")?;
+            // The Bernoulli kernels never read log σ; any valid pointer stands in for it.
+            let (code, ls, at) = match obs {
+                Observation::Gaussian { log_sigma } => {
+                    (0, view(params, log_sigma, dim, "nll log_sigma")?, log_sigma)
+                }
+                Observation::Bernoulli => (1, xm, 0),
+            };
+            self.launch_n(
+                "md_nll_grad",
+                n,
+                &[
+                    KernelArg::I32(code),
+                    KernelArg::Buf(xm, 0),
+                    KernelArg::Buf(om, 0),
+                    KernelArg::Buf(ls, at),
+                    KernelArg::Buf(view(d_out, 0, n, "nll d_out")?, 0),
+                    KernelArg::F32(scale),
+                    KernelArg::I32(int(rows)?),
+                    KernelArg::I32(int(dim)?),
+                ],
+            )?;
+            if let Observation::Gaussian { log_sigma } = obs {
+                self.launch_n(
+                    "md_log_sigma_grad",
+                    dim,
+                    &[
+                        KernelArg::Buf(xm, 0),
+                        KernelArg::Buf(om, 0),
+                        KernelArg::Buf(ls, at),
+                        KernelArg::Buf(view(grads, log_sigma, dim, "nll dlog_sigma")?, at),
+                        KernelArg::F32(scale),
+                        KernelArg::I32(int(rows)?),
+                        KernelArg::I32(int(dim)?),
+                    ],
+                )?;
+            }
+            total = self.reduce_with(
+                "md_nll_partials",
+                n,
+                &[
+                    KernelArg::I32(code),
+                    KernelArg::Buf(xm, 0),
+                    KernelArg::Buf(om, 0),
+                    KernelArg::Buf(ls, at),
+                    KernelArg::Buf(&self.partials, 0),
+                    KernelArg::I32(int(rows)?),
+                    KernelArg::I32(int(dim)?),
+                ],
+            )?;
+            Ok(())
+        });
+        total as f32
+    }
+
+    fn bernoulli(&self, p: &Self::Buf, out: &mut Self::Buf, noise: RowNoise<'_, Self::Buf>) {
+        self.exec(|| {
+            let rows = noise.streams.len;
+            if rows == 0 {
+                return Ok(());
+            }
+            let n = p.len / rows;
+            let len = rows * n;
+            self.launch_n(
+                "md_bernoulli",
+                len,
+                &[
+                    KernelArg::Buf(view(p, 0, len, "bernoulli p")?, 0),
+                    KernelArg::Buf(view(out, 0, len, "bernoulli out")?, 0),
+                    KernelArg::Buf(view(noise.streams, 0, rows, "bernoulli streams")?, 0),
+                    KernelArg::U64(noise.seed),
+                    KernelArg::U32(noise.domain as u32),
+                    KernelArg::U32(noise.draw),
+                    KernelArg::U32(noise.offset),
+                    KernelArg::I32(int(rows)?),
+                    KernelArg::I32(int(n)?),
+                ],
+            )
+        });
+    }
+
+    fn linear_t_fwd(&self, layer: Linear, params: &Self::Buf, x: &Self::Buf, y: &mut Self::Buf) {
+        let Linear { w, bias, b, i, o } = layer;
+        self.exec(|| {
+            let xm = view(x, 0, mul(b, o, "linear_t_fwd x")?, "linear_t_fwd x")?;
+            let pw = view(params, w, mul(o, i, "linear_t_fwd w")?, "linear_t_fwd w")?;
+            let ym = view_mut(y, 0, mul(b, i, "linear_t_fwd y")?, "linear_t_fwd y")?;
+            // y (b×i) = x (b×o) · w (o×i, as stored).
+            let a = MatRef {
+                mem: xm,
+                offset: 0,
+                trans: false,
+            };
+            let bm = MatRef {
+                mem: pw,
+                offset: w,
+                trans: false,
+            };
+            let g = GemmSpec {
+                m: b,
+                n: i,
+                k: o,
+                alpha: 1.0,
+                beta: 0.0,
+            };
+            self.dev.sgemm(g, a, bm, MatMut { mem: ym, offset: 0 })?;
+            if let Some(bo) = bias {
+                let pb = view(params, bo, i, "linear_t_fwd bias")?;
+                let ym = view(y, 0, b * i, "linear_t_fwd y")?;
+                self.launch_n(
+                    "md_bias_add",
+                    b * i,
+                    &[
+                        KernelArg::Buf(ym, 0),
+                        KernelArg::Buf(pb, bo),
+                        KernelArg::I32(int(b)?),
+                        KernelArg::I32(int(i)?),
+                    ],
+                )?;
+            }
+            Ok(())
+        });
+    }
+
+    fn col_sum(
+        &self,
+        x: &Self::Buf,
+        cols: usize,
+        weight: f32,
+        grads: &mut Self::Buf,
+        offset: usize,
+    ) {
+        self.exec(|| {
+            if cols == 0 {
+                return Ok(());
+            }
+            let rows = x.len / cols;
+            self.launch_n(
+                "md_col_sum",
+                cols,
+                &[
+                    KernelArg::Buf(view(x, 0, rows * cols, "col_sum x")?, 0),
+                    KernelArg::Buf(view(grads, offset, cols, "col_sum g")?, offset),
+                    KernelArg::F32(weight),
+                    KernelArg::I32(int(rows)?),
+                    KernelArg::I32(int(cols)?),
+                ],
+            )
+        });
+    }
+
+    fn sgd(
+        &self,
+        params: &mut Self::Buf,
+        grads: &Self::Buf,
+        decay_mask: &Self::Buf,
+        lr: f32,
+        weight_decay: f32,
+    ) {
+        self.exec(|| {
+            let n = params.len;
+            self.launch_n(
+                "md_sgd",
+                n,
+                &[
+                    KernelArg::Buf(view(params, 0, n, "sgd params")?, 0),
+                    KernelArg::Buf(view(grads, 0, n, "sgd grads")?, 0),
+                    KernelArg::Buf(view(decay_mask, 0, n, "sgd mask")?, 0),
+                    KernelArg::F32(lr),
+                    KernelArg::F32(weight_decay),
                     KernelArg::I32(int(n)?),
                 ],
             )
