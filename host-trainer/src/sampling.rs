@@ -209,6 +209,37 @@ pub struct FarOut {
 /// How far from the data's centre, in model-space units, a value is "far out".
 pub const FAR: f32 = 10.0;
 
+/// Binary units per value of an RBM blob that samples a thermometer code (`microdiff train
+/// --objective rbm --levels L`; docs/zoo.md): its sample shape is the data's, `data_shape`,
+/// with `L − 1` appended, and a value is the sum of its units' outputs ([`sum_units`]). 1 for
+/// every other blob (a two-level RBM's shape is the data's own).
+pub fn thermometer_units(model: &Model<'_>, data_shape: &[usize]) -> usize {
+    let meta = model.meta();
+    let shape = meta.shape.get(..usize::from(meta.rank)).unwrap_or(&[]);
+    match shape.split_last() {
+        Some((&k, lead))
+            if meta.objective == microdiff_runtime::blob::meta::Objective::Rbm
+                && k >= 2
+                && lead
+                    .iter()
+                    .map(|&d| usize::from(d))
+                    .eq(data_shape.iter().copied()) =>
+        {
+            usize::from(k)
+        }
+        _ => 1,
+    }
+}
+
+/// Samples of `units` outputs per value back to values: each group of `units` summed (the
+/// identity for 1).
+pub fn sum_units(x: Vec<f32>, units: usize) -> Vec<f32> {
+    if units <= 1 {
+        return x;
+    }
+    x.chunks(units).map(|g| g.iter().sum()).collect()
+}
+
 /// The values of `samples` (data units) far from the data `model`'s normalisation describes,
 /// or `None` when fewer than one in a thousand are (a sign that the model or the sampler is
 /// broken, e.g. a network narrower than the data, or an unclipped deterministic sampler).

@@ -417,9 +417,11 @@ fn readme_commands_run_as_written() {
         "h.mdfb",
         "runs/r/rbm.json",
         "runs/r/epochs.csv",
+        "runs/r2/rbm.json",
         "r.mdfb",
         "zoo-out/zoo.md",
         "zoo-out/zoo.json",
+        "zoo-out/8gaussians/rbm-w8a8.mdfb",
     ] {
         assert!(dir.join(written).exists(), "{written} missing");
     }
@@ -673,6 +675,39 @@ fn device_cuda_without_a_gpu_is_a_clear_error_with_exit_code_1() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("expected auto, cpu, cuda or cuda:N"), "{err}");
+}
+
+/// `--device cuda` for the zoo's families: they train through the CUDA backend, so without a
+/// usable GPU (`cuda:999` exists nowhere) they fail as diffusion does, with the typed one-line
+/// error and exit code 1, before training.
+#[test]
+fn zoo_device_cuda_without_a_gpu_is_a_clear_error() {
+    let zoo = [
+        "train", "--data", "moons", "--steps", "2", "--batch", "8", "--hidden", "8",
+    ];
+    for objective in ["vae", "hvae", "rbm"] {
+        let out_dir = scratch("zoo-device-cuda");
+        let out = bin()
+            .args(zoo)
+            .args(["--objective", objective, "--device", "cuda:999", "--out"])
+            .arg(&out_dir)
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{objective}: {err}");
+        assert!(
+            err.contains("microdiff: error: --device cuda:999:"),
+            "{objective}: {err}"
+        );
+        assert_eq!(
+            err.lines().count(),
+            1,
+            "{objective}: one line expected: {err}"
+        );
+        assert!(!err.contains("panicked"), "{objective}: {err}");
+        assert!(!out_dir.join(format!("{objective}.json")).exists());
+    }
 }
 
 /// A folder of 16×16 grayscale PNGs (256 values per example, wider than the default width of
@@ -1034,6 +1069,104 @@ fn fails(c: &mut Command, says: &str) {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// An RBM on a 2-D set with `--levels` (each value as a thermometer code): the blob's samples
+/// are `levels − 1` units per value, which `sample --data` and `eval` sum back to points in
+/// the data's range; AIS reports the likelihood per unit; bad level counts and `--levels` on
+/// another objective are one-line errors.
+#[test]
+fn a_thermometer_coded_rbm_samples_points_of_a_2d_set() {
+    let dir = scratch("rbm-levels");
+    std::fs::create_dir_all(&dir).unwrap();
+    let train = |extra: &[&str]| {
+        let mut c = bin();
+        c.current_dir(&dir).args([
+            "train",
+            "--data",
+            "8gaussians",
+            "--objective",
+            "rbm",
+            "--hidden",
+            "16",
+            "--steps",
+            "200",
+            "--out",
+            "r",
+        ]);
+        c.args(extra);
+        c
+    };
+    let log = ok(&mut train(&["--levels", "8"]));
+    let log = String::from_utf8_lossy(&log.stderr);
+    assert!(
+        log.contains("14 visible") && log.contains("7 thermometer units"),
+        "{log}"
+    );
+    ok(bin()
+        .current_dir(&dir)
+        .args(["export", "r", "--sweeps", "5", "--out", "r.mdfb"]));
+    let inspect = ok(bin().current_dir(&dir).args(["inspect", "r.mdfb"]));
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(text.contains("shape [2, 7]"), "{text}");
+    ok(bin().current_dir(&dir).args([
+        "sample",
+        "r.mdfb",
+        "-n",
+        "50",
+        "--data",
+        "8gaussians",
+        "--csv",
+        "s.csv",
+        "--png",
+        "s.png",
+    ]));
+    let csv = std::fs::read_to_string(dir.join("s.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 50, "{csv}");
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("r/rbm.json")).unwrap()).unwrap();
+    let (lo, hi) = (
+        run["data_min"].as_f64().unwrap() as f32,
+        run["data_max"].as_f64().unwrap() as f32,
+    );
+    for line in csv.lines() {
+        let v: Vec<f32> = line.split(',').map(|v| v.trim().parse().unwrap()).collect();
+        assert_eq!(v.len(), 2, "{line}");
+        for x in v {
+            assert!(x >= lo - 1e-4 && x <= hi + 1e-4, "{x} outside {lo}..{hi}");
+        }
+    }
+    let eval = ok(bin().current_dir(&dir).args([
+        "eval",
+        "r.mdfb",
+        "--data",
+        "8gaussians",
+        "-n",
+        "200",
+        "--run",
+        "r",
+        "--nll-n",
+        "50",
+    ]));
+    let text = String::from_utf8_lossy(&eval.stdout);
+    assert!(
+        text.contains("energy") && text.contains("7 thermometer units"),
+        "{text}"
+    );
+    fails(&mut train(&["--levels", "1", "--force"]), "--levels 1");
+    fails(&mut train(&["--levels", "257", "--force"]), "--levels 257");
+    fails(
+        bin().current_dir(&dir).args([
+            "train",
+            "--objective",
+            "vae",
+            "--levels",
+            "4",
+            "--out",
+            "v",
+        ]),
+        "--levels",
+    );
+}
+
 /// `microdiff train --objective rbm` on the digits (binarised at 8): deterministic, a per-epoch
 /// curve (with swap rates for replica exchange), a blob of Gibbs programs in every float
 /// dtype whose samples lie in the data's range, the held-out likelihood by AIS; the flags
@@ -1187,9 +1320,10 @@ fn an_rbm_trains_exports_samples_and_evaluates_from_the_cli() {
         &mut rbm_train("runs/x", &["--ema-decay", "0.9"]),
         "--ema-decay",
     );
+    // `--device cuda` trains through the CUDA backend; GPU 999 exists nowhere.
     fails(
-        &mut rbm_train("runs/x", &["--device", "cuda"]),
-        "--device (other than auto or cpu)",
+        &mut rbm_train("runs/x", &["--device", "cuda:999"]),
+        "--device cuda:999:",
     );
     fails(
         &mut rbm_train("runs/x", &["--replicas", "3"]),

@@ -208,3 +208,174 @@ fn a_device_failure_mid_step_is_a_typed_training_error() {
         assert!(t.step().is_err(), "the error sticks");
     }
 }
+
+/// The zoo's `--device cuda` path end to end on the emulated GPU: `microdiff train
+/// --objective vae`, `hvae` and `rbm` (CD and PCD) through the library's commands with the
+/// emulated CUDA backend, then `microdiff export` (the binary) of each run: the runs are the
+/// ordinary `vae.json` / `hvae.json` / `rbm.json` every downstream command reads.
+#[test]
+fn zoo_runs_train_on_the_emulated_gpu_and_export() {
+    use microdiff_trainer::run::Settings;
+    use microdiff_trainer::zoo::boltzmann::command as rbm_command;
+    use microdiff_trainer::zoo::command::{OnBackend, TrainFlags};
+    use microdiff_trainer::zoo::vae::command as vae_command;
+
+    let gpu = emulated();
+    let on = "the CUDA emulator";
+    let base = Settings {
+        data: Some("moons".into()),
+        steps: Some(12),
+        batch: Some(16),
+        hidden: Some(8),
+        seed: Some(3),
+        ..Settings::default()
+    };
+    let dir = std::env::temp_dir().join(format!("microdiff-zoo-emu-{}", std::process::id()));
+    for (name, settings) in [
+        (
+            "vae",
+            Settings {
+                objective: Some("vae".into()),
+                ..base.clone()
+            },
+        ),
+        (
+            "hvae",
+            Settings {
+                objective: Some("hvae".into()),
+                ..base.clone()
+            },
+        ),
+        (
+            "rbm_cd",
+            Settings {
+                objective: Some("rbm".into()),
+                ..base.clone()
+            },
+        ),
+        (
+            "rbm_pcd",
+            Settings {
+                objective: Some("rbm".into()),
+                negative: Some("pcd".into()),
+                cd_k: Some(2),
+                ..base.clone()
+            },
+        ),
+    ] {
+        let out = dir.join(name);
+        let flags = TrainFlags {
+            out: &out,
+            resume: false,
+            force: true,
+            device_is_auto_or_cpu: false,
+            threads: false,
+            checkpoint_every: false,
+        };
+        let backend = Some(OnBackend { be: &gpu, on });
+        let mut line = String::new();
+        let model = if name == "vae" {
+            let done = vae_command::train_with(&settings, &flags, backend, |l| line = l.into())
+                .expect("vae on the emulator");
+            assert_eq!(done.losses.len(), 12);
+            assert_eq!(done.run.trained_on.as_deref(), Some(on));
+            assert!(done.losses.iter().all(|l| l.is_finite()));
+            done.model
+        } else if name == "hvae" {
+            let done =
+                vae_command::train_hvae_with(&settings, &flags, backend, |l| line = l.into())
+                    .expect("hvae on the emulator");
+            assert!(done.losses.iter().all(|l| l.is_finite()));
+            assert_eq!(done.run.trained_on.as_deref(), Some(on));
+            done.model
+        } else {
+            let done = rbm_command::train_with(&settings, &flags, backend, |l| line = l.into())
+                .expect("rbm on the emulator");
+            assert!(done.run.reconstruction_error.is_finite());
+            done.model
+        };
+        assert!(line.contains(on), "{name}: {line}");
+        assert!(model.exists(), "{name}");
+        let blob = out.join("model.mdb");
+        let exported = std::process::Command::new(env!("CARGO_BIN_EXE_microdiff"))
+            .arg("export")
+            .arg(&out)
+            .arg("--out")
+            .arg(&blob)
+            .output()
+            .expect("run microdiff export");
+        let err = String::from_utf8_lossy(&exported.stderr);
+        assert!(exported.status.success(), "{name}: export: {err}");
+        assert!(
+            std::fs::metadata(&blob)
+                .map(|m| m.len() > 0)
+                .unwrap_or(false),
+            "{name}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A device failure in the middle of a zoo training (the VAE's, the two-level VAE's, the
+/// RBM's) is their typed device error with the step, never a panic or a NaN model.
+#[test]
+fn a_device_failure_in_a_zoo_training_is_a_typed_error() {
+    use microdiff_trainer::zoo::boltzmann::backend_train::{self as rbm_train, BackendTrainError};
+    use microdiff_trainer::zoo::boltzmann::{BinaryData, Rbm, TrainConfig as RbmConfig};
+    use microdiff_trainer::zoo::vae::backend_train::{self as vae_train, BackendTrainError as E};
+    use microdiff_trainer::zoo::vae::{
+        Activation as Act, Hvae, HvaeConfig, Likelihood, TrainConfig as VaeTrain, Vae, VaeConfig,
+    };
+    let failing = |fail_at| {
+        CudaBackend::new(FailingLaunch {
+            inner: EmuDevice::new(),
+            launches: AtomicUsize::new(0),
+            fail_at,
+        })
+        .expect("backend")
+    };
+    let x: Vec<f64> = (0..40).map(|k| f64::from(k % 7) / 7.0).collect();
+    let cfg = VaeTrain {
+        steps: 3,
+        batch: 4,
+        adam: Default::default(),
+        seed: 1,
+    };
+    let vae = Vae::new(VaeConfig {
+        x_dim: 2,
+        z_dim: 1,
+        classes: 0,
+        hidden: vec![4],
+        activation: Act::Silu,
+        likelihood: Likelihood::Gaussian,
+        seed: 2,
+    })
+    .unwrap();
+    let hvae = Hvae::new(HvaeConfig {
+        x_dim: 2,
+        z1_dim: 2,
+        z2_dim: 1,
+        hidden: vec![4],
+        activation: Act::Silu,
+        likelihood: Likelihood::Gaussian,
+        seed: 2,
+    })
+    .unwrap();
+    for fail_at in [2, 30] {
+        let e = vae_train::train_on(&failing(fail_at), &vae, &x, None, &cfg).unwrap_err();
+        assert!(matches!(e, E::Device { step: 0..3, .. }), "{e}");
+        assert!(e.to_string().contains("injected failure"), "{e}");
+        let e = vae_train::train_hvae_on(&failing(fail_at), &hvae, &x, &cfg).unwrap_err();
+        assert!(matches!(e, E::Device { step: 0..3, .. }), "{e}");
+    }
+    let bits: Vec<f64> = (0..60).map(|k| f64::from(u8::from(k % 3 == 0))).collect();
+    let data = BinaryData::new(bits, 6).unwrap();
+    let rbm = Rbm::random(6, 3, 0.1, 4).unwrap();
+    let e = rbm_train::train_updates_on(&failing(5), &rbm, &data, &RbmConfig::default(), 2)
+        .unwrap_err();
+    assert!(
+        matches!(e, BackendTrainError::Device { update: 1, .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("injected failure"), "{e}");
+}

@@ -83,22 +83,24 @@ pub fn run(a: Args) -> Result<(), CliError> {
             ));
         }
     }
-    // The reference data before the sampling, so that a bad --data costs no time.
-    let reference = match &a.data {
+    // The reference data before the sampling, so that a bad --data costs no time. With it, a
+    // thermometer-coded RBM's units are summed back to values.
+    let (reference, units) = match &a.data {
         Some(spec) => {
             let ds = Source::parse(spec)
                 .and_then(|src| src.load(2000, 1))
                 .map_err(|e| CliError::Msg(format!("--data {e}")))?;
-            if ds.dim != model.data_len() {
+            let units = sampling::thermometer_units(&model, &ds.shape);
+            if ds.dim.checked_mul(units) != Some(model.data_len()) {
                 return Err(CliError::Msg(format!(
                     "--data {spec}: {} values per example, the model makes {}",
                     ds.dim,
                     model.data_len()
                 )));
             }
-            ds.x
+            (ds.x, units)
         }
-        None => Vec::new(),
+        None => (Vec::new(), 1),
     };
     let classes: Vec<u16> = if a.all_classes {
         if model.meta().classes == 0 {
@@ -121,7 +123,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
             classes.len()
         )));
     }
-    let d = model.data_len();
+    let d = model.data_len() / units;
     let started = std::time::Instant::now();
     let mut all = Vec::new();
     let evals = model
@@ -131,12 +133,10 @@ pub fn run(a: Args) -> Result<(), CliError> {
     let bar = super::sample_progress(total, evals)?;
     for (k, &c) in classes.iter().enumerate() {
         let first = k.saturating_mul(a.n);
-        all.push((
-            c,
-            sampling::draw(&bytes, &program, c, a.n, a.seed, first, &|i| {
-                bar.set_position((first + i) as u64)
-            })?,
-        ));
+        let xs = sampling::draw(&bytes, &program, c, a.n, a.seed, first, &|i| {
+            bar.set_position((first + i) as u64)
+        })?;
+        all.push((c, sampling::sum_units(xs, units)));
     }
     bar.finish_and_clear();
     eprintln!(
@@ -144,7 +144,8 @@ pub fn run(a: Args) -> Result<(), CliError> {
         a.n * classes.len(),
         started.elapsed().as_secs_f64()
     );
-    for (c, xs) in &all {
+    // A sum of units has no per-unit range to check.
+    for (c, xs) in all.iter().filter(|_| units == 1) {
         if let Some(far) = sampling::far_out(&model, xs) {
             let what = if model.meta().classes > 0 {
                 format!("the samples of class {c}")
@@ -173,13 +174,17 @@ pub fn run(a: Args) -> Result<(), CliError> {
         f.flush().map_err(CliError::io(path))?;
     }
     if let Some(path) = &a.png {
-        let shape: Vec<usize> = model
+        let mut shape: Vec<usize> = model
             .meta()
             .shape
             .iter()
             .take(usize::from(model.meta().rank))
             .map(|&v| usize::from(v))
             .collect();
+        if units > 1 {
+            // The units' axis was summed away.
+            shape.pop();
+        }
         let groups: Vec<(u16, &[f32])> = all.iter().map(|(c, xs)| (*c, &xs[..])).collect();
         let picture = viz::Samples {
             shape: &shape,

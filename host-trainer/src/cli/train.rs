@@ -12,7 +12,7 @@ use microdiff_trainer::backend::choice::{DeviceChoice, Selected};
 use microdiff_trainer::backend::cpu::{Cpu, hot_pool};
 use microdiff_trainer::run::{Event, Run, Settings, Start};
 use microdiff_trainer::zoo::boltzmann::command as rbm_command;
-use microdiff_trainer::zoo::command::TrainFlags;
+use microdiff_trainer::zoo::command::{OnBackend, TrainFlags};
 use microdiff_trainer::zoo::vae::command as vae_command;
 
 use super::{CliError, msg};
@@ -71,9 +71,29 @@ pub fn run(a: Args) -> Result<(), CliError> {
         checkpoint_every: a.checkpoint_every.is_some(),
     };
     let announce = |line: &str| eprintln!("microdiff: {line}");
-    let (seconds, model, (what, curve), last) = match settings.objective.as_deref() {
+    // `--device cuda[:N]` trains the zoo's families through the CUDA backend (opened as for
+    // diffusion: no usable GPU is the same typed error); auto and cpu keep the f64 trainers.
+    let objective = settings.objective.as_deref();
+    let gpu = match (objective, a.device) {
+        (Some("vae" | "hvae" | "rbm"), DeviceChoice::Cuda(_)) => {
+            match super::select_device(a.device)? {
+                Selected::Cuda(be) => Some(be),
+                Selected::Cpu => None,
+            }
+        }
+        _ => None,
+    };
+    let on = gpu.as_ref().map(|be| {
+        use microdiff_trainer::backend::cuda::Device;
+        be.device().describe()
+    });
+    let backend = gpu
+        .as_deref()
+        .zip(on.as_deref())
+        .map(|(be, on)| OnBackend { be, on });
+    let (seconds, model, (what, curve), last) = match objective {
         Some("vae") => {
-            let done = vae_command::train(&settings, &flags, announce)?;
+            let done = vae_command::train_with(&settings, &flags, backend, announce)?;
             let last = format!(
                 "negative ELBO over the last 100 steps {:.3} nats per example",
                 done.run.loss
@@ -81,7 +101,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
             (done.seconds, done.model, ("loss curve", done.curve), last)
         }
         Some("hvae") => {
-            let done = vae_command::train_hvae(&settings, &flags, announce)?;
+            let done = vae_command::train_hvae_with(&settings, &flags, backend, announce)?;
             let last = format!(
                 "negative ELBO over the last 100 steps {:.3} nats per example",
                 done.run.loss
@@ -89,7 +109,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
             (done.seconds, done.model, ("loss curve", done.curve), last)
         }
         Some("rbm") => {
-            let done = rbm_command::train(&settings, &flags, announce)?;
+            let done = rbm_command::train_with(&settings, &flags, backend, announce)?;
             let mut last = format!(
                 "reconstruction error after {} updates {:.4} per unit",
                 done.run.training.steps, done.run.reconstruction_error

@@ -182,8 +182,16 @@ pub fn evaluate(
         )));
     }
     let model = microdiff_runtime::Model::parse(blob).map_err(SampleError::Blob)?;
-    let len = model.data_len();
     let classes = usize::from(model.meta().classes);
+    // A thermometer-coded RBM (`--levels`) samples `units` per value: sum them back.
+    let data_shape: Vec<usize> = match data {
+        Source::Digits => vec![8, 8],
+        Source::Toy(_) => vec![2],
+        Source::File(path) => data::load(path)?.shape,
+    };
+    let units = sampling::thermometer_units(&model, &data_shape);
+    let len = model.data_len() / units;
+    let host = Sampling { units };
     match data {
         Source::Digits => {
             if len != 64 || !matches!(classes, 0 | 10) {
@@ -214,16 +222,16 @@ pub fn evaluate(
                 )));
             }
             let samples = if classes == 0 {
-                sampling::draw(blob, program, 0, n, seed, 0, progress)?
+                host.draw(blob, program, n, seed, progress)?
             } else {
                 // The generator's own mixture of classes (its labels of a fresh draw).
                 let ds = data::toy_labelled(*kind, n, seed ^ CLASS_DRAW_SEED);
                 let labels = conditional_labels(&ds, classes, data)?;
-                sampling::with_classes(blob, program, labels, seed, progress)?
+                host.with_classes(blob, program, labels, seed, progress)?
             };
             Ok(Evaluation {
                 report: Report::Distances(toy(*kind, &samples, seed)),
-                far_out: sampling::far_out(&model, &samples),
+                far_out: host.far_out(&model, &samples),
             })
         }
         Source::File(path) => {
@@ -235,19 +243,61 @@ pub fn evaluate(
                 )));
             }
             let samples = if classes == 0 {
-                sampling::draw(blob, program, 0, n, seed, 0, progress)?
+                host.draw(blob, program, n, seed, progress)?
             } else {
                 // The classes of the held-out rows the samples are compared with.
                 let (a, b) = halves(&ds, seed);
                 let m = n.min(a.len()).min(b.len());
                 let labels = conditional_labels(&a, classes, data)?;
-                sampling::with_classes(blob, program, &labels[..m], seed, progress)?
+                host.with_classes(blob, program, &labels[..m], seed, progress)?
             };
             Ok(Evaluation {
                 report: Report::Distances(self::data(&ds, &samples, seed)?),
-                far_out: sampling::far_out(&model, &samples),
+                far_out: host.far_out(&model, &samples),
             })
         }
+    }
+}
+
+/// The host sampler, summing a thermometer-coded RBM's units back to values.
+struct Sampling {
+    units: usize,
+}
+
+impl Sampling {
+    fn decode(&self, x: Vec<f32>) -> Vec<f32> {
+        sampling::sum_units(x, self.units)
+    }
+
+    fn draw(
+        &self,
+        blob: &[u8],
+        program: &str,
+        n: usize,
+        seed: u64,
+        progress: &dyn Fn(usize),
+    ) -> Result<Vec<f32>, ReportError> {
+        Ok(self.decode(sampling::draw(blob, program, 0, n, seed, 0, progress)?))
+    }
+
+    fn with_classes(
+        &self,
+        blob: &[u8],
+        program: &str,
+        labels: &[u16],
+        seed: u64,
+        progress: &dyn Fn(usize),
+    ) -> Result<Vec<f32>, ReportError> {
+        Ok(self.decode(sampling::with_classes(
+            blob, program, labels, seed, progress,
+        )?))
+    }
+
+    /// [`sampling::far_out`] of plain samples (a decoded sum has no per-unit range to check).
+    fn far_out(&self, model: &microdiff_runtime::Model<'_>, x: &[f32]) -> Option<sampling::FarOut> {
+        (self.units == 1)
+            .then(|| sampling::far_out(model, x))
+            .flatten()
     }
 }
 
@@ -468,7 +518,8 @@ impl Likelihood {
 fn held_out(data: &Source, n: usize, seed: u64) -> Result<data::Dataset, ReportError> {
     Ok(match data {
         Source::Digits => data::digits_split()?.1,
-        Source::Toy(kind) => data::toy(*kind, n, 2_000_003 + seed),
+        // Labelled, for a class-conditional model (the points are `toy`'s).
+        Source::Toy(kind) => data::toy_labelled(*kind, n, 2_000_003 + seed),
         Source::File(path) => {
             let ds = data::load(path)?;
             let rows: Vec<usize> = (0..ds.len().min(n)).collect();
@@ -587,10 +638,11 @@ pub fn rbm_likelihood(
 ) -> Result<Likelihood, ReportError> {
     use crate::zoo::boltzmann::{AisBase, AisConfig, ais_log_partition};
     let nv = run.rbm.nv();
-    let held_out = zoo_held_out(data, n, seed, nv)?;
+    let dim = nv / run.units_per_value();
+    let held_out = zoo_held_out(data, n, seed, dim)?;
     let fail =
         |e: crate::zoo::boltzmann::BoltzmannError| ReportError::Mismatch(format!("--run: {e}"));
-    let bits = run.binarize(&held_out.x, nv).map_err(fail)?;
+    let bits = run.binarize(&held_out.x, dim).map_err(fail)?;
     let ais = ais_log_partition(
         &run.rbm,
         &AisConfig {
@@ -611,9 +663,20 @@ pub fn rbm_likelihood(
         "AIS, {AIS_STEPS} intermediate distributions × {AIS_RUNS} runs: log Z = {:.4} ± {:.4}",
         ais.log_z, ais.std_error
     );
-    l.representation = format!(
-        "binarised data (1 where a value is ≥ {} in data units)",
-        run.threshold()
-    );
+    l.representation = if run.levels == 2 {
+        format!(
+            "binarised data (1 where a value is ≥ {} in data units)",
+            run.threshold()
+        )
+    } else {
+        format!(
+            "each value as {} thermometer units ({} levels from {} to {} in data units); \
+             bits per unit",
+            run.units_per_value(),
+            run.levels,
+            run.data_min,
+            run.data_max
+        )
+    };
     Ok(l)
 }

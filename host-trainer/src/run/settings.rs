@@ -31,7 +31,7 @@ pub struct Settings {
     /// decoder samples in one network pass), hvae (a two-level VAE) or rbm (a binary restricted
     /// Boltzmann machine on the data binarised at the midpoint of its range: a value ≥ (min +
     /// max)/2 is 1; its samples, a visible unit's probability p, are min + p·(max − min) in
-    /// data units) [default: ddpm].
+    /// data units; with --levels, each value as a thermometer code) [default: ddpm].
     #[arg(long)]
     pub objective: Option<String>,
     /// Condition on the data's labels (class-conditional model with classifier-free guidance)
@@ -109,6 +109,12 @@ pub struct Settings {
     /// temperatures evenly spaced from 1 down to 0.5 [default: 5].
     #[arg(long)]
     pub replicas: Option<usize>,
+    /// --objective rbm only: levels each value is quantised to over the data's range, 2..=256,
+    /// coded as levels − 1 binary units (a thermometer code: unit k is 1 when the value's level
+    /// is at least k); a sample's value is the sum of its units' means. 2 is one unit per value,
+    /// 1 at or above the midpoint [default: 2].
+    #[arg(long)]
+    pub levels: Option<u16>,
 }
 
 /// A run's configuration, data and data facts, ready to train.
@@ -172,7 +178,8 @@ impl Settings {
             latent2,
             cd_k,
             negative,
-            replicas
+            replicas,
+            levels
         )
     }
 
@@ -299,6 +306,7 @@ impl Settings {
             ("cd-k", self.cd_k.is_some(), "rbm"),
             ("negative", self.negative.is_some(), "rbm"),
             ("replicas", self.replicas.is_some(), "rbm"),
+            ("levels", self.levels.is_some(), "rbm"),
         ];
         match zoo.into_iter().find(|(_, given, _)| *given) {
             Some((flag, _, objectives)) => Err(RunError::Setting {
@@ -483,6 +491,7 @@ mod tests {
             (one(|s| s.cd_k = Some(2)), "cd-k"),
             (one(|s| s.negative = Some("cd".into())), "negative"),
             (one(|s| s.replicas = Some(3)), "replicas"),
+            (one(|s| s.levels = Some(16)), "levels"),
         ] {
             match s.resolve() {
                 Err(RunError::Setting { flag, message }) => {

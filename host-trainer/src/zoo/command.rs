@@ -27,6 +27,35 @@ pub struct TrainFlags<'a> {
     pub checkpoint_every: bool,
 }
 
+/// A backend a zoo family trains on instead of its f64 CPU trainer (`--device cuda`), and how
+/// to name it in the "training … on X" line.
+#[derive(Debug)]
+pub struct OnBackend<'a, B> {
+    /// The backend.
+    pub be: &'a B,
+    /// What it is, e.g. the GPU's name.
+    pub on: &'a str,
+}
+
+// By hand: the derives would ask `B: Copy`, but only a reference to it is copied.
+impl<B> Clone for OnBackend<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B> Copy for OnBackend<'_, B> {}
+
+impl<B> OnBackend<'_, B> {
+    /// `flags` with the device accepted: a family that trains on a backend takes `--device`.
+    pub fn accept_device<'f>(flags: &TrainFlags<'f>) -> TrainFlags<'f> {
+        TrainFlags {
+            device_is_auto_or_cpu: true,
+            ..*flags
+        }
+    }
+}
+
 /// Why a zoo command refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -1,5 +1,6 @@
 //! What `microdiff train --objective rbm` and `microdiff export` of such a run do: a binary
-//! [`Rbm`] trained on the CPU in f64 on the data binarised at the midpoint of its range (the
+//! [`Rbm`] trained on the CPU in f64 (`--device cuda`: on a backend in f32, [`train_with`])
+//! on the data binarised at the midpoint of its range (the
 //! map of [`super::run`]), kept as `rbm.json` ([`RbmRun`]) with the per-epoch curve
 //! `epochs.csv`, exported as a blob whose programs `gibbsK` run `K` block Gibbs sweeps on the
 //! device (docs/zoo.md). The diffusion run machinery (checkpoints, `--resume`, the GPU) and the
@@ -22,8 +23,11 @@ use std::time::Instant;
 
 use microdiff_kernels::Dtype;
 
-use super::run::{RbmRun, RbmRunError, RbmTraining, threshold};
+use super::backend_train::{BackendTrainError, train_updates_on};
+use super::run::{MAX_LEVELS, RbmRun, RbmRunError, RbmTraining, thresholds};
 use super::{EpochStats, Ladder, NegativePhase, Rbm, TrainConfig, export, train_updates};
+use crate::backend::Backend;
+use crate::backend::cpu::Cpu;
 use crate::data::Source;
 use crate::run::Settings;
 use crate::zoo::command::{
@@ -31,7 +35,7 @@ use crate::zoo::command::{
     refuse_flags, write_csv,
 };
 
-pub use crate::zoo::command::TrainFlags;
+pub use crate::zoo::command::{OnBackend, TrainFlags};
 
 /// Hidden units by default.
 pub const DEFAULT_HIDDEN: usize = 64;
@@ -125,11 +129,26 @@ pub fn train(
     f: &TrainFlags<'_>,
     announce: impl FnOnce(&str),
 ) -> Result<Trained, RbmRunError> {
+    train_with::<Cpu>(s, f, None, announce)
+}
+
+/// [`train`], on `backend` in f32 ([`train_updates_on`], CD-k and persistent CD) when one is
+/// given (the `--device cuda` path), else by the f64 trainer on the CPU.
+pub fn train_with<B: Backend>(
+    s: &Settings,
+    f: &TrainFlags<'_>,
+    backend: Option<OnBackend<'_, B>>,
+    announce: impl FnOnce(&str),
+) -> Result<Trained, RbmRunError> {
     let networks = "an RBM has no network: its units are binary, its layers one matrix";
+    let flags = match backend {
+        Some(_) => OnBackend::<B>::accept_device(f),
+        None => *f,
+    };
     refuse_flags(
         "rbm",
         s,
-        f,
+        &flags,
         &[
             ("--act", s.act.is_some(), networks),
             ("--blocks", s.blocks.is_some(), networks),
@@ -167,7 +186,19 @@ pub fn train(
     let steps = count("--steps", s.steps.unwrap_or(DEFAULT_STEPS), MAX_STEPS)?;
     let batch = count("--batch", s.batch.unwrap_or(DEFAULT_BATCH), MAX_BATCH)?;
     let nh = count("--hidden", s.hidden.unwrap_or(DEFAULT_HIDDEN), MAX_WIDTH)?;
-    let nv = ds.dim;
+    let levels = s.levels.unwrap_or(2);
+    if !(2..=MAX_LEVELS).contains(&levels) {
+        return Err(refuse(format!(
+            "--levels {levels}: expected 2..={MAX_LEVELS} (a value becomes levels − 1 binary units)"
+        )));
+    }
+    let per = usize::from(levels - 1);
+    let nv = ds.dim.checked_mul(per).ok_or_else(|| {
+        refuse(format!(
+            "--levels {levels}: {} values × {per} units overflow",
+            ds.dim
+        ))
+    })?;
     if nv.checked_mul(nh).is_none_or(|w| w > MAX_WEIGHTS) {
         return Err(refuse(format!(
             "--hidden {nh}: {nv} visible × {nh} hidden units is more than {MAX_WEIGHTS} weights; \
@@ -177,9 +208,13 @@ pub fn train(
     let lr = learning_rate(s, DEFAULT_LR)?;
     let cd_k = count("--cd-k", s.cd_k.unwrap_or(DEFAULT_CD_K), MAX_CD_K)?;
     let (negative, negative_name, ladder) = negative_phase(s, batch)?;
+    if backend.is_some() && matches!(negative, NegativePhase::Tempering { .. }) {
+        return Err(refuse(BackendTrainError::Tempering.to_string()));
+    }
     check_out(f.out, f.force)?;
 
-    let data = super::run::binarize_at(&ds.x, nv, threshold(lo, hi)).map_err(msg("--data"))?;
+    let cuts = thresholds(lo, hi, levels);
+    let data = super::run::binarize_levels(&ds.x, ds.dim, &cuts).map_err(msg("--data"))?;
     let initial = start(nv, nh, &data, seed)?;
     let chains = match negative {
         NegativePhase::Contrastive => 0,
@@ -197,8 +232,8 @@ pub fn train(
     };
     announce(&format!(
         "training an RBM ({nv} visible, {nh} hidden units; {negative_name}{}, {cd_k} Gibbs \
-         sweep(s) per update) on {} ({} examples of {:?}, binarised at {}) for {steps} updates, \
-         batch {batch}, on the CPU, into {}",
+         sweep(s) per update) on {} ({} examples of {:?}, {}) for {steps} updates, \
+         batch {batch}, on {}, into {}",
         if ladder.is_empty() {
             String::new()
         } else {
@@ -207,12 +242,30 @@ pub fn train(
         ds.name,
         ds.len(),
         ds.shape,
-        threshold(lo, hi),
+        if levels == 2 {
+            format!("binarised at {}", cuts[0])
+        } else {
+            format!(
+                "each value {per} thermometer units, thresholds {} .. {}",
+                cuts[0],
+                cuts[per - 1]
+            )
+        },
+        backend.map_or("the CPU", |b| b.on),
         f.out.display()
     ));
     let started = Instant::now();
-    let trained =
-        train_updates(&initial, &data, &config, steps as usize).map_err(RbmRunError::Train)?;
+    let trained = match backend {
+        None => {
+            train_updates(&initial, &data, &config, steps as usize).map_err(RbmRunError::Train)?
+        }
+        Some(b) => train_updates_on(b.be, &initial, &data, &config, steps as usize).map_err(
+            |e| match e {
+                BackendTrainError::Rbm(e) => RbmRunError::Train(e),
+                e => RbmRunError::Setting(e.to_string()),
+            },
+        )?,
+    };
     let per_epoch = data.rows().div_ceil(batch);
     let run = RbmRun {
         rbm: trained.rbm,
@@ -220,6 +273,7 @@ pub fn train(
         shape: ds.shape.clone(),
         data_min: lo,
         data_max: hi,
+        levels,
         training: RbmTraining {
             steps,
             epochs: trained.epochs.len(),
@@ -328,7 +382,7 @@ pub fn export_blob(
         }
     };
     let shape: Vec<u16> = run
-        .shape
+        .blob_shape()
         .iter()
         .map(|&n| u16::try_from(n))
         .collect::<Result<_, _>>()

@@ -1,7 +1,8 @@
 //! Boltzmann machines (issue #14): the fully visible machine ([`fvbm`]), the restricted one
 //! ([`rbm`], trained by CD-k, persistent CD or replica exchange in [`train`](mod@train)),
 //! replica exchange sampling ([`tempering`]) and annealed importance sampling of the partition
-//! function ([`ais`]). Host-side, in f64. A trained RBM on disk is [`run`] (`rbm.json`), what
+//! function ([`ais`]). Host-side, in f64; [`backend_train`] runs CD-k and persistent CD on a
+//! [`Backend`](crate::backend::Backend) in f32 instead (the CUDA path of `--device cuda`). A trained RBM on disk is [`run`] (`rbm.json`), what
 //! `microdiff train --objective rbm` and its export do is [`command`].
 //!
 //! # Conventions
@@ -32,6 +33,7 @@
 //!   inputs and seed, to the bit.
 
 pub mod ais;
+pub mod backend_train;
 pub mod command;
 mod data;
 pub mod export;

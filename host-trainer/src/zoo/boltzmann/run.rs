@@ -5,12 +5,18 @@
 //!
 //! # The data map
 //!
-//! The machine is trained on the data binarised at the midpoint of its range: with `min` and
-//! `max` the smallest and largest value of the training set (over every element, in data
-//! units), a value `x` is 1 when `x ≥ (min + max) / 2` (computed in f64, exactly), else 0
-//! ([`RbmRun::binarize`]). Back to data units, a visible unit's probability `p` (what the
-//! exported sampler outputs) is `data = min + p·(max − min)`: the units `(scale, offset) =
-//! (max − min, min)` of [`RbmRun::units`]. So the model space is `[0, 1]`.
+//! Each value is coded as `L − 1` binary units (`L` = [`RbmRun::levels`], `--levels`, 2 by
+//! default), a thermometer code: with `min` and `max` the smallest and largest value of the
+//! training set (over every element, in data units), unit `k` (`1 ≤ k < L`) of a value `x` is 1
+//! when `x ≥ t_k = (min·(L − k) + max·k) / L` (computed in f64), else 0
+//! ([`RbmRun::binarize`]). With `L = 2` that is one unit per value, 1 at or above the midpoint
+//! `(min + max) / 2` (exactly). Back to data units, a visible unit's probability `p` (what the
+//! exported sampler outputs) is `p·Δ + min/(L − 1)` with `Δ = (max − min)/(L − 1)` (the units
+//! of [`RbmRun::units`]), so a value is the sum of its `L − 1` units' outputs,
+//! `min + Δ·Σ p_k` ([`RbmRun::decode`]): level `ℓ` (`ℓ` units on) decodes to
+//! `min + ℓ·Δ`, from `min` to `max`. The visible units of value `i` are `i·(L − 1) ..
+//! (i + 1)·(L − 1)`, so the blob's sample shape is the data's with `L − 1` appended when
+//! `L > 2` ([`RbmRun::blob_shape`]).
 //!
 //! # Promises
 //!
@@ -32,6 +38,9 @@ pub const FILE: &str = "rbm.json";
 
 /// The `format` field of the file.
 const FORMAT: &str = "microdiff-rbm-run/1";
+
+/// Most levels of the thermometer code (`--levels`).
+pub const MAX_LEVELS: u16 = 256;
 
 /// Largest `rbm.json` read: far above any machine the command trains, far below what would
 /// exhaust memory.
@@ -76,6 +85,8 @@ pub struct RbmRun {
     pub data_min: f32,
     /// The largest value of the training set, data units (above `data_min`).
     pub data_max: f32,
+    /// Levels of the thermometer code, 2..=[`MAX_LEVELS`] (`L − 1` units per value).
+    pub levels: u16,
     /// How it was trained.
     pub training: RbmTraining,
     /// Mean squared error per unit of the mean-field reconstruction of the binarised training
@@ -142,6 +153,9 @@ struct Stored {
     /// The same, readable (informative; the bits are what is read).
     data_min: f32,
     data_max: f32,
+    /// Files written before the thermometer code have one unit per value.
+    #[serde(default = "two")]
+    levels: u16,
     training: RbmTraining,
     reconstruction_error: f64,
     visible: usize,
@@ -149,6 +163,10 @@ struct Stored {
     /// `f64::to_bits` of `W` (`(hidden, visible)` row-major), then `b` (visible), then `c`
     /// (hidden).
     param_bits: Vec<u64>,
+}
+
+fn two() -> u16 {
+    2
 }
 
 impl RbmRun {
@@ -162,22 +180,73 @@ impl RbmRun {
         Self::path(dir).is_file()
     }
 
-    /// The binarisation threshold in data units, `(min + max) / 2` (exact in f64).
+    /// The midpoint threshold in data units, `(min + max) / 2` (exact in f64): the one
+    /// threshold of a two-level code.
     #[must_use]
     pub fn threshold(&self) -> f64 {
         threshold(self.data_min, self.data_max)
     }
 
-    /// `(scale, offset) = ([max − min], [min])`: a visible unit's probability `p` is
-    /// `p·scale + offset` in data units (the `Units` of the export).
+    /// The `L − 1` thresholds `t_k` of the code (see the module doc).
     #[must_use]
-    pub fn units(&self) -> ([f32; 1], [f32; 1]) {
-        ([self.data_max - self.data_min], [self.data_min])
+    pub fn thresholds(&self) -> Vec<f64> {
+        thresholds(self.data_min, self.data_max, self.levels)
     }
 
-    /// `x` (rows of `dim` values, data units) binarised at [`threshold`](Self::threshold).
+    /// Binary units per value, `L − 1`.
+    #[must_use]
+    pub fn units_per_value(&self) -> usize {
+        usize::from(self.levels.max(2) - 1)
+    }
+
+    /// `(scale, offset) = ([Δ], [min/(L − 1)])`: a visible unit's probability `p` is
+    /// `p·scale + offset` in data units (the `Units` of the export), and a value the sum of its
+    /// units' (see the module doc).
+    #[must_use]
+    pub fn units(&self) -> ([f32; 1], [f32; 1]) {
+        let per = (self.levels.max(2) - 1) as f32;
+        if per == 1.0 {
+            return ([self.data_max - self.data_min], [self.data_min]);
+        }
+        let span = f64::from(self.data_max) - f64::from(self.data_min);
+        let per = f64::from(per);
+        (
+            [(span / per) as f32],
+            [(f64::from(self.data_min) / per) as f32],
+        )
+    }
+
+    /// The shape of the blob's samples: the data's, with `L − 1` appended when `L > 2`.
+    #[must_use]
+    pub fn blob_shape(&self) -> Vec<usize> {
+        let mut shape = self.shape.clone();
+        if self.levels > 2 {
+            shape.push(self.units_per_value());
+        }
+        shape
+    }
+
+    /// Samples of the blob (rows of the machine's visible units, in data units as the blob
+    /// outputs them) back to values: each value the sum of its `L − 1` units. A length that is
+    /// not whole rows is refused.
+    pub fn decode(&self, units: &[f32]) -> Result<Vec<f32>, BoltzmannError> {
+        let per = self.units_per_value();
+        let nv = self.rbm.nv();
+        if !units.len().is_multiple_of(nv) {
+            // `found` is the length given, `expected` the row length it is not a multiple of.
+            return Err(BoltzmannError::Shape {
+                what: "samples (whole rows of the visible units)",
+                expected: nv,
+                found: units.len(),
+            });
+        }
+        Ok(units.chunks(per).map(|g| g.iter().sum()).collect())
+    }
+
+    /// `x` (rows of `dim` values, data units) in the machine's units: each value its `L − 1`
+    /// thermometer units (see the module doc).
     pub fn binarize(&self, x: &[f32], dim: usize) -> Result<BinaryData, BoltzmannError> {
-        binarize_at(x, dim, self.threshold())
+        binarize_levels(x, dim, &self.thresholds())
     }
 
     /// Writes `dir/rbm.json` atomically (creating `dir`).
@@ -192,6 +261,7 @@ impl RbmRun {
             data_max_bits: self.data_max.to_bits(),
             data_min: self.data_min,
             data_max: self.data_max,
+            levels: self.levels,
             training: self.training.clone(),
             reconstruction_error: self.reconstruction_error,
             visible: rbm.nv(),
@@ -232,11 +302,22 @@ impl RbmRun {
         if s.format != FORMAT {
             return Err(bad(format!("format {:?}, expected {FORMAT:?}", s.format)));
         }
-        let elems = s.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if !(2..=MAX_LEVELS).contains(&s.levels) {
+            return Err(bad(format!(
+                "levels {}: expected 2..={MAX_LEVELS}",
+                s.levels
+            )));
+        }
+        let elems = s
+            .shape
+            .iter()
+            .try_fold(usize::from(s.levels - 1), |n, &d| n.checked_mul(d));
         if s.shape.is_empty() || elems != Some(s.visible) {
             return Err(bad(format!(
-                "shape {:?} does not hold {} visible units",
-                s.shape, s.visible
+                "shape {:?} with {} units per value does not hold {} visible units",
+                s.shape,
+                s.levels - 1,
+                s.visible
             )));
         }
         let (lo, hi) = (
@@ -283,6 +364,7 @@ impl RbmRun {
             shape: s.shape,
             data_min: lo,
             data_max: hi,
+            levels: s.levels,
             training: s.training,
             reconstruction_error: s.reconstruction_error,
         })
@@ -293,6 +375,47 @@ impl RbmRun {
 #[must_use]
 pub fn threshold(lo: f32, hi: f32) -> f64 {
     (f64::from(lo) + f64::from(hi)) / 2.0
+}
+
+/// The thresholds `t_k = (lo·(L − k) + hi·k) / L`, `k = 1 .. L − 1`, in f64 (for `L = 2`
+/// exactly [`threshold`]).
+#[must_use]
+pub fn thresholds(lo: f32, hi: f32, levels: u16) -> Vec<f64> {
+    let l = f64::from(levels);
+    (1..levels)
+        .map(|k| {
+            let k = f64::from(k);
+            (f64::from(lo) * (l - k) + f64::from(hi) * k) / l
+        })
+        .collect()
+}
+
+/// `x` (rows of `dim` values) as rows of `dim · t.len()` units: unit `k` of a value is 1 where
+/// the value is `≥ t[k]` (`t` ascending: a thermometer code).
+pub fn binarize_levels(x: &[f32], dim: usize, t: &[f64]) -> Result<BinaryData, BoltzmannError> {
+    if t.len() == 1 {
+        return binarize_at(x, dim, t[0]);
+    }
+    if let Some((index, &v)) = x.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(BoltzmannError::NonFinite {
+            what: "x",
+            index,
+            value: f64::from(v),
+        });
+    }
+    let bits = x
+        .iter()
+        .flat_map(|&v| {
+            t.iter()
+                .map(move |&tk| if f64::from(v) >= tk { 1.0 } else { 0.0 })
+        })
+        .collect();
+    let width = dim.checked_mul(t.len()).ok_or(BoltzmannError::Shape {
+        what: "units per row",
+        expected: usize::MAX,
+        found: dim,
+    })?;
+    BinaryData::new(bits, width)
 }
 
 /// `x` (rows of `dim` values) as binary rows: 1 where a value is `≥ threshold`.
@@ -323,6 +446,7 @@ mod tests {
             shape: vec![2, 2],
             data_min: 0.0,
             data_max: 16.0,
+            levels: 2,
             training: RbmTraining {
                 steps: 10,
                 epochs: 2,
@@ -341,6 +465,36 @@ mod tests {
 
     fn scratch(name: &str) -> PathBuf {
         testing::scratch("rbm", name)
+    }
+
+    /// The thermometer code: the two-level code is the midpoint rule bit for bit; more levels
+    /// set a prefix of each value's units; decoding the units' means sums them back to the
+    /// level's value, from min to max.
+    #[test]
+    fn the_thermometer_code_binarises_and_decodes() {
+        let two = thresholds(-3.0, 5.0, 2);
+        assert_eq!(two, vec![threshold(-3.0, 5.0)]);
+        let t = thresholds(0.0, 4.0, 5);
+        assert_eq!(t, vec![0.8, 1.6, 2.4, 3.2]);
+        let b = binarize_levels(&[0.0, 1.7, 4.0, 3.2], 2, &t).unwrap();
+        assert_eq!(b.dim(), 8);
+        let rows: Vec<Vec<f64>> = b.iter().map(<[f64]>::to_vec).collect();
+        assert_eq!(rows[0], [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
+        assert_eq!(rows[1], [1.0; 8]);
+        assert!(binarize_levels(&[f32::NAN, 0.0], 2, &t).is_err());
+
+        let mut r = run();
+        r.data_min = 0.0;
+        r.data_max = 4.0;
+        r.levels = 5;
+        r.shape = vec![1];
+        assert_eq!(r.blob_shape(), vec![1, 4]);
+        let (scale, offset) = r.units();
+        assert_eq!((scale[0], offset[0]), (1.0, 0.0));
+        // Two levels on (1.0 each in data units): the value is min + 2Δ = 2.
+        let out = r.decode(&[1.0, 1.0, 0.0, 0.0]).unwrap();
+        assert_eq!(out, vec![2.0]);
+        assert!(r.decode(&[1.0, 1.0, 0.0]).is_err());
     }
 
     /// A saved run loads back equal, parameters bit for bit, and saving it again writes the

@@ -1,9 +1,10 @@
 //! What `microdiff train --objective vae | hvae` and `microdiff export` of such a run do: a
 //! Gaussian [`Vae`] or a two-level [`Hvae`] trained on the CPU in f64 from the run
-//! [`Settings`], kept as `vae.json` ([`VaeRun`]) or `hvae.json` ([`HvaeRun`]) in the run
+//! [`Settings`] (with `--device cuda`, on a backend in f32 instead: [`train_with`],
+//! [`train_hvae_with`]), kept as `vae.json` ([`VaeRun`]) or `hvae.json` ([`HvaeRun`]) in the run
 //! directory with the loss curve `loss.csv`, exported as the generative path (docs/zoo.md).
-//! The diffusion run machinery (checkpoints, `--resume`, the GPU) does not apply: the flags
-//! that belong to it are refused, not ignored, as are the other zoo families' flags. Errors are
+//! The diffusion run machinery (checkpoints, `--resume`) does not apply: the flags that belong
+//! to it are refused, not ignored, as are the other zoo families' flags. Errors are
 //! [`VaeRunError`]s phrased for the command line.
 
 use std::path::{Path, PathBuf};
@@ -11,9 +12,12 @@ use std::time::Instant;
 
 use microdiff_kernels::Dtype;
 
+use super::backend_train::{self, BackendTrainError};
 use super::hvae_run::HvaeRun;
 use super::run::{self as vae_run, VaeRun, VaeRunError};
 use super::{AdamConfig, Hvae, HvaeConfig, Likelihood, TrainConfig, Vae, VaeConfig, export};
+use crate::backend::Backend;
+use crate::backend::cpu::Cpu;
 use crate::data::{Dataset, Normalizer, Source};
 use crate::run::Settings;
 use crate::zoo::command::{
@@ -21,7 +25,7 @@ use crate::zoo::command::{
     refuse_flags, write_csv,
 };
 
-pub use crate::zoo::command::TrainFlags;
+pub use crate::zoo::command::{OnBackend, TrainFlags};
 
 /// A refusal of the command line's.
 fn refuse(message: String) -> VaeRunError {
@@ -83,11 +87,12 @@ const DEFAULT_HVAE_ACT: &str = "silu";
 const MAX_LAYERS: usize = 8;
 
 /// The RBM's settings, which no VAE reads (`(flag, given, owner)`).
-fn rbm_flags(s: &Settings) -> [(&'static str, bool, &'static str); 3] {
+fn rbm_flags(s: &Settings) -> [(&'static str, bool, &'static str); 4] {
     [
         ("--cd-k", s.cd_k.is_some(), "--objective rbm only"),
         ("--negative", s.negative.is_some(), "--objective rbm only"),
         ("--replicas", s.replicas.is_some(), "--objective rbm only"),
+        ("--levels", s.levels.is_some(), "--objective rbm only"),
     ]
 }
 
@@ -197,9 +202,24 @@ pub fn train(
     f: &TrainFlags<'_>,
     announce: impl FnOnce(&str),
 ) -> Result<Trained, VaeRunError> {
+    train_with::<Cpu>(s, f, None, announce)
+}
+
+/// [`train`], on `backend` in f32 ([`backend_train::train_on`]) when one is given (the
+/// `--device cuda` path), else by the f64 trainer on the CPU.
+pub fn train_with<B: Backend>(
+    s: &Settings,
+    f: &TrainFlags<'_>,
+    backend: Option<OnBackend<'_, B>>,
+    announce: impl FnOnce(&str),
+) -> Result<Trained, VaeRunError> {
     let mut others = rbm_flags(s).to_vec();
     others.push(("--latent2", s.latent2.is_some(), "--objective hvae only"));
-    refuse_flags("vae", s, f, &others)?;
+    let flags = match backend {
+        Some(_) => OnBackend::<B>::accept_device(f),
+        None => *f,
+    };
+    refuse_flags("vae", s, &flags, &others)?;
     let conditional = s.conditional.unwrap_or(false);
     let c = common(s, conditional, "relu")?;
     let ds = &c.ds;
@@ -221,8 +241,9 @@ pub fn train(
         seed: c.seed,
     };
     let mut vae = Vae::new(config).map_err(msg("the VAE"))?;
+    let on = backend.map_or("the CPU", |b| b.on);
     announce(&format!(
-        "training a VAE ({latent} latents, hidden {:?}, {}{}) on {} ({} examples of {:?}) for {} steps, batch {}, on the CPU, into {}",
+        "training a VAE ({latent} latents, hidden {:?}, {}{}) on {} ({} examples of {:?}) for {} steps, batch {}, on {on}, into {}",
         vec![c.hidden; c.layers],
         c.act_name,
         if ds.classes > 0 {
@@ -238,9 +259,26 @@ pub fn train(
         f.out.display()
     ));
     let start = Instant::now();
-    let losses = vae
-        .train(&c.x(), ds.labels.as_deref(), &c.train_config())
-        .map_err(training_failed)?;
+    let losses = match backend {
+        None => vae
+            .train(&c.x(), ds.labels.as_deref(), &c.train_config())
+            .map_err(training_failed)?,
+        Some(b) => {
+            let (trained, losses) = backend_train::train_on(
+                b.be,
+                &vae,
+                &c.x(),
+                ds.labels.as_deref(),
+                &c.train_config(),
+            )
+            .map_err(|e| match e {
+                BackendTrainError::Vae(e) => training_failed(e),
+                e => refuse(format!("training: {e}")),
+            })?;
+            vae = trained;
+            losses
+        }
+    };
     let run = VaeRun {
         vae,
         dataset: c.data_spec.clone(),
@@ -249,6 +287,7 @@ pub fn train(
         offset: c.norm.offset.clone(),
         steps: c.steps as usize,
         loss: tail_mean(&losses),
+        trained_on: backend.map(|b| b.on.to_owned()),
     };
     clear_old_run(f.out)?;
     run.save(f.out)?;
@@ -271,7 +310,22 @@ pub fn train_hvae(
     f: &TrainFlags<'_>,
     announce: impl FnOnce(&str),
 ) -> Result<TrainedHvae, VaeRunError> {
-    refuse_flags("hvae", s, f, &rbm_flags(s))?;
+    train_hvae_with::<Cpu>(s, f, None, announce)
+}
+
+/// [`train_hvae`], on `backend` in f32 ([`backend_train::train_hvae_on`]) when one is given
+/// (the `--device cuda` path), else by the f64 trainer on the CPU.
+pub fn train_hvae_with<B: Backend>(
+    s: &Settings,
+    f: &TrainFlags<'_>,
+    backend: Option<OnBackend<'_, B>>,
+    announce: impl FnOnce(&str),
+) -> Result<TrainedHvae, VaeRunError> {
+    let flags = match backend {
+        Some(_) => OnBackend::<B>::accept_device(f),
+        None => *f,
+    };
+    refuse_flags("hvae", s, &flags, &rbm_flags(s))?;
     if s.conditional == Some(true) {
         return Err(refuse(
             "--conditional true: the two-level VAE is unconditional (a class-conditional model: \
@@ -307,7 +361,7 @@ pub fn train_hvae(
     };
     let mut hvae = Hvae::new(config).map_err(msg("the two-level VAE"))?;
     announce(&format!(
-        "training a two-level VAE (z1 {z1}, z2 {z2}, hidden {:?}, {}) on {} ({} examples of {:?}) for {} steps, batch {}, on the CPU, into {}",
+        "training a two-level VAE (z1 {z1}, z2 {z2}, hidden {:?}, {}) on {} ({} examples of {:?}) for {} steps, batch {}, on {}, into {}",
         vec![c.hidden; c.layers],
         c.act_name,
         ds.name,
@@ -315,12 +369,26 @@ pub fn train_hvae(
         ds.shape,
         c.steps,
         c.batch,
+        backend.map_or("the CPU", |b| b.on),
         f.out.display()
     ));
     let start = Instant::now();
-    let losses = hvae
-        .train(&c.x(), &c.train_config())
-        .map_err(training_failed)?;
+    let losses = match backend {
+        None => hvae
+            .train(&c.x(), &c.train_config())
+            .map_err(training_failed)?,
+        Some(b) => {
+            let (trained, losses) =
+                backend_train::train_hvae_on(b.be, &hvae, &c.x(), &c.train_config()).map_err(
+                    |e| match e {
+                        BackendTrainError::Vae(e) => training_failed(e),
+                        e => refuse(format!("training: {e}")),
+                    },
+                )?;
+            hvae = trained;
+            losses
+        }
+    };
     let run = HvaeRun {
         hvae,
         dataset: c.data_spec.clone(),
@@ -329,6 +397,7 @@ pub fn train_hvae(
         offset: c.norm.offset.clone(),
         steps: c.steps as usize,
         loss: tail_mean(&losses),
+        trained_on: backend.map(|b| b.on.to_owned()),
     };
     clear_old_run(f.out)?;
     run.save(f.out)?;

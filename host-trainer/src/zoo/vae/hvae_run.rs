@@ -46,6 +46,9 @@ pub struct HvaeRun {
     pub steps: usize,
     /// Mean negative ELBO over the last 100 steps (nats per example, in the model's space).
     pub loss: f64,
+    /// The device that trained it when it was not the f64 trainer on the CPU (as
+    /// [`VaeRun::trained_on`](super::run::VaeRun::trained_on)); `None` for the f64 trainer.
+    pub trained_on: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -68,6 +71,9 @@ struct Stored {
     /// `f64::to_bits` of every parameter in the layout of `Hvae::params` (JSON numbers would
     /// not round-trip every f64).
     param_bits: Vec<u64>,
+    /// [`HvaeRun::trained_on`]; absent for the f64 trainer (and in files written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trained_on: Option<String>,
 }
 
 impl HvaeRun {
@@ -101,6 +107,7 @@ impl HvaeRun {
             likelihood: likelihood_name(c.likelihood).into(),
             seed: c.seed,
             param_bits: self.hvae.params().iter().map(|p| p.to_bits()).collect(),
+            trained_on: self.trained_on.clone(),
         };
         let text = serde_json::to_string(&stored).map_err(|e| VaeRunError::Format {
             path: path.clone(),
@@ -149,6 +156,7 @@ impl HvaeRun {
             offset: s.offset,
             steps: s.steps,
             loss: s.loss,
+            trained_on: s.trained_on,
         })
     }
 }
@@ -178,6 +186,7 @@ mod tests {
             offset: vec![0.5],
             steps: 10,
             loss: 1.25,
+            trained_on: None,
         }
     }
 

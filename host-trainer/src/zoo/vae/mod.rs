@@ -10,6 +10,8 @@
 //! * [`gaussian`] — [`Vae`]: `q(z|x) = N(μ(x), diag σ²(x))`, `p(z) = N(0, I)`, `p(x|z)` Gaussian
 //!   with a learned per-dimension log σ or Bernoulli ([`Likelihood`]); optional one-hot class
 //!   conditioning.
+//! * [`backend_train`] — [`Vae`]'s training step on any [`Backend`](crate::backend::Backend)
+//!   in f32 (the CUDA path of `--device cuda`), tracking [`Vae::train`].
 //! * [`hvae`] — [`Hvae`]: `p(z2) p(z1|z2) p(x|z1)` with bottom-up inference
 //!   `q(z1|x) q(z2|z1)`.
 //! * [`export`] — a [`Vae`]'s decoder as a weight blob the no_std runtime samples (objective
@@ -58,6 +60,7 @@
 //! lower bounds on `log p(x)` (higher is better); loss histories are the negative ELBO per
 //! example, averaged over the mini-batch.
 
+pub mod backend_train;
 pub mod command;
 pub mod dense;
 pub mod export;

@@ -117,6 +117,10 @@ pub struct VaeRun {
     pub steps: usize,
     /// Mean negative ELBO over the last 100 steps (nats per example, in the VAE's space).
     pub loss: f64,
+    /// The device that trained it when it was not the f64 trainer on the CPU
+    /// (`--device cuda`: the GPU as the training line named it); `None` (and nothing in the
+    /// file, so CPU runs keep their bytes) for the f64 trainer.
+    pub trained_on: Option<String>,
 }
 
 /// Why a VAE run could not be read or written.
@@ -188,6 +192,9 @@ struct Stored {
     seed: u64,
     /// `f64::to_bits` of every parameter (JSON numbers would not round-trip every f64).
     param_bits: Vec<u64>,
+    /// [`VaeRun::trained_on`]; absent for the f64 trainer (and in files written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trained_on: Option<String>,
 }
 
 /// The name of a host activation, as `activation` reads it back.
@@ -237,6 +244,7 @@ impl VaeRun {
             likelihood: likelihood_name(c.likelihood).into(),
             seed: c.seed,
             param_bits: self.vae.params().iter().map(|p| p.to_bits()).collect(),
+            trained_on: self.trained_on.clone(),
         };
         let text = serde_json::to_string(&stored).map_err(|e| VaeRunError::Format {
             path: path.clone(),
@@ -285,6 +293,7 @@ impl VaeRun {
             offset: s.offset,
             steps: s.steps,
             loss: s.loss,
+            trained_on: s.trained_on,
         })
     }
 }
@@ -313,6 +322,7 @@ mod tests {
             offset: vec![0.5],
             steps: 10,
             loss: 1.25,
+            trained_on: None,
         }
     }
 
@@ -328,6 +338,18 @@ mod tests {
         r.save(&dir).unwrap();
         assert!(VaeRun::exists(&dir));
         assert_eq!(VaeRun::load(&dir).unwrap(), r);
+        // The f64 trainer's file names no device; a backend's names it and reads back.
+        assert!(
+            !std::fs::read_to_string(VaeRun::path(&dir))
+                .unwrap()
+                .contains("trained_on")
+        );
+        let gpu = VaeRun {
+            trained_on: Some("a GPU".into()),
+            ..run()
+        };
+        gpu.save(&dir).unwrap();
+        assert_eq!(VaeRun::load(&dir).unwrap(), gpu);
         std::fs::remove_dir_all(&dir).ok();
     }
 
