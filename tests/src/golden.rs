@@ -70,11 +70,16 @@ pub enum Golden {
     /// checked in like [`Golden::Trained`], with the programs [`RBM_PROGRAMS`] (Gibbs sweeps
     /// with Bernoulli draws inside the network).
     TrainedRbm,
+    /// A trained class-conditional diffusion model on the 2-D set `8gaussians`
+    /// (`host-trainer/examples/golden_zoo_2d.rs`, docs/zoo.md's 2-D table), checked in like
+    /// [`Golden::Trained`], with the one program [`TOY_DIFFUSION_PROGRAM`]. The 2-D table's
+    /// VAEs and RBMs are [`Golden::TrainedVae`] and [`Golden::TrainedRbm`] blobs.
+    TrainedToyDiffusion,
 }
 
 /// The golden blobs and their file names. The full-integer digits model comes first among the
 /// digits models, so the firmware's ASCII-art digit is the integer network's.
-pub const BLOBS: [(Golden, &str); 10] = [
+pub const BLOBS: [(Golden, &str); 16] = [
     (Golden::RefMlp(Dtype::F32), "ref-mlp-f32.mdfb"),
     (Golden::RefMlp(Dtype::F16), "ref-mlp-f16.mdfb"),
     (Golden::RefMlp(Dtype::I8), "ref-mlp-i8.mdfb"),
@@ -85,7 +90,35 @@ pub const BLOBS: [(Golden, &str); 10] = [
     (Golden::TrainedVae, DIGITS_HVAE_FILE),
     (Golden::TrainedRbm, DIGITS_RBM_FILE),
     (Golden::TrainedRbm, DIGITS_RBM_W8A8_FILE),
+    (Golden::TrainedToyDiffusion, TOY_DIFFUSION_FILE),
+    (Golden::TrainedVae, TOY_VAE_FILE),
+    (Golden::TrainedVae, TOY_VAE_W8A8_FILE),
+    (Golden::TrainedVae, TOY_HVAE_FILE),
+    (Golden::TrainedRbm, TOY_RBM_FILE),
+    (Golden::TrainedRbm, TOY_RBM_W8A8_FILE),
 ];
+
+/// The 2-D table's class-conditional diffusion model (int8 weights, f32 arithmetic), program
+/// [`TOY_DIFFUSION_PROGRAM`].
+pub const TOY_DIFFUSION_FILE: &str = "8gaussians-diffusion-i8.mdfb";
+
+/// Its program: DPM-Solver++(2M), 10 evaluations, unguided.
+pub const TOY_DIFFUSION_PROGRAM: &str = "dpmpp2m10";
+
+/// The 2-D table's class-conditional VAE decoder (int8 weights, f32 arithmetic).
+pub const TOY_VAE_FILE: &str = "8gaussians-vae.mdfb";
+
+/// The same decoder as a full-integer (W8A8) network.
+pub const TOY_VAE_W8A8_FILE: &str = "8gaussians-vae-w8a8.mdfb";
+
+/// The 2-D table's two-level VAE (int8 weights, f32 arithmetic).
+pub const TOY_HVAE_FILE: &str = "8gaussians-hvae.mdfb";
+
+/// The 2-D table's RBM on the thermometer-coded points (int8 weights, f32 arithmetic).
+pub const TOY_RBM_FILE: &str = "8gaussians-rbm.mdfb";
+
+/// The same RBM as a full-integer (W8A8) sweep.
+pub const TOY_RBM_W8A8_FILE: &str = "8gaussians-rbm-w8a8.mdfb";
 
 /// The same RBM as a full-integer (W8A8) sweep (`QBERNOULLI` draws), programs [`RBM_PROGRAMS`].
 pub const DIGITS_RBM_W8A8_FILE: &str = "digits-rbm-w8a8.mdfb";
@@ -133,7 +166,7 @@ pub fn build_blob(which: Golden, file: &str) -> Result<Vec<u8>, String> {
             }
             b
         }
-        Golden::Trained | Golden::TrainedVae | Golden::TrainedRbm => {
+        Golden::Trained | Golden::TrainedVae | Golden::TrainedRbm | Golden::TrainedToyDiffusion => {
             return std::fs::read(dir().join(file))
                 .map_err(|e| format!("trained golden blob tests/golden/{file}: {e}"));
         }
@@ -214,6 +247,7 @@ pub fn case_grid() -> Vec<(String, String, SampleRequest)> {
             Golden::Trained => vec![DIGITS_PROGRAM.to_string()],
             Golden::TrainedVae => vec![VAE_PROGRAM.to_string()],
             Golden::TrainedRbm => RBM_PROGRAMS.iter().map(|p| p.to_string()).collect(),
+            Golden::TrainedToyDiffusion => vec![TOY_DIFFUSION_PROGRAM.to_string()],
         };
         for name in names {
             for spec in specs {

@@ -26,7 +26,9 @@ target instead of the table (target, flash_bytes, static_ram_bytes, stack_bytes,
 runtime_and_runner_flash_bytes, runtime_flash_bytes_w8a8, macs_per_eval_digits,
 instructions_per_sample_f32_digits_cfg10, instructions_per_mac_f32, macs_per_eval_w8a8_digits,
 instructions_per_sample_w8a8_digits_cfg10, instructions_per_mac_w8a8,
-instructions_per_sample_vae_digits, instructions_per_sample_vae_w8a8_digits).";
+and docs/zoo.md's device columns: instructions_per_sample_{vae,vae_w8a8,hvae,rbm_gibbs10,
+rbm_gibbs50,rbm_w8a8_gibbs10,rbm_w8a8_gibbs50}_{digits,8gaussians} and
+instructions_per_sample_diffusion_dpmpp2m10_8gaussians).";
 
 /// QEMU's system emulators, installed from the OS packages by `.ci/install-qemu.sh`.
 pub fn qemu_tool() -> Tool {

@@ -97,7 +97,9 @@ fn train_on<B: Backend>(
 fn zoo(a: Args) -> Result<(), CliError> {
     if a.device != DeviceChoice::Auto && a.device != DeviceChoice::Cpu {
         return Err(CliError::Msg(
-            "--zoo trains on the CPU (the VAE, two-level VAE and RBM trainers are CPU-only)".into(),
+            "--zoo trains on the CPU: docs/zoo.md's figures come from the f64 reference trainers \
+             (`microdiff train --objective vae | rbm --device cuda` trains one family on a GPU)"
+                .into(),
         ));
     }
     let total = Instant::now();

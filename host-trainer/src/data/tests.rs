@@ -132,6 +132,18 @@ fn toy_labels_match_components() {
         })
         .count();
     assert!(own >= 990, "{own} of 1000 nearest their own centre");
+    // `component` is that classifier (and the rings' nearest radius): it agrees with the
+    // labels as often, and refuses what it cannot classify.
+    for (t, at_least) in [(Toy::EightGaussians, 990), (Toy::Rings, 990)] {
+        let d = toy_labelled(t, 1000, 4);
+        let labels = d.labels.as_ref().unwrap();
+        let agree = (0..d.len())
+            .filter(|&i| t.component(d.row(i)[0], d.row(i)[1]) == Some(labels[i]))
+            .count();
+        assert!(agree >= at_least, "{t}: {agree} of 1000");
+    }
+    assert_eq!(Toy::EightGaussians.component(f32::NAN, 0.0), None);
+    assert_eq!(Toy::TwoMoons.component(0.0, 0.0), None);
     // Checkerboard: points lie on dark squares (column + row even, in the reference grid).
     let d = toy(Toy::Checkerboard, 1000, 5);
     let unit = (64.0f64 / 12.0).sqrt(); // reference units per unit of output

@@ -94,6 +94,30 @@ impl Toy {
         }
     }
 
+    /// The component [`toy_labelled`] most likely drew the point `(x, y)` (data units: centred
+    /// and scaled) from, where that is a closed form: `8gaussians` — the nearest centre, which
+    /// for equal-weight isotropic components on one circle is the nearest angle `kπ/4`; `rings`
+    /// — the nearest radius. `None` for the other sets and for a non-finite point.
+    pub fn component(self, x: f32, y: f32) -> Option<u16> {
+        let (x, y) = (f64::from(x), f64::from(y));
+        if !(x.is_finite() && y.is_finite()) {
+            return None;
+        }
+        match self {
+            Toy::EightGaussians => {
+                let k = (y.atan2(x) / (PI / 4.0)).round().rem_euclid(8.0);
+                Some(k as u16 % 8)
+            }
+            Toy::Rings => {
+                let (_, _, std) = self.reference_moments();
+                let r = x.hypot(y) * std / 3.0;
+                // Radii 1, 0.75, 0.5, 0.25 (× 3) are rings 0..4.
+                Some(((1.0 - r) / 0.25).round().clamp(0.0, 3.0) as u16)
+            }
+            _ => None,
+        }
+    }
+
     /// `(mean x, mean y, isotropic std)` of the population in reference units, exact.
     fn reference_moments(self) -> (f64, f64, f64) {
         match self {

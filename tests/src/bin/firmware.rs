@@ -382,10 +382,9 @@ fn per_mac(perf: Option<(u64, u64, u64)>, macs: u64) -> String {
 /// f32 arithmetic) and `digits-w8a8.mdfb` (full integer): `macs_per_eval_digits` and
 /// `macs_per_eval_w8a8_digits`, `instructions_per_sample_{f32,w8a8}_digits_cfg10` (the whole
 /// program: network, `LIN`s, noise) and `instructions_per_mac_{f32,w8a8}` (one network
-/// evaluation alone, the firmware's `netperf` line, / MACs); for the digits VAE decoder
-/// (program `decode`: one network pass), `instructions_per_sample_vae_digits`
-/// (`digits-vae.mdfb`, int8 weights, f32 arithmetic) and `instructions_per_sample_vae_w8a8_digits`
-/// (`digits-vae-w8a8.mdfb`).
+/// evaluation alone, the firmware's `netperf` line, / MACs); and docs/zoo.md's device columns,
+/// the whole-program counts of [`ZOO_KEYS`] (e.g. `instructions_per_sample_vae_digits`: the
+/// digits VAE decoder, `digits-vae.mdfb`, program `decode`, one network pass).
 /// Figures a target cannot give are `null`.
 #[allow(clippy::too_many_arguments)]
 fn json_line(
@@ -422,6 +421,86 @@ fn json_line(
         per_mac(net(golden::DIGITS_W8A8_FILE), w8a8_macs),
     )
 }
+
+/// The zoo's per-sample counts in `size --json` (docs/zoo.md's device columns): `(key, golden
+/// blob, program)`, one whole program each.
+const ZOO_KEYS: [(&str, &str, &str); 15] = [
+    (
+        "instructions_per_sample_vae_digits",
+        golden::DIGITS_VAE_FILE,
+        golden::VAE_PROGRAM,
+    ),
+    (
+        "instructions_per_sample_vae_w8a8_digits",
+        golden::DIGITS_VAE_W8A8_FILE,
+        golden::VAE_PROGRAM,
+    ),
+    (
+        "instructions_per_sample_hvae_digits",
+        golden::DIGITS_HVAE_FILE,
+        golden::VAE_PROGRAM,
+    ),
+    (
+        "instructions_per_sample_rbm_gibbs10_digits",
+        golden::DIGITS_RBM_FILE,
+        golden::RBM_PROGRAMS[0],
+    ),
+    (
+        "instructions_per_sample_rbm_gibbs50_digits",
+        golden::DIGITS_RBM_FILE,
+        golden::RBM_PROGRAMS[1],
+    ),
+    (
+        "instructions_per_sample_rbm_w8a8_gibbs10_digits",
+        golden::DIGITS_RBM_W8A8_FILE,
+        golden::RBM_PROGRAMS[0],
+    ),
+    (
+        "instructions_per_sample_rbm_w8a8_gibbs50_digits",
+        golden::DIGITS_RBM_W8A8_FILE,
+        golden::RBM_PROGRAMS[1],
+    ),
+    (
+        "instructions_per_sample_diffusion_dpmpp2m10_8gaussians",
+        golden::TOY_DIFFUSION_FILE,
+        golden::TOY_DIFFUSION_PROGRAM,
+    ),
+    (
+        "instructions_per_sample_vae_8gaussians",
+        golden::TOY_VAE_FILE,
+        golden::VAE_PROGRAM,
+    ),
+    (
+        "instructions_per_sample_vae_w8a8_8gaussians",
+        golden::TOY_VAE_W8A8_FILE,
+        golden::VAE_PROGRAM,
+    ),
+    (
+        "instructions_per_sample_hvae_8gaussians",
+        golden::TOY_HVAE_FILE,
+        golden::VAE_PROGRAM,
+    ),
+    (
+        "instructions_per_sample_rbm_gibbs10_8gaussians",
+        golden::TOY_RBM_FILE,
+        golden::RBM_PROGRAMS[0],
+    ),
+    (
+        "instructions_per_sample_rbm_gibbs50_8gaussians",
+        golden::TOY_RBM_FILE,
+        golden::RBM_PROGRAMS[1],
+    ),
+    (
+        "instructions_per_sample_rbm_w8a8_gibbs10_8gaussians",
+        golden::TOY_RBM_W8A8_FILE,
+        golden::RBM_PROGRAMS[0],
+    ),
+    (
+        "instructions_per_sample_rbm_w8a8_gibbs50_8gaussians",
+        golden::TOY_RBM_W8A8_FILE,
+        golden::RBM_PROGRAMS[1],
+    ),
+];
 
 fn size(args: &[String]) -> Result<bool, String> {
     let mut bless = false;
@@ -504,44 +583,10 @@ fn size(args: &[String]) -> Result<bool, String> {
                     &report,
                     (digits_case, digits_macs),
                     (w8a8_case, w8a8_macs),
-                    &[
-                        (
-                            "instructions_per_sample_vae_digits",
-                            case_perf(&report, golden::DIGITS_VAE_FILE, golden::VAE_PROGRAM),
-                        ),
-                        (
-                            "instructions_per_sample_vae_w8a8_digits",
-                            case_perf(&report, golden::DIGITS_VAE_W8A8_FILE, golden::VAE_PROGRAM),
-                        ),
-                        (
-                            "instructions_per_sample_hvae_digits",
-                            case_perf(&report, golden::DIGITS_HVAE_FILE, golden::VAE_PROGRAM),
-                        ),
-                        (
-                            "instructions_per_sample_rbm_gibbs10_digits",
-                            case_perf(&report, golden::DIGITS_RBM_FILE, golden::RBM_PROGRAMS[0]),
-                        ),
-                        (
-                            "instructions_per_sample_rbm_gibbs50_digits",
-                            case_perf(&report, golden::DIGITS_RBM_FILE, golden::RBM_PROGRAMS[1]),
-                        ),
-                        (
-                            "instructions_per_sample_rbm_w8a8_gibbs10_digits",
-                            case_perf(
-                                &report,
-                                golden::DIGITS_RBM_W8A8_FILE,
-                                golden::RBM_PROGRAMS[0],
-                            ),
-                        ),
-                        (
-                            "instructions_per_sample_rbm_w8a8_gibbs50_digits",
-                            case_perf(
-                                &report,
-                                golden::DIGITS_RBM_W8A8_FILE,
-                                golden::RBM_PROGRAMS[1],
-                            ),
-                        ),
-                    ],
+                    &ZOO_KEYS
+                        .iter()
+                        .map(|&(key, file, program)| (key, case_perf(&report, file, program)))
+                        .collect::<Vec<_>>(),
                     w8a8_flash,
                 )
             );
