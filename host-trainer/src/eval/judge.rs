@@ -98,7 +98,7 @@ const RBF_GRID: usize = 9;
 /// Half-width of the grid, data units.
 const RBF_HALF_WIDTH: f32 = 2.0;
 
-/// The 2-D points `x` as [`RBF_GRID`]² Gaussian bumps `exp(−|p − c|² / 2s²)` around the grid's
+/// The 2-D points `x` as 9 × 9 Gaussian bumps `exp(−|p − c|² / 2s²)` around the grid's
 /// centres `c` (`s` their spacing): a fixed feature map in which a Fréchet distance sees where
 /// the mass is, not only its mean and covariance (in the plane itself, eight modes on a circle
 /// and one isotropic Gaussian have the same first two moments).

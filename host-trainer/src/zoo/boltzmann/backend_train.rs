@@ -1,5 +1,5 @@
 //! Training an [`Rbm`] by CD-k or persistent CD on any [`Backend`], in f32: what
-//! `microdiff train --objective rbm --device cuda` runs (the f64 [`train`](super::train)
+//! `microdiff train --objective rbm --device cuda` runs (the f64 [`train`](super::train())
 //! stays the CPU path and the reference).
 //!
 //! It owns [`train_updates_on`]: the updates of [`train_updates`](super::train_updates), step
