@@ -1,4 +1,4 @@
-//! Training an [`Rbm`] by CD-k or persistent CD on any [`Backend`], in f32: what
+//! Training an [`Rbm`] by CD-k, persistent CD or replica exchange on any [`Backend`], in f32: what
 //! `microdiff train --objective rbm --device cuda` runs (the f64 [`train`](super::train())
 //! stays the CPU path and the reference).
 //!
@@ -13,16 +13,24 @@
 //! * the CD gradient: the outer products `Σ_r s_r p_r v_rᵀ` and `Σ_r s_r p_r` by
 //!   [`Backend::linear_bwd`] with `dy = s·p` (`s` = ∓1/rows: descent on the negative
 //!   log-likelihood), `Σ_r s_r v_r` by [`Backend::col_sum`];
-//! * the update `p −= lr·(g + λ·mask·p)`, decay on `W` only: [`Backend::sgd`].
+//! * the update `p −= lr·(g + λ·mask·p)`, decay on `W` only: [`Backend::sgd`];
+//! * replica exchange (`--negative pt`): one batch of chains per rung of the ladder, swept at
+//!   its inverse temperature `β` (the pre-activations scaled by [`Backend::scale`]; noise
+//!   elements offset by `rung·(nv + nh)` as in `ParallelTempering`), then the swap proposals
+//!   on the host: the states are downloaded, each replica's energy computed in f64 from the
+//!   f32 parameters, the Metropolis test drawn from the same uniforms as the f64 trainer's,
+//!   and the exchanged states written back. That is one download and, when a swap is
+//!   accepted, one upload of every rung's states per sweep: correct, not fast (a GPU kernel
+//!   for the energies and swaps would keep them on the device).
 //!
 //! Promises: the noise is the f64 trainer's (stream = the data row for CD, the chain for PCD;
 //! draw `DRAW_TRAIN + counter`; element = unit, visible first — the [module doc](super)), so
 //! the Bernoulli draws are the same draws as far as f32 probabilities allow (a draw flips only
 //! when a uniform lands within an f32 rounding of its probability), and the result is the
 //! f64 [`Trained`] (an [`Rbm`] and per-epoch [`EpochStats`] computed on the host from the
-//! downloaded parameters). Replica exchange (`--negative pt`) is refused with
-//! [`BackendTrainError::Tempering`]. No panics on user input: the f64 trainer's checks, checked
-//! sizes and counters, and a device error or divergence is a typed error.
+//! downloaded parameters; with replica exchange, each epoch's swap acceptance). No panics on
+//! user input: the f64 trainer's checks, checked sizes and counters, and a device error or
+//! divergence is a typed error.
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
@@ -45,12 +53,6 @@ pub enum BackendTrainError {
     /// The machine, the data or a setting (the f64 trainer's checks), or divergence.
     #[error("training the RBM: {0}")]
     Rbm(#[from] BoltzmannError),
-    /// Replica exchange has no backend implementation.
-    #[error(
-        "--negative pt: replica exchange trains on the CPU only (--device cpu); cd and pcd \
-         train on a GPU"
-    )]
-    Tempering,
     /// The backend's device failed.
     #[error("device error at update {update}: {source}")]
     Device {
@@ -145,8 +147,9 @@ impl Layout {
     }
 }
 
-/// One Gibbs sweep of the states in `ph.v` (hidden draws at elements `nv + j`, visible at
-/// `i`), as `Rbm::gibbs_sweep` at β = 1.
+/// One Gibbs sweep at inverse temperature `beta` of the states in `ph.v` (hidden draws at
+/// elements `offset + nv + j`, visible at `offset + i`), as `Rbm::gibbs_sweep`.
+#[allow(clippy::too_many_arguments)]
 fn sweep<B: Backend>(
     be: &B,
     lay: Layout,
@@ -154,28 +157,101 @@ fn sweep<B: Backend>(
     ph: &mut Phase<B::Buf>,
     seed: u64,
     d: u32,
+    offset: u32,
+    beta: f32,
 ) {
     let rows = ph.rows;
-    be.linear_act_fwd(
-        Activation::Sigmoid,
-        lay.hidden(rows),
-        params,
-        &ph.v,
-        &mut ph.ah,
-        &mut ph.ph,
-    );
-    let noise = |offset| RowNoise {
+    if beta == 1.0 {
+        be.linear_act_fwd(
+            Activation::Sigmoid,
+            lay.hidden(rows),
+            params,
+            &ph.v,
+            &mut ph.ah,
+            &mut ph.ph,
+        );
+    } else {
+        be.linear_fwd(lay.hidden(rows), params, &ph.v, &mut ph.ah);
+        be.scale(&mut ph.ah, beta);
+        be.act_fwd(Activation::Sigmoid, &ph.ah, &mut ph.ph);
+    }
+    let noise = |at| RowNoise {
         seed,
         domain: Domain::TrainNoise,
         streams: &ph.streams,
         draw: d,
-        offset,
+        offset: at,
     };
-    // Elements are u32 (the noise module checks nv + nh fits).
-    be.bernoulli(&ph.ph, &mut ph.h, noise(lay.nv as u32));
+    // Elements are u32 (`train_updates_on` checks the last one fits).
+    be.bernoulli(&ph.ph, &mut ph.h, noise(offset + lay.nv as u32));
     be.linear_t_fwd(lay.visible(rows), params, &ph.h, &mut ph.av);
+    if beta != 1.0 {
+        be.scale(&mut ph.av, beta);
+    }
     be.act_fwd(Activation::Sigmoid, &ph.av, &mut ph.pv);
-    be.bernoulli(&ph.pv, &mut ph.v, noise(0));
+    be.bernoulli(&ph.pv, &mut ph.v, noise(offset));
+}
+
+/// Swap proposals and acceptances of each neighbour pair of the ladder, since the start.
+struct Swaps {
+    proposed: Vec<u64>,
+    accepted: Vec<u64>,
+}
+
+/// The swap proposals of one sweep (draw `d`) between neighbouring rungs `(k, k + 1)`,
+/// `k = 0 .. K − 2` in order, for every chain, as `ParallelTempering::sweep` makes them: the
+/// energies of `rbm` (the f32 parameters in f64) of the states after the sweep, accepted with
+/// probability `min(1, exp((β_k − β_{k+1})(E_k − E_{k+1})))` by element `K·(nv + nh) + k` of
+/// the chain's draw. Accepted swaps exchange the chain's rows of the two rungs on the device.
+fn exchange<B: Backend>(
+    be: &B,
+    rbm: &Rbm,
+    rungs: &mut [Phase<B::Buf>],
+    betas: &[f64],
+    (seed, d): (u64, u32),
+    swaps: &mut Swaps,
+) {
+    let (nv, nh, k) = (rbm.nv(), rbm.nh(), rungs.len());
+    let mut v: Vec<Vec<f32>> = rungs.iter().map(|p| be.download(&p.v)).collect();
+    let mut h: Vec<Vec<f32>> = rungs.iter().map(|p| be.download(&p.h)).collect();
+    let chains = rungs.first().map_or(0, |p| p.rows);
+    let widen = |x: &[f32]| x.iter().map(|&a| f64::from(a)).collect::<Vec<f64>>();
+    let mut changed = false;
+    let mut energy = vec![0.0f64; k];
+    for c in 0..chains {
+        let noise = NoiseStream::new(seed, c as u32, Domain::TrainNoise);
+        for r in 0..k {
+            energy[r] = rbm.energy_unchecked(
+                &widen(&v[r][c * nv..(c + 1) * nv]),
+                &widen(&h[r][c * nh..(c + 1) * nh]),
+            );
+        }
+        for r in 0..k - 1 {
+            let log_a = (betas[r] - betas[r + 1]) * (energy[r] - energy[r + 1]);
+            // The element fits a u32: `train_updates_on` checked K·(nv + nh) + K.
+            let u = f64::from(noise.uniform(d, (k * (nv + nh) + r) as u32));
+            swaps.proposed[r] += 1;
+            if log_a >= 0.0 || u.ln() < log_a {
+                swaps.accepted[r] += 1;
+                swap_chain(&mut v, r, c, nv);
+                swap_chain(&mut h, r, c, nh);
+                energy.swap(r, r + 1);
+                changed = true;
+            }
+        }
+    }
+    if changed {
+        for (p, (v, h)) in rungs.iter_mut().zip(v.iter().zip(&h)) {
+            be.write(&mut p.v, v);
+            be.write(&mut p.h, h);
+        }
+    }
+}
+
+/// Exchanges chain `c`'s row (`n` values) between rungs `r` and `r + 1`.
+fn swap_chain(x: &mut [Vec<f32>], r: usize, c: usize, n: usize) {
+    let (lo, hi) = x.split_at_mut(r + 1);
+    lo[r][c * n..(c + 1) * n].swap_with_slice(&mut hi[0][c * n..(c + 1) * n]);
 }
 
 /// Adds `weight·(p vᵀ, p, v)` with `p = σ(v Wᵀ + c)` of the states in `ph.v` to the gradient
@@ -242,22 +318,26 @@ pub fn train_updates_on<B: Backend>(
         c.gibbs_steps as f64,
         "at least 1",
     )?;
-    let chains = match c.negative {
-        NegativePhase::Contrastive => None,
-        NegativePhase::Persistent { chains } => {
-            require(chains >= 1, "chains", chains as f64, "at least 1")?;
-            index("chains", chains - 1)?;
-            Some(chains)
-        }
-        NegativePhase::Tempering { .. } => return Err(BackendTrainError::Tempering),
+    // The persistent chains and the ladder of their rungs (PCD: one rung, β = 1).
+    let (chains, betas) = match &c.negative {
+        NegativePhase::Contrastive => (None, vec![1.0]),
+        NegativePhase::Persistent { chains } => (Some(*chains), vec![1.0]),
+        NegativePhase::Tempering { chains, ladder } => (Some(*chains), ladder.betas().to_vec()),
     };
+    if let Some(chains) = chains {
+        require(chains >= 1, "chains", chains as f64, "at least 1")?;
+        index("chains", chains - 1)?;
+    }
+    let tempering = betas.len() > 1;
     let rows = data.rows();
     index("data rows", rows)?;
     let (nv, nh) = (initial.nv(), initial.nh());
-    // Noise elements: visible and hidden units of one replica.
+    // Noise elements: the units of every rung, then one swap uniform per neighbour pair.
     index(
         "units",
         nv.checked_add(nh)
+            .and_then(|u| u.checked_mul(betas.len()))
+            .and_then(|u| u.checked_add(betas.len()))
             .ok_or(BoltzmannError::Overflow { what: "units" })?,
     )?;
     let lay = Layout { nv, nh };
@@ -278,19 +358,28 @@ pub fn train_updates_on<B: Backend>(
 
     // Positive (and CD's negative) phases by batch size: at most two sizes.
     let mut batches: BTreeMap<usize, Phases<B::Buf>> = BTreeMap::new();
+    // One batch of `chains` rows per rung, every rung from the same data rows.
     let mut persistent = match chains {
         None => None,
         Some(n) => {
-            let mut ph = Phase::new(be, n, nv, nh)?;
             let mut v = Vec::with_capacity(n * nv);
             for p in 0..n {
                 let row = &data.as_slice()[(p % rows) * nv..][..nv];
                 v.extend(row.iter().map(|&x| x as f32));
             }
-            be.write(&mut ph.v, &v);
-            be.write(&mut ph.streams, &stream_ids((0..n).map(|p| p as u32)));
-            Some(ph)
+            let mut rungs = Vec::with_capacity(betas.len());
+            for _ in &betas {
+                let mut ph = Phase::new(be, n, nv, nh)?;
+                be.write(&mut ph.v, &v);
+                be.write(&mut ph.streams, &stream_ids((0..n).map(|p| p as u32)));
+                rungs.push(ph);
+            }
+            Some(rungs)
         }
+    };
+    let mut swaps = Swaps {
+        proposed: vec![0; betas.len() - 1],
+        accepted: vec![0; betas.len() - 1],
     };
     let mut sweeps = 0u64;
     let mut left = updates;
@@ -300,6 +389,7 @@ pub fn train_updates_on<B: Backend>(
     let mut vhost = Vec::new();
     for epoch in 0..epochs {
         order.sort_by_key(|&i| (shuffle.raw(epoch as u32, i as u32), i));
+        let before = (swaps.proposed.clone(), swaps.accepted.clone());
         for batch in order.chunks(c.batch_size) {
             if left == 0 {
                 break;
@@ -338,15 +428,32 @@ pub fn train_updates_on<B: Backend>(
                             .ok_or(BoltzmannError::Overflow {
                                 what: "noise draw counter",
                             })?;
-                        sweep(be, lay, &params, neg, c.seed, draw(DRAW_TRAIN, counter)?);
+                        let d = draw(DRAW_TRAIN, counter)?;
+                        sweep(be, lay, &params, neg, c.seed, d, 0, 1.0);
                     }
                     accumulate(be, lay, &params, &mut grads, neg, 1.0 / n as f32);
                 }
-                Some(pt) => {
+                Some(rungs) => {
+                    // The energies of the swap test: the parameters this update's sweeps use.
+                    let current = if tempering {
+                        Some(to_rbm(be, &params, lay, done)?)
+                    } else {
+                        None
+                    };
+                    let per_rung = (nv + nh) as u32;
                     for _ in 0..c.gibbs_steps {
-                        sweep(be, lay, &params, pt, c.seed, draw(DRAW_TRAIN, sweeps)?);
+                        let d = draw(DRAW_TRAIN, sweeps)?;
+                        for (r, (ph, &beta)) in rungs.iter_mut().zip(&betas).enumerate() {
+                            // `r·(nv + nh)` fits a u32: checked above.
+                            let offset = r as u32 * per_rung;
+                            sweep(be, lay, &params, ph, c.seed, d, offset, beta as f32);
+                        }
+                        if let Some(rbm) = &current {
+                            exchange(be, rbm, rungs, &betas, (c.seed, d), &mut swaps);
+                        }
                         sweeps += 1;
                     }
+                    let pt = &mut rungs[0];
                     let w = 1.0 / pt.rows as f32;
                     accumulate(be, lay, &params, &mut grads, pt, w);
                 }
@@ -371,7 +478,19 @@ pub fn train_updates_on<B: Backend>(
             } else {
                 None
             },
-            swap_acceptance: None,
+            swap_acceptance: tempering.then(|| {
+                let (p0, a0) = &before;
+                swaps
+                    .proposed
+                    .iter()
+                    .zip(p0)
+                    .zip(swaps.accepted.iter().zip(a0))
+                    .map(|((p, p0), (a, a0))| match p - p0 {
+                        0 => 0.0,
+                        n => (a - a0) as f64 / n as f64,
+                    })
+                    .collect()
+            }),
         });
     }
     Ok(Trained {
@@ -435,8 +554,9 @@ mod tests {
         m
     }
 
-    /// CD-1, CD-2 (batch 8: a partial last batch of 6) and PCD with 5 chains, 7 updates each
-    /// (more than two epochs of 30 rows).
+    /// CD-1, CD-2 (batch 8: a partial last batch of 6), PCD with 5 chains and replica
+    /// exchange (5 chains of 3 rungs, 2 sweeps per update), 7 updates each (more than two
+    /// epochs of 30 rows).
     fn cases() -> Vec<(&'static str, TrainConfig)> {
         let base = TrainConfig {
             epochs: 0,
@@ -462,6 +582,17 @@ mod tests {
                 "pcd",
                 TrainConfig {
                     negative: NegativePhase::Persistent { chains: 5 },
+                    ..base.clone()
+                },
+            ),
+            (
+                "pt",
+                TrainConfig {
+                    negative: NegativePhase::Tempering {
+                        chains: 5,
+                        ladder: super::super::Ladder::linear(3, 0.5).unwrap(),
+                    },
+                    gibbs_steps: 2,
                     ..base
                 },
             ),
@@ -508,19 +639,22 @@ mod tests {
         }
     }
 
-    /// Replica exchange is refused with a typed error naming the CPU.
+    /// Replica exchange: the swap acceptance of every epoch is the f64 trainer's, and swaps
+    /// happen (with a linear ladder down to β = 0.5 on this small machine, most proposals
+    /// are accepted).
     #[test]
-    fn tempering_is_refused() {
-        let cfg = TrainConfig {
-            negative: NegativePhase::Tempering {
-                chains: 2,
-                ladder: super::super::Ladder::new(vec![1.0, 0.5]).unwrap(),
-            },
-            ..cases()[0].1.clone()
-        };
-        let e = train_updates_on(&Cpu, &machine(), &data(), &cfg, 1).unwrap_err();
-        assert!(matches!(e, BackendTrainError::Tempering));
-        assert!(e.to_string().contains("--device cpu"), "{e}");
+    fn tempering_swaps_like_the_f64_trainer() {
+        let (_, cfg) = cases().pop().unwrap();
+        let data = data();
+        let want = train_updates(&machine(), &data, &cfg, 7).unwrap();
+        let got = train_updates_on(&Cpu, &machine(), &data, &cfg, 7).unwrap();
+        for (g, w) in got.epochs.iter().zip(&want.epochs) {
+            let (g, w) = (g.swap_acceptance.clone(), w.swap_acceptance.clone());
+            assert_eq!(g, w);
+            let g = g.unwrap();
+            assert_eq!(g.len(), 2);
+            assert!(g.iter().all(|&a| a > 0.0 && a <= 1.0), "{g:?}");
+        }
     }
 
     /// The CUDA backend on the emulator against the CPU backend: the same draws (the noise

@@ -208,9 +208,6 @@ pub fn train_with<B: Backend>(
     let lr = learning_rate(s, DEFAULT_LR)?;
     let cd_k = count("--cd-k", s.cd_k.unwrap_or(DEFAULT_CD_K), MAX_CD_K)?;
     let (negative, negative_name, ladder) = negative_phase(s, batch)?;
-    if backend.is_some() && matches!(negative, NegativePhase::Tempering { .. }) {
-        return Err(refuse(BackendTrainError::Tempering.to_string()));
-    }
     check_out(f.out, f.force)?;
 
     let cuts = thresholds(lo, hi, levels);
