@@ -17,7 +17,7 @@
 //! Like `golden_zoo`, the blobs are checked-in artifacts, not rebuilt by `cargo xtask golden`:
 //! training runs with libm's `exp`/`ln`, so another machine may give other weights.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use microdiff_trainer::backend::cpu::{Cpu, hot_pool};
 use microdiff_trainer::export::from_run::{Options, from_run};
@@ -32,17 +32,6 @@ const DATA: &str = "8gaussians";
 const DIFFUSION_STEPS: u64 = 10_000;
 /// The diffusion blob's one program: the table scales its count to 4 and 25 evaluations.
 const DIFFUSION_SAMPLER: &str = "dpmpp2m:10";
-
-fn flags(dir: &Path) -> TrainFlags<'_> {
-    TrainFlags {
-        out: dir,
-        resume: false,
-        force: true,
-        device_is_auto_or_cpu: true,
-        threads: false,
-        checkpoint_every: false,
-    }
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir: PathBuf = std::env::args()
@@ -69,7 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     eprintln!("golden_zoo_2d: training the VAE and the two-level VAE");
     let vae_dir = scratch.join("vae");
-    vae::command::train(&settings("vae"), &flags(&vae_dir), |_| {})?;
+    vae::command::train(&settings("vae"), &TrainFlags::fresh(&vae_dir), |_| {})?;
     for (dtype, file) in [
         ("i8", "8gaussians-vae.mdfb"),
         ("w8a8", "8gaussians-vae-w8a8.mdfb"),
@@ -81,7 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ));
     }
     let hvae_dir = scratch.join("hvae");
-    vae::command::train_hvae(&settings("hvae"), &flags(&hvae_dir), |_| {})?;
+    vae::command::train_hvae(&settings("hvae"), &TrainFlags::fresh(&hvae_dir), |_| {})?;
     let out = scratch.join("hvae.mdfb");
     blobs.push((
         "8gaussians-hvae.mdfb",
@@ -90,7 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     eprintln!("golden_zoo_2d: training the RBM");
     let rbm_dir = scratch.join("rbm");
-    boltzmann::command::train(&settings("rbm"), &flags(&rbm_dir), |_| {})?;
+    boltzmann::command::train(&settings("rbm"), &TrainFlags::fresh(&rbm_dir), |_| {})?;
     for (dtype, file) in [
         ("i8", "8gaussians-rbm.mdfb"),
         ("w8a8", "8gaussians-rbm-w8a8.mdfb"),

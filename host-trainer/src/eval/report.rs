@@ -184,10 +184,15 @@ pub fn evaluate(
     let model = microdiff_runtime::Model::parse(blob).map_err(SampleError::Blob)?;
     let classes = usize::from(model.meta().classes);
     // A thermometer-coded RBM (`--levels`) samples `units` per value: sum them back.
-    let data_shape: Vec<usize> = match data {
-        Source::Digits => vec![8, 8],
-        Source::Toy(_) => vec![2],
-        Source::File(path) => data::load(path)?.shape,
+    // The user's file is read once, here.
+    let file = match data {
+        Source::File(path) => Some(data::load(path)?),
+        _ => None,
+    };
+    let data_shape: Vec<usize> = match (data, &file) {
+        (Source::Digits, _) => vec![8, 8],
+        (_, Some(ds)) => ds.shape.clone(),
+        _ => vec![2],
     };
     let units = sampling::thermometer_units(&model, &data_shape);
     let len = model.data_len() / units;
@@ -234,8 +239,10 @@ pub fn evaluate(
                 far_out: host.far_out(&model, &samples),
             })
         }
-        Source::File(path) => {
-            let ds = data::load(path)?;
+        Source::File(_) => {
+            // Read above for a file source; the error is never met.
+            let ds =
+                file.ok_or_else(|| ReportError::Mismatch(format!("--data {data}: not read")))?;
             if ds.dim != len {
                 return Err(ReportError::Mismatch(format!(
                     "--data {data}: {} values per example, the model makes {len}",

@@ -27,6 +27,21 @@ pub struct TrainFlags<'a> {
     pub checkpoint_every: bool,
 }
 
+impl<'a> TrainFlags<'a> {
+    /// The flags of a fresh run in `out` on the CPU, replacing one there (`--force`): what the
+    /// library's own callers (docs/zoo.md's table, the golden generators) train with.
+    pub fn fresh(out: &'a Path) -> Self {
+        TrainFlags {
+            out,
+            resume: false,
+            force: true,
+            device_is_auto_or_cpu: true,
+            threads: false,
+            checkpoint_every: false,
+        }
+    }
+}
+
 /// A backend a zoo family trains on instead of its f64 CPU trainer (`--device cuda`), and how
 /// to name it in the "training … on X" line.
 #[derive(Debug)]

@@ -287,18 +287,6 @@ pub fn family_settings(data: &str, objective: &str, seed: u64, diffusion_steps: 
     }
 }
 
-/// The flags of a fresh CPU run in `dir`.
-fn flags(dir: &Path) -> TrainFlags<'_> {
-    TrainFlags {
-        out: dir,
-        resume: false,
-        force: true,
-        device_is_auto_or_cpu: true,
-        threads: false,
-        checkpoint_every: false,
-    }
-}
-
 /// What the judge says of one program's samples.
 struct Judged {
     frechet: f64,
@@ -478,7 +466,8 @@ fn vaes(o: &ZooOptions, set: &Set, say: &dyn Fn(&str)) -> Result<Vec<Row>, ZooEr
     say(&format!("training the VAE on {}", set.name));
     let dir = out.join("vae");
     let s = family_settings(set.name, "vae", o.seed, o.diffusion_steps);
-    let t = vae::command::train(&s, &flags(&dir), |_| {}).map_err(at("VAE training"))?;
+    let t =
+        vae::command::train(&s, &TrainFlags::fresh(&dir), |_| {}).map_err(at("VAE training"))?;
     let likelihood = report::vae_likelihood(&t.run, &set.source, set.nll_points, o.seed)
         .map_err(at("VAE likelihood"))?;
     let program = vae::export::PROGRAM;
@@ -507,7 +496,7 @@ fn vaes(o: &ZooOptions, set: &Set, say: &dyn Fn(&str)) -> Result<Vec<Row>, ZooEr
     let dir = out.join("hvae");
     let t = vae::command::train_hvae(
         &family_settings(set.name, "hvae", o.seed, o.diffusion_steps),
-        &flags(&dir),
+        &TrainFlags::fresh(&dir),
         |_| {},
     )
     .map_err(at("HVAE training"))?;
@@ -539,7 +528,8 @@ fn rbm(o: &ZooOptions, set: &Set, say: &dyn Fn(&str)) -> Result<Vec<Row>, ZooErr
     say(&format!("training the RBM on {}", set.name));
     let dir = out.join("rbm");
     let s = family_settings(set.name, "rbm", o.seed, o.diffusion_steps);
-    let t = boltzmann::command::train(&s, &flags(&dir), |_| {}).map_err(at("RBM training"))?;
+    let t = boltzmann::command::train(&s, &TrainFlags::fresh(&dir), |_| {})
+        .map_err(at("RBM training"))?;
     say("the RBM's likelihood (AIS)");
     let likelihood = report::rbm_likelihood(&t.run, &set.source, set.nll_points, o.seed)
         .map_err(at("RBM likelihood"))?;
