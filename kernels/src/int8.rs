@@ -337,8 +337,8 @@ fn row_params(p: &[u8]) -> Result<(i32, Requant), KernelError> {
 
 /// A record's multiplier and shift as a [`Requant`], or the reference's error.
 #[inline]
-pub(crate) fn check_record(multiplier: i32, shift: i32) -> Result<Requant, KernelError> {
-    if !(-31..=30).contains(&shift) {
+pub(crate) const fn check_record(multiplier: i32, shift: i32) -> Result<Requant, KernelError> {
+    if shift < -31 || shift > 30 {
         return Err(KernelError::Invalid {
             arg: "params",
             requirement: "shift in -31..=30",
@@ -349,7 +349,7 @@ pub(crate) fn check_record(multiplier: i32, shift: i32) -> Result<Requant, Kerne
 
 /// The three little-endian i32s of a row record: `(bias, multiplier, shift)`, unchecked.
 #[inline]
-pub(crate) fn record(p: &[u8; QLINEAR_ROW_BYTES]) -> (i32, i32, i32) {
+pub(crate) const fn record(p: &[u8; QLINEAR_ROW_BYTES]) -> (i32, i32, i32) {
     let [b0, b1, b2, b3, m0, m1, m2, m3, s0, s1, s2, s3] = *p;
     (
         i32::from_le_bytes([b0, b1, b2, b3]),
@@ -359,13 +359,19 @@ pub(crate) fn record(p: &[u8; QLINEAR_ROW_BYTES]) -> (i32, i32, i32) {
 }
 
 /// Whether every record of `params` is valid ([`qlinear_output`]'s checks) with a non-zero
-/// multiplier: the contract of [`qlinear_validated`] (and of its drop-in kernels).
-pub fn qlinear_records_nonzero(params: &[u8]) -> bool {
-    params
-        .as_chunks::<QLINEAR_ROW_BYTES>()
-        .0
-        .iter()
-        .all(|p| record(p).1 != 0 && row_params(p).is_ok())
+/// multiplier: the contract of [`qlinear_validated`] (and of its drop-in kernels). `const`, so
+/// a blob's validation can run at compile time.
+pub const fn qlinear_records_nonzero(params: &[u8]) -> bool {
+    let (records, _) = params.as_chunks::<QLINEAR_ROW_BYTES>();
+    let mut i = 0;
+    while i < records.len() {
+        let (_, multiplier, shift) = record(&records[i]);
+        if multiplier == 0 || check_record(multiplier, shift).is_err() {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Every record of `params` valid ([`qlinear_output`]'s checks), before anything is written;

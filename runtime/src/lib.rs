@@ -51,6 +51,18 @@
     )
 )]
 
+/// `?` for `const fn` (the `Try` trait is not `const`): `tri!(r)` is `r`'s `Ok` value, or
+/// returns its `Err` unchanged. The blob's whole validation is `const` so that a firmware can
+/// run it at compile time on a linked-in blob (`Model::parse` in a `const`).
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return Err(e),
+        }
+    };
+}
+
 #[cfg(feature = "alloc")]
 extern crate alloc;
 #[cfg(feature = "std")]

@@ -36,7 +36,7 @@ use crate::blob::{locate_sections, meta, program};
 use crate::error::{Error, Rule, Section};
 
 /// A placement of every network value plus the register file.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
     /// Elements per sample (= per register).
     pub data_len: u32,

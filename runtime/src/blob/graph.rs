@@ -18,10 +18,10 @@
 
 use microdiff_kernels::Activation;
 
-use super::bytes::{f32_at, sub, u8_at, u16_at, u32_at};
+use super::bytes::{sub, u8_at, u16_at, u32_at};
 use super::meta::Meta;
 use super::ops::{self, Elem, LenRule, OpSpec};
-use super::tensor::{NO_TENSOR, Tensors};
+use super::tensor::{NO_TENSOR, Tensor, Tensors};
 use crate::error::{Error, Rule, Section};
 use microdiff_kernels::Dtype;
 use microdiff_kernels::int8::{self, QAdd, Requant};
@@ -299,23 +299,34 @@ pub enum Op {
     },
 }
 
+/// `v`'s value, or `default` (`Option::unwrap_or` is not `const` for every type).
+const fn or<T: Copy>(v: Option<T>, default: T) -> T {
+    match v {
+        Some(x) => x,
+        None => default,
+    }
+}
+
 const fn opt(v: u16) -> Option<u16> {
     if v == NO_TENSOR { None } else { Some(v) }
 }
 
 /// The row of a validated time table's `times` (little-endian f32, strictly increasing bit
 /// patterns) holding exactly `t`, by binary search.
-pub fn time_row(times: &[u8], t: f32) -> Option<usize> {
+pub const fn time_row(times: &[u8], t: f32) -> Option<usize> {
     let key = t.to_bits();
     let (mut lo, mut hi) = (0usize, times.len() / 4);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        let c = times.get(4 * mid..4 * mid + 4)?;
-        let bits = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        match bits.cmp(&key) {
-            core::cmp::Ordering::Equal => return Some(mid),
-            core::cmp::Ordering::Less => lo = mid + 1,
-            core::cmp::Ordering::Greater => hi = mid,
+        let Some(bits) = u32_at(times, 4 * mid) else {
+            return None;
+        };
+        if bits == key {
+            return Some(mid);
+        } else if bits < key {
+            lo = mid + 1;
+        } else {
+            hi = mid;
         }
     }
     None
@@ -323,15 +334,15 @@ pub fn time_row(times: &[u8], t: f32) -> Option<usize> {
 
 impl Op {
     /// Decodes op record `rec` (op index `k`, for messages).
-    pub fn decode(k: u16, rec: &[u8]) -> Result<Self, Error> {
-        let code = u8_at(rec, field::OPCODE).unwrap_or(0);
-        let aux = u8_at(rec, field::AUX).unwrap_or(0);
-        let a = u16_at(rec, field::A.start).unwrap_or(NO_VALUE);
-        let b = u16_at(rec, field::B.start).unwrap_or(NO_VALUE);
-        let t0 = u16_at(rec, field::T0.start).unwrap_or(NO_TENSOR);
-        let t1 = u16_at(rec, field::T1.start).unwrap_or(NO_TENSOR);
-        let param = f32_at(rec, field::PARAM.start).unwrap_or(0.0);
-        let word = u32_at(rec, field::PARAM.start).unwrap_or(0);
+    pub const fn decode(k: u16, rec: &[u8]) -> Result<Self, Error> {
+        let code = or(u8_at(rec, field::OPCODE), 0);
+        let aux = or(u8_at(rec, field::AUX), 0);
+        let a = or(u16_at(rec, field::A.start), NO_VALUE);
+        let b = or(u16_at(rec, field::B.start), NO_VALUE);
+        let t0 = or(u16_at(rec, field::T0.start), NO_TENSOR);
+        let t1 = or(u16_at(rec, field::T1.start), NO_TENSOR);
+        let word = or(u32_at(rec, field::PARAM.start), 0);
+        let param = f32::from_bits(word);
         let raw = word.to_le_bytes();
         let op = match code {
             opcode::LINEAR => Op::Linear {
@@ -341,8 +352,10 @@ impl Op {
             },
             opcode::ACTIVATION => Op::Activation {
                 a,
-                act: Activation::from_code(aux)
-                    .ok_or(Error::UnknownActivation { op: k, code: aux })?,
+                act: match Activation::from_code(aux) {
+                    Some(act) => act,
+                    None => return Err(Error::UnknownActivation { op: k, code: aux }),
+                },
             },
             opcode::ADD => Op::Add { a, b },
             opcode::CONCAT => Op::Concat { a, b },
@@ -375,10 +388,10 @@ impl Op {
                 params: t1,
                 x_zp: raw[0] as i8,
                 y_zp: raw[1] as i8,
-                layout: int8::WeightLayout::from_code(raw[2]).ok_or(Error::BadOp {
-                    op: k,
-                    what: Rule::QLinearLayout,
-                })?,
+                layout: match int8::WeightLayout::from_code(raw[2]) {
+                    Some(layout) => layout,
+                    None => return Err(bad_op(k, Rule::QLinearLayout)),
+                },
             },
             opcode::QLUT => Op::QLut { a, table: t0 },
             opcode::QADD => Op::QAdd { a, b, consts: t0 },
@@ -803,53 +816,58 @@ pub struct Graph<'a> {
 
 /// A dtype the float network's matrices may have (q8 and i32 belong to the integer ops).
 #[cfg(feature = "float-net")]
-fn is_float_matrix(d: Dtype) -> bool {
+const fn is_float_matrix(d: Dtype) -> bool {
     matches!(d, Dtype::F32 | Dtype::F16 | Dtype::I8)
 }
 
 /// Rows a class table needs: every class id and the null class.
-fn class_rows(meta: &Meta<'_>) -> u32 {
+const fn class_rows(meta: &Meta<'_>) -> u32 {
     match meta.null_class {
-        Some(n) => (meta.classes as u32).max(n as u32 + 1),
-        None => meta.classes as u32,
+        Some(n) if n as u32 + 1 > meta.classes as u32 => n as u32 + 1,
+        _ => meta.classes as u32,
     }
 }
 
-/// Little-endian f32 values.
-fn f32s(b: &[u8]) -> impl Iterator<Item = f32> + '_ {
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+/// The little-endian i32 at byte `at` of `b` (0 past the end).
+const fn i32_at(b: &[u8], at: usize) -> i32 {
+    or(u32_at(b, at), 0) as i32
 }
 
-/// The first four little-endian i32 of `b` (zeros where `b` is shorter).
-fn i32s(b: &[u8]) -> [i32; 4] {
-    let mut out = [0i32; 4];
-    for (o, c) in out.iter_mut().zip(b.chunks_exact(4)) {
-        *o = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-    }
-    out
+/// A `(multiplier, shift)` pair that is a valid [`Requant`].
+const fn requant_ok(multiplier: i32, shift: i32) -> bool {
+    shift >= -31 && shift <= 30 && Requant::new(multiplier, shift as i8).is_ok()
 }
+
+/// Whether tensor `t` is an `(rows, cols)` matrix of `dtype` (`rows` [`ANY_ROWS`]: any row
+/// count; a validated tensor has at least one row).
+const fn shaped(t: &Tensor<'_>, dtype: Dtype, rows: u32, cols: u32) -> bool {
+    t.dtype.code() == dtype.code() && t.cols == cols && (rows == ANY_ROWS || t.rows == rows)
+}
+
+/// `rows` of [`shaped`] that accepts any row count.
+const ANY_ROWS: u32 = 0;
 
 /// A times tensor of a time-keyed op: f32 `(rows, 1)`, finite, strictly increasing bit
 /// patterns (so the device finds a time by binary search on the bits).
-fn check_times(tensors: &Tensors<'_>, k: u16, times: u16, rows: u32) -> Result<(), Error> {
-    let t = tensors.get(times)?;
-    if t.dtype != Dtype::F32 || t.cols != 1 || t.rows != rows {
+const fn check_times(tensors: &Tensors<'_>, k: u16, times: u16, rows: u32) -> Result<(), Error> {
+    let t = tri!(tensors.get(times));
+    if !(matches!(t.dtype, Dtype::F32) && t.cols == 1 && t.rows == rows) {
         return Err(bad_op(k, Rule::TimesDtype));
     }
+    let mut at = 0;
     let mut prev: Option<u32> = None;
-    for c in t.data.chunks_exact(4) {
-        let bits = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        if !f32::from_bits(bits).is_finite() || prev.is_some_and(|p| p >= bits) {
+    while let Some(bits) = u32_at(t.data, at) {
+        if !f32::from_bits(bits).is_finite() || matches!(prev, Some(p) if p >= bits) {
             return Err(bad_op(k, Rule::TimesOrder));
         }
         prev = Some(bits);
+        at += 4;
     }
     Ok(())
 }
 
 #[cfg(feature = "float-net")]
-fn check_vector(
+const fn check_vector(
     tensors: &Tensors<'_>,
     k: u16,
     t: Option<u16>,
@@ -857,32 +875,275 @@ fn check_vector(
     what: Rule,
 ) -> Result<(), Error> {
     if let Some(t) = t {
-        let tensor = tensors.get(t)?;
-        if tensor.dtype != Dtype::F32 || tensor.cols != 1 || tensor.rows != len {
+        let tensor = tri!(tensors.get(t));
+        if !shaped(&tensor, Dtype::F32, len, 1) {
             return Err(bad_op(k, what));
         }
     }
     Ok(())
 }
 
+/// Checks op `k` (defining a value of `len` elements) against its tensors and the metadata:
+/// the rules of each op that need the tensor table ([`structure`] checked the rest). Clears
+/// `g.qlinear_nonzero` if a `QLINEAR` has a row with a zero multiplier.
+const fn check_op(
+    g: &mut Graph<'_>,
+    op: Op,
+    k: u16,
+    len: u32,
+    param: u32,
+    meta: &Meta<'_>,
+    tensors: &Tensors<'_>,
+) -> Result<(), Error> {
+    let structure = &g.structure;
+    match op {
+        #[cfg(feature = "float-net")]
+        Op::Linear { a, weight, bias } => {
+            let w = tri!(tensors.get(weight));
+            if !is_float_matrix(w.dtype) {
+                return Err(bad_op(k, Rule::LinearWeights));
+            }
+            if w.rows != len {
+                return Err(Error::ShapeMismatch {
+                    op: k,
+                    expected: len,
+                    found: w.rows,
+                });
+            }
+            let la = structure.len_of(a as usize);
+            if w.cols != la {
+                return Err(Error::ShapeMismatch {
+                    op: k,
+                    expected: la,
+                    found: w.cols,
+                });
+            }
+            tri!(check_vector(tensors, k, bias, len, Rule::Bias));
+        }
+        #[cfg(feature = "float-net")]
+        Op::LayerNorm {
+            gamma, beta, eps, ..
+        } => {
+            if !(eps.is_finite() && eps > 0.0) {
+                return Err(bad_op(k, Rule::LayerNormEps));
+            }
+            tri!(check_vector(tensors, k, gamma, len, Rule::Gamma));
+            tri!(check_vector(tensors, k, beta, len, Rule::Beta));
+        }
+        #[cfg(feature = "float-net")]
+        Op::TimeEmbed { max_period } => {
+            if cfg!(not(feature = "time-embed")) {
+                return Err(bad_op(k, Rule::TimeEmbedWithoutFeature));
+            }
+            if !len.is_multiple_of(2) {
+                return Err(bad_op(k, Rule::TimeEmbedOdd));
+            }
+            if !(max_period.is_finite() && max_period > 0.0) {
+                return Err(bad_op(k, Rule::TimeEmbedPeriod));
+            }
+        }
+        #[cfg(feature = "float-net")]
+        Op::ClassEmbed { table } => {
+            if meta.classes == 0 {
+                return Err(bad_op(k, Rule::ClassEmbedUnconditional));
+            }
+            let t = tri!(tensors.get(table));
+            if !is_float_matrix(t.dtype) {
+                return Err(bad_op(k, Rule::ClassEmbedTable));
+            }
+            if t.cols != len {
+                return Err(Error::ShapeMismatch {
+                    op: k,
+                    expected: len,
+                    found: t.cols,
+                });
+            }
+            if t.rows < class_rows(meta) {
+                return Err(bad_op(k, Rule::ClassTableRows));
+            }
+        }
+        #[cfg(feature = "float-net")]
+        Op::TimeTable { rows, times } => {
+            let r = tri!(tensors.get(rows));
+            if !shaped(&r, Dtype::F32, ANY_ROWS, len) {
+                return Err(bad_op(k, Rule::TimeTableRows));
+            }
+            tri!(check_times(tensors, k, times, r.rows));
+        }
+        Op::Quantize { scales, times, .. } => {
+            let sc = tri!(tensors.get(scales));
+            if !shaped(&sc, Dtype::F32, ANY_ROWS, 1) {
+                return Err(bad_op(k, Rule::QuantizeScales));
+            }
+            match times {
+                Some(t) => tri!(check_times(tensors, k, t, sc.rows)),
+                None if sc.rows != 1 => {
+                    return Err(bad_op(k, Rule::QuantizeOneScale));
+                }
+                None => {}
+            }
+            let mut at = 0;
+            while let Some(bits) = u32_at(sc.data, at) {
+                let v = f32::from_bits(bits);
+                if !(v.is_finite() && v > 0.0) {
+                    return Err(bad_op(k, Rule::QuantizeScaleValue));
+                }
+                at += 4;
+            }
+        }
+        Op::Dequantize { scale, .. } => {
+            if !(scale.is_finite() && scale > 0.0) {
+                return Err(bad_op(k, Rule::DequantizeScale));
+            }
+        }
+        Op::QLinear {
+            a,
+            weight,
+            params,
+            layout,
+            ..
+        } => {
+            // Byte 2, the layout, was checked by `Op::decode`.
+            if param & 0xFF00_0000 != 0 {
+                return Err(bad_op(k, Rule::QLinearByte3));
+            }
+            if matches!(layout, int8::WeightLayout::Tiles) && !cfg!(feature = "w8a8-tiles") {
+                return Err(bad_op(k, Rule::QLinearTiles));
+            }
+            let cols = structure.len_of(a as usize);
+            let w = tri!(tensors.get(weight));
+            if !shaped(&w, Dtype::Q8, len.div_ceil(4) * 4, cols.div_ceil(4) * 4) {
+                return Err(bad_op(k, Rule::QLinearWeights));
+            }
+            let p = tri!(tensors.get(params));
+            if !shaped(&p, Dtype::I32, len, 3) {
+                return Err(bad_op(k, Rule::QLinearParams));
+            }
+            let mut at = 0;
+            while at + 12 <= p.data.len() {
+                if !requant_ok(i32_at(p.data, at + 4), i32_at(p.data, at + 8)) {
+                    return Err(bad_op(k, Rule::QLinearRequant));
+                }
+                at += 12;
+            }
+            // The kernels' own statement of `qlinear_validated`'s contract.
+            g.qlinear_nonzero = g.qlinear_nonzero && int8::qlinear_records_nonzero(p.data);
+        }
+        Op::QLut { table, .. } => {
+            let t = tri!(tensors.get(table));
+            if !shaped(&t, Dtype::Q8, 256, 1) {
+                return Err(bad_op(k, Rule::QLutTable));
+            }
+        }
+        Op::QAdd { consts, .. } => {
+            let c = tri!(tensors.get(consts));
+            if !shaped(&c, Dtype::I32, 4, 1) {
+                return Err(bad_op(k, Rule::QAddConsts));
+            }
+            let d = c.data;
+            if QAdd::new(i32_at(d, 0), i32_at(d, 4), i32_at(d, 8), i32_at(d, 12)).is_err() {
+                return Err(bad_op(k, Rule::QAddRange));
+            }
+        }
+        Op::QLayerNorm {
+            channels, consts, ..
+        } => {
+            let ch = tri!(tensors.get(channels));
+            if !shaped(&ch, Dtype::I32, len, 2) {
+                return Err(bad_op(k, Rule::QLayerNormChannels));
+            }
+            let mut at = 0;
+            while at + 8 <= ch.data.len() {
+                let (gamma, beta) = (i32_at(ch.data, at), i32_at(ch.data, at + 4));
+                if gamma < -127 || gamma > 127 || beta < -(1 << 24) || beta >= 1 << 24 {
+                    return Err(bad_op(k, Rule::QLayerNormAffine));
+                }
+                at += 8;
+            }
+            let c = tri!(tensors.get(consts));
+            if !shaped(&c, Dtype::I32, 4, 1) {
+                return Err(bad_op(k, Rule::QLayerNormConsts));
+            }
+            let (e, y_zp) = (i32_at(c.data, 0), i32_at(c.data, 12));
+            if e < 1
+                || !requant_ok(i32_at(c.data, 4), i32_at(c.data, 8))
+                || y_zp < -128
+                || y_zp > 127
+            {
+                return Err(bad_op(k, Rule::QLayerNormRequant));
+            }
+        }
+        Op::QGather { table, key } => {
+            let t = tri!(tensors.get(table));
+            if !shaped(&t, Dtype::Q8, ANY_ROWS, len) {
+                return Err(bad_op(k, Rule::QGatherTable));
+            }
+            match key {
+                GatherKey::Time(times) => tri!(check_times(tensors, k, times, t.rows)),
+                GatherKey::Class => {
+                    if meta.classes == 0 {
+                        return Err(bad_op(k, Rule::ClassTableUnconditional));
+                    }
+                    if t.rows < class_rows(meta) {
+                        return Err(bad_op(k, Rule::ClassTableRows));
+                    }
+                }
+            }
+        }
+        #[cfg(feature = "float-net")]
+        Op::Slice { a, start } => {
+            let la = structure.len_of(a as usize);
+            if !matches!(start.checked_add(len), Some(end) if end <= la) {
+                return Err(bad_op(k, Rule::SliceRange));
+            }
+        }
+        #[cfg(feature = "float-net")]
+        Op::Noise { offset } | Op::Bernoulli { offset, .. } => {
+            if offset.checked_add(len).is_none() {
+                return Err(bad_op(k, Rule::DrawRange));
+            }
+        }
+        Op::QBernoulli { offset, .. } => {
+            if offset.checked_add(len).is_none() {
+                return Err(bad_op(k, Rule::DrawRange));
+            }
+        }
+        Op::Activation { .. } | Op::Add { .. } | Op::Concat { .. } | Op::Mul { .. } => {}
+        // Refused by `Graph::parse` in an integer-only build; kept out of its flash.
+        #[cfg(not(feature = "float-net"))]
+        Op::Linear { .. }
+        | Op::LayerNorm { .. }
+        | Op::TimeEmbed { .. }
+        | Op::ClassEmbed { .. }
+        | Op::TimeTable { .. }
+        | Op::Slice { .. }
+        | Op::Noise { .. }
+        | Op::Bernoulli { .. } => {}
+    }
+    Ok(())
+}
+
 impl<'a> Graph<'a> {
     /// Parses the graph section and validates every op against the tensors and metadata.
-    pub fn parse(b: &'a [u8], meta: &Meta<'_>, tensors: &Tensors<'_>) -> Result<Self, Error> {
-        let structure = structure(b, meta.data_len)?;
+    pub const fn parse(b: &'a [u8], meta: &Meta<'_>, tensors: &Tensors<'_>) -> Result<Self, Error> {
+        let structure = tri!(structure(b, meta.data_len));
         let mut g = Graph {
-            records: b.get(field::OPS..).unwrap_or(&[]),
+            records: match b.split_at_checked(field::OPS) {
+                Some((_, records)) => records,
+                None => &[],
+            },
             structure,
             qlinear_nonzero: true,
         };
-        for k in 0..structure.values - 1 {
-            let rec = g.record(k)?;
-            let op = Op::decode(k, rec)?;
-            let v = k as usize + 1;
-            let len = structure.len_of(v);
-            let aux = u8_at(rec, field::AUX).unwrap_or(0);
-            let t0 = u16_at(rec, field::T0.start).unwrap_or(NO_TENSOR);
-            let t1 = u16_at(rec, field::T1.start).unwrap_or(NO_TENSOR);
-            let param = u32_at(rec, field::PARAM.start).unwrap_or(0);
+        let mut k = 0;
+        while k < structure.values - 1 {
+            let rec = tri!(g.record(k));
+            let op = tri!(Op::decode(k, rec));
+            let len = structure.len_of(k as usize + 1);
+            let aux = or(u8_at(rec, field::AUX), 0);
+            let t0 = or(u16_at(rec, field::T0.start), NO_TENSOR);
+            let t1 = or(u16_at(rec, field::T1.start), NO_TENSOR);
+            let param = or(u32_at(rec, field::PARAM.start), 0);
             let spec = op.spec();
             // (Ops 16–19 are float ops too: `Op::decode` refuses them in such a build.)
             if cfg!(not(feature = "float-net")) && op.code() <= opcode::TIME_TABLE {
@@ -895,249 +1156,33 @@ impl<'a> Graph<'a> {
             {
                 return Err(bad_op(k, Rule::UnusedFields));
             }
-            match op {
-                #[cfg(feature = "float-net")]
-                Op::Linear { a, weight, bias } => {
-                    let w = tensors.get(weight)?;
-                    if !is_float_matrix(w.dtype) {
-                        return Err(bad_op(k, Rule::LinearWeights));
-                    }
-                    if w.rows != len {
-                        return Err(Error::ShapeMismatch {
-                            op: k,
-                            expected: len,
-                            found: w.rows,
-                        });
-                    }
-                    let la = structure.len_of(a as usize);
-                    if w.cols != la {
-                        return Err(Error::ShapeMismatch {
-                            op: k,
-                            expected: la,
-                            found: w.cols,
-                        });
-                    }
-                    check_vector(tensors, k, bias, len, Rule::Bias)?;
-                }
-                #[cfg(feature = "float-net")]
-                Op::LayerNorm {
-                    gamma, beta, eps, ..
-                } => {
-                    if !(eps.is_finite() && eps > 0.0) {
-                        return Err(bad_op(k, Rule::LayerNormEps));
-                    }
-                    check_vector(tensors, k, gamma, len, Rule::Gamma)?;
-                    check_vector(tensors, k, beta, len, Rule::Beta)?;
-                }
-                #[cfg(feature = "float-net")]
-                Op::TimeEmbed { max_period } => {
-                    if cfg!(not(feature = "time-embed")) {
-                        return Err(bad_op(k, Rule::TimeEmbedWithoutFeature));
-                    }
-                    if len % 2 != 0 {
-                        return Err(bad_op(k, Rule::TimeEmbedOdd));
-                    }
-                    if !(max_period.is_finite() && max_period > 0.0) {
-                        return Err(bad_op(k, Rule::TimeEmbedPeriod));
-                    }
-                }
-                #[cfg(feature = "float-net")]
-                Op::ClassEmbed { table } => {
-                    if meta.classes == 0 {
-                        return Err(bad_op(k, Rule::ClassEmbedUnconditional));
-                    }
-                    let t = tensors.get(table)?;
-                    if !is_float_matrix(t.dtype) {
-                        return Err(bad_op(k, Rule::ClassEmbedTable));
-                    }
-                    if t.cols != len {
-                        return Err(Error::ShapeMismatch {
-                            op: k,
-                            expected: len,
-                            found: t.cols,
-                        });
-                    }
-                    if t.rows < class_rows(meta) {
-                        return Err(bad_op(k, Rule::ClassTableRows));
-                    }
-                }
-                #[cfg(feature = "float-net")]
-                Op::TimeTable { rows, times } => {
-                    let r = tensors.get(rows)?;
-                    if r.dtype != Dtype::F32 || r.cols != len {
-                        return Err(bad_op(k, Rule::TimeTableRows));
-                    }
-                    check_times(tensors, k, times, r.rows)?;
-                }
-                Op::Quantize { scales, times, .. } => {
-                    let sc = tensors.get(scales)?;
-                    if sc.dtype != Dtype::F32 || sc.cols != 1 {
-                        return Err(bad_op(k, Rule::QuantizeScales));
-                    }
-                    match times {
-                        Some(t) => check_times(tensors, k, t, sc.rows)?,
-                        None if sc.rows != 1 => {
-                            return Err(bad_op(k, Rule::QuantizeOneScale));
-                        }
-                        None => {}
-                    }
-                    if !f32s(sc.data).all(|v| v.is_finite() && v > 0.0) {
-                        return Err(bad_op(k, Rule::QuantizeScaleValue));
-                    }
-                }
-                Op::Dequantize { scale, .. } => {
-                    if !(scale.is_finite() && scale > 0.0) {
-                        return Err(bad_op(k, Rule::DequantizeScale));
-                    }
-                }
-                Op::QLinear {
-                    a,
-                    weight,
-                    params,
-                    layout,
-                    ..
-                } => {
-                    // Byte 2, the layout, was checked by `Op::decode`.
-                    if param & 0xFF00_0000 != 0 {
-                        return Err(bad_op(k, Rule::QLinearByte3));
-                    }
-                    if layout == int8::WeightLayout::Tiles && !cfg!(feature = "w8a8-tiles") {
-                        return Err(bad_op(k, Rule::QLinearTiles));
-                    }
-                    let cols = structure.len_of(a as usize);
-                    let w = tensors.get(weight)?;
-                    if w.dtype != Dtype::Q8
-                        || w.rows != len.div_ceil(4) * 4
-                        || w.cols != cols.div_ceil(4) * 4
-                    {
-                        return Err(bad_op(k, Rule::QLinearWeights));
-                    }
-                    let p = tensors.get(params)?;
-                    if p.dtype != Dtype::I32 || p.rows != len || p.cols != 3 {
-                        return Err(bad_op(k, Rule::QLinearParams));
-                    }
-                    for row in p.data.chunks_exact(12) {
-                        let w = i32s(row);
-                        if !(-31..=30).contains(&w[2]) || Requant::new(w[1], w[2] as i8).is_err() {
-                            return Err(bad_op(k, Rule::QLinearRequant));
-                        }
-                    }
-                    // The kernels' own statement of `qlinear_validated`'s contract.
-                    g.qlinear_nonzero &= int8::qlinear_records_nonzero(p.data);
-                }
-                Op::QLut { table, .. } => {
-                    let t = tensors.get(table)?;
-                    if t.dtype != Dtype::Q8 || t.rows != 256 || t.cols != 1 {
-                        return Err(bad_op(k, Rule::QLutTable));
-                    }
-                }
-                Op::QAdd { consts, .. } => {
-                    let c = tensors.get(consts)?;
-                    if c.dtype != Dtype::I32 || c.rows != 4 || c.cols != 1 {
-                        return Err(bad_op(k, Rule::QAddConsts));
-                    }
-                    let w = i32s(c.data);
-                    if QAdd::new(w[0], w[1], w[2], w[3]).is_err() {
-                        return Err(bad_op(k, Rule::QAddRange));
-                    }
-                }
-                Op::QLayerNorm {
-                    channels, consts, ..
-                } => {
-                    let ch = tensors.get(channels)?;
-                    if ch.dtype != Dtype::I32 || ch.rows != len || ch.cols != 2 {
-                        return Err(bad_op(k, Rule::QLayerNormChannels));
-                    }
-                    for c in ch.data.chunks_exact(8) {
-                        let w = i32s(c);
-                        if !(-127..=127).contains(&w[0]) || !(-(1 << 24)..(1 << 24)).contains(&w[1])
-                        {
-                            return Err(bad_op(k, Rule::QLayerNormAffine));
-                        }
-                    }
-                    let c = tensors.get(consts)?;
-                    if c.dtype != Dtype::I32 || c.rows != 4 || c.cols != 1 {
-                        return Err(bad_op(k, Rule::QLayerNormConsts));
-                    }
-                    let w = i32s(c.data);
-                    if w[0] < 1
-                        || !(-31..=30).contains(&w[2])
-                        || Requant::new(w[1], w[2] as i8).is_err()
-                        || !(-128..=127).contains(&w[3])
-                    {
-                        return Err(bad_op(k, Rule::QLayerNormRequant));
-                    }
-                }
-                Op::QGather { table, key } => {
-                    let t = tensors.get(table)?;
-                    if t.dtype != Dtype::Q8 || t.cols != len {
-                        return Err(bad_op(k, Rule::QGatherTable));
-                    }
-                    match key {
-                        GatherKey::Time(times) => check_times(tensors, k, times, t.rows)?,
-                        GatherKey::Class => {
-                            if meta.classes == 0 {
-                                return Err(bad_op(k, Rule::ClassTableUnconditional));
-                            }
-                            if t.rows < class_rows(meta) {
-                                return Err(bad_op(k, Rule::ClassTableRows));
-                            }
-                        }
-                    }
-                }
-                #[cfg(feature = "float-net")]
-                Op::Slice { a, start } => {
-                    let la = structure.len_of(a as usize);
-                    if start.checked_add(len).is_none_or(|end| end > la) {
-                        return Err(bad_op(k, Rule::SliceRange));
-                    }
-                }
-                #[cfg(feature = "float-net")]
-                Op::Noise { offset } | Op::Bernoulli { offset, .. } => {
-                    if offset.checked_add(len).is_none() {
-                        return Err(bad_op(k, Rule::DrawRange));
-                    }
-                }
-                Op::QBernoulli { offset, .. } => {
-                    if offset.checked_add(len).is_none() {
-                        return Err(bad_op(k, Rule::DrawRange));
-                    }
-                }
-                Op::Activation { .. } | Op::Add { .. } | Op::Concat { .. } | Op::Mul { .. } => {}
-                // Refused above in an integer-only build; kept out of its flash.
-                #[cfg(not(feature = "float-net"))]
-                Op::Linear { .. }
-                | Op::LayerNorm { .. }
-                | Op::TimeEmbed { .. }
-                | Op::ClassEmbed { .. }
-                | Op::TimeTable { .. }
-                | Op::Slice { .. }
-                | Op::Noise { .. }
-                | Op::Bernoulli { .. } => {}
-            }
+            tri!(check_op(&mut g, op, k, len, param, meta, tensors));
+            k += 1;
         }
         Ok(g)
     }
 
     /// Op `k`'s record, a 20-byte slice of the blob (for tools that rewrite a blob in place).
-    pub fn record(&self, k: u16) -> Result<&'a [u8], Error> {
-        sub(self.records, k as usize * field::OP_LEN, field::OP_LEN)
-            .ok_or(bad_op(k, Rule::RecordTruncated))
+    pub const fn record(&self, k: u16) -> Result<&'a [u8], Error> {
+        match sub(self.records, k as usize * field::OP_LEN, field::OP_LEN) {
+            Some(r) => Ok(r),
+            None => Err(bad_op(k, Rule::RecordTruncated)),
+        }
     }
 
     /// Op `k` (defining value `k + 1`).
-    pub fn op(&self, k: u16) -> Result<Op, Error> {
-        Op::decode(k, self.record(k)?)
+    pub const fn op(&self, k: u16) -> Result<Op, Error> {
+        Op::decode(k, tri!(self.record(k)))
     }
 
     /// Whether every `QLINEAR` row record has a non-zero multiplier: then the executor runs
     /// the kernels' `qlinear_validated` (no per-call record check; the parse checked them).
-    pub fn qlinear_records_nonzero(&self) -> bool {
+    pub const fn qlinear_records_nonzero(&self) -> bool {
         self.qlinear_nonzero
     }
 
     /// Number of ops.
-    pub fn op_count(&self) -> u16 {
+    pub const fn op_count(&self) -> u16 {
         self.structure.values - 1
     }
 

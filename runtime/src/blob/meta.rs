@@ -196,27 +196,49 @@ pub const fn data_len(b: &[u8]) -> Result<u32, Error> {
 
 impl<'a> Meta<'a> {
     /// Parses and validates the metadata section.
-    pub fn parse(b: &'a [u8]) -> Result<Self, Error> {
-        let data_len = data_len(b)?;
-        let objective_code = u8_at(b, field::OBJECTIVE).unwrap_or(0xFF);
-        let objective = Objective::from_code(objective_code).ok_or(Error::UnknownObjective {
-            code: objective_code,
-        })?;
-        let prediction_code = u8_at(b, field::PREDICTION).unwrap_or(0xFF);
-        let prediction =
-            Prediction::from_code(prediction_code).ok_or(Error::UnknownPrediction {
+    pub const fn parse(b: &'a [u8]) -> Result<Self, Error> {
+        let data_len = tri!(data_len(b));
+        let objective_code = match u8_at(b, field::OBJECTIVE) {
+            Some(c) => c,
+            None => 0xFF,
+        };
+        let Some(objective) = Objective::from_code(objective_code) else {
+            return Err(Error::UnknownObjective {
+                code: objective_code,
+            });
+        };
+        let prediction_code = match u8_at(b, field::PREDICTION) {
+            Some(c) => c,
+            None => 0xFF,
+        };
+        let Some(prediction) = Prediction::from_code(prediction_code) else {
+            return Err(Error::UnknownPrediction {
                 code: prediction_code,
-            })?;
-        if u8_at(b, field::RESERVED) != Some(0) {
+            });
+        };
+        if !matches!(u8_at(b, field::RESERVED), Some(0)) {
             return Err(bad(Rule::MetaReserved));
         }
-        let rank = u8_at(b, field::RANK).unwrap_or(0);
+        let rank = match u8_at(b, field::RANK) {
+            Some(r) => r,
+            None => 0,
+        };
         let mut shape = [1u16; 4];
-        for (d, s) in shape.iter_mut().enumerate() {
-            *s = u16_at(b, field::SHAPE.start + 2 * d).unwrap_or(1);
+        let mut d = 0;
+        while d < 4 {
+            if let Some(s) = u16_at(b, field::SHAPE.start + 2 * d) {
+                shape[d] = s;
+            }
+            d += 1;
         }
-        let classes = u16_at(b, field::CLASSES.start).unwrap_or(0);
-        let null = u16_at(b, field::NULL_CLASS.start).unwrap_or(NO_NULL_CLASS);
+        let classes = match u16_at(b, field::CLASSES.start) {
+            Some(c) => c,
+            None => 0,
+        };
+        let null = match u16_at(b, field::NULL_CLASS.start) {
+            Some(n) => n,
+            None => NO_NULL_CLASS,
+        };
         let null_class = if null == NO_NULL_CLASS {
             None
         } else {
@@ -225,17 +247,24 @@ impl<'a> Meta<'a> {
             }
             Some(null)
         };
-        let norm_len = u32_at(b, field::NORM_LEN.start).unwrap_or(0);
+        let norm_len = match u32_at(b, field::NORM_LEN.start) {
+            Some(n) => n,
+            None => 0,
+        };
         if norm_len > 1 && norm_len != data_len {
             return Err(bad(Rule::NormLength));
         }
-        let expected = (norm_len as usize)
-            .checked_mul(8)
-            .and_then(|n| n.checked_add(field::NORM));
-        if expected != Some(b.len()) {
+        let expected = match (norm_len as usize).checked_mul(8) {
+            Some(n) => n.checked_add(field::NORM),
+            None => None,
+        };
+        if !matches!(expected, Some(e) if e == b.len()) {
             return Err(bad(Rule::NormSectionLength));
         }
-        let norm = b.get(field::NORM..).unwrap_or(&[]);
+        let norm = match b.split_at_checked(field::NORM) {
+            Some((_, norm)) => norm,
+            None => &[],
+        };
         let meta = Meta {
             objective,
             prediction,
@@ -247,26 +276,34 @@ impl<'a> Meta<'a> {
             norm_len,
             norm,
         };
-        for i in 0..norm_len {
+        let mut i = 0;
+        while i < norm_len {
             let (s, o) = meta.norm_at(i);
             // Also false for NaN. Within ±2^64, `x·s + o` is finite for every register value
             // up to 2^63 in magnitude; beyond it the sampler's `OutputNotFinite` still holds.
             if s.is_nan() || o.is_nan() || s.abs() > MAX_NORM || o.abs() > MAX_NORM {
                 return Err(bad(Rule::NormNotFinite));
             }
+            i += 1;
         }
         Ok(meta)
     }
 
     /// (scale, offset) of normalisation entry `i` (identity past the stored entries).
-    fn norm_at(&self, i: u32) -> (f32, f32) {
+    const fn norm_at(&self, i: u32) -> (f32, f32) {
         if self.norm_len == 0 {
             return (1.0, 0.0);
         }
         let i = if self.norm_len == 1 { 0 } else { i } as usize;
         let n = self.norm_len as usize;
-        let s = f32_at(self.norm, 4 * i).unwrap_or(1.0);
-        let o = f32_at(self.norm, 4 * (n + i)).unwrap_or(0.0);
+        let s = match f32_at(self.norm, 4 * i) {
+            Some(s) => s,
+            None => 1.0,
+        };
+        let o = match f32_at(self.norm, 4 * (n + i)) {
+            Some(o) => o,
+            None => 0.0,
+        };
         (s, o)
     }
 

@@ -157,16 +157,22 @@ impl<'a> Terms<'a> {
     }
 
     /// Number of terms.
-    pub fn len(&self) -> usize {
+    pub const fn len(&self) -> usize {
         self.bytes.len() / 8
     }
     /// True when the `LIN` has no terms (pure noise or zero).
-    pub fn is_empty(&self) -> bool {
+    pub const fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }
     /// Term `i`: `(register, coefficient)`; `None` past the end.
-    pub fn get(&self, i: usize) -> Option<(u8, f32)> {
-        Some((u8_at(self.bytes, 8 * i)?, f32_at(self.bytes, 8 * i + 4)?))
+    pub const fn get(&self, i: usize) -> Option<(u8, f32)> {
+        let Some(at) = i.checked_mul(8) else {
+            return None;
+        };
+        match (u8_at(self.bytes, at), f32_at(self.bytes, at + 4)) {
+            (Some(r), Some(c)) => Some((r, c)),
+            _ => None,
+        }
     }
     /// The terms in order.
     pub fn iter(&self) -> impl Iterator<Item = (u8, f32)> + 'a {
@@ -213,31 +219,50 @@ pub enum Instr<'a> {
     Step,
 }
 
+/// [`Error::BadProgram`] for the instruction at byte `at` of program `program`.
+const fn bad_instr(program: u16, at: usize, what: Rule) -> Error {
+    Error::BadProgram {
+        program,
+        offset: at as u32,
+        what,
+    }
+}
+
 /// `LIN` flag: the instruction draws noise.
 pub const LIN_NOISE: u8 = 1;
 
 impl<'a> Instr<'a> {
     /// Decodes the instruction at byte `at` of `code`; returns it and the next offset.
     /// `program` is only used in error messages.
-    pub fn decode(program: u16, code: &'a [u8], at: usize) -> Result<(Self, usize), Error> {
-        let bad = |what| Error::BadProgram {
-            program,
-            offset: at as u32,
-            what,
+    pub const fn decode(program: u16, code: &'a [u8], at: usize) -> Result<(Self, usize), Error> {
+        let Some(op) = u8_at(code, at) else {
+            return Err(bad_instr(program, at, Rule::InstrPastEnd));
         };
-        let op = u8_at(code, at).ok_or(bad(Rule::InstrPastEnd))?;
-        let b1 = u8_at(code, at + 1).ok_or(bad(Rule::InstrTruncated))?;
-        let b2 = u8_at(code, at + 2).ok_or(bad(Rule::InstrTruncated))?;
-        let b3 = u8_at(code, at + 3).ok_or(bad(Rule::InstrTruncated))?;
-        let f = |off: usize| f32_at(code, at + off).ok_or(bad(Rule::InstrTruncated));
+        let (b1, b2, b3) = match (
+            u8_at(code, at + 1),
+            u8_at(code, at + 2),
+            u8_at(code, at + 3),
+        ) {
+            (Some(b1), Some(b2), Some(b3)) => (b1, b2, b3),
+            _ => return Err(bad_instr(program, at, Rule::InstrTruncated)),
+        };
+        // The f32 operand at byte `off` of the instruction.
+        macro_rules! f {
+            ($off:expr) => {
+                match f32_at(code, at + $off) {
+                    Some(v) => v,
+                    None => return Err(bad_instr(program, at, Rule::InstrTruncated)),
+                }
+            };
+        }
         match op {
             opcode::EVAL => {
                 let class = match b3 {
                     0 => ClassSel::Caller,
                     1 => ClassSel::Null,
-                    _ => return Err(bad(Rule::EvalClass)),
+                    _ => return Err(bad_instr(program, at, Rule::EvalClass)),
                 };
-                let time = f(4)?;
+                let time = f!(4);
                 Ok((
                     Instr::Eval {
                         dst: b1,
@@ -250,16 +275,18 @@ impl<'a> Instr<'a> {
             }
             opcode::LIN => {
                 if b3 & !LIN_NOISE != 0 {
-                    return Err(bad(Rule::LinFlags));
+                    return Err(bad_instr(program, at, Rule::LinFlags));
                 }
-                let c_z = f(4)?;
+                let c_z = f!(4);
                 let n = b2 as usize;
-                let terms = sub(code, at + 8, 8 * n).ok_or(bad(Rule::LinTermsTruncated))?;
+                let Some(terms) = sub(code, at + 8, 8 * n) else {
+                    return Err(bad_instr(program, at, Rule::LinTermsTruncated));
+                };
                 let noise = if b3 & LIN_NOISE != 0 {
                     Some(c_z)
                 } else {
                     if c_z.to_bits() != 0 {
-                        return Err(bad(Rule::NoiseWithoutFlag));
+                        return Err(bad_instr(program, at, Rule::NoiseWithoutFlag));
                     }
                     None
                 };
@@ -274,20 +301,20 @@ impl<'a> Instr<'a> {
             }
             opcode::CLAMP => {
                 if b2 != 0 || b3 != 0 {
-                    return Err(bad(Rule::ClampPadding));
+                    return Err(bad_instr(program, at, Rule::ClampPadding));
                 }
                 Ok((
                     Instr::Clamp {
                         reg: b1,
-                        lo: f(4)?,
-                        hi: f(8)?,
+                        lo: f!(4),
+                        hi: f!(8),
                     },
                     at + 12,
                 ))
             }
             opcode::STEP => {
                 if b1 != 0 || b2 != 0 || b3 != 0 {
-                    return Err(bad(Rule::StepPadding));
+                    return Err(bad_instr(program, at, Rule::StepPadding));
                 }
                 Ok((Instr::Step, at + 4))
             }
@@ -390,7 +417,7 @@ pub fn instructions(
 /// ([`Error::NoNullClass`]), and the code is non-empty and ends with `STEP`. Returns the
 /// instruction counts (the header's `STEPS` and `EVALS` must equal them). `program` is only
 /// used in error messages. Never panics, allocates nothing.
-pub fn check_code(
+pub const fn check_code(
     program: u16,
     code: &[u8],
     regs: u8,
@@ -401,66 +428,56 @@ pub fn check_code(
     // An empty program is rejected too: it would "sample" zeros.
     let mut last_was_step = false;
     while at < code.len() {
-        let (instr, next) = Instr::decode(program, code, at)?;
-        let bad = |what| Error::BadProgram {
-            program,
-            offset: at as u32,
-            what,
-        };
-        let reg_ok = |r: u8| r < regs;
-        let finite = |x: f32| x.is_finite();
+        let (instr, next) = tri!(Instr::decode(program, code, at));
         last_was_step = false;
-        match instr {
+        let broken = match instr {
             Instr::Eval {
                 dst,
                 src,
                 class,
                 time,
             } => {
-                if !reg_ok(dst) || !reg_ok(src) {
-                    return Err(bad(Rule::EvalRegister));
-                }
-                if !finite(time) {
-                    return Err(bad(Rule::EvalTimeNotFinite));
-                }
-                if class == ClassSel::Null && !has_null_class {
+                if dst >= regs || src >= regs {
+                    Some(Rule::EvalRegister)
+                } else if !time.is_finite() {
+                    Some(Rule::EvalTimeNotFinite)
+                } else if matches!(class, ClassSel::Null) && !has_null_class {
                     return Err(Error::NoNullClass);
+                } else {
+                    evals += 1;
+                    None
                 }
-                evals += 1;
             }
             Instr::Lin { dst, noise, terms } => {
-                if !reg_ok(dst) {
-                    return Err(bad(Rule::LinDestination));
-                }
-                if terms.len() > MAX_TERMS as usize {
-                    return Err(bad(Rule::LinTooManyTerms));
-                }
-                if terms
-                    .bytes
-                    .chunks_exact(8)
-                    .any(|t| t.get(1..4) != Some(&[0, 0, 0]))
-                {
-                    return Err(bad(Rule::LinTermPadding));
-                }
-                if terms.iter().any(|(r, c)| !reg_ok(r) || !finite(c)) {
-                    return Err(bad(Rule::LinTerm));
-                }
-                if noise.is_some_and(|c| !finite(c)) {
-                    return Err(bad(Rule::LinNoise));
+                if dst >= regs {
+                    Some(Rule::LinDestination)
+                } else if terms.len() > MAX_TERMS as usize {
+                    Some(Rule::LinTooManyTerms)
+                } else if let Some(rule) = check_terms(terms, regs) {
+                    Some(rule)
+                } else if matches!(noise, Some(c) if !c.is_finite()) {
+                    Some(Rule::LinNoise)
+                } else {
+                    None
                 }
             }
             Instr::Clamp { reg, lo, hi } => {
-                if !reg_ok(reg) {
-                    return Err(bad(Rule::ClampRegister));
-                }
-                if !(finite(lo) && finite(hi) && lo <= hi) {
-                    return Err(bad(Rule::ClampBounds));
+                if reg >= regs {
+                    Some(Rule::ClampRegister)
+                } else if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+                    Some(Rule::ClampBounds)
+                } else {
+                    None
                 }
             }
             Instr::Step => {
                 steps += 1;
                 last_was_step = true;
+                None
             }
+        };
+        if let Some(what) = broken {
+            return Err(bad_instr(program, at, what));
         }
         at = next;
     }
@@ -474,6 +491,43 @@ pub fn check_code(
     Ok(Counts { steps, evals })
 }
 
+/// The first broken rule of a `LIN`'s terms, if any: three zero padding bytes per term
+/// ([`Rule::LinTermPadding`], checked for every term first), then a register `< regs` and a
+/// finite coefficient ([`Rule::LinTerm`]).
+const fn check_terms(terms: Terms<'_>, regs: u8) -> Option<Rule> {
+    let mut at = 0;
+    // A term's first word is its register and the three padding bytes (little-endian).
+    while let Some(word) = u32_at(terms.bytes, at) {
+        if word >> 8 != 0 {
+            return Some(Rule::LinTermPadding);
+        }
+        at += 8;
+    }
+    let mut i = 0;
+    while let Some((r, c)) = terms.get(i) {
+        if r >= regs || !c.is_finite() {
+            return Some(Rule::LinTerm);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// `a == b`, bytewise (`PartialEq` is not `const`).
+const fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while let Some(x) = u8_at(a, i) {
+        if !matches!(u8_at(b, i), Some(y) if y == x) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 impl<'a> Program<'a> {
     /// Parses and validates one program record on its own, without a blob: the 28-byte header
     /// followed by exactly `CODE_LEN` bytes of code, as stored in the PROGRAMS section. It is
@@ -481,15 +535,15 @@ impl<'a> Program<'a> {
     /// output register, flags, every instruction, the declared counts); `has_null_class` says
     /// whether `EVAL … null` is allowed and `index` names the program in errors. Bytes after
     /// the code are [`Error::Malformed`]. Never panics, allocates nothing.
-    pub fn parse(record: &'a [u8], index: u16, has_null_class: bool) -> Result<Self, Error> {
-        let (program, end) = read_program(record, index, 0)?;
+    pub const fn parse(record: &'a [u8], index: u16, has_null_class: bool) -> Result<Self, Error> {
+        let (program, end) = tri!(read_program(record, index, 0));
         if end != record.len() {
             return Err(Error::Malformed {
                 section: Section::Programs,
                 what: Rule::BytesAfterCode,
             });
         }
-        program.validate(has_null_class)?;
+        tri!(program.validate(has_null_class));
         Ok(program)
     }
 
@@ -500,17 +554,19 @@ impl<'a> Program<'a> {
 
     /// The name's bytes before its NUL padding. The parser and [`Programs::find`] compare
     /// these, so a firmware that only looks programs up links no UTF-8 validation (300 bytes).
-    fn name_bytes(&self) -> &'a [u8] {
-        let end = self
-            .name
-            .iter()
-            .position(|&c| c == 0)
-            .unwrap_or(self.name.len());
-        self.name.get(..end).unwrap_or(&[])
+    const fn name_bytes(&self) -> &'a [u8] {
+        let mut end = 0;
+        while matches!(u8_at(self.name, end), Some(c) if c != 0) {
+            end += 1;
+        }
+        match self.name.split_at_checked(end) {
+            Some((name, _)) => name,
+            None => &[],
+        }
     }
 
     /// Decodes the instruction at byte `at`.
-    pub fn instr(&self, at: usize) -> Result<(Instr<'a>, usize), Error> {
+    pub const fn instr(&self, at: usize) -> Result<(Instr<'a>, usize), Error> {
         Instr::decode(self.index, self.code, at)
     }
 
@@ -521,44 +577,65 @@ impl<'a> Program<'a> {
 
     /// Checks the header fields, every instruction ([`check_code`]) and the header counts.
     /// `has_null_class` says whether the model has a null class.
-    fn validate(&self, has_null_class: bool) -> Result<(), Error> {
-        let hdr = |what| Error::BadProgram {
-            program: self.index,
-            offset: 0,
-            what,
-        };
-        let used = self.name.iter().take_while(|&&c| c != 0).count();
-        let (text, pad) = self.name.split_at(used.min(self.name.len()));
-        if check_name(text).is_err() || pad.iter().any(|&c| c != 0) {
-            return Err(hdr(Rule::NamePadding));
+    const fn validate(&self, has_null_class: bool) -> Result<(), Error> {
+        // Header rules are reported at offset 0.
+        let text = self.name_bytes();
+        let mut i = text.len();
+        // Padding after the first NUL: all NUL.
+        while let Some(c) = u8_at(self.name, i) {
+            if c != 0 {
+                return Err(bad_instr(self.index, 0, Rule::NamePadding));
+            }
+            i += 1;
+        }
+        if check_name(text).is_err() {
+            return Err(bad_instr(self.index, 0, Rule::NamePadding));
         }
         if self.regs == 0 || self.regs > MAX_REGS {
-            return Err(hdr(Rule::RegisterCount));
+            return Err(bad_instr(self.index, 0, Rule::RegisterCount));
         }
         if self.out_reg >= self.regs {
-            return Err(hdr(Rule::OutputRegister));
+            return Err(bad_instr(self.index, 0, Rule::OutputRegister));
         }
-        let counts = check_code(self.index, self.code, self.regs, has_null_class)?;
+        let counts = tri!(check_code(self.index, self.code, self.regs, has_null_class));
         if counts.steps != self.steps as u32 || counts.evals != self.evals as u32 {
-            return Err(hdr(Rule::StepCount));
+            return Err(bad_instr(self.index, 0, Rule::StepCount));
         }
         Ok(())
     }
 }
 
 /// The program whose header starts at byte `at` of `b` and the offset after its code.
-fn read_program(b: &[u8], index: u16, at: usize) -> Result<(Program<'_>, usize), Error> {
-    let (regs, code_len, next) = program_header(b, index, at)?;
+const fn read_program(b: &[u8], index: u16, at: usize) -> Result<(Program<'_>, usize), Error> {
+    let (regs, code_len, next) = tri!(program_header(b, index, at));
+    // In bounds: `program_header` checked `at + CODE + code_len <= b.len()`.
     let program = Program {
         index,
-        name: sub(b, at + field::NAME.start, NAME_LEN).unwrap_or(&[]),
+        name: or_empty(sub(b, at + field::NAME.start, NAME_LEN)),
         regs,
-        out_reg: u8_at(b, at + field::OUT_REG).unwrap_or(0xFF),
-        steps: u16_at(b, at + field::STEPS.start).unwrap_or(0),
-        evals: u16_at(b, at + field::EVALS.start).unwrap_or(0),
-        code: sub(b, at + field::CODE, code_len).unwrap_or(&[]),
+        out_reg: match u8_at(b, at + field::OUT_REG) {
+            Some(r) => r,
+            None => 0xFF,
+        },
+        steps: match u16_at(b, at + field::STEPS.start) {
+            Some(n) => n,
+            None => 0,
+        },
+        evals: match u16_at(b, at + field::EVALS.start) {
+            Some(n) => n,
+            None => 0,
+        },
+        code: or_empty(sub(b, at + field::CODE, code_len)),
     };
     Ok((program, next))
+}
+
+/// The slice, or an empty one.
+const fn or_empty(b: Option<&[u8]>) -> &[u8] {
+    match b {
+        Some(b) => b,
+        None => &[],
+    }
 }
 
 /// The program section, validated.
@@ -705,39 +782,50 @@ pub const fn find(b: &[u8], name: &str) -> Result<u16, Error> {
 
 impl<'a> Programs<'a> {
     /// Parses and validates every program. `has_null_class`: whether `EVAL … null` is allowed.
-    pub fn parse(b: &'a [u8], has_null_class: bool) -> Result<Self, Error> {
-        let max_regs = max_regs(b)?;
-        let count = u32_at(b, field::COUNT.start).unwrap_or(0) as u16;
+    pub const fn parse(b: &'a [u8], has_null_class: bool) -> Result<Self, Error> {
+        let max_regs = tri!(max_regs(b));
+        let count = match u32_at(b, field::COUNT.start) {
+            Some(c) => c as u16,
+            None => 0,
+        };
         let p = Programs {
             bytes: b,
             count,
             max_regs,
         };
-        for (i, prog) in p.iter().enumerate() {
-            let prog = prog?;
-            prog.validate(has_null_class)?;
-            if p.iter()
-                .take(i)
-                .flatten()
-                .any(|q| q.name_bytes() == prog.name_bytes())
-            {
-                return Err(Error::BadProgram {
-                    program: prog.index,
-                    offset: 0,
-                    what: Rule::DuplicateName,
-                });
+        let mut at = field::PROGRAMS;
+        let mut i = 0;
+        while i < count {
+            let (prog, next) = tri!(read_program(b, i, at));
+            tri!(prog.validate(has_null_class));
+            // Names are unique: compare with every earlier program's.
+            let mut before = field::PROGRAMS;
+            let mut j = 0;
+            while j < i {
+                let (q, after) = tri!(read_program(b, j, before));
+                if same_bytes(q.name_bytes(), prog.name_bytes()) {
+                    return Err(Error::BadProgram {
+                        program: prog.index,
+                        offset: 0,
+                        what: Rule::DuplicateName,
+                    });
+                }
+                before = after;
+                j += 1;
             }
+            at = next;
+            i += 1;
         }
         Ok(p)
     }
 
     /// Number of programs.
-    pub fn count(&self) -> u16 {
+    pub const fn count(&self) -> u16 {
         self.count
     }
 
     /// Largest register count over all programs.
-    pub fn max_regs(&self) -> u8 {
+    pub const fn max_regs(&self) -> u8 {
         self.max_regs
     }
 
@@ -754,19 +842,32 @@ impl<'a> Programs<'a> {
     }
 
     /// Program number `i`.
-    pub fn get(&self, i: u16) -> Result<Program<'a>, Error> {
-        self.iter()
-            .nth(i as usize)
-            .unwrap_or(Err(Error::ProgramNotFound))
+    pub const fn get(&self, i: u16) -> Result<Program<'a>, Error> {
+        let mut at = field::PROGRAMS;
+        let mut j = 0;
+        while j < self.count {
+            let (prog, next) = tri!(read_program(self.bytes, j, at));
+            if j == i {
+                return Ok(prog);
+            }
+            at = next;
+            j += 1;
+        }
+        Err(Error::ProgramNotFound)
     }
 
-    /// The program called `name`.
-    pub fn find(&self, name: &str) -> Result<Program<'a>, Error> {
-        for p in self.iter() {
-            let p = p?;
-            if p.name_bytes() == name.as_bytes() {
-                return Ok(p);
+    /// The program called `name`. `const`, so a firmware whose blob is linked in can look its
+    /// program up at compile time (a missing name is then a build error).
+    pub const fn find(&self, name: &str) -> Result<Program<'a>, Error> {
+        let mut at = field::PROGRAMS;
+        let mut j = 0;
+        while j < self.count {
+            let (prog, next) = tri!(read_program(self.bytes, j, at));
+            if same_bytes(prog.name_bytes(), name.as_bytes()) {
+                return Ok(prog);
             }
+            at = next;
+            j += 1;
         }
         Err(Error::ProgramNotFound)
     }

@@ -45,33 +45,40 @@ impl<'a> Schedule<'a> {
     };
 
     /// Parses and validates the table: every value finite.
-    pub fn parse(b: &'a [u8]) -> Result<Self, Error> {
-        let rows = u32_at(b, field::ROWS.start).ok_or(Error::Truncated {
-            section: Section::Schedule,
-            needed: 4,
-            available: b.len(),
-        })?;
-        let expected = (rows as usize)
-            .checked_mul(field::ROW_LEN)
-            .and_then(|n| n.checked_add(field::TABLE));
-        if expected != Some(b.len()) {
+    pub const fn parse(b: &'a [u8]) -> Result<Self, Error> {
+        let Some(rows) = u32_at(b, field::ROWS.start) else {
+            return Err(Error::Truncated {
+                section: Section::Schedule,
+                needed: 4,
+                available: b.len(),
+            });
+        };
+        let expected = match (rows as usize).checked_mul(field::ROW_LEN) {
+            Some(n) => n.checked_add(field::TABLE),
+            None => None,
+        };
+        if !matches!(expected, Some(e) if e == b.len()) {
             return Err(Error::Malformed {
                 section: Section::Schedule,
                 what: Rule::ScheduleLength,
             });
         }
         let s = Schedule { bytes: b, rows };
-        for i in 0..rows {
-            let r = s.row(i).ok_or(Error::Malformed {
-                section: Section::Schedule,
-                what: Rule::ScheduleRowTruncated,
-            })?;
+        let mut i = 0;
+        while i < rows {
+            let Some(r) = s.row(i) else {
+                return Err(Error::Malformed {
+                    section: Section::Schedule,
+                    what: Rule::ScheduleRowTruncated,
+                });
+            };
             if !(r.t.is_finite() && r.alpha_bar.is_finite() && r.sigma.is_finite()) {
                 return Err(Error::Malformed {
                     section: Section::Schedule,
                     what: Rule::ScheduleNotFinite,
                 });
             }
+            i += 1;
         }
         Ok(s)
     }
@@ -87,12 +94,24 @@ impl<'a> Schedule<'a> {
     }
 
     /// Row `i`.
-    pub fn row(&self, i: u32) -> Option<ScheduleRow> {
-        let at = field::TABLE + (i as usize).checked_mul(field::ROW_LEN)?;
-        Some(ScheduleRow {
-            t: f32_at(self.bytes, at)?,
-            alpha_bar: f32_at(self.bytes, at + 4)?,
-            sigma: f32_at(self.bytes, at + 8)?,
-        })
+    pub const fn row(&self, i: u32) -> Option<ScheduleRow> {
+        let Some(at) = (i as usize).checked_mul(field::ROW_LEN) else {
+            return None;
+        };
+        let Some(at) = at.checked_add(field::TABLE) else {
+            return None;
+        };
+        match (
+            f32_at(self.bytes, at),
+            f32_at(self.bytes, at + 4),
+            f32_at(self.bytes, at + 8),
+        ) {
+            (Some(t), Some(alpha_bar), Some(sigma)) => Some(ScheduleRow {
+                t,
+                alpha_bar,
+                sigma,
+            }),
+            _ => None,
+        }
     }
 }

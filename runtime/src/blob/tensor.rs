@@ -6,7 +6,7 @@
 
 use microdiff_kernels::{Dtype, Matrix};
 
-use super::bytes::{sub, u8_at, u16_at, u32_at};
+use super::bytes::{f32_at, sub, u8_at, u16_at, u32_at};
 use crate::error::{Error, Rule, Section};
 
 /// Byte ranges of the tensor section and of one tensor record.
@@ -67,12 +67,12 @@ impl<'a> Tensor<'a> {
     }
 
     /// Number of elements.
-    pub fn len(&self) -> u32 {
+    pub const fn len(&self) -> u32 {
         self.rows.saturating_mul(self.cols)
     }
 
     /// True for a tensor with no elements (never the case in a validated blob).
-    pub fn is_empty(&self) -> bool {
+    pub const fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
@@ -85,14 +85,21 @@ pub struct Tensors<'a> {
     count: u16,
 }
 
+/// [`Error::BadTensor`] for tensor `i`.
+const fn bad(tensor: u16, what: Rule) -> Error {
+    Error::BadTensor { tensor, what }
+}
+
 impl<'a> Tensors<'a> {
     /// Parses the table and checks every tensor against the data section.
-    pub fn parse(table: &'a [u8], data: &'a [u8]) -> Result<Self, Error> {
-        let count = u32_at(table, field::COUNT.start).ok_or(Error::Truncated {
-            section: Section::Tensors,
-            needed: 4,
-            available: table.len(),
-        })?;
+    pub const fn parse(table: &'a [u8], data: &'a [u8]) -> Result<Self, Error> {
+        let Some(count) = u32_at(table, field::COUNT.start) else {
+            return Err(Error::Truncated {
+                section: Section::Tensors,
+                needed: 4,
+                available: table.len(),
+            });
+        };
         if count >= NO_TENSOR as u32 {
             return Err(Error::Malformed {
                 section: Section::Tensors,
@@ -111,28 +118,36 @@ impl<'a> Tensors<'a> {
             data,
             count: count as u16,
         };
-        for i in 0..tensors.count {
-            tensors.check(i)?;
+        let mut i = 0;
+        while i < tensors.count {
+            tri!(tensors.check(i));
+            i += 1;
         }
         Ok(tensors)
     }
 
     /// Number of tensors.
-    pub fn count(&self) -> u16 {
+    pub const fn count(&self) -> u16 {
         self.count
     }
 
     /// Record `i` and its dtype (the rules both `get` and `check` start with).
-    fn record(&self, i: u16) -> Result<(&'a [u8], Dtype), Error> {
-        let bad = |what| Error::BadTensor { tensor: i, what };
+    const fn record(&self, i: u16) -> Result<(&'a [u8], Dtype), Error> {
         if i >= self.count {
-            return Err(bad(Rule::TensorIndex));
+            return Err(bad(i, Rule::TensorIndex));
         }
         let at = field::RECORDS + i as usize * field::RECORD_LEN;
-        let rec = sub(self.table, at, field::RECORD_LEN).ok_or(bad(Rule::RecordTruncated))?;
-        let code = u8_at(rec, field::DTYPE).unwrap_or(0xFF);
-        let dtype = Dtype::from_code(code).ok_or(Error::UnknownDtype { tensor: i, code })?;
-        Ok((rec, dtype))
+        let Some(rec) = sub(self.table, at, field::RECORD_LEN) else {
+            return Err(bad(i, Rule::RecordTruncated));
+        };
+        let code = match u8_at(rec, field::DTYPE) {
+            Some(c) => c,
+            None => 0xFF,
+        };
+        match Dtype::from_code(code) {
+            Some(dtype) => Ok((rec, dtype)),
+            None => Err(Error::UnknownDtype { tensor: i, code }),
+        }
     }
 
     /// Tensor `i`: its record's fields and its bytes. [`Tensors::parse`] checked every record
@@ -140,22 +155,37 @@ impl<'a> Tensors<'a> {
     /// fields again without re-checking them (the executor calls it for every op of every
     /// evaluation); the slicing stays checked, so it never panics, and an index out of range
     /// is an error.
-    pub fn get(&self, i: u16) -> Result<Tensor<'a>, Error> {
-        let bad = |what| Error::BadTensor { tensor: i, what };
-        let (rec, dtype) = self.record(i)?;
-        let rows = u32_at(rec, field::ROWS.start).unwrap_or(0);
-        let cols = u32_at(rec, field::COLS.start).unwrap_or(0);
+    pub const fn get(&self, i: u16) -> Result<Tensor<'a>, Error> {
+        let (rec, dtype) = tri!(self.record(i));
+        let rows = match u32_at(rec, field::ROWS.start) {
+            Some(r) => r,
+            None => 0,
+        };
+        let cols = match u32_at(rec, field::COLS.start) {
+            Some(c) => c,
+            None => 0,
+        };
         // In range and without overflow: `check` computed the same product.
         let elems = (rows as usize)
             .wrapping_mul(cols as usize)
             .wrapping_mul(dtype.bytes_per_element());
-        let off = u32_at(rec, field::DATA_OFFSET.start).unwrap_or(0) as usize;
-        let data = sub(self.data, off, elems).ok_or(bad(Rule::DataOutside))?;
-        let scales = match dtype {
+        let off = match u32_at(rec, field::DATA_OFFSET.start) {
+            Some(o) => o as usize,
+            None => 0,
+        };
+        let Some(data) = sub(self.data, off, elems) else {
+            return Err(bad(i, Rule::DataOutside));
+        };
+        let scales: &[u8] = match dtype {
             Dtype::I8 => {
-                let soff = u32_at(rec, field::SCALES_OFFSET.start).unwrap_or(0) as usize;
-                sub(self.data, soff, (rows as usize).wrapping_mul(4))
-                    .ok_or(bad(Rule::ScalesOutside))?
+                let soff = match u32_at(rec, field::SCALES_OFFSET.start) {
+                    Some(o) => o as usize,
+                    None => 0,
+                };
+                match sub(self.data, soff, (rows as usize).wrapping_mul(4)) {
+                    Some(s) => s,
+                    None => return Err(bad(i, Rule::ScalesOutside)),
+                }
             }
             _ => &[],
         };
@@ -171,43 +201,62 @@ impl<'a> Tensors<'a> {
     /// Tensor `i`, checked against every rule of the format (what [`Tensors::parse`] runs on
     /// each record): reserved bytes, sizes without overflow, aligned offsets inside the data
     /// section, finite values.
-    pub fn check(&self, i: u16) -> Result<Tensor<'a>, Error> {
-        let bad = |what| Error::BadTensor { tensor: i, what };
-        let (rec, dtype) = self.record(i)?;
-        if u8_at(rec, 1) != Some(0)
-            || u16_at(rec, 2) != Some(0)
-            || u32_at(rec, field::RESERVED1.start) != Some(0)
+    pub const fn check(&self, i: u16) -> Result<Tensor<'a>, Error> {
+        let (rec, dtype) = tri!(self.record(i));
+        if !matches!(u8_at(rec, 1), Some(0))
+            || !matches!(u16_at(rec, 2), Some(0))
+            || !matches!(u32_at(rec, field::RESERVED1.start), Some(0))
         {
-            return Err(bad(Rule::TensorReserved));
+            return Err(bad(i, Rule::TensorReserved));
         }
-        let rows = u32_at(rec, field::ROWS.start).unwrap_or(0);
-        let cols = u32_at(rec, field::COLS.start).unwrap_or(0);
+        let rows = match u32_at(rec, field::ROWS.start) {
+            Some(r) => r,
+            None => 0,
+        };
+        let cols = match u32_at(rec, field::COLS.start) {
+            Some(c) => c,
+            None => 0,
+        };
         if rows == 0 || cols == 0 {
-            return Err(bad(Rule::ZeroRowsOrCols));
+            return Err(bad(i, Rule::ZeroRowsOrCols));
         }
-        let elems = (rows as usize)
-            .checked_mul(cols as usize)
-            .and_then(|n| n.checked_mul(dtype.bytes_per_element()))
-            .ok_or(bad(Rule::SizeOverflows))?;
-        let off = u32_at(rec, field::DATA_OFFSET.start).unwrap_or(1);
+        let elems = match (rows as usize).checked_mul(cols as usize) {
+            Some(n) => n.checked_mul(dtype.bytes_per_element()),
+            None => None,
+        };
+        let Some(elems) = elems else {
+            return Err(bad(i, Rule::SizeOverflows));
+        };
+        let off = match u32_at(rec, field::DATA_OFFSET.start) {
+            Some(o) => o,
+            None => 1,
+        };
         if !off.is_multiple_of(4) {
-            return Err(bad(Rule::DataMisaligned));
+            return Err(bad(i, Rule::DataMisaligned));
         }
-        let data = sub(self.data, off as usize, elems).ok_or(bad(Rule::DataOutside))?;
-        let soff = u32_at(rec, field::SCALES_OFFSET.start).unwrap_or(NO_SCALES);
+        let Some(data) = sub(self.data, off as usize, elems) else {
+            return Err(bad(i, Rule::DataOutside));
+        };
+        let soff = match u32_at(rec, field::SCALES_OFFSET.start) {
+            Some(o) => o,
+            None => NO_SCALES,
+        };
         let scales: &[u8] = match dtype {
             Dtype::I8 => {
                 if !soff.is_multiple_of(4) {
-                    return Err(bad(Rule::ScalesMisaligned));
+                    return Err(bad(i, Rule::ScalesMisaligned));
                 }
-                let len = (rows as usize)
-                    .checked_mul(4)
-                    .ok_or(bad(Rule::SizeOverflows))?;
-                sub(self.data, soff as usize, len).ok_or(bad(Rule::ScalesOutside))?
+                let Some(len) = (rows as usize).checked_mul(4) else {
+                    return Err(bad(i, Rule::SizeOverflows));
+                };
+                match sub(self.data, soff as usize, len) {
+                    Some(s) => s,
+                    None => return Err(bad(i, Rule::ScalesOutside)),
+                }
             }
             _ => {
                 if soff != NO_SCALES {
-                    return Err(bad(Rule::ScalesNotInt8));
+                    return Err(bad(i, Rule::ScalesNotInt8));
                 }
                 &[]
             }
@@ -220,7 +269,7 @@ impl<'a> Tensors<'a> {
             scales,
         };
         if !t.values_are_finite() {
-            return Err(bad(Rule::NotFinite));
+            return Err(bad(i, Rule::NotFinite));
         }
         Ok(t)
     }
@@ -229,24 +278,36 @@ impl<'a> Tensors<'a> {
 impl Tensor<'_> {
     /// Every element finite and every int8 scale finite and ≥ 0 (one pass over the data, done
     /// once at parse time so a corrupt weight is reported as such, not as a non-finite sample).
-    fn values_are_finite(&self) -> bool {
-        let scales_ok = self.scales.chunks_exact(4).all(|c| {
-            let s = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-            s.is_finite() && s >= 0.0
-        });
-        let data_ok = match self.dtype {
-            Dtype::F32 => self
-                .data
-                .chunks_exact(4)
-                .all(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite()),
+    const fn values_are_finite(&self) -> bool {
+        let mut at = 0;
+        while let Some(s) = f32_at(self.scales, at) {
+            if !(s.is_finite() && s >= 0.0) {
+                return false;
+            }
+            at += 4;
+        }
+        let mut at = 0;
+        match self.dtype {
+            Dtype::F32 => {
+                while let Some(v) = f32_at(self.data, at) {
+                    if !v.is_finite() {
+                        return false;
+                    }
+                    at += 4;
+                }
+            }
             // An f16 is non-finite exactly when its exponent bits are all ones.
-            Dtype::F16 => self
-                .data
-                .chunks_exact(2)
-                .all(|c| u16::from_le_bytes([c[0], c[1]]) & 0x7C00 != 0x7C00),
-            Dtype::I8 | Dtype::Q8 | Dtype::I32 => true,
-        };
-        scales_ok && data_ok
+            Dtype::F16 => {
+                while let Some(h) = u16_at(self.data, at) {
+                    if h & 0x7C00 == 0x7C00 {
+                        return false;
+                    }
+                    at += 2;
+                }
+            }
+            Dtype::I8 | Dtype::Q8 | Dtype::I32 => {}
+        }
+        true
     }
 }
 
