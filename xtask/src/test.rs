@@ -40,7 +40,8 @@ Runs, stopping at the first failure:
   size           firmware sizes, stack, arena, instructions/step vs expected-size.txt
   boards         cargo build --release of firmware-examples/rp2040-pico and nrf52840-dk
   size probe     cd firmware-examples/size-probe && cargo build --release
-  panic-free     the size probe for the M4F and the M0, default and W8A8-only: no panic entry
+  panic-free     the size probe for the M4F and the M0, default and W8A8-only, its blob parsed
+                 on the device (`runtime-parse`) and validated at compile time: no panic entry
                  point may be linked (and a deliberate one, `panic-canary`, must be caught)
   fuzz target    cd fuzz && cargo check
   your model     firmware-examples/qemu-m0-model/readme-flow.sh: the README's \"Your model on a

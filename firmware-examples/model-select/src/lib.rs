@@ -8,8 +8,9 @@
 //! The blob is parsed by the runtime itself, so a broken blob, a program it lacks (the message
 //! lists those it has), or a model bigger than the board's [`Budget`] stops the build with one
 //! line naming the variable to change. `model.rs` then defines `BLOB` (the copy in `OUT_DIR`,
-//! read in place from flash), `BLOB_NAME`, `PROGRAM`, `MAX_DATA_LEN` and `ARENA_BYTES`, and
-//! checks program and arena once more in `const`s with the runtime's `const fn`s — what a
+//! read in place from flash), `BLOB_NAME`, `PROGRAM` (the name), `MAX_DATA_LEN`, and, made by
+//! the compiler with the runtime's `const fn`s, `MODEL` (the validated model: `Model::parse`
+//! run at compile time, so no parser is linked), `MODEL_PROGRAM` and `ARENA_BYTES` — what a
 //! firmware without this helper would do, and a guard should the blob change after the check.
 #![deny(missing_docs)]
 
@@ -139,17 +140,24 @@ const BLOB_NAME: &str = {name:?};
 const PROGRAM: &str = {program:?};
 /// The output buffer's length.
 const MAX_DATA_LEN: usize = {max};
-/// The arena the blob needs, planned by the compiler.
-const ARENA_BYTES: usize = match microdiff_runtime::arena_bytes(BLOB) {{
-    Ok(n) => n,
+/// The blob as a validated model, parsed by the compiler with every check `Model::parse` makes
+/// at run time (CRC, sections, every op against its tensors, every program): a blob that does
+/// not validate is a build error, and the firmware links no parser (about 10 KB less flash).
+/// The compiler's interpreter takes a while on a large blob (≈ 7 s for 512 KB of f32 weights),
+/// past the point where `long_running_const_eval` would stop the build.
+#[allow(long_running_const_eval)]
+static MODEL: microdiff_runtime::Model<'static> = match microdiff_runtime::Model::parse(BLOB) {{
+    Ok(m) => m,
     Err(_) => panic!("{name} is not a valid blob"),
 }};
-const _: () = assert!(ARENA_BYTES <= {arena}, "{name}: the arena does not fit the board's RAM");
-/// The program, found by the compiler: a missing one is a build error.
-const _: u16 = match microdiff_runtime::program_index(BLOB, PROGRAM) {{
-    Ok(i) => i,
+/// The sampler program, found by the compiler: a missing one is a build error.
+const MODEL_PROGRAM: microdiff_runtime::blob::program::Program<'static> = match MODEL.program(PROGRAM) {{
+    Ok(p) => p,
     Err(_) => panic!("{name} has no program {program}"),
 }};
+/// The arena the blob needs, planned by the compiler.
+const ARENA_BYTES: usize = MODEL.arena_bytes();
+const _: () = assert!(ARENA_BYTES <= {arena}, "{name}: the arena does not fit the board's RAM");
 "#
     )
 }

@@ -8,11 +8,12 @@
 #![no_main]
 
 use defmt_rtt as _;
-use microdiff_runtime::{ArenaBuffer, Model, SampleRequest, Sampler, Status};
+use microdiff_runtime::{ArenaBuffer, SampleRequest, Sampler, Status};
 use panic_probe as _;
 use rp_pico::hal::{self, pac};
 
-// BLOB, BLOB_NAME, PROGRAM, MAX_DATA_LEN, ARENA_BYTES: chosen and checked by build.rs.
+// BLOB, BLOB_NAME, PROGRAM, MAX_DATA_LEN, and MODEL, MODEL_PROGRAM, ARENA_BYTES validated by the
+// compiler: chosen and checked by build.rs.
 include!(concat!(env!("OUT_DIR"), "/model.rs"));
 
 const SEED: u64 = 1;
@@ -41,8 +42,8 @@ fn main() -> ! {
 
     let arena =
         defmt::unwrap!(cortex_m::singleton!(: ArenaBuffer<ARENA_BYTES> = ArenaBuffer::new()));
-    let model = defmt::unwrap!(Model::parse(BLOB));
-    let program = defmt::unwrap!(model.program(PROGRAM));
+    // Validated by the compiler (`model.rs`): nothing to parse at run time.
+    let (model, program) = (&MODEL, MODEL_PROGRAM);
     let classes = model.meta().classes;
     defmt::info!(
         "{=str}: {=usize} values, {=u16} classes, program {=str} ({=u16} steps), arena {=usize} bytes",
@@ -62,7 +63,7 @@ fn main() -> ! {
             stream: 0,
             class,
         };
-        let mut sampler = defmt::unwrap!(Sampler::new(&model, program, arena.as_mut_bytes(), spec));
+        let mut sampler = defmt::unwrap!(Sampler::new(model, program, arena.as_mut_bytes(), spec));
         // Only the steps are timed, not the log lines between them.
         let mut total_us = 0;
         loop {

@@ -12,7 +12,8 @@
 //!   per target instead of the table (keys in [`json_line`]).
 //! * `firmware panic-free` builds `firmware-examples/size-probe` (the runtime as a firmware
 //!   links it) for the Cortex-M4F and the Cortex-M0, with the default features and with only
-//!   the integer path, and fails if any build links a panic entry point (a symbol of
+//!   the integer path, with the blob parsed on the device (`runtime-parse`) and validated at
+//!   compile time, and fails if any build links a panic entry point (a symbol of
 //!   `firmware::PANIC_MARKERS`); then builds it with `panic-canary` (one indexing that can
 //!   panic) and fails unless the check catches that one. The runtime's "never panics" contract,
 //!   proved on the linked code rather than argued.
@@ -259,14 +260,29 @@ fn macs_per_eval(file: &str) -> Result<u64, String> {
 /// `firmware panic-free` (see the module doc). Prints one line per build.
 fn panic_free() -> Result<bool, String> {
     let dir = firmware::repo_root().join("firmware-examples/size-probe");
-    let builds: [(&str, &[&str], bool); 5] = [
-        ("thumbv7em-none-eabihf", &[], false),
+    // The parser runs on the device only in `runtime-parse` builds (the others validate the
+    // blob at compile time), so each core checks both kinds.
+    let builds: [(&str, &[&str], bool); 6] = [
+        (
+            "thumbv7em-none-eabihf",
+            &["--features", "runtime-parse"],
+            false,
+        ),
         (
             "thumbv7em-none-eabihf",
             &["--no-default-features", "--features", "w8a8"],
             false,
         ),
-        ("thumbv6m-none-eabi", &[], false),
+        (
+            "thumbv6m-none-eabi",
+            &["--features", "runtime-parse"],
+            false,
+        ),
+        (
+            "thumbv6m-none-eabi",
+            &["--no-default-features", "--features", "w8a8,runtime-parse"],
+            false,
+        ),
         (
             "thumbv6m-none-eabi",
             &["--no-default-features", "--features", "w8a8"],
@@ -327,8 +343,11 @@ fn panic_free() -> Result<bool, String> {
 /// The integer-only runtime's flash for a Cortex-M target: `firmware-examples/size-probe` built
 /// with `--no-default-features --features w8a8` (the runtime without its float network, running
 /// the full-integer digits golden) less its `baseline` build, weights (`.blob`) excluded.
-/// `None` for targets the probe does not build for (RISC-V).
-fn probe_flash_w8a8(t: &Target) -> Result<Option<u64>, String> {
+/// Returns `(validated at compile time, parsed at run time)`: the probe's default build
+/// validates its linked blob in a `const` (as the firmware template does, so no parser is
+/// linked); `--features runtime-parse` runs `Model::parse` on the device, as a firmware that
+/// loads its blob at run time must. `None` for targets the probe does not build for (RISC-V).
+fn probe_flash_w8a8(t: &Target) -> Result<Option<(u64, u64)>, String> {
     if !t.triple.starts_with("thumb") {
         return Ok(None);
     }
@@ -347,8 +366,12 @@ fn probe_flash_w8a8(t: &Target) -> Result<Option<u64>, String> {
         Ok(firmware::elf_sizes(&elf)?.flash() - firmware::section_size(&elf, ".blob")?)
     };
     let probe = flash(&["--no-default-features", "--features", "w8a8"])?;
+    let parsing = flash(&["--no-default-features", "--features", "w8a8,runtime-parse"])?;
     let base = flash(&["--features", "baseline"])?;
-    Ok(Some(probe.saturating_sub(base)))
+    Ok(Some((
+        probe.saturating_sub(base),
+        parsing.saturating_sub(base),
+    )))
 }
 
 /// `(steps, evaluations, instructions)` of the golden case `blob`/`program` in a report.
@@ -376,8 +399,9 @@ fn per_mac(perf: Option<(u64, u64, u64)>, macs: u64) -> String {
 /// `target`; `flash_bytes`, `static_ram_bytes` (data + bss), `stack_bytes`, `arena_bytes`;
 /// `runtime_and_runner_flash_bytes` — the firmware less its `baseline` build less the golden
 /// blobs it links (the runtime with both network paths, the case runner and SHA-256);
-/// `runtime_flash_bytes_w8a8` — the runtime built with only the integer path
-/// ([`probe_flash_w8a8`], Cortex-M targets); for the trained guided digits models
+/// `runtime_flash_bytes_w8a8` — the runtime built with only the integer path, its blob
+/// validated at compile time, and `runtime_flash_bytes_w8a8_runtime_parse` — the same with
+/// `Model::parse` on the device ([`probe_flash_w8a8`], Cortex-M targets); for the trained guided digits models
 /// (`ddim10-cfg`: 10 guided steps, 20 network evaluations), `digits-i8.mdfb` (int8 weights,
 /// f32 arithmetic) and `digits-w8a8.mdfb` (full integer): `macs_per_eval_digits` and
 /// `macs_per_eval_w8a8_digits`, `instructions_per_sample_{f32,w8a8}_digits_cfg10` (the whole
@@ -395,7 +419,7 @@ fn json_line(
     (digits, macs): (Option<(u64, u64, u64)>, u64),
     (w8a8, w8a8_macs): (Option<(u64, u64, u64)>, u64),
     zoo: &[(&str, Perf)],
-    runtime_flash_w8a8: Option<u64>,
+    runtime_flash_w8a8: Option<(u64, u64)>,
 ) -> String {
     let opt = |v: Option<u64>| v.map_or("null".to_string(), |v| v.to_string());
     // One network evaluation (the `netperf` line), counted as one evaluation of `macs`.
@@ -405,14 +429,15 @@ fn json_line(
         .map(|(key, perf)| format!(",\"{key}\":{}", opt(perf.map(|d| d.2))))
         .collect();
     format!(
-        "{{\"target\":\"{}\",\"flash_bytes\":{},\"static_ram_bytes\":{},\"stack_bytes\":{},\"arena_bytes\":{},\"runtime_and_runner_flash_bytes\":{},\"runtime_flash_bytes_w8a8\":{},\"macs_per_eval_digits\":{},\"instructions_per_sample_f32_digits_cfg10\":{},\"instructions_per_mac_f32\":{},\"macs_per_eval_w8a8_digits\":{},\"instructions_per_sample_w8a8_digits_cfg10\":{},\"instructions_per_mac_w8a8\":{}{zoo}}}",
+        "{{\"target\":\"{}\",\"flash_bytes\":{},\"static_ram_bytes\":{},\"stack_bytes\":{},\"arena_bytes\":{},\"runtime_and_runner_flash_bytes\":{},\"runtime_flash_bytes_w8a8\":{},\"runtime_flash_bytes_w8a8_runtime_parse\":{},\"macs_per_eval_digits\":{},\"instructions_per_sample_f32_digits_cfg10\":{},\"instructions_per_mac_f32\":{},\"macs_per_eval_w8a8_digits\":{},\"instructions_per_sample_w8a8_digits_cfg10\":{},\"instructions_per_mac_w8a8\":{}{zoo}}}",
         t.name,
         probe.flash(),
         probe.ram(),
         opt(report.stack),
         opt(report.arena),
         runtime_flash,
-        opt(runtime_flash_w8a8),
+        opt(runtime_flash_w8a8.map(|f| f.0)),
+        opt(runtime_flash_w8a8.map(|f| f.1)),
         macs,
         opt(digits.map(|d| d.2)),
         per_mac(net(golden::DIGITS_FILE), macs),
