@@ -1,19 +1,23 @@
 //! Samples the golden int8 reference model the way firmware does: the blob is
-//! `include_bytes!`-ed, the arena is a `static` sized at compile time by the runtime's `const
-//! fn`, and the sampler runs one step per call while progress is reported.
+//! `include_bytes!`-ed and validated at compile time (`Model::parse` is a `const fn`: a broken
+//! blob is a build error, and no parser is linked), the arena is a `static` sized from it, and
+//! the sampler runs one step per call while progress is reported.
 //!
 //! `cargo run -p microdiff-runtime --example sample_golden -- [PROGRAM] [SEED] [CLASS]`
 
 use std::sync::Mutex;
 
-use microdiff_runtime::{ArenaBuffer, Model, SampleRequest, Sampler, Status, arena_bytes};
+use microdiff_runtime::{ArenaBuffer, Model, SampleRequest, Sampler, Status};
 
 static BLOB: &[u8] = include_bytes!("../../tests/golden/ref-mlp-i8.mdfb");
 
-const ARENA_BYTES: usize = match arena_bytes(BLOB) {
-    Ok(n) => n,
+/// The blob, validated by the compiler (CRC, every section, op and program).
+static MODEL: Model<'static> = match Model::parse(BLOB) {
+    Ok(m) => m,
     Err(_) => panic!("the golden blob is invalid"),
 };
+
+const ARENA_BYTES: usize = MODEL.arena_bytes();
 
 static ARENA: Mutex<ArenaBuffer<ARENA_BYTES>> = Mutex::new(ArenaBuffer::new());
 
@@ -23,9 +27,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seed = args.get(1).map_or(Ok(1), |s| s.parse())?;
     let class = args.get(2).map_or(Ok(0), |s| s.parse())?;
 
-    let model = Model::parse(BLOB)?;
+    let model = &MODEL;
     println!(
-        "model: {} bytes, {} ({}), data {:?}, {} classes, arena {} bytes (static, sized at compile time)",
+        "model: {} bytes, validated at compile time, {} ({}), data {:?}, {} classes, arena {} bytes (static, sized at compile time)",
         BLOB.len(),
         model.meta().objective.name(),
         model.meta().prediction.name(),
@@ -45,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let p = model.program(program)?;
     let mut arena = ARENA.lock().map_err(|_| "arena lock poisoned")?;
     let mut s = Sampler::new(
-        &model,
+        model,
         p,
         arena.as_mut_bytes(),
         SampleRequest {

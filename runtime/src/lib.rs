@@ -5,6 +5,8 @@
 //! * [`arena`] — one caller-provided byte buffer; a `const fn` planner places every network
 //!   value and sampler register, so `static` arenas are sized at compile time.
 //! * [`Model`] — a validated blob: metadata, tensors, graph, schedule, programs, plan.
+//!   [`Model::parse`] is a `const fn`: a firmware that links its blob validates it at compile
+//!   time (`static MODEL: Model<'static> = match Model::parse(BLOB) { … }`) and links no parser.
 //! * [`Sampler`] — interprets a sampler program (`EVAL`, `LIN`, `CLAMP`, `STEP`) one step per
 //!   call and maps the result back to data units.
 //! * [`noise`] — Philox4x32-10 and a Gaussian built from correctly rounded operations only.
