@@ -6,7 +6,7 @@
 //! structure — only on numbers (non-finite values) or on the caller's arguments.
 
 use crate::arena::{self, Plan};
-use crate::blob::bytes::u32_at;
+use crate::blob::bytes::{or, u32_at};
 use crate::blob::graph::{Graph, time_row};
 use crate::blob::meta::Meta;
 use crate::blob::program::{Instr, Program, Programs};
@@ -71,10 +71,7 @@ const fn check_blob(bytes: &[u8]) -> Result<Sections, Error> {
         None => &[],
     };
     let computed = crc::crc32(covered);
-    let stored = match u32_at(bytes, field::CRC.start) {
-        Some(c) => c,
-        None => 0,
-    };
+    let stored = or(u32_at(bytes, field::CRC.start), 0);
     if computed != stored {
         return Err(Error::ChecksumMismatch { stored, computed });
     }

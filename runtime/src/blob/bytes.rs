@@ -57,3 +57,12 @@ pub(crate) const fn sub(b: &[u8], start: usize, len: usize) -> Option<&[u8]> {
         None => None,
     }
 }
+
+/// `v`'s value, or `default`: `Option::unwrap_or` in a `const fn` (it is not `const` for a
+/// generic `T`).
+pub(crate) const fn or<T: Copy>(v: Option<T>, default: T) -> T {
+    match v {
+        Some(x) => x,
+        None => default,
+    }
+}

@@ -18,7 +18,7 @@
 
 use microdiff_kernels::Activation;
 
-use super::bytes::{sub, u8_at, u16_at, u32_at};
+use super::bytes::{or, sub, u8_at, u16_at, u32_at};
 use super::meta::Meta;
 use super::ops::{self, Elem, LenRule, OpSpec};
 use super::tensor::{NO_TENSOR, Tensor, Tensors};
@@ -297,14 +297,6 @@ pub enum Op {
         /// Element of the draw that `dst[0]` takes.
         offset: u32,
     },
-}
-
-/// `v`'s value, or `default` (`Option::unwrap_or` is not `const` for every type).
-const fn or<T: Copy>(v: Option<T>, default: T) -> T {
-    match v {
-        Some(x) => x,
-        None => default,
-    }
 }
 
 const fn opt(v: u16) -> Option<u16> {

@@ -1,7 +1,7 @@
 //! The metadata section: what the samples are (shape, units, classes) and how the model was
 //! trained (objective, prediction type).
 
-use super::bytes::{f32_at, u8_at, u16_at, u32_at};
+use super::bytes::{f32_at, or, u8_at, u16_at, u32_at};
 use crate::error::{Error, Rule, Section};
 
 /// Byte ranges of the metadata section.
@@ -198,19 +198,13 @@ impl<'a> Meta<'a> {
     /// Parses and validates the metadata section.
     pub const fn parse(b: &'a [u8]) -> Result<Self, Error> {
         let data_len = tri!(data_len(b));
-        let objective_code = match u8_at(b, field::OBJECTIVE) {
-            Some(c) => c,
-            None => 0xFF,
-        };
+        let objective_code = or(u8_at(b, field::OBJECTIVE), 0xFF);
         let Some(objective) = Objective::from_code(objective_code) else {
             return Err(Error::UnknownObjective {
                 code: objective_code,
             });
         };
-        let prediction_code = match u8_at(b, field::PREDICTION) {
-            Some(c) => c,
-            None => 0xFF,
-        };
+        let prediction_code = or(u8_at(b, field::PREDICTION), 0xFF);
         let Some(prediction) = Prediction::from_code(prediction_code) else {
             return Err(Error::UnknownPrediction {
                 code: prediction_code,
@@ -219,10 +213,7 @@ impl<'a> Meta<'a> {
         if !matches!(u8_at(b, field::RESERVED), Some(0)) {
             return Err(bad(Rule::MetaReserved));
         }
-        let rank = match u8_at(b, field::RANK) {
-            Some(r) => r,
-            None => 0,
-        };
+        let rank = or(u8_at(b, field::RANK), 0);
         let mut shape = [1u16; 4];
         let mut d = 0;
         while d < 4 {
@@ -231,14 +222,8 @@ impl<'a> Meta<'a> {
             }
             d += 1;
         }
-        let classes = match u16_at(b, field::CLASSES.start) {
-            Some(c) => c,
-            None => 0,
-        };
-        let null = match u16_at(b, field::NULL_CLASS.start) {
-            Some(n) => n,
-            None => NO_NULL_CLASS,
-        };
+        let classes = or(u16_at(b, field::CLASSES.start), 0);
+        let null = or(u16_at(b, field::NULL_CLASS.start), NO_NULL_CLASS);
         let null_class = if null == NO_NULL_CLASS {
             None
         } else {
@@ -247,10 +232,7 @@ impl<'a> Meta<'a> {
             }
             Some(null)
         };
-        let norm_len = match u32_at(b, field::NORM_LEN.start) {
-            Some(n) => n,
-            None => 0,
-        };
+        let norm_len = or(u32_at(b, field::NORM_LEN.start), 0);
         if norm_len > 1 && norm_len != data_len {
             return Err(bad(Rule::NormLength));
         }
@@ -296,14 +278,8 @@ impl<'a> Meta<'a> {
         }
         let i = if self.norm_len == 1 { 0 } else { i } as usize;
         let n = self.norm_len as usize;
-        let s = match f32_at(self.norm, 4 * i) {
-            Some(s) => s,
-            None => 1.0,
-        };
-        let o = match f32_at(self.norm, 4 * (n + i)) {
-            Some(o) => o,
-            None => 0.0,
-        };
+        let s = or(f32_at(self.norm, 4 * i), 1.0);
+        let o = or(f32_at(self.norm, 4 * (n + i)), 0.0);
         (s, o)
     }
 

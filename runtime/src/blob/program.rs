@@ -29,7 +29,7 @@
 //! never panic and report every bad input as a typed [`Error`]. The program-name rule is
 //! [`check_name`], used by the parser, the emitter and the host's sampler builders.
 
-use super::bytes::{f32_at, sub, u8_at, u16_at, u32_at};
+use super::bytes::{f32_at, or, sub, u8_at, u16_at, u32_at};
 use crate::error::{Error, Rule, Section};
 
 /// Most registers a program may use.
@@ -613,18 +613,9 @@ const fn read_program(b: &[u8], index: u16, at: usize) -> Result<(Program<'_>, u
         index,
         name: or_empty(sub(b, at + field::NAME.start, NAME_LEN)),
         regs,
-        out_reg: match u8_at(b, at + field::OUT_REG) {
-            Some(r) => r,
-            None => 0xFF,
-        },
-        steps: match u16_at(b, at + field::STEPS.start) {
-            Some(n) => n,
-            None => 0,
-        },
-        evals: match u16_at(b, at + field::EVALS.start) {
-            Some(n) => n,
-            None => 0,
-        },
+        out_reg: or(u8_at(b, at + field::OUT_REG), 0xFF),
+        steps: or(u16_at(b, at + field::STEPS.start), 0),
+        evals: or(u16_at(b, at + field::EVALS.start), 0),
         code: or_empty(sub(b, at + field::CODE, code_len)),
     };
     Ok((program, next))
@@ -632,10 +623,7 @@ const fn read_program(b: &[u8], index: u16, at: usize) -> Result<(Program<'_>, u
 
 /// The slice, or an empty one.
 const fn or_empty(b: Option<&[u8]>) -> &[u8] {
-    match b {
-        Some(b) => b,
-        None => &[],
-    }
+    or(b, &[])
 }
 
 /// The program section, validated.
@@ -743,10 +731,7 @@ pub const fn max_regs(b: &[u8]) -> Result<u8, Error> {
 pub const fn find(b: &[u8], name: &str) -> Result<u16, Error> {
     let count = match max_regs(b) {
         // `max_regs` checks the framing; then every header below is in bounds.
-        Ok(_) => match u32_at(b, field::COUNT.start) {
-            Some(c) => c,
-            None => 0,
-        },
+        Ok(_) => or(u32_at(b, field::COUNT.start), 0),
         Err(e) => return Err(e),
     };
     let want = name.as_bytes();
@@ -757,10 +742,7 @@ pub const fn find(b: &[u8], name: &str) -> Result<u16, Error> {
             let mut j = 0;
             let mut same = true;
             while j < NAME_LEN {
-                let stored = match u8_at(b, at + field::NAME.start + j) {
-                    Some(c) => c,
-                    None => 0,
-                };
+                let stored = or(u8_at(b, at + field::NAME.start + j), 0);
                 let wanted = if j < want.len() { want[j] } else { 0 };
                 if stored != wanted {
                     same = false;

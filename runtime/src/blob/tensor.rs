@@ -6,7 +6,7 @@
 
 use microdiff_kernels::{Dtype, Matrix};
 
-use super::bytes::{sub, u8_at, u16_at, u32_at};
+use super::bytes::{or, sub, u8_at, u16_at, u32_at};
 use crate::error::{Error, Rule, Section};
 
 /// Byte ranges of the tensor section and of one tensor record.
@@ -140,10 +140,7 @@ impl<'a> Tensors<'a> {
         let Some(rec) = sub(self.table, at, field::RECORD_LEN) else {
             return Err(bad(i, Rule::RecordTruncated));
         };
-        let code = match u8_at(rec, field::DTYPE) {
-            Some(c) => c,
-            None => 0xFF,
-        };
+        let code = or(u8_at(rec, field::DTYPE), 0xFF);
         match Dtype::from_code(code) {
             Some(dtype) => Ok((rec, dtype)),
             None => Err(Error::UnknownDtype { tensor: i, code }),
@@ -157,14 +154,8 @@ impl<'a> Tensors<'a> {
     /// is an error.
     pub const fn get(&self, i: u16) -> Result<Tensor<'a>, Error> {
         let (rec, dtype) = tri!(self.record(i));
-        let rows = match u32_at(rec, field::ROWS.start) {
-            Some(r) => r,
-            None => 0,
-        };
-        let cols = match u32_at(rec, field::COLS.start) {
-            Some(c) => c,
-            None => 0,
-        };
+        let rows = or(u32_at(rec, field::ROWS.start), 0);
+        let cols = or(u32_at(rec, field::COLS.start), 0);
         // In range and without overflow: `check` computed the same product.
         let elems = (rows as usize)
             .wrapping_mul(cols as usize)
@@ -183,7 +174,7 @@ impl<'a> Tensors<'a> {
                     None => 0,
                 };
                 match sub(self.data, soff, (rows as usize).wrapping_mul(4)) {
-                    Some(s) => s,
+                    Some(v) => v,
                     None => return Err(bad(i, Rule::ScalesOutside)),
                 }
             }
@@ -209,14 +200,8 @@ impl<'a> Tensors<'a> {
         {
             return Err(bad(i, Rule::TensorReserved));
         }
-        let rows = match u32_at(rec, field::ROWS.start) {
-            Some(r) => r,
-            None => 0,
-        };
-        let cols = match u32_at(rec, field::COLS.start) {
-            Some(c) => c,
-            None => 0,
-        };
+        let rows = or(u32_at(rec, field::ROWS.start), 0);
+        let cols = or(u32_at(rec, field::COLS.start), 0);
         if rows == 0 || cols == 0 {
             return Err(bad(i, Rule::ZeroRowsOrCols));
         }
@@ -227,20 +212,14 @@ impl<'a> Tensors<'a> {
         let Some(elems) = elems else {
             return Err(bad(i, Rule::SizeOverflows));
         };
-        let off = match u32_at(rec, field::DATA_OFFSET.start) {
-            Some(o) => o,
-            None => 1,
-        };
+        let off = or(u32_at(rec, field::DATA_OFFSET.start), 1);
         if !off.is_multiple_of(4) {
             return Err(bad(i, Rule::DataMisaligned));
         }
         let Some(data) = sub(self.data, off as usize, elems) else {
             return Err(bad(i, Rule::DataOutside));
         };
-        let soff = match u32_at(rec, field::SCALES_OFFSET.start) {
-            Some(o) => o,
-            None => NO_SCALES,
-        };
+        let soff = or(u32_at(rec, field::SCALES_OFFSET.start), NO_SCALES);
         let scales: &[u8] = match dtype {
             Dtype::I8 => {
                 if !soff.is_multiple_of(4) {
@@ -250,7 +229,7 @@ impl<'a> Tensors<'a> {
                     return Err(bad(i, Rule::SizeOverflows));
                 };
                 match sub(self.data, soff as usize, len) {
-                    Some(s) => s,
+                    Some(v) => v,
                     None => return Err(bad(i, Rule::ScalesOutside)),
                 }
             }
